@@ -1,0 +1,45 @@
+"""The pass pipelines that take imported linalg IR down to the LLVM dialect."""
+
+from __future__ import annotations
+
+from rt3d_mlir.sparsity import format_group_shape
+
+
+def sparse_conv_pipeline(group_shape: tuple[int, int] | None) -> str:
+    """Recognize kernel-group sparse convolutions and lower them (reference path)."""
+    option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
+    return f"rt3d-recognize-kgs{option}, rt3d-lower-kgs-to-linalg, canonicalize, cse"
+
+
+def bufferize_pipeline(blob_file: str) -> str:
+    """Tensors to buffers; the model output becomes a caller-provided out-param."""
+    return ", ".join(
+        [
+            f"rt3d-externalize-weights{{blob-file={blob_file}}}",
+            "one-shot-bufferize{bufferize-function-boundaries "
+            "function-boundary-type-conversion=identity-layout-map}",
+            "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
+            "canonicalize",
+            "buffer-deallocation-pipeline",
+        ]
+    )
+
+
+LOOPS_TO_LLVM = ", ".join(
+    [
+        "rt3d-memref-copy-to-linalg",
+        "convert-linalg-to-loops",
+        "lower-affine",
+        "canonicalize",
+        "cse",
+        "convert-scf-to-cf",
+        "expand-strided-metadata",
+        "finalize-memref-to-llvm",
+        "convert-math-to-llvm",
+        "convert-arith-to-llvm",
+        "convert-index-to-llvm",
+        "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}",
+        "convert-cf-to-llvm",
+        "reconcile-unrealized-casts",
+    ]
+)

@@ -1,0 +1,144 @@
+"""Lowered IR to a shared object: LLVM dialect -> LLVM 22 IR -> clang-22 + lld."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+
+from torch_mlir import ir
+
+from rt3d_mlir.backend.abi import (
+    FORWARD_IMPL_SYMBOL,
+    WeightSymbol,
+    version_script,
+    weights_assembly,
+    wrapper_source,
+)
+from rt3d_mlir.backend.pipelines import LOOPS_TO_LLVM, bufferize_pipeline
+from rt3d_mlir.backend.targets import Target
+from rt3d_mlir.backend.toolchain import CLANG, LLD, MLIR_TRANSLATE, find_tool, run_tool
+from rt3d_mlir.errors import UnsupportedModelError
+from rt3d_mlir.passes import run_pipeline
+from rt3d_mlir.passes.externalize_weights import OFFSET_ATTR, SIZE_ATTR
+from rt3d_mlir.passes.matchers import ops_named
+
+
+def entry_function(module: ir.Module, name: str) -> ir.Operation:
+    for op in ops_named(module.operation, "func.func"):
+        if ir.StringAttr(op.attributes["sym_name"]).value == name:
+            return op
+    raise UnsupportedModelError(f"the imported module has no function '{name}'")
+
+
+def entry_signature(func: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(input shape, output shape) of a one-tensor-in, one-tensor-out function."""
+    ftype = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
+    if len(ftype.inputs) != 1 or len(ftype.results) != 1:
+        raise UnsupportedModelError(
+            f"the model must take one tensor and return one tensor, it takes "
+            f"{len(ftype.inputs)} and returns {len(ftype.results)}"
+        )
+    shapes = []
+    for kind, value_type in (("input", ftype.inputs[0]), ("output", ftype.results[0])):
+        tensor = ir.RankedTensorType(value_type)
+        if not tensor.has_static_shape:
+            raise UnsupportedModelError(f"the model's {kind} shape must be static")
+        if tensor.element_type != ir.F32Type.get(func.context):
+            raise UnsupportedModelError(f"the model's {kind} must be float32, not {tensor.element_type}")
+        shapes.append(tuple(tensor.shape))
+    return shapes[0], shapes[1]
+
+
+def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
+    symbols = []
+    for op in ops_named(module.operation, "memref.global"):
+        if OFFSET_ATTR in op.attributes:
+            symbols.append(
+                WeightSymbol(
+                    name=ir.StringAttr(op.attributes["sym_name"]).value,
+                    offset=ir.IntegerAttr(op.attributes[OFFSET_ATTR]).value,
+                    size=ir.IntegerAttr(op.attributes[SIZE_ATTR]).value,
+                )
+            )
+    return symbols
+
+
+def build_shared_object(
+    module: ir.Module,
+    function_name: str,
+    output: str,
+    target: Target,
+    cpu: str | None = None,
+    keep_dir: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Compile a module whose ``function_name`` is the model into ``output``.
+
+    The output file appears only when everything succeeded (it is written
+    under a temporary name and renamed).
+    """
+    mlir_translate = find_tool(MLIR_TRANSLATE, target.name)
+    clang = find_tool(CLANG, target.name)
+    find_tool(LLD, target.name)
+    step = progress or (lambda _msg: None)
+
+    func = entry_function(module, function_name)
+    input_shape, output_shape = entry_signature(func)
+    func.attributes["sym_name"] = ir.StringAttr.get(FORWARD_IMPL_SYMBOL, module.context)
+
+    with tempfile.TemporaryDirectory(prefix="rt3d-build-") as tmp:
+        work = keep_dir or tmp
+        os.makedirs(work, exist_ok=True)
+        blob = os.path.join(work, "weights.bin")
+        step("bufferize")
+        run_pipeline(module, f"builtin.module({bufferize_pipeline(blob)})")
+        weights = _weight_symbols(module)
+        if not weights:
+            open(blob, "wb").close()
+        step("lower to LLVM dialect")
+        run_pipeline(module, f"builtin.module({LOOPS_TO_LLVM})")
+        llvm_mlir = os.path.join(work, "model.llvm.mlir")
+        with open(llvm_mlir, "w") as f:
+            module.operation.print(file=f, large_elements_limit=None)
+        step("translate to LLVM IR")
+        llvm_ir = os.path.join(work, "model.ll")
+        run_tool([mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
+        wrapper = os.path.join(work, "abi.c")
+        with open(wrapper, "w") as f:
+            f.write(wrapper_source(target.name, input_shape, output_shape))
+        assembly = os.path.join(work, "weights.S")
+        with open(assembly, "w") as f:
+            f.write(weights_assembly(os.path.abspath(blob), weights))
+        exports = os.path.join(work, "exports.map")
+        with open(exports, "w") as f:
+            f.write(version_script())
+        step("compile and link")
+        out_dir = os.path.dirname(os.path.abspath(output)) or "."
+        fd, partial = tempfile.mkstemp(prefix=".rt3d-", suffix=".so.partial", dir=out_dir)
+        os.close(fd)
+        try:
+            run_tool(
+                [
+                    clang,
+                    f"--target={target.triple}",
+                    f"{target.cpu_flag}={cpu or target.default_cpu}",
+                    "-O3",
+                    "-fPIC",
+                    "-shared",
+                    "-fuse-ld=lld",
+                    "-Wno-override-module",
+                    f"-Wl,--version-script={exports}",
+                    "-Wl,-z,defs",
+                    llvm_ir,
+                    wrapper,
+                    assembly,
+                    "-o",
+                    partial,
+                ],
+                "compiling the shared object",
+            )
+            os.replace(partial, output)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)

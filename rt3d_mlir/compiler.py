@@ -1,0 +1,107 @@
+"""The compiler driver: a model (file, nn.Module or ExportedProgram) to an artifact."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from rt3d_mlir.backend import build_shared_object, get_target
+from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
+from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
+from rt3d_mlir.frontend import (
+    FUNCTION_NAME,
+    LoadedModel,
+    check_input_shape,
+    import_to_linalg,
+    load_model_file,
+    prepare_for_import,
+)
+from rt3d_mlir.passes import run_pipeline
+
+ModelLike = str | os.PathLike[str] | nn.Module | torch.export.ExportedProgram
+
+
+def _loaded(model: ModelLike) -> LoadedModel:
+    if isinstance(model, str | os.PathLike):
+        return load_model_file(model)
+    if isinstance(model, torch.export.ExportedProgram):
+        return LoadedModel("<ExportedProgram>", program=model)
+    if isinstance(model, nn.Module):
+        return LoadedModel("<nn.Module>", module=model)
+    raise ModelLoadError(f"cannot compile a {type(model).__name__}; pass a model file or nn.Module")
+
+
+def _resolve_input_shape(
+    loaded: LoadedModel,
+    example_input: torch.Tensor | None,
+    input_shape: Sequence[int] | None,
+) -> tuple[int, ...]:
+    if example_input is not None:
+        shape = tuple(example_input.shape)
+    elif input_shape is not None:
+        shape = tuple(input_shape)
+    elif loaded.default_input_shape is not None:
+        shape = loaded.default_input_shape
+    else:
+        raise UnsupportedModelError(
+            f"no input shape known for {loaded.source}; give one (--input-shape N,C,D,H,W)"
+        )
+    shape = check_input_shape(shape)
+    if loaded.program is not None and loaded.default_input_shape not in (None, shape):
+        raise UnsupportedModelError(
+            f"the ExportedProgram was exported for input shape {loaded.default_input_shape}, "
+            f"not {shape}"
+        )
+    return shape
+
+
+def compile_model(
+    model: ModelLike,
+    example_input: torch.Tensor | None = None,
+    *,
+    output: str | os.PathLike[str],
+    target: str = "host",
+    input_shape: Sequence[int] | None = None,
+    group_shape: tuple[int, int] | None = None,
+    cpu: str | None = None,
+    keep_intermediates: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> str:
+    """Compile a model to an artifact at ``output`` and return its path.
+
+    ``group_shape`` forces the kernel-group shape used to discover sparsity;
+    by default it comes from the checkpoint's metadata, else the largest
+    candidate each layer's zeros fit.
+    """
+    step = progress or (lambda _msg: None)
+    target_info = get_target(target)
+    output = os.fspath(output)
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        raise UnsupportedModelError(f"output directory '{out_dir}' does not exist")
+    step("load")
+    loaded = _loaded(model)
+    shape = _resolve_input_shape(loaded, example_input, input_shape)
+    x = example_input if example_input is not None else torch.zeros(shape)
+    step("import")
+    if loaded.program is not None:
+        module = import_to_linalg(loaded.program, x)
+    else:
+        assert loaded.module is not None
+        module = import_to_linalg(prepare_for_import(loaded.module), x)
+    with module.context:
+        step("sparse convolutions")
+        run_pipeline(module, f"builtin.module({sparse_conv_pipeline(group_shape or loaded.group_shape)})")
+        build_shared_object(
+            module,
+            FUNCTION_NAME,
+            output,
+            target_info,
+            cpu=cpu,
+            keep_dir=keep_intermediates,
+            progress=step,
+        )
+    return output

@@ -1,0 +1,25 @@
+"""The ``rt3d`` dialect: ops that carry kernel-group sparsity through the compiler."""
+
+from rt3d_mlir.dialect.rt3d import (
+    ACTIVATIONS,
+    KgsConv3dOp,
+    KgsConv3dParams,
+    Rt3dDialect,
+    build_kgs_conv3d,
+    conv_output_shape,
+    kgs_conv3d_operands,
+    kgs_conv3d_params,
+    load_dialect,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "KgsConv3dOp",
+    "KgsConv3dParams",
+    "Rt3dDialect",
+    "build_kgs_conv3d",
+    "conv_output_shape",
+    "kgs_conv3d_operands",
+    "kgs_conv3d_params",
+    "load_dialect",
+]

@@ -1,0 +1,149 @@
+"""The rt3d checkpoint: the one contract between the pruning tool and the compiler.
+
+A checkpoint is a ``torch.save``-d dict::
+
+    {
+      "format": "rt3d-checkpoint",
+      "version": 1,
+      "arch": "c3d",                       # a name from rt3d_mlir.models
+      "kwargs": {"width": 0.25, ...},      # constructor arguments
+      "state_dict": {...},                 # weights; pruned weights are exact zeros
+      "sparsity": {                        # optional
+        "scheme": "kgs" | "vanilla" | "dense",
+        "group_shape": [gF, gC],
+        "layers": {"features.conv2a": {"kept_fraction": 0.38}, ...},
+      },
+      "input_shape": [1, 3, 16, 112, 112], # optional default for compilation
+    }
+
+``kwargs`` and ``sparsity`` hold only plain Python values (lists, numbers,
+strings), so the file loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from rt3d_mlir.errors import ModelLoadError
+from rt3d_mlir.models import ARCHITECTURES, build_model
+
+CHECKPOINT_FORMAT = "rt3d-checkpoint"
+CHECKPOINT_VERSION = 1
+SCHEMES = ("kgs", "vanilla", "dense")
+
+
+@dataclass
+class Checkpoint:
+    arch: str
+    kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    sparsity: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[int] | None = None
+
+    @property
+    def group_shape(self) -> tuple[int, int] | None:
+        shape = self.sparsity.get("group_shape")
+        return (int(shape[0]), int(shape[1])) if shape else None
+
+    def build_module(self) -> nn.Module:
+        model = build_model(self.arch, **_constructor_kwargs(self.kwargs))
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ModelLoadError(f"checkpoint weights do not fit '{self.arch}': {first}") from None
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "arch": self.arch,
+            "kwargs": _plain(self.kwargs),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
+            "sparsity": _plain(self.sparsity),
+        }
+        if self.input_shape is not None:
+            data["input_shape"] = [int(d) for d in self.input_shape]
+        return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _constructor_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    # Tuples are stored as lists; constructors accept either.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def is_checkpoint(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT
+
+
+def checkpoint_from_dict(data: Mapping[str, Any], source: str) -> Checkpoint:
+    version = data.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise ModelLoadError(
+            f"'{source}' is an rt3d checkpoint of version {version}; this tool reads version "
+            f"{CHECKPOINT_VERSION}"
+        )
+    for key in ("arch", "kwargs", "state_dict"):
+        if key not in data:
+            raise ModelLoadError(f"'{source}' is not a complete rt3d checkpoint: no '{key}'")
+    if data["arch"] not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ModelLoadError(f"'{source}' names unknown architecture '{data['arch']}' (known: {known})")
+    sparsity = dict(data.get("sparsity") or {})
+    if sparsity.get("scheme", "dense") not in SCHEMES:
+        raise ModelLoadError(f"'{source}' has unknown sparsity scheme '{sparsity.get('scheme')}'")
+    return Checkpoint(
+        arch=data["arch"],
+        kwargs=dict(data["kwargs"]),
+        state_dict=dict(data["state_dict"]),
+        sparsity=sparsity,
+        input_shape=list(data["input_shape"]) if data.get("input_shape") else None,
+    )
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    arch: str,
+    kwargs: Mapping[str, Any],
+    model: nn.Module,
+    sparsity: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> None:
+    """Write a checkpoint atomically (a crash never leaves a partial file)."""
+    checkpoint = Checkpoint(
+        arch=arch,
+        kwargs=dict(kwargs),
+        state_dict=dict(model.state_dict()),
+        sparsity=dict(sparsity or {}),
+        input_shape=list(input_shape) if input_shape is not None else None,
+    )
+    atomic_torch_save(checkpoint.to_dict(), path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".rt3d-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,12 @@
+"""Compiler passes, one per module, registered by name for pipelines and ``rt3d-opt``."""
+
+from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
+    externalize_weights,
+    lower_kgs_to_linalg,
+    memref_copy_to_linalg,
+    recognize_kgs,
+)
+from rt3d_mlir.passes.framework import PASS_REGISTRY, Pass, PassFailure, register_pass
+from rt3d_mlir.passes.pipeline import parse_pipeline, run_pipeline
+
+__all__ = ["PASS_REGISTRY", "Pass", "PassFailure", "parse_pipeline", "register_pass", "run_pipeline"]

@@ -1,0 +1,96 @@
+"""rt3d-externalize-weights: move large constant tensors out of the IR.
+
+Each non-splat ``arith.constant`` tensor with at least ``min-elements``
+elements becomes an external ``memref.global`` declaration (no initial
+value) read through ``memref.get_global`` + ``bufferization.to_tensor``.
+Its bytes are appended, 64-byte aligned, to ``blob-file``, and the global
+records where: ``rt3d.blob_offset`` and ``rt3d.blob_size`` (bytes). The
+backend defines the symbols from the blob (``.incbin``), so weight data
+never passes through MLIR or LLVM IR text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch_mlir import ir
+from torch_mlir.dialects import bufferization, memref
+
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.matchers import constant_array, ops_named
+
+BLOB_ALIGNMENT = 64
+OFFSET_ATTR = "rt3d.blob_offset"
+SIZE_ATTR = "rt3d.blob_size"
+
+
+@dataclass
+class ExternalizeWeightsOptions:
+    blob_file: str = ""
+    min_elements: int = 64
+    symbol_prefix: str = "rt3d_weight_"
+
+
+@register_pass
+class ExternalizeWeights(Pass):
+    name = "rt3d-externalize-weights"
+    summary = "Replace large constant tensors by external memref.globals backed by a blob file"
+    Options = ExternalizeWeightsOptions
+
+    def run(self, module: ir.Operation) -> None:
+        candidates = []
+        for op in ops_named(module, "arith.constant"):
+            if not isinstance(op.results[0].type, ir.RankedTensorType):
+                continue
+            if ir.RankedTensorType(op.results[0].type).element_type != ir.F32Type.get():
+                continue
+            array = constant_array(op.results[0])
+            if array is None or array.size < self.options.min_elements:
+                continue
+            attr = op.attributes["value"]
+            if attr.is_splat:
+                continue
+            candidates.append((op, array))
+        if not candidates:
+            return
+        if not self.options.blob_file:
+            raise PassFailure("needs the blob-file option to write weights to", module.location)
+
+        existing = {
+            ir.StringAttr(o.attributes["sym_name"]).value for o in ops_named(module, "memref.global")
+        }
+        body = module.regions[0].blocks[0]
+        offset = 0
+        with open(self.options.blob_file, "wb") as blob:
+            for index, (op, array) in enumerate(candidates):
+                symbol = f"{self.options.symbol_prefix}{index}"
+                while symbol in existing:
+                    symbol += "_"
+                data = np.ascontiguousarray(array, dtype=np.float32).tobytes()
+                padding = (-offset) % BLOB_ALIGNMENT
+                blob.write(b"\0" * padding)
+                offset += padding
+                tensor_type = ir.RankedTensorType(op.results[0].type)
+                memref_type = ir.MemRefType.get(list(tensor_type.shape), tensor_type.element_type)
+                with ir.InsertionPoint.at_block_begin(body), op.location:
+                    global_op = memref.GlobalOp(
+                        sym_name=symbol,
+                        type_=memref_type,
+                        sym_visibility="public",
+                        constant=True,
+                        alignment=BLOB_ALIGNMENT,
+                    )
+                    global_op.operation.attributes[OFFSET_ATTR] = ir.IntegerAttr.get(
+                        ir.IntegerType.get_signless(64), offset
+                    )
+                    global_op.operation.attributes[SIZE_ATTR] = ir.IntegerAttr.get(
+                        ir.IntegerType.get_signless(64), len(data)
+                    )
+                blob.write(data)
+                offset += len(data)
+                with ir.InsertionPoint(op), op.location:
+                    buffer = memref.GetGlobalOp(memref_type, symbol).result
+                    value = bufferization.ToTensorOp(tensor_type, buffer, restrict=True).result
+                op.results[0].replace_all_uses_with(value)
+                op.erase()

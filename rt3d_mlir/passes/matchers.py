@@ -1,0 +1,117 @@
+"""Small helpers for reading and matching IR from Python passes."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch_mlir import ir
+
+
+def ops_named(root: ir.Operation, name: str) -> list[ir.Operation]:
+    """All ops with the given name under ``root``, in pre-order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == name:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return found
+
+
+def defining_op(value: ir.Value) -> ir.Operation | None:
+    """The op that produces ``value``, or None for a block argument."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    return owner.operation if hasattr(owner, "operation") else owner
+
+
+def constant_attr(value: ir.Value) -> ir.Attribute | None:
+    op = defining_op(value)
+    if op is None or op.name != "arith.constant":
+        return None
+    return op.attributes["value"]
+
+
+def constant_array(value: ir.Value) -> np.ndarray | None:
+    """The contents of an ``arith.constant`` with inline dense elements.
+
+    ``dense_resource`` blobs cannot be read back through the Python bindings,
+    so they give None (the frontend imports weights as inline elements).
+    """
+    attr = constant_attr(value)
+    if attr is None or not isinstance(attr, ir.DenseElementsAttr):
+        return None
+    if isinstance(attr, ir.DenseFPElementsAttr | ir.DenseIntElementsAttr):
+        if attr.is_splat:
+            splat = attr.get_splat_value()
+            shaped = ir.ShapedType(attr.type)
+            scalar = splat.value if hasattr(splat, "value") else splat
+            return np.full(tuple(shaped.shape), scalar, dtype=np.float32)
+        return np.array(attr)
+    return None
+
+
+def is_float_constant(value: ir.Value, number: float) -> bool:
+    attr = constant_attr(value)
+    return isinstance(attr, ir.FloatAttr) and float(attr.value) == number
+
+
+def single_use(value: ir.Value) -> ir.Operation | None:
+    """The only user of ``value``, or None if it has zero or several uses."""
+    users = [use.owner for use in value.uses]
+    if len(users) != 1:
+        return None
+    user = users[0]
+    return user.operation if hasattr(user, "operation") else user
+
+
+def generic_body(op: ir.Operation) -> list[ir.Operation]:
+    return [o.operation if hasattr(o, "operation") else o for o in op.regions[0].blocks[0].operations]
+
+
+def _is_identity_elementwise(op: ir.Operation, num_inputs: int) -> bool:
+    if op.name != "linalg.generic" or len(op.results) != 1:
+        return False
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    if len(maps) != num_inputs + 1 or any(not m.is_permutation or list(m.results) != list(
+        ir.AffineMap.get_identity(m.n_dims).results) for m in maps):
+        return False
+    iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+    return all("parallel" in it for it in iterators)
+
+
+def relu_input(op: ir.Operation) -> ir.Value | None:
+    """If ``op`` is an elementwise ReLU ``linalg.generic``, the value it rectifies.
+
+    Recognizes the two forms torch-mlir emits: ``select(cmpf ugt x, 0; x; 0)``
+    and ``maximumf(x, 0)``.
+    """
+    if not _is_identity_elementwise(op, 1):
+        return None
+    body = generic_body(op)
+    block = op.regions[0].blocks[0]
+    arg = block.arguments[0]
+    yielded = body[-1].operands[0]
+    if len(body) == 2 and body[0].name == "arith.maximumf":
+        a, b = body[0].operands
+        if (a == arg and is_float_constant(b, 0.0)) or (b == arg and is_float_constant(a, 0.0)):
+            return op.operands[0] if yielded == body[0].results[0] else None
+    if len(body) == 3 and body[0].name == "arith.cmpf" and body[1].name == "arith.select":
+        cmp, sel = body[0], body[1]
+        predicate = int(ir.IntegerAttr(cmp.attributes["predicate"]).value)
+        # arith.cmpf predicates: 2 = ogt, 9 = ugt.
+        lhs, rhs = cmp.operands
+        cond, true_value, false_value = sel.operands
+        if (
+            predicate in (2, 9)
+            and lhs == arg
+            and is_float_constant(rhs, 0.0)
+            and cond == cmp.results[0]
+            and true_value == arg
+            and is_float_constant(false_value, 0.0)
+            and yielded == sel.results[0]
+        ):
+            return op.operands[0]
+    return None

@@ -1,0 +1,157 @@
+"""rt3d-recognize-kgs: turn dense linalg 3D convolutions into ``rt3d.kgs_conv3d``.
+
+Matches ``linalg.conv_3d_ncdhw_fcdhw`` whose weight is a constant, absorbing
+the zero ``tensor.pad`` of its input (per-dimension low/high padding), the
+bias broadcast into its init (or a zero fill), and a following ReLU
+``linalg.generic`` when it is the conv's only user. The kernel-group masks
+come from the weight's exact zeros for the group shape given by
+``group-shape`` or, if unset, the largest of ``candidates`` that the zeros
+fit. Convolutions with non-constant weights are left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch_mlir import ir
+
+from rt3d_mlir.dialect import KgsConv3dParams, build_kgs_conv3d, load_dialect
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.matchers import (
+    constant_array,
+    defining_op,
+    generic_body,
+    is_float_constant,
+    ops_named,
+    relu_input,
+    single_use,
+)
+from rt3d_mlir.sparsity import (
+    DEFAULT_GROUP_SHAPE_CANDIDATES,
+    choose_group_shape,
+    format_group_shape,
+    kernel_group_masks,
+    parse_group_shape,
+)
+
+CONV_OP = "linalg.conv_3d_ncdhw_fcdhw"
+_PURE_PRODUCERS = ("tensor.pad", "linalg.broadcast", "linalg.fill", "tensor.empty", "arith.constant")
+
+
+@dataclass
+class RecognizeKgsOptions:
+    group_shape: str = ""
+    candidates: str = ",".join(format_group_shape(g) for g in DEFAULT_GROUP_SHAPE_CANDIDATES)
+
+
+def _vector3(op: ir.Operation, name: str) -> tuple[int, int, int]:
+    if name not in op.attributes:
+        return (1, 1, 1)
+    return tuple(int(v) for v in np.array(ir.DenseIntElementsAttr(op.attributes[name])))  # type: ignore[return-value]
+
+
+def _zero_pad_source(value: ir.Value) -> tuple[ir.Value, tuple[int, ...], tuple[int, ...]] | None:
+    """If ``value`` is a zero ``tensor.pad`` of the spatial dims, its source and pads."""
+    pad = defining_op(value)
+    if pad is None or pad.name != "tensor.pad":
+        return None
+    if len(pad.operands) != 1:  # dynamic padding amounts
+        return None
+    low = tuple(ir.DenseI64ArrayAttr(pad.attributes["static_low"]))
+    high = tuple(ir.DenseI64ArrayAttr(pad.attributes["static_high"]))
+    if len(low) != 5 or low[:2] != (0, 0) or high[:2] != (0, 0):
+        return None
+    body = generic_body(pad)
+    if len(body) != 1 or not is_float_constant(body[0].operands[0], 0.0):
+        return None
+    return pad.operands[0], low[2:], high[2:]
+
+
+def _bias_of_init(value: ir.Value) -> tuple[bool, ir.Value | None]:
+    """(matched, bias): a broadcast of a [F] bias over N,D,H,W, or a zero fill."""
+    init = defining_op(value)
+    if init is None:
+        return False, None
+    if init.name == "linalg.fill" and is_float_constant(init.operands[0], 0.0):
+        return True, None
+    if init.name == "linalg.broadcast":
+        dims = tuple(ir.DenseI64ArrayAttr(init.attributes["dimensions"]))
+        if dims == (0, 2, 3, 4):
+            return True, init.operands[0]
+    return False, None
+
+
+def erase_dead_producers(ops: list[ir.Operation]) -> None:
+    """Erase side-effect-free producers left without uses, transitively."""
+    pending = list(ops)
+    while pending:
+        op = pending.pop()
+        if op.name not in _PURE_PRODUCERS or not op.attached:
+            continue
+        if any(True for r in op.results for _ in r.uses):
+            continue
+        producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
+        op.erase()
+        pending.extend(producers)
+
+
+@register_pass
+class RecognizeKgs(Pass):
+    name = "rt3d-recognize-kgs"
+    summary = "Turn linalg conv3d + pad + bias + ReLU with constant weights into rt3d.kgs_conv3d"
+    Options = RecognizeKgsOptions
+
+    def _group_shape_for(self, weight: np.ndarray, location: ir.Location) -> tuple[int, int]:
+        try:
+            if self.options.group_shape:
+                return parse_group_shape(self.options.group_shape)
+            candidates = [parse_group_shape(c) for c in self.options.candidates.split(",") if c]
+        except ValueError as err:
+            raise PassFailure(str(err), location) from None
+        return choose_group_shape(weight, candidates)
+
+    def run(self, module: ir.Operation) -> None:
+        load_dialect(module.context)
+        for conv in ops_named(module, CONV_OP):
+            self._rewrite(conv)
+
+    def _rewrite(self, conv: ir.Operation) -> None:
+        x, w, init = conv.operands
+        weight = constant_array(w)
+        if weight is None or weight.ndim != 5:
+            return
+        matched, bias = _bias_of_init(init)
+        if not matched:
+            return
+        pad_low = pad_high = (0, 0, 0)
+        padded = _zero_pad_source(x)
+        producers = [defining_op(v) for v in conv.operands]
+        if padded is not None:
+            x, pad_low, pad_high = padded
+        group_shape = self._group_shape_for(weight, conv.location)
+        masks = kernel_group_masks(weight, group_shape)
+
+        replaced = conv
+        activation = "none"
+        user = single_use(conv.results[0])
+        rectified = relu_input(user) if user is not None else None
+        if rectified is not None and rectified == conv.results[0]:
+            replaced, activation = user, "relu"
+            producers += [defining_op(v) for v in user.operands[1:]]
+        params = KgsConv3dParams(
+            strides=_vector3(conv, "strides"),
+            padding_low=tuple(pad_low),  # type: ignore[arg-type]
+            padding_high=tuple(pad_high),  # type: ignore[arg-type]
+            dilations=_vector3(conv, "dilations"),
+            group_shape=group_shape,
+            masks=masks,
+            activation=activation,
+        )
+        with ir.InsertionPoint(conv), conv.location:
+            new = build_kgs_conv3d(replaced.results[0].type, x, w, bias, params)
+        replaced.results[0].replace_all_uses_with(new.results[0])
+        if replaced is not conv:
+            replaced.erase()
+        conv.erase()
+        erase_dead_producers([p for p in producers if p is not None])

@@ -1,0 +1,90 @@
+"""Load and call a compiled artifact through its C ABI (numpy only, no compiler).
+
+See ``rt3d_mlir.backend.abi`` for the ABI. Calls release the GIL (ctypes),
+so several Python threads can run inferences at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import numpy as np
+
+from rt3d_mlir.errors import ArtifactError
+
+ABI_VERSION = 1
+_ELF_MAGIC = b"\x7fELF"
+
+
+class CompiledModel:
+    """A compiled model: call it with a float32 array of ``input_shape``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        _check_file(self.path)
+        try:
+            self._lib = ctypes.CDLL(os.path.abspath(self.path), mode=ctypes.RTLD_LOCAL)
+        except OSError as err:
+            raise ArtifactError(f"cannot load '{self.path}': {err}") from None
+        lib = self._lib
+        try:
+            lib.rt3d_abi_version.restype = ctypes.c_uint32
+            lib.rt3d_target.restype = ctypes.c_char_p
+            for name in ("rt3d_input_rank", "rt3d_output_rank"):
+                getattr(lib, name).restype = ctypes.c_int32
+            for name in ("rt3d_input_shape", "rt3d_output_shape"):
+                getattr(lib, name).restype = ctypes.POINTER(ctypes.c_int64)
+            lib.rt3d_forward.restype = ctypes.c_int32
+            lib.rt3d_forward.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        except AttributeError as err:
+            raise ArtifactError(f"'{self.path}' is not an rt3d artifact: {err}") from None
+        version = lib.rt3d_abi_version()
+        if version != ABI_VERSION:
+            raise ArtifactError(
+                f"'{self.path}' uses artifact ABI version {version}; this runtime reads {ABI_VERSION}"
+            )
+        self.target = lib.rt3d_target().decode()
+        self.input_shape = _shape(lib.rt3d_input_shape(), lib.rt3d_input_rank())
+        self.output_shape = _shape(lib.rt3d_output_shape(), lib.rt3d_output_rank())
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape != self.input_shape:
+            raise ArtifactError(
+                f"input has shape {x.shape}, but the model was compiled for {self.input_shape}"
+            )
+        if x.dtype != np.float32:
+            if not np.issubdtype(x.dtype, np.floating):
+                raise ArtifactError(f"input must be floating point, got {x.dtype}")
+            x = x.astype(np.float32)
+        x = np.ascontiguousarray(x)
+        y = np.empty(self.output_shape, dtype=np.float32)
+        status = self._lib.rt3d_forward(x.ctypes.data, y.ctypes.data)
+        if status != 0:
+            raise ArtifactError(f"'{self.path}': rt3d_forward failed with status {status}")
+        return y
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledModel('{self.path}', target={self.target}, "
+            f"input_shape={self.input_shape}, output_shape={self.output_shape})"
+        )
+
+
+def _shape(pointer, rank: int) -> tuple[int, ...]:
+    return tuple(int(pointer[i]) for i in range(rank))
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise ArtifactError(f"artifact '{path}' does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != _ELF_MAGIC:
+        raise ArtifactError(f"'{path}' is not a compiled rt3d artifact (not an ELF shared object)")
+
+
+def load(path: str | os.PathLike[str]) -> CompiledModel:
+    """Load a compiled artifact; the result maps a numpy input to a numpy output."""
+    return CompiledModel(path)
