@@ -119,10 +119,11 @@ def choose_group_shape(
     weight: np.ndarray,
     candidates: Sequence[GroupShape] = DEFAULT_GROUP_SHAPE_CANDIDATES,
 ) -> GroupShape:
-    """The first (largest) candidate group shape that the weight's zeros fit."""
-    for group_shape in candidates:
-        if group_shape_fits(weight, group_shape):
-            return tuple(group_shape)  # type: ignore[return-value]
+    """The first (largest) candidate group shape that the weight's zeros fit,
+    clipped to the weight's filter and channel counts."""
+    for g_f, g_c in candidates:
+        if group_shape_fits(weight, (g_f, g_c)):
+            return min(g_f, weight.shape[0]), min(g_c, weight.shape[1])
     return (1, 1)
 
 

@@ -166,7 +166,7 @@ def kgs_conv3d_problem(op: ir.Operation) -> str | None:
     if len(operands) not in (2, 3) or len(op.results) != 1:
         return "expects (input, weight[, bias]) and one result"
     shapes = [_static_shape(v.type) for v in operands] + [_static_shape(op.results[0].type)]
-    names = ["input", "weight", "bias", "result"][: len(operands)] + ["result"]
+    names = [*["input", "weight", "bias"][: len(operands)], "result"]
     for name, shape in zip(names, shapes, strict=True):
         if shape is None:
             return f"{name} must be a statically shaped ranked tensor"

@@ -27,4 +27,4 @@ def build_model(arch: str, **kwargs: Any) -> nn.Module:
     return cls(**kwargs)
 
 
-__all__ = ["ARCHITECTURES", "C3D", "R2Plus1D", "S3D", "build_model"]
+__all__ = ["ARCHITECTURES", "C3D", "S3D", "R2Plus1D", "build_model"]

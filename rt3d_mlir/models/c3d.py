@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -28,7 +30,7 @@ class C3D(nn.Module):
         ("conv5b", 512),
     )
     # Pool after these convs: (kernel, stride, padding).
-    POOLS = {
+    POOLS: ClassVar[dict[str, tuple[tuple[int, int, int], ...]]] = {
         "conv1a": ((1, 2, 2), (1, 2, 2), (0, 0, 0)),
         "conv2a": ((2, 2, 2), (2, 2, 2), (0, 0, 0)),
         "conv3b": ((2, 2, 2), (2, 2, 2), (0, 0, 0)),
@@ -45,6 +47,8 @@ class C3D(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        self.input_size = tuple(input_size)
+        self.in_channels = in_channels
         layers: list[tuple[str, nn.Module]] = []
         channels = in_channels
         size = tuple(input_size)

@@ -7,7 +7,7 @@ import math
 
 def scaled(channels: int, width: float) -> int:
     """A channel count multiplied by a width multiplier, at least 1."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 def pooled_size(

@@ -62,6 +62,7 @@ class R2Plus1D(nn.Module):
     ) -> None:
         super().__init__()
         self.input_size = tuple(input_size)
+        self.in_channels = in_channels
         stem_mid, stem_out = scaled(45, width), scaled(64, width)
         self.stem = nn.Sequential(
             nn.Conv3d(in_channels, stem_mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),

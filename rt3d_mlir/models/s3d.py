@@ -75,6 +75,7 @@ class S3D(nn.Module):
     ) -> None:
         super().__init__()
         self.input_size = tuple(input_size)
+        self.in_channels = in_channels
         c64, c192 = scaled(64, width), scaled(192, width)
         features: list[tuple[str, nn.Module]] = [
             ("conv1", SepConv3d(in_channels, c64, 7, stride=2, padding=3)),

@@ -15,7 +15,7 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import kgs_conv3d_operands, kgs_conv3d_params
 from rt3d_mlir.passes.framework import Pass, register_pass
-from rt3d_mlir.passes.matchers import constant_array, ops_named
+from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.sparsity import expand_masks
 
 
@@ -90,8 +90,10 @@ class LowerKgsToLinalg(Pass):
         for op in ops_named(module, "rt3d.kgs_conv3d"):
             with ir.InsertionPoint(op), op.location:
                 result = self._lower(op)
+            producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
             op.results[0].replace_all_uses_with(result)
             op.erase()
+            erase_dead_producers(producers)
 
     def _lower(self, op: ir.Operation) -> ir.Value:
         params = kgs_conv3d_params(op)

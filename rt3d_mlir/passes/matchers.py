@@ -27,6 +27,23 @@ def defining_op(value: ir.Value) -> ir.Operation | None:
     return owner.operation if hasattr(owner, "operation") else owner
 
 
+_PURE_PRODUCERS = ("tensor.pad", "linalg.broadcast", "linalg.fill", "tensor.empty", "arith.constant")
+
+
+def erase_dead_producers(ops: list[ir.Operation]) -> None:
+    """Erase side-effect-free producers left without uses, transitively."""
+    pending = list(ops)
+    while pending:
+        op = pending.pop()
+        if op.name not in _PURE_PRODUCERS or not op.attached:
+            continue
+        if any(True for r in op.results for _ in r.uses):
+            continue
+        producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
+        op.erase()
+        pending.extend(producers)
+
+
 def constant_attr(value: ir.Value) -> ir.Attribute | None:
     op = defining_op(value)
     if op is None or op.name != "arith.constant":

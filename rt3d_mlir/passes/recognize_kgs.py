@@ -21,6 +21,7 @@ from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.matchers import (
     constant_array,
     defining_op,
+    erase_dead_producers,
     generic_body,
     is_float_constant,
     ops_named,
@@ -36,7 +37,6 @@ from rt3d_mlir.sparsity import (
 )
 
 CONV_OP = "linalg.conv_3d_ncdhw_fcdhw"
-_PURE_PRODUCERS = ("tensor.pad", "linalg.broadcast", "linalg.fill", "tensor.empty", "arith.constant")
 
 
 @dataclass
@@ -80,20 +80,6 @@ def _bias_of_init(value: ir.Value) -> tuple[bool, ir.Value | None]:
         if dims == (0, 2, 3, 4):
             return True, init.operands[0]
     return False, None
-
-
-def erase_dead_producers(ops: list[ir.Operation]) -> None:
-    """Erase side-effect-free producers left without uses, transitively."""
-    pending = list(ops)
-    while pending:
-        op = pending.pop()
-        if op.name not in _PURE_PRODUCERS or not op.attached:
-            continue
-        if any(True for r in op.results for _ in r.uses):
-            continue
-        producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
-        op.erase()
-        pending.extend(producers)
 
 
 @register_pass

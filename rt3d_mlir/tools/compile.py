@@ -1,0 +1,91 @@
+"""rt3d-compile: compile a (pruned) model file into an artifact."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from rt3d_mlir.tools.cli import ArgumentParser, parse_shape, run_tool
+
+STEPS = (
+    "load",
+    "import",
+    "sparse convolutions",
+    "bufferize",
+    "lower to LLVM dialect",
+    "translate to LLVM IR",
+    "compile and link",
+)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="rt3d-compile",
+        description="Compile a model (.pt nn.Module, .pt2 ExportedProgram, or rt3d checkpoint) "
+        "into a shared object with the rt3d C ABI.",
+    )
+    parser.add_argument("model", help="model file")
+    parser.add_argument("-o", "--output", required=True, help="artifact to write (e.g. model.so)")
+    parser.add_argument("--target", default="host", help="code generation target (default: host)")
+    parser.add_argument(
+        "--input-shape",
+        type=parse_shape,
+        help="input shape N,C,D,H,W (default: from the checkpoint or exported program)",
+    )
+    parser.add_argument(
+        "--group-shape",
+        help="kernel-group shape GFxGC used to find sparsity (default: from the checkpoint, "
+        "else the largest each layer's zeros fit)",
+    )
+    parser.add_argument("--cpu", help="CPU to tune for (default: native for host)")
+    parser.add_argument("--keep-intermediates", metavar="DIR", help="keep the IR and sources in DIR")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from rt3d_mlir.compiler import compile_model
+    from rt3d_mlir.errors import Rt3dError
+    from rt3d_mlir.sparsity import parse_group_shape
+
+    group_shape = None
+    if args.group_shape:
+        try:
+            group_shape = parse_group_shape(args.group_shape)
+        except ValueError as err:
+            raise Rt3dError(str(err)) from None
+    start = time.perf_counter()
+    with tqdm(total=len(STEPS), desc="rt3d-compile", disable=args.quiet, file=sys.stderr,
+              bar_format="{desc}: {n_fmt}/{total_fmt} {postfix}") as bar:
+
+        def progress(step: str) -> None:
+            if bar.n < bar.total and step != "load":
+                bar.update(1)
+            bar.set_postfix_str(step)
+
+        compile_model(
+            args.model,
+            output=args.output,
+            target=args.target,
+            input_shape=args.input_shape,
+            group_shape=group_shape,
+            cpu=args.cpu,
+            keep_intermediates=args.keep_intermediates,
+            progress=progress,
+        )
+        bar.update(bar.total - bar.n)
+    if not args.quiet:
+        print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool("rt3d-compile", lambda: _main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

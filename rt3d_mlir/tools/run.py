@@ -1,0 +1,70 @@
+"""rt3d-run: run a compiled artifact on an input saved with numpy."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.tools.cli import ArgumentParser, run_tool, write_atomically
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="rt3d-run", description="Run a compiled rt3d artifact.")
+    parser.add_argument("artifact", help="compiled model (.so)")
+    parser.add_argument("--input", required=True, help="input array (.npy)")
+    parser.add_argument("--output", help="where to save the output array (.npy)")
+    parser.add_argument("--repeat", type=int, default=1, help="run N times and report the median time")
+    return parser
+
+
+def _load_input(path: str) -> np.ndarray:
+    if not os.path.exists(path):
+        raise Rt3dError(f"input file '{path}' does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise Rt3dError(f"cannot read '{path}' as a .npy array: {err}") from None
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.repeat < 1:
+        raise Rt3dError("--repeat must be at least 1")
+    from rt3d_mlir.runtime import load
+
+    model = load(args.artifact)
+    x = _load_input(args.input)
+    times = []
+    y = None
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        y = model(x)
+        times.append(time.perf_counter() - start)
+    assert y is not None
+    if args.output:
+        out = args.output
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, y)
+
+        write_atomically(out, save)
+    print(
+        f"output shape {tuple(y.shape)}, median latency {1e3 * float(np.median(times)):.2f} ms "
+        f"over {args.repeat} run(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool("rt3d-run", lambda: _main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+// RUN: not rt3d-opt %s --split-input-file 2>&1 | FileCheck %s
+
+// CHECK: verifier.mlir:[[# @LINE + 2]]:{{[0-9]+}}: error: 'rt3d.kgs_conv3d' op input has 3 channels but the weight expects 2
+func.func @channels(%x: tensor<1x3x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x3x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op 'masks' shape (1, 1, 1, 1, 1) does not match weight (4, 2, 1, 1, 1) with group shape (2, 2): expected (2, 1, 1, 1, 1)
+func.func @mask_shape(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<1x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op 'masks' must have i1 elements
+func.func @mask_type(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<1> : tensor<2x1x1x1x1xi8>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op result shape (1, 4, 4, 4, 4) does not match the computed output shape (1, 4, 2, 4, 4)
+func.func @result_shape(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 2, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op activation must be one of none, relu, got 'gelu'
+func.func @activation(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op 'strides' must have 3 entries, got 2
+func.func @strides(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op bias must have shape (4,), got (3,)
+func.func @bias(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>, %b: tensor<3xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w, %b) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>, tensor<3xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op weight must be rank 5 (F, C, Kd, Kh, Kw), got rank 4
+func.func @weight_rank(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
