@@ -71,9 +71,20 @@ def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
     setattr(parent, name, module)
 
 
+def _copy_module(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also copes with the computed (non-leaf) ``weight``
+    tensors that ``torch.nn.utils.prune`` leaves on modules."""
+    memo: dict[int, object] = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
 def prepare_for_import(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode with masks baked in and BatchNorm folded."""
-    prepared = copy.deepcopy(model).eval()
+    prepared = _copy_module(model).eval()
     bake_pruning(prepared)
     with torch.no_grad():
         return fold_batch_norms(prepared).eval()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import arith
 
 from rt3d_mlir.dialect import KgsConv3dParams, build_kgs_conv3d, load_dialect
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
@@ -68,8 +69,10 @@ def _zero_pad_source(value: ir.Value) -> tuple[ir.Value, tuple[int, ...], tuple[
     return pad.operands[0], low[2:], high[2:]
 
 
-def _bias_of_init(value: ir.Value) -> tuple[bool, ir.Value | None]:
-    """(matched, bias): a broadcast of a [F] bias over N,D,H,W, or a zero fill."""
+def _bias_of_init(value: ir.Value) -> tuple[bool, ir.Value | np.ndarray | None]:
+    """(matched, bias) of a conv's init: a broadcast of a [F] bias over N,D,H,W,
+    a zero fill, or a constant that is such a broadcast (torch-mlir folds the
+    broadcast of a one-element bias into a splat)."""
     init = defining_op(value)
     if init is None:
         return False, None
@@ -79,6 +82,11 @@ def _bias_of_init(value: ir.Value) -> tuple[bool, ir.Value | None]:
         dims = tuple(ir.DenseI64ArrayAttr(init.attributes["dimensions"]))
         if dims == (0, 2, 3, 4):
             return True, init.operands[0]
+    array = constant_array(value)
+    if array is not None and array.ndim == 5:
+        bias = array[0, :, 0, 0, 0]
+        if np.array_equal(array, np.broadcast_to(bias[None, :, None, None, None], array.shape)):
+            return True, None if not bias.any() else np.ascontiguousarray(bias, dtype=np.float32)
     return False, None
 
 
@@ -135,6 +143,9 @@ class RecognizeKgs(Pass):
             activation=activation,
         )
         with ir.InsertionPoint(conv), conv.location:
+            if isinstance(bias, np.ndarray):
+                bias_attr = ir.DenseElementsAttr.get(bias)
+                bias = arith.ConstantOp(bias_attr.type, bias_attr).result
             new = build_kgs_conv3d(replaced.results[0].type, x, w, bias, params)
         replaced.results[0].replace_all_uses_with(new.results[0])
         if replaced is not conv:

@@ -59,13 +59,18 @@ def _main(argv: Sequence[str] | None) -> int:
         except ValueError as err:
             raise Rt3dError(str(err)) from None
     start = time.perf_counter()
-    with tqdm(total=len(STEPS), desc="rt3d-compile", disable=args.quiet, file=sys.stderr,
-              bar_format="{desc}: {n_fmt}/{total_fmt} {postfix}") as bar:
+    interactive = sys.stderr.isatty()
+    with tqdm(total=len(STEPS), disable=args.quiet or not interactive, file=sys.stderr, mininterval=0,
+              bar_format="rt3d-compile [{n_fmt}/{total_fmt}] {desc}") as bar:
+        started: list[str] = []
 
         def progress(step: str) -> None:
-            if bar.n < bar.total and step != "load":
+            if started:
                 bar.update(1)
-            bar.set_postfix_str(step)
+            started.append(step)
+            if bar.disable and not args.quiet:  # not a terminal: one line per step
+                print(f"rt3d-compile [{len(started)}/{len(STEPS)}] {step}", file=sys.stderr)
+            bar.set_description_str(step)
 
         compile_model(
             args.model,
@@ -78,6 +83,7 @@ def _main(argv: Sequence[str] | None) -> int:
             progress=progress,
         )
         bar.update(bar.total - bar.n)
+        bar.set_description_str("done")
     if not args.quiet:
         print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

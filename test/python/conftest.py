@@ -1,0 +1,46 @@
+"""Shared helpers for the Python tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rt3d_mlir
+
+# Numerics tolerance against PyTorch (fp32, same operation order is not
+# guaranteed): max |ours - torch| / max |torch| over the output.
+REL_TOL = 1e-4
+
+
+def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(got - expected).max() / max(float(np.abs(expected).max()), 1e-30))
+
+
+def randomize_batch_norms(model: nn.Module, seed: int = 0) -> None:
+    """Give BatchNorms non-trivial statistics so folding them is really tested."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                n = module.num_features
+                module.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
+                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
+
+
+def compile_and_run(model, x: torch.Tensor, path, **kwargs) -> np.ndarray:
+    rt3d_mlir.compile(model, x, output=path, **kwargs)
+    return rt3d_mlir.load(path)(x.numpy())
+
+
+def torch_output(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model.eval()(x).numpy()
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)

@@ -1,0 +1,164 @@
+"""Whole models with kernel-group sparsity, compiled to host .so, against PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import REL_TOL, compile_and_run, randomize_batch_norms, relative_error, torch_output
+from torch import nn
+from torch_mlir import ir
+
+from rt3d_mlir.compiler import compile_model
+from rt3d_mlir.dialect import kgs_conv3d_params
+from rt3d_mlir.frontend import import_to_linalg, prepare_for_import
+from rt3d_mlir.models import build_model
+from rt3d_mlir.passes import run_pipeline
+from rt3d_mlir.passes.matchers import ops_named
+from rt3d_mlir.pruning import apply_random_masks
+
+TINY = {
+    "c3d": (dict(width=1 / 16, input_size=(16, 16, 16)), (1, 3, 16, 16, 16)),
+    "r2plus1d": (dict(width=1 / 16, input_size=(8, 16, 16)), (1, 3, 8, 16, 16)),
+    "s3d": (dict(width=1 / 16, input_size=(8, 32, 32)), (1, 3, 8, 32, 32)),
+}
+
+
+def tiny(arch: str) -> tuple[nn.Module, torch.Tensor]:
+    kwargs, shape = TINY[arch]
+    model = build_model(arch, **kwargs)
+    randomize_batch_norms(model)
+    return model.eval(), torch.randn(*shape)
+
+
+@pytest.mark.parametrize(
+    "arch, scheme, group_shape, keep",
+    [
+        ("c3d", "kgs", (4, 4), 0.4),
+        ("c3d", "kgs", (8, 4), 0.3),
+        ("c3d", "vanilla", (4, 4), 0.5),
+        ("r2plus1d", "kgs", (4, 4), 0.4),
+        ("r2plus1d", "vanilla", (2, 4), 0.5),
+        ("s3d", "kgs", (4, 4), 0.4),
+        ("s3d", "vanilla", (4, 2), 0.5),
+    ],
+)
+def test_pruned_model_matches_torch(arch, scheme, group_shape, keep, tmp_path):
+    model, x = tiny(arch)
+    apply_random_masks(model, group_shape, keep, scheme, seed=3)
+    got = compile_and_run(model, x, tmp_path / f"{arch}.so", group_shape=group_shape)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+def test_dense_model_matches_torch(tmp_path):
+    model, x = tiny("c3d")
+    got = compile_and_run(model, x, tmp_path / "dense.so")
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+class OddConvNet(nn.Module):
+    """Odd channel counts, stride 2, asymmetric padding, dilation, no bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pad = nn.ConstantPad3d((0, 2, 1, 0, 2, 1), 0.0)  # W, H, D: (low, high)
+        self.conv1 = nn.Conv3d(5, 7, (3, 2, 3), stride=(1, 2, 2), dilation=(2, 1, 1))
+        self.conv2 = nn.Conv3d(7, 6, 3, stride=2, padding=(1, 0, 1), bias=False)
+        self.conv3 = nn.Conv3d(6, 9, (1, 3, 1), padding=(0, 1, 0), dilation=(1, 2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(self.pad(x)))
+        return self.conv3(torch.relu(self.conv2(x)))
+
+
+@pytest.mark.parametrize("group_shape", [(2, 2), (3, 2), (4, 4), (1, 3)])
+def test_odd_shapes_match_torch(group_shape, tmp_path):
+    model = OddConvNet().eval()
+    apply_random_masks(model, group_shape, 0.45, "kgs", seed=5)
+    x = torch.randn(1, 5, 9, 17, 14)
+    got = compile_and_run(model, x, tmp_path / "odd.so", group_shape=group_shape)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+def _recognized(model: nn.Module, x: torch.Tensor, pipeline: str) -> list[dict]:
+    module = import_to_linalg(prepare_for_import(model), x)
+    with module.context:
+        run_pipeline(module, pipeline)
+        return [
+            {"params": kgs_conv3d_params(op), "bias": len(list(op.operands)) == 3}
+            for op in ops_named(module.operation, "rt3d.kgs_conv3d")
+        ]
+
+
+@pytest.mark.parametrize("arch", ["c3d", "r2plus1d", "s3d"])
+def test_every_conv_becomes_a_kgs_conv_with_the_applied_masks(arch):
+    model, x = tiny(arch)
+    applied = apply_random_masks(model, (4, 4), 0.4, "kgs", seed=7)
+    ops = _recognized(model, x, "builtin.module(rt3d-recognize-kgs{group-shape=4x4})")
+    assert len(ops) == len(applied)
+    recognized = sorted(op["params"].masks.tobytes() for op in ops)
+    assert recognized == sorted(m.tobytes() for m in applied.values())
+
+
+def test_group_shape_is_discovered_from_the_zeros():
+    model, x = tiny("c3d")
+    apply_random_masks(model, (8, 4), 0.3, "kgs", seed=1, skip=["features.conv1a"])
+    ops = _recognized(model, x, "builtin.module(rt3d-recognize-kgs)")
+    shapes = [op["params"].group_shape for op in ops]
+    assert shapes[0] == (4, 3)  # dense first conv: the largest candidate, clipped to 4x3
+    assert all(shape == (8, 4) for shape in shapes[1:]), shapes
+
+
+def test_relu_and_bias_are_fused_and_batchnorm_folded():
+    model, x = tiny("r2plus1d")
+    ops = _recognized(model, x, "builtin.module(rt3d-recognize-kgs)")
+    assert all(op["bias"] for op in ops)  # every BatchNorm folded into a bias
+    assert sum(op["params"].activation == "relu" for op in ops) >= 1 + 4 * 2
+
+
+def test_checkpoint_group_shape_reaches_the_compiler(tmp_path):
+    from rt3d_mlir.frontend import save_checkpoint
+
+    kwargs, shape = TINY["c3d"]
+    model = build_model("c3d", **kwargs).eval()
+    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=2)
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, "c3d", kwargs, model, sparsity={"scheme": "kgs", "group_shape": [4, 4]})
+    out = tmp_path / "m.so"
+    keep = tmp_path / "build"
+    compile_model(path, output=out, keep_intermediates=str(keep))
+    assert out.exists()
+    x = torch.randn(*shape)
+    import rt3d_mlir
+
+    got = rt3d_mlir.load(out)(x.numpy())
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+    # Weights left the IR: the blob holds them, the LLVM IR only declares them.
+    weights = sum(p.numel() for p in model.parameters()) * 4
+    assert (keep / "weights.bin").stat().st_size >= 0.99 * weights
+    llvm_ir = (keep / "model.ll").read_text()
+    assert "@rt3d_weight_0 = external constant" in llvm_ir
+    assert max(len(line) for line in llvm_ir.splitlines()) < 4096
+
+
+def test_inputs_are_checked_by_the_loaded_model(tmp_path):
+    model, x = tiny("c3d")
+    path = tmp_path / "m.so"
+    compile_model(model, x, output=path)
+    import rt3d_mlir
+    from rt3d_mlir.errors import ArtifactError
+
+    compiled = rt3d_mlir.load(path)
+    assert compiled.input_shape == (1, 3, 16, 16, 16)
+    assert compiled.output_shape == (1, 101)
+    with pytest.raises(ArtifactError, match="compiled for"):
+        compiled(np.zeros((1, 3, 8, 16, 16), np.float32))
+    # float64 input is converted, not rejected.
+    assert compiled(x.numpy().astype(np.float64)).shape == (1, 101)
+
+
+def test_imported_module_has_the_rt3d_dialect_loaded():
+    model, x = tiny("c3d")
+    module = import_to_linalg(model, x)
+    assert module.context.is_dialect_loaded("rt3d")
+    assert isinstance(module, ir.Module)
