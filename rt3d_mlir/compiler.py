@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from rt3d_mlir.backend import build_shared_object, get_target
+from rt3d_mlir.backend import build_shared_object, get_target, require_toolchain
 from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
 from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
 from rt3d_mlir.frontend import (
@@ -78,6 +78,7 @@ def compile_model(
     """
     step = progress or (lambda _msg: None)
     target_info = get_target(target)
+    require_toolchain(target_info)
     output = os.fspath(output)
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):

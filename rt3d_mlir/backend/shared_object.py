@@ -50,6 +50,14 @@ def entry_signature(func: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...
     return shapes[0], shapes[1]
 
 
+def require_toolchain(target: Target) -> tuple[str, str]:
+    """(mlir-translate, clang) for the target, or a ToolchainError naming the package."""
+    mlir_translate = find_tool(MLIR_TRANSLATE, target.name)
+    clang = find_tool(CLANG, target.name)
+    find_tool(LLD, target.name)
+    return mlir_translate, clang
+
+
 def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
     symbols = []
     for op in ops_named(module.operation, "memref.global"):
@@ -78,9 +86,7 @@ def build_shared_object(
     The output file appears only when everything succeeded (it is written
     under a temporary name and renamed).
     """
-    mlir_translate = find_tool(MLIR_TRANSLATE, target.name)
-    clang = find_tool(CLANG, target.name)
-    find_tool(LLD, target.name)
+    mlir_translate, clang = require_toolchain(target)
     step = progress or (lambda _msg: None)
 
     func = entry_function(module, function_name)

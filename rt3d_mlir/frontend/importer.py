@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
-from torch_mlir.extras.fx_importer import FxImporterHooks, GraphNodeImporter, InputInfo
+from torch_mlir.dialects import torch as torch_d
+from torch_mlir.extras.fx_importer import FxImporter, FxImporterHooks, GraphNodeImporter, InputInfo
 
 from rt3d_mlir.dialect import load_dialect
 from rt3d_mlir.errors import UnsupportedModelError
@@ -46,22 +47,30 @@ class InlineWeightHooks(FxImporterHooks):
 
 
 _LEGALIZE = re.compile(r"failed to legalize operation '([^']+)'")
-_LOCATION = re.compile(r'loc\("?([^")]*)"?\)|^(\S+:\d+:\d+): error', re.MULTILINE)
+_FRAME = re.compile(r'"([^"]+)":(\d+):\d+')
 
 
-def _unsupported_message(report: str) -> str:
-    match = _LEGALIZE.search(report)
-    if match:
-        op = match.group(1)
-        where = ""
-        for line in report.splitlines():
-            if match.group(0) in line:
-                where = line.split(": error")[0].strip()
-                break
-        location = f" at {where}" if where and where != "<unknown>" else ""
-        return f"unsupported operator '{op}'{location}"
-    errors = [ln.strip() for ln in report.splitlines() if "error:" in ln]
-    return errors[0] if errors else report.strip().splitlines()[0]
+def _short_path(path: str) -> str:
+    marker = "site-packages/"
+    return path.split(marker, 1)[1] if marker in path else path
+
+
+def _describe_location(location: str) -> str:
+    """``file:line`` frames of an MLIR location, innermost first."""
+    frames = [f"{_short_path(f)}:{line}" for f, line in _FRAME.findall(location)]
+    return " <- ".join(frames) if frames else location
+
+
+def _unsupported_message(diagnostics: list[tuple[str, str]], report: str) -> str:
+    for location, message in diagnostics:
+        match = _LEGALIZE.search(message)
+        if match:
+            return f"unsupported operator '{match.group(1)}' at {_describe_location(location)}"
+    if diagnostics:
+        location, message = diagnostics[0]
+        return f"{message.splitlines()[0]} at {_describe_location(location)}"
+    lines = [ln.strip() for ln in report.splitlines() if ln.strip()]
+    return lines[0] if lines else "unknown error"
 
 
 def import_to_linalg(
@@ -71,27 +80,38 @@ def import_to_linalg(
 
     The function is named ``forward``. Raises UnsupportedModelError with the
     operator and its source location when torch.export or torch-mlir cannot
-    handle the model.
+    handle the model; MLIR diagnostics are captured, not printed.
     """
-    captured = io.StringIO()
+    context = ir.Context()
+    torch_d.register_dialect(context)
+    diagnostics: list[tuple[str, str]] = []
+
+    def capture(diagnostic: ir.Diagnostic) -> bool:
+        if diagnostic.severity == ir.DiagnosticSeverity.ERROR:
+            diagnostics.append((str(diagnostic.location), str(diagnostic.message)))
+        return True  # handled: do not print
+
+    handler = context.attach_diagnostic_handler(capture)
     try:
-        with warnings.catch_warnings(), redirect_stderr(captured):
+        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             module = fx.export_and_import(
                 model,
                 example_input,
                 output_type="linalg-on-tensors",
-                hooks=InlineWeightHooks(),
+                fx_importer=FxImporter(context=context, hooks=InlineWeightHooks()),
                 func_name=FUNCTION_NAME,
             )
     except TorchMlirCompilerError as err:
         raise UnsupportedModelError(
-            f"cannot lower the model to linalg: {_unsupported_message(str(err))}"
+            f"cannot lower the model to linalg: {_unsupported_message(diagnostics, str(err))}"
         ) from None
     except Exception as err:
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
         raise UnsupportedModelError(f"cannot export the model with torch.export: {first}") from None
+    finally:
+        handler.detach()
     load_dialect(module.context)
     return module
 

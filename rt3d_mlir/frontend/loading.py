@@ -70,8 +70,13 @@ def load_model_file(path: str | os.PathLike[str]) -> LoadedModel:
         return LoadedModel(source, program=program, default_input_shape=_input_shape_of_program(program))
     try:
         obj: Any = torch.load(source, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as err:
+        raise ModelLoadError(
+            f"'{source}' is a pickled model that needs Python module '{err.name}', which cannot be "
+            "imported here; save it with torch.export (.pt2) or as an rt3d checkpoint instead"
+        ) from None
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
-            AttributeError, ModuleNotFoundError, ImportError) as err:
+            AttributeError, ImportError) as err:
         raise ModelLoadError(
             f"cannot read '{source}' as a PyTorch model (truncated or not a model file?): "
             f"{_first_line(err)}"

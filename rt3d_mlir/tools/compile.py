@@ -61,6 +61,7 @@ def _main(argv: Sequence[str] | None) -> int:
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
     with tqdm(total=len(STEPS), disable=args.quiet or not interactive, file=sys.stderr, mininterval=0,
+              leave=False,
               bar_format="rt3d-compile [{n_fmt}/{total_fmt}] {desc}") as bar:
         started: list[str] = []
 
@@ -68,8 +69,8 @@ def _main(argv: Sequence[str] | None) -> int:
             if started:
                 bar.update(1)
             started.append(step)
-            if bar.disable and not args.quiet:  # not a terminal: one line per step
-                print(f"rt3d-compile [{len(started)}/{len(STEPS)}] {step}", file=sys.stderr)
+            if bar.disable and not args.quiet:  # not a terminal: one line per step, on stdout
+                print(f"rt3d-compile [{len(started)}/{len(STEPS)}] {step}", flush=True)
             bar.set_description_str(step)
 
         compile_model(
@@ -85,7 +86,7 @@ def _main(argv: Sequence[str] | None) -> int:
         bar.update(bar.total - bar.n)
         bar.set_description_str("done")
     if not args.quiet:
-        print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
