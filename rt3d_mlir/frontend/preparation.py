@@ -13,15 +13,34 @@ from torch.nn.utils import prune as torch_prune
 def bake_pruning(model: nn.Module) -> nn.Module:
     """Turn ``torch.nn.utils.prune`` reparametrizations (``weight_orig`` *
     ``weight_mask``) and ``torch.nn.utils.parametrize`` parametrizations
-    (including ``torch.ao.pruning``'s masks) into plain weights."""
+    (including ``torch.ao.pruning``'s masks) into plain weights, in place."""
     for module in model.modules():
         for hook in list(module._forward_pre_hooks.values()):
             if isinstance(hook, torch_prune.BasePruningMethod):
                 torch_prune.remove(module, hook._tensor_name)
         if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+            _unparametrize(module)
     return model
+
+
+def _unparametrize(module: nn.Module) -> None:
+    """Replace each parametrized tensor by its current value.
+
+    ``parametrize.remove_parametrizations`` deletes properties from the
+    module's generated class, which a ``deepcopy`` shares with the original
+    model; restoring the original class here leaves the original untouched.
+    """
+    values = {}
+    for name, parametrization in module.parametrizations.items():
+        original = parametrization.original
+        values[name] = (getattr(module, name).detach().clone(), isinstance(original, nn.Parameter))
+    module.__class__ = module.__class__.__bases__[0]
+    del module._modules["parametrizations"]
+    for name, (value, is_parameter) in values.items():
+        if is_parameter:
+            module.register_parameter(name, nn.Parameter(value))
+        else:
+            module.register_buffer(name, value)
 
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:

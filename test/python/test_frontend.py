@@ -158,3 +158,28 @@ def test_checkpoint_with_wrong_weights(tmp_path):
     torch.save(data, path)
     with pytest.raises(ModelLoadError, match="do not fit 'c3d'"):
         load_model_file(path)
+
+
+def test_torch_ao_sparsifier_masks_are_baked_in(tmp_path):
+    from torch.ao.pruning import BaseSparsifier
+
+    class RandomSparsifier(BaseSparsifier):
+        def update_mask(self, module, tensor_name, **kwargs):
+            mask = getattr(module.parametrizations, tensor_name)[0].mask
+            mask.data = torch.rand(mask.shape) > 0.5
+
+    model = build_model("c3d", **C3D_KWARGS).eval()
+    sparsifier = RandomSparsifier(defaults={})
+    sparsifier.prepare(model, config=[{"tensor_fqn": "features.conv2a.weight"}])
+    sparsifier.step()
+    masked = model.features.conv2a.weight.detach().clone()
+    assert (masked == 0).float().mean() > 0.3
+    prepared = prepare_for_import(model)
+    assert not parametrize.is_parametrized(prepared.features.conv2a)
+    assert torch.equal(prepared.features.conv2a.weight, masked)
+    x = torch.randn(*C3D_SHAPE)
+    got = compile_and_run(model, x, tmp_path / "m.so")
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+    # The user's model is untouched: still parametrized, still masked.
+    assert parametrize.is_parametrized(model.features.conv2a)
+    assert torch.equal(model.features.conv2a.weight, masked)
