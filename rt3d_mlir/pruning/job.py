@@ -1,0 +1,418 @@
+"""The pruning job: dense training, reweighted training, hard pruning, masked retraining.
+
+Every finished epoch (and the hard-pruning step) is checkpointed atomically
+in the work directory, so an interrupted job resumes where it stopped and
+ends with the same result as an uninterrupted one: each epoch reseeds the
+RNGs from (seed, phase, epoch) and the data order depends only on those.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+
+from rt3d_mlir.frontend.checkpoint import atomic_torch_save, checkpoint_from_dict, save_checkpoint
+from rt3d_mlir.models import build_model
+from rt3d_mlir.pruning.distributed import Distributed
+from rt3d_mlir.pruning.flops import conv_flops, flops_reduction
+from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
+from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
+from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
+from rt3d_mlir.pruning.schemes import LayerConfig, SparsityScheme, select_layers
+from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
+
+PHASES = ("dense", "reweight", "prune", "retrain", "done")
+STATE_FILE = "state.pt"
+DENSE_FILE = "dense.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass
+class PruneJobConfig:
+    arch: str
+    data: str
+    output: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
+    scheme: SparsityScheme = field(default_factory=SparsityScheme)
+    flops_reduction: float | None = None
+    layers: list[LayerConfig] | None = None
+    skip: tuple[str, ...] | None = None
+    dense_checkpoint: str | None = None
+    dense_epochs: int = 10
+    reweight_epochs: int = 8
+    reweight_every: int = 2
+    penalty: float = 1e-4
+    penalty_eps: float = 1e-6
+    retrain_epochs: int = 8
+    distill: bool = False
+    distill_alpha: float = 0.5
+    distill_temperature: float = 3.0
+    batch_size: int = 16
+    lr: float = 0.05
+    retrain_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    workers: int = 2
+    seed: int = 0
+    work_dir: str | None = None
+    report: str | None = None
+
+    @property
+    def work_directory(self) -> str:
+        return self.work_dir or self.output + ".work"
+
+    @property
+    def report_path(self) -> str:
+        return self.report or os.path.splitext(self.output)[0] + ".json"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues."""
+        data = asdict(self)
+        for key in ("output", "work_dir", "report", "workers"):
+            data.pop(key)
+        return json.loads(json.dumps(data, default=str))
+
+
+@dataclass
+class JobState:
+    phase: str = "dense"
+    epoch: int = 0  # epochs finished in this phase
+    model: dict[str, torch.Tensor] | None = None
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    penalty_factors: dict[str, torch.Tensor] | None = None
+    teacher: dict[str, torch.Tensor] | None = None
+    pruned_layers: list[str] = field(default_factory=list)
+    rates: dict[str, float] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Interrupted(Exception):
+    """The job stopped early on request (``stop_after_epochs``)."""
+
+
+class PruneJob:
+    def __init__(
+        self,
+        config: PruneJobConfig,
+        env: Distributed | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        from rt3d_mlir.data import build_dataset
+
+        self.config = config
+        self.env = env or Distributed()
+        self._log = log or print
+        options = dict(config.data_options)
+        self.train_set = build_dataset(config.data, train=True, **options)
+        self.val_set = build_dataset(config.data, train=False, **options)
+        clip = self.train_set[0][0]
+        self.input_shape = (1, *clip.shape)
+        kwargs = dict(config.model_kwargs)
+        kwargs.setdefault("num_classes", self.train_set.num_classes)
+        kwargs.setdefault("input_size", list(clip.shape[1:]))
+        self.model_kwargs = kwargs
+        self.model = build_model(config.arch, **kwargs).to(self.env.device)
+        self.state = JobState()
+        self.epochs_run = 0
+
+    # ----------------------------------------------------------------- utils
+    def log(self, message: str) -> None:
+        if self.env.is_main:
+            self._log(message)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.config.work_directory, name)
+
+    def _seed(self, phase: str, epoch: int) -> None:
+        torch.manual_seed(self.config.seed * 100_003 + PHASES.index(phase) * 1009 + epoch)
+
+    def _loader(self, dataset, train: bool, epoch: int):
+        from rt3d_mlir.data import make_loader
+
+        if train:
+            sampler = torch.utils.data.DistributedSampler(
+                dataset, num_replicas=self.env.world_size, rank=self.env.rank,
+                shuffle=True, seed=self.config.seed, drop_last=True,
+            )
+            sampler.set_epoch(epoch)
+        else:
+            indices = list(range(self.env.rank, len(dataset), self.env.world_size))
+            sampler = indices
+        return make_loader(dataset, self.config.batch_size, train=train, workers=self.config.workers,
+                           sampler=sampler)
+
+    def _optimizer(self, lr: float, epochs: int):
+        optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=lr, momentum=self.config.momentum,
+            weight_decay=self.config.weight_decay,
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+        return optimizer, scheduler
+
+    def _evaluate(self, description: str) -> float:
+        self._seed("done", 0)
+        return evaluate(self.model, self._loader(self.val_set, False, 0), self.env, description)
+
+    # ------------------------------------------------------------- persistence
+    def _save_state(self) -> None:
+        self.state.model = self.model.state_dict()
+        if self.env.is_main:
+            os.makedirs(self.config.work_directory, exist_ok=True)
+            payload = {f.name: getattr(self.state, f.name) for f in fields(self.state)}
+            payload["fingerprint"] = self.config.fingerprint()
+            atomic_torch_save(payload, self._path(STATE_FILE))
+        self.env.barrier()
+
+    def _load_state(self) -> bool:
+        path = self._path(STATE_FILE)
+        if not os.path.exists(path):
+            return False
+        payload = torch.load(path, map_location=self.env.device, weights_only=False)
+        if payload.pop("fingerprint") != self.config.fingerprint():
+            raise ValueError(
+                f"work directory '{self.config.work_directory}' holds a run with different settings; "
+                "use another --work-dir or --restart"
+            )
+        self.state = JobState(**payload)
+        add_mask_buffers(self.model, self.state.pruned_layers)
+        self.model.load_state_dict(self.state.model)
+        self.log(f"resuming from {path}: phase {self.state.phase}, {self.state.epoch} epoch(s) done")
+        return True
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        self.state.history.append(entry)
+        if self.env.is_main:
+            os.makedirs(self.config.work_directory, exist_ok=True)
+            with open(self._path(LOG_FILE), "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()]
+        self.log("  ".join(parts))
+
+    def _tick(self, stop_after_epochs: int | None) -> None:
+        self.epochs_run += 1
+        if stop_after_epochs is not None and self.epochs_run >= stop_after_epochs:
+            raise Interrupted(f"stopped after {self.epochs_run} epoch(s)")
+
+    # ------------------------------------------------------------------ phases
+    def _train_phase(self, phase: str, epochs: int, lr: float, stop_after: int | None) -> None:
+        config = self.config
+        net = self.env.wrap(self.model)
+        optimizer, scheduler = self._optimizer(lr, epochs)
+        if self.state.optimizer is not None:
+            optimizer.load_state_dict(self.state.optimizer)
+            scheduler.load_state_dict(self.state.scheduler)
+        penalty = None
+        if phase == "reweight":
+            penalty = ReweightedGroupPenalty(
+                self.model, self.state.pruned_layers, config.scheme, config.penalty, config.penalty_eps
+            )
+            if self.state.penalty_factors is not None:
+                penalty.load_state_dict(self.state.penalty_factors)
+        distillation = None
+        if phase == "retrain" and config.distill and self.state.teacher is not None:
+            teacher = build_model(config.arch, **self.model_kwargs).to(self.env.device)
+            teacher.load_state_dict(self.state.teacher)
+            distillation = Distillation(teacher.eval(), config.distill_alpha, config.distill_temperature)
+        while self.state.epoch < epochs:
+            epoch = self.state.epoch
+            if penalty is not None and epoch > 0 and epoch % max(config.reweight_every, 1) == 0:
+                penalty.update_factors()
+            self._seed(phase, epoch)
+            start = time.perf_counter()
+            stats = train_epoch(
+                net, self._loader(self.train_set, True, epoch), optimizer, self.env,
+                penalty=penalty, masked=phase == "retrain", distillation=distillation,
+                description=f"{phase} {epoch + 1}/{epochs}",
+            )
+            scheduler.step()
+            accuracy = self._evaluate(f"eval {phase} {epoch + 1}/{epochs}")
+            seconds = time.perf_counter() - start
+            self.state.seconds += seconds
+            self.state.epoch = epoch + 1
+            self.state.optimizer = optimizer.state_dict()
+            self.state.scheduler = scheduler.state_dict()
+            self.state.penalty_factors = penalty.state_dict() if penalty is not None else None
+            self._record({
+                "phase": phase, "epoch": epoch + 1, "epochs": epochs, "loss": stats.loss,
+                "penalty": stats.penalty, "train_acc": stats.accuracy, "val_acc": accuracy,
+                "lr": scheduler.get_last_lr()[0], "seconds": round(seconds, 2),
+            })
+            self._save_state()
+            self._tick(stop_after)
+
+    def _next_phase(self, phase: str) -> None:
+        self.state.phase = phase
+        self.state.epoch = 0
+        self.state.optimizer = self.state.scheduler = self.state.penalty_factors = None
+
+    def _select_layers(self) -> None:
+        pruned, _skipped = select_layers(
+            self.model,
+            _pruning_config(self.config),
+        )
+        self.state.pruned_layers = pruned
+
+    def _prune(self) -> None:
+        config = self.config
+        layers = conv_flops(self.model, self.input_shape)
+        if config.layers is not None and all(layer.rate is not None for layer in config.layers):
+            rates = {layer.module: float(layer.rate) for layer in config.layers}  # type: ignore[arg-type]
+        else:
+            if config.flops_reduction is None:
+                raise ValueError("give a whole-model FLOPs reduction or a rate for every layer")
+            rates = rates_for_flops_target(layers, self.state.pruned_layers, config.flops_reduction)
+        self.state.accuracy["after_reweighting"] = self._evaluate("eval before hard pruning")
+        hard_prune(self.model, config.scheme, rates)
+        self.state.rates = rates
+        self.state.accuracy["after_hard_prune"] = self._evaluate("eval after hard pruning")
+        reduction = flops_reduction(conv_flops(self.model, self.input_shape))
+        self.log(
+            f"hard-pruned {len(rates)} layers to a {reduction:.3g}x conv FLOPs reduction: "
+            f"accuracy {self.state.accuracy['after_reweighting']:.4f} -> "
+            f"{self.state.accuracy['after_hard_prune']:.4f}"
+        )
+
+    def run(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
+        """Run (or resume) the job; returns the report. Raises Interrupted if stopped early."""
+        config = self.config
+        started = time.perf_counter()
+        if not self._load_state():
+            self._select_layers()
+            if config.dense_checkpoint:
+                self._load_dense(config.dense_checkpoint)
+                self._next_phase("reweight")
+            self._save_state()
+        if self.state.phase == "dense":
+            self._train_phase("dense", config.dense_epochs, config.lr, stop_after_epochs)
+            self._finish_dense()
+            self._next_phase("reweight")
+            self._save_state()
+        if self.state.phase == "reweight":
+            if "dense" not in self.state.accuracy:
+                self._finish_dense()
+            self._train_phase("reweight", config.reweight_epochs, config.lr, stop_after_epochs)
+            self._next_phase("prune")
+            self._save_state()
+        if self.state.phase == "prune":
+            self._prune()
+            self._next_phase("retrain")
+            self._save_state()
+        if self.state.phase == "retrain":
+            self._train_phase("retrain", config.retrain_epochs, config.retrain_lr, stop_after_epochs)
+            self.state.accuracy["final"] = self.state.history[-1]["val_acc"] if config.retrain_epochs \
+                else self.state.accuracy["after_hard_prune"]
+            self._next_phase("done")
+            self._save_state()
+        report = self._report(time.perf_counter() - started)
+        if self.env.is_main:
+            self._write_outputs(report)
+        self.env.barrier()
+        return report
+
+    def _load_dense(self, path: str) -> None:
+        data = torch.load(path, map_location=self.env.device, weights_only=True)
+        checkpoint = checkpoint_from_dict(data, path)
+        if checkpoint.arch != self.config.arch:
+            raise ValueError(f"dense checkpoint '{path}' is a {checkpoint.arch}, not a {self.config.arch}")
+        try:
+            self.model.load_state_dict(checkpoint.state_dict)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ValueError(f"dense checkpoint '{path}' does not fit this model: {first}") from None
+        self.log(f"loaded dense weights from {path}")
+
+    def _finish_dense(self) -> None:
+        self.state.accuracy["dense"] = self._evaluate("eval dense")
+        self.state.teacher = copy.deepcopy(self.model.state_dict())
+        if self.env.is_main:
+            save_checkpoint(
+                self._path(DENSE_FILE), self.config.arch, self.model_kwargs, self.model,
+                sparsity={"scheme": "dense"}, input_shape=self.input_shape,
+            )
+        self.log(f"dense accuracy {self.state.accuracy['dense']:.4f} (saved {self._path(DENSE_FILE)})")
+
+    # ----------------------------------------------------------------- outputs
+    def _report(self, seconds: float) -> dict[str, Any]:
+        config = self.config
+        dense_model = build_model(config.arch, **self.model_kwargs)
+        dense_layers = {layer.name: layer for layer in conv_flops(dense_model, self.input_shape)}
+        layers = conv_flops(self.model, self.input_shape)
+        per_layer = []
+        for layer in layers:
+            module = self.model.get_submodule(layer.name)
+            mask = getattr(module, MASK_BUFFER, None)
+            per_layer.append({
+                "name": layer.name,
+                "weight_shape": list(module.weight.shape),
+                "pruned": layer.name in self.state.rates,
+                "requested_rate": self.state.rates.get(layer.name, 1.0),
+                "rate": dense_layers[layer.name].dense_macs / max(layer.kept_macs, 1),
+                "dense_macs": layer.dense_macs,
+                "kept_macs": layer.kept_macs,
+                "kept_weight_fraction": float(mask.float().mean()) if mask is not None else 1.0,
+            })
+        dense = sum(layer.dense_macs for layer in layers)
+        kept = sum(layer.kept_macs for layer in layers)
+        return {
+            "arch": config.arch,
+            "model_kwargs": self.model_kwargs,
+            "data": config.data,
+            "input_shape": list(self.input_shape),
+            **config.scheme.to_dict(),
+            "target_flops_reduction": config.flops_reduction,
+            "flops": {"dense_macs": dense, "kept_macs": kept, "reduction": dense / max(kept, 1)},
+            "layers": per_layer,
+            "accuracy": self.state.accuracy,
+            "epochs": {"dense": 0 if config.dense_checkpoint else config.dense_epochs,
+                       "reweight": config.reweight_epochs, "retrain": config.retrain_epochs},
+            "distill": config.distill,
+            "world_size": self.env.world_size,
+            "history": self.state.history,
+            "train_seconds": round(self.state.seconds, 1),
+            "wall_seconds_this_run": round(seconds, 1),
+        }
+
+    def _write_outputs(self, report: dict[str, Any]) -> None:
+        config = self.config
+        layers = {
+            layer["name"]: {"rate": layer["rate"], "kept_weight_fraction": layer["kept_weight_fraction"]}
+            for layer in report["layers"] if layer["pruned"]
+        }
+        sparsity = {**config.scheme.to_dict(), "layers": layers,
+                    "flops_reduction": report["flops"]["reduction"]}
+        model = copy.deepcopy(self.model)
+        state = state_dict_without_masks(model)
+        fresh = build_model(config.arch, **self.model_kwargs)
+        fresh.load_state_dict(state)
+        save_checkpoint(config.output, config.arch, self.model_kwargs, fresh, sparsity=sparsity,
+                        input_shape=self.input_shape)
+        tmp = config.report_path + ".partial"
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(tmp, config.report_path)
+        self.log(
+            f"wrote {config.output} ({report['flops']['reduction']:.3g}x conv FLOPs reduction, "
+            f"accuracy dense {report['accuracy'].get('dense', math.nan):.4f} -> "
+            f"pruned {report['accuracy'].get('final', math.nan):.4f}) and {config.report_path}"
+        )
+
+
+def _pruning_config(config: PruneJobConfig):
+    from rt3d_mlir.pruning.schemes import PruningConfig
+
+    return PruningConfig(
+        scheme=config.scheme, flops_reduction=config.flops_reduction, layers=config.layers,
+        skip=config.skip,
+    )

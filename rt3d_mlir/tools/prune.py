@@ -1,0 +1,145 @@
+"""rt3d-prune: prune a 3D CNN into KGS or vanilla structured sparsity.
+
+Trains the dense model (or loads it with --dense), trains with the
+reweighted group penalty, hard-prunes to the target, and retrains with the
+masks fixed. Checkpoints every epoch in the work directory and resumes from
+it when run again with the same settings. Runs under
+``torchrun --nproc_per_node=N`` with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.tools.cli import ArgumentParser, run_tool
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="rt3d-prune", description=__doc__.split("\n\n")[0])
+    model = p.add_argument_group("model")
+    model.add_argument("--arch", default="c3d", help="c3d, r2plus1d or s3d (default: c3d)")
+    model.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    model.add_argument("--dense", metavar="CHECKPOINT", help="start from this dense rt3d checkpoint")
+    data = p.add_argument_group("data")
+    data.add_argument("--data", default="synthetic",
+                      help="synthetic | ucf101:PATH | hmdb51:PATH (default: synthetic)")
+    data.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                      help="data set option, e.g. samples=2000 or split=2 (repeatable)")
+    data.add_argument("--batch-size", type=int, default=16)
+    data.add_argument("--workers", type=int, default=2, help="data loader worker processes")
+    sparsity = p.add_argument_group("sparsity")
+    sparsity.add_argument("--scheme", default="kgs", help="kgs or vanilla (default: kgs)")
+    sparsity.add_argument("--group-shape", default="4x4", help="kernel group GFxGC (default: 4x4)")
+    sparsity.add_argument("--unit", default="position",
+                          help="KGS pruning unit: position (kd,kh,kw) or spatial (kh,kw through depth)")
+    sparsity.add_argument("--flops-reduction", type=float,
+                          help="whole-model conv FLOPs reduction target, e.g. 2.6")
+    sparsity.add_argument("--config", metavar="JSON",
+                          help='per-layer config list: [{"module": "features.conv2a", "rate": 3}, ...]')
+    sparsity.add_argument("--skip", action="append", metavar="MODULE",
+                          help="Conv3d to keep dense (repeatable; default: the first conv)")
+    train = p.add_argument_group("training")
+    train.add_argument("--dense-epochs", type=int, default=10)
+    train.add_argument("--reweight-epochs", type=int, default=8)
+    train.add_argument("--reweight-every", type=int, default=2,
+                       help="recompute the reweighting factors every N epochs")
+    train.add_argument("--penalty", type=float, default=1e-4, help="group penalty strength lambda")
+    train.add_argument("--retrain-epochs", type=int, default=8)
+    train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--retrain-lr", type=float, default=0.01)
+    train.add_argument("--distill", action="store_true", help="distil from the dense model when retraining")
+    train.add_argument("--seed", type=int, default=0)
+    out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", required=True, help="pruned rt3d checkpoint to write")
+    out.add_argument("--report", help="JSON report (default: OUTPUT with .json)")
+    out.add_argument("--work-dir", help="checkpoints for resuming (default: OUTPUT.work)")
+    out.add_argument("--restart", action="store_true", help="ignore an existing work directory")
+    return p
+
+
+def _data_options(items: list[str]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise Rt3dError(f"--data-option expects KEY=VALUE, got '{item}'")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def config_from_args(args) -> object:
+    import shutil
+
+    from rt3d_mlir.pruning.job import PruneJobConfig
+    from rt3d_mlir.pruning.schemes import SparsityScheme, parse_layer_config
+    from rt3d_mlir.sparsity import parse_group_shape
+
+    try:
+        scheme = SparsityScheme(args.scheme, parse_group_shape(args.group_shape), args.unit)
+        layers = None
+        if args.config:
+            try:
+                with open(args.config) as f:
+                    layers = parse_layer_config(json.load(f))
+            except OSError as err:
+                raise Rt3dError(f"cannot read --config '{args.config}': {err.strerror}") from None
+            except json.JSONDecodeError as err:
+                raise Rt3dError(f"--config '{args.config}' is not valid JSON: {err}") from None
+    except ValueError as err:
+        raise Rt3dError(str(err)) from None
+    if args.flops_reduction is None and not (layers and all(layer.rate for layer in layers)):
+        raise Rt3dError("give --flops-reduction or a --config with a rate for every layer")
+    if args.flops_reduction is not None and args.flops_reduction < 1:
+        raise Rt3dError(f"--flops-reduction must be >= 1, got {args.flops_reduction}")
+    config = PruneJobConfig(
+        arch=args.arch, data=args.data, output=args.output,
+        model_kwargs={"width": args.width} if args.width != 1.0 else {},
+        data_options=_data_options(args.data_option), scheme=scheme,
+        flops_reduction=args.flops_reduction, layers=layers,
+        skip=tuple(args.skip) if args.skip else None, dense_checkpoint=args.dense,
+        dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
+        reweight_every=args.reweight_every, penalty=args.penalty, retrain_epochs=args.retrain_epochs,
+        distill=args.distill, batch_size=args.batch_size, lr=args.lr, retrain_lr=args.retrain_lr,
+        workers=args.workers, seed=args.seed, work_dir=args.work_dir, report=args.report,
+    )
+    if args.restart:
+        shutil.rmtree(config.work_directory, ignore_errors=True)
+    return config
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    from rt3d_mlir.models import ARCHITECTURES
+
+    if args.arch not in ARCHITECTURES:
+        raise Rt3dError(f"unknown architecture '{args.arch}' (choose from {', '.join(ARCHITECTURES)})")
+    config = config_from_args(args)
+    from tqdm import tqdm
+
+    from rt3d_mlir.pruning.distributed import setup_distributed, teardown_distributed
+    from rt3d_mlir.pruning.job import PruneJob
+
+    env = setup_distributed()
+    try:
+        try:
+            job = PruneJob(config, env, log=lambda msg: tqdm.write(msg, file=sys.stderr))
+            job.run()
+        except (ValueError, FileNotFoundError) as err:
+            raise Rt3dError(str(err).strip().splitlines()[0]) from None
+    finally:
+        teardown_distributed(env)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool("rt3d-prune", lambda: _main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

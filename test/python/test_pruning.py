@@ -1,0 +1,149 @@
+"""The pruning library: units, masks, penalty, hard pruning, masked training."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rt3d_mlir.models import build_model
+from rt3d_mlir.pruning.distributed import Distributed
+from rt3d_mlir.pruning.flops import conv_flops, flops_reduction
+from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target, unit_mask_for_rate
+from rt3d_mlir.pruning.masking import MASK_BUFFER, masked_modules, state_dict_without_masks
+from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
+from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, parse_layer_config, select_layers
+from rt3d_mlir.pruning.training import train_epoch
+from rt3d_mlir.pruning.units import expand_unit_mask, unit_norms, unit_sizes
+from rt3d_mlir.sparsity import is_vanilla, kernel_group_masks
+
+GROUP_SHAPES = [(1, 1), (2, 2), (4, 4), (8, 4), (4, 8), (3, 5), (16, 16)]
+ODD_WEIGHT = (10, 7, 3, 3, 3)
+
+
+@pytest.mark.parametrize("group_shape", GROUP_SHAPES)
+@pytest.mark.parametrize("kind, unit", [("kgs", "position"), ("kgs", "spatial"), ("vanilla", "position")])
+def test_masks_have_exactly_the_schemes_structure(group_shape, kind, unit):
+    scheme = SparsityScheme(kind, group_shape, unit)
+    weight = torch.randn(ODD_WEIGHT)
+    unit_mask = unit_mask_for_rate(weight, scheme, 2.5)
+    mask = expand_unit_mask(unit_mask, ODD_WEIGHT, scheme)
+    assert mask.shape == ODD_WEIGHT
+    pruned = (weight * mask).numpy()
+    group_masks = kernel_group_masks(pruned, group_shape)
+    # Every kernel of a group shares the group's positions: the per-weight mask is
+    # exactly the expansion of the group mask.
+    g_f, g_c = group_shape
+    for i, j in itertools.product(range(group_masks.shape[0]), range(group_masks.shape[1])):
+        block = mask[i * g_f:(i + 1) * g_f, j * g_c:(j + 1) * g_c].numpy()
+        assert (block == group_masks[i, j][None, None]).all()
+    if kind == "vanilla":
+        assert is_vanilla(group_masks)
+    if kind == "kgs" and unit == "spatial":  # a (kh, kw) is kept through the whole depth
+        assert (group_masks == group_masks[:, :, :1]).all()
+    kept = float(mask.float().mean())
+    if unit_mask.numel() > 1:
+        assert 0 < kept < 1
+
+
+def test_unit_sizes_count_edge_groups_correctly():
+    scheme = SparsityScheme("kgs", (4, 4))
+    sizes = unit_sizes(ODD_WEIGHT, scheme)
+    assert sizes.shape == (3, 2, 3, 3, 3)
+    assert float(sizes.sum()) == np.prod(ODD_WEIGHT)
+    assert sizes[0, 0, 0, 0, 0] == 16 and sizes[2, 1, 0, 0, 0] == 2 * 3
+
+
+def test_unit_norms_match_a_direct_computation():
+    scheme = SparsityScheme("kgs", (2, 3), "spatial")
+    weight = torch.randn(4, 6, 3, 2, 2)
+    norms = unit_norms(weight, scheme)
+    direct = weight[2:4, 3:6, :, 1, 0].pow(2).sum().sqrt()
+    assert torch.isclose(norms[1, 1, 1, 0], direct)
+
+
+def test_hard_pruning_keeps_the_largest_units():
+    scheme = SparsityScheme("kgs", (2, 2))
+    weight = torch.ones(2, 2, 1, 1, 4)
+    weight[..., 0] *= 5
+    weight[..., 1] *= 0.1
+    weight[..., 2] *= 3
+    weight[..., 3] *= 0.2
+    unit_mask = unit_mask_for_rate(weight, scheme, 2.0)
+    assert unit_mask.flatten().tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("arch, target", [("c3d", 2.6), ("c3d", 4.0), ("r2plus1d", 2.6), ("s3d", 3.0)])
+@pytest.mark.parametrize("group_shape", [(4, 4), (8, 4)])
+def test_hard_pruning_reaches_the_flops_target_within_2_percent(arch, target, group_shape):
+    size = {"c3d": (16, 32, 32), "r2plus1d": (8, 32, 32), "s3d": (8, 64, 64)}[arch]
+    model = build_model(arch, width=0.25, input_size=size).eval()
+    shape = (1, 3, *size)
+    pruned, skipped = select_layers(model, PruningConfig())
+    assert len(skipped) == 1
+    layers = conv_flops(model, shape)
+    rates = rates_for_flops_target(layers, pruned, target)
+    hard_prune(model, SparsityScheme("kgs", group_shape), rates)
+    achieved = flops_reduction(conv_flops(model, shape))
+    assert abs(achieved - target) / target < 0.02, achieved
+
+
+def test_unreachable_target_is_an_error():
+    model = build_model("c3d", width=0.25, input_size=(16, 32, 32))
+    layers = conv_flops(model, (1, 3, 16, 32, 32))
+    pruned = [layer.name for layer in layers[1:2]]
+    with pytest.raises(ValueError, match="out of reach"):
+        rates_for_flops_target(layers, pruned, 10.0)
+
+
+def test_layer_config_list():
+    layers = parse_layer_config([{"module": "features.conv2a", "rate": 3},
+                                 {"tensor_fqn": "features.conv3a.weight", "rate": 2}])
+    assert [(layer.module, layer.rate) for layer in layers] == [("features.conv2a", 3.0),
+                                                                ("features.conv3a", 2.0)]
+    model = build_model("c3d", width=0.25, input_size=(16, 32, 32))
+    pruned, skipped = select_layers(model, PruningConfig(layers=layers))
+    assert pruned == ["features.conv2a", "features.conv3a"] and len(skipped) == 6
+    with pytest.raises(ValueError, match="not Conv3d"):
+        select_layers(model, PruningConfig(layers=parse_layer_config([{"module": "classifier.fc6"}])))
+
+
+def test_reweighted_penalty_pushes_small_units_harder():
+    model = nn.Sequential(nn.Conv3d(4, 4, (1, 1, 2), bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].weight[:, :, :, :, 1] = 0.01
+    scheme = SparsityScheme("kgs", (4, 4))
+    penalty = ReweightedGroupPenalty(model, ["0"], scheme, strength=1.0)
+    penalty().backward()
+    grad = model[0].weight.grad
+    # Per weight, the gradient is P_u * w / ||W_u||: much larger for the small unit.
+    assert float(grad[0, 0, 0, 0, 1]) > 100 * float(grad[0, 0, 0, 0, 0])
+    before = penalty.factors["0"].clone()
+    with torch.no_grad():
+        model[0].weight.mul_(2)
+    penalty.update_factors()
+    assert torch.allclose(penalty.factors["0"], before / 4, rtol=1e-3)
+
+
+def test_pruned_weights_stay_exactly_zero_through_retraining():
+    torch.manual_seed(0)
+    model = build_model("c3d", width=1 / 8, input_size=(16, 16, 16), num_classes=4)
+    pruned, _ = select_layers(model, PruningConfig())
+    rates = {name: 3.0 for name in pruned}
+    hard_prune(model, SparsityScheme("kgs", (4, 4)), rates)
+    kept_before = {name: m.weight.detach().clone() for name, m in masked_modules(model)}
+    data = torch.utils.data.TensorDataset(torch.randn(16, 3, 16, 16, 16), torch.randint(0, 4, (16,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    for _ in range(2):
+        train_epoch(model, loader, optimizer, Distributed(), masked=True)
+    for name, module in masked_modules(model):
+        mask = getattr(module, MASK_BUFFER)
+        assert bool((module.weight[~mask] == 0).all()), name  # pruned: exactly zero
+        assert not torch.equal(module.weight[mask], kept_before[name][mask]), name  # kept: trained
+    state = state_dict_without_masks(model)
+    assert not any(key.endswith(MASK_BUFFER) for key in state)
