@@ -16,7 +16,9 @@ class C3D(nn.Module):
     ``width`` scales every channel count and the hidden FC width, and
     ``input_size`` (frames, height, width) sets the FC input size, so tests can
     build tiny versions with the same structure. The default is the published
-    model: 101 classes, input 3x16x112x112.
+    model: 101 classes, input 3x16x112x112. ``batch_norm`` adds a BatchNorm3d
+    after every convolution (the common "C3D-BN" variant, which trains from
+    scratch far more easily; the compiler folds it into the convolutions).
     """
 
     CONV_CHANNELS = (
@@ -45,6 +47,7 @@ class C3D(nn.Module):
         input_size: tuple[int, int, int] = (16, 112, 112),
         in_channels: int = 3,
         dropout: float = 0.5,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = tuple(input_size)
@@ -55,6 +58,8 @@ class C3D(nn.Module):
         for name, out in self.CONV_CHANNELS:
             out = scaled(out, width)
             layers.append((name, nn.Conv3d(channels, out, 3, padding=1)))
+            if batch_norm:
+                layers.append((name.replace("conv", "bn"), nn.BatchNorm3d(out)))
             layers.append((name.replace("conv", "relu"), nn.ReLU()))
             channels = out
             if name in self.POOLS:

@@ -57,11 +57,13 @@ class PruneJobConfig:
     distill_alpha: float = 0.5
     distill_temperature: float = 3.0
     batch_size: int = 16
+    optimizer: str = "sgd"  # or "adamw"
     lr: float = 0.05
     retrain_lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
     workers: int = 2
+    threads: int | None = None  # torch intra-op threads per process (default: cores / processes)
     seed: int = 0
     work_dir: str | None = None
     report: str | None = None
@@ -77,7 +79,7 @@ class PruneJobConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues."""
         data = asdict(self)
-        for key in ("output", "work_dir", "report", "workers"):
+        for key in ("output", "work_dir", "report", "workers", "threads"):
             data.pop(key)
         return json.loads(json.dumps(data, default=str))
 
@@ -114,6 +116,8 @@ class PruneJob:
         self.config = config
         self.env = env or Distributed()
         self._log = log or print
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(config.threads or max(1, cores // self.env.world_size))
         options = dict(config.data_options)
         self.train_set = build_dataset(config.data, train=True, **options)
         self.val_set = build_dataset(config.data, train=False, **options)
@@ -123,6 +127,7 @@ class PruneJob:
         kwargs.setdefault("num_classes", self.train_set.num_classes)
         kwargs.setdefault("input_size", list(clip.shape[1:]))
         self.model_kwargs = kwargs
+        torch.manual_seed(config.seed)  # the initial weights depend only on the seed
         self.model = build_model(config.arch, **kwargs).to(self.env.device)
         self.state = JobState()
         self.epochs_run = 0
@@ -154,10 +159,17 @@ class PruneJob:
                            sampler=sampler)
 
     def _optimizer(self, lr: float, epochs: int):
-        optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=lr, momentum=self.config.momentum,
-            weight_decay=self.config.weight_decay,
-        )
+        if self.config.optimizer == "adamw":
+            optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                self.model.parameters(), lr=lr, weight_decay=self.config.weight_decay
+            )
+        elif self.config.optimizer == "sgd":
+            optimizer = torch.optim.SGD(
+                self.model.parameters(), lr=lr, momentum=self.config.momentum,
+                weight_decay=self.config.weight_decay,
+            )
+        else:
+            raise ValueError(f"unknown optimizer '{self.config.optimizer}' (sgd or adamw)")
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
         return optimizer, scheduler
 
@@ -186,7 +198,8 @@ class PruneJob:
                 "use another --work-dir or --restart"
             )
         self.state = JobState(**payload)
-        add_mask_buffers(self.model, self.state.pruned_layers)
+        masked = [name for name in self.state.pruned_layers if f"{name}.{MASK_BUFFER}" in self.state.model]
+        add_mask_buffers(self.model, masked)
         self.model.load_state_dict(self.state.model)
         self.log(f"resuming from {path}: phase {self.state.phase}, {self.state.epoch} epoch(s) done")
         return True

@@ -22,6 +22,8 @@ def build_parser() -> ArgumentParser:
     model = p.add_argument_group("model")
     model.add_argument("--arch", default="c3d", help="c3d, r2plus1d or s3d (default: c3d)")
     model.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    model.add_argument("--batch-norm", action="store_true",
+                       help="C3D with BatchNorm after each conv (trains from scratch more easily)")
     model.add_argument("--dense", metavar="CHECKPOINT", help="start from this dense rt3d checkpoint")
     data = p.add_argument_group("data")
     data.add_argument("--data", default="synthetic",
@@ -30,6 +32,7 @@ def build_parser() -> ArgumentParser:
                       help="data set option, e.g. samples=2000 or split=2 (repeatable)")
     data.add_argument("--batch-size", type=int, default=16)
     data.add_argument("--workers", type=int, default=2, help="data loader worker processes")
+    data.add_argument("--threads", type=int, help="torch threads per process (default: cores / processes)")
     sparsity = p.add_argument_group("sparsity")
     sparsity.add_argument("--scheme", default="kgs", help="kgs or vanilla (default: kgs)")
     sparsity.add_argument("--group-shape", default="4x4", help="kernel group GFxGC (default: 4x4)")
@@ -48,7 +51,9 @@ def build_parser() -> ArgumentParser:
                        help="recompute the reweighting factors every N epochs")
     train.add_argument("--penalty", type=float, default=1e-4, help="group penalty strength lambda")
     train.add_argument("--retrain-epochs", type=int, default=8)
+    train.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
     train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--weight-decay", type=float, default=5e-4)
     train.add_argument("--retrain-lr", type=float, default=0.01)
     train.add_argument("--distill", action="store_true", help="distil from the dense model when retraining")
     train.add_argument("--seed", type=int, default=0)
@@ -71,6 +76,17 @@ def _data_options(items: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def _model_kwargs(args) -> dict[str, object]:
+    kwargs: dict[str, object] = {}
+    if args.width != 1.0:
+        kwargs["width"] = args.width
+    if args.batch_norm:
+        if args.arch != "c3d":
+            raise Rt3dError("--batch-norm applies to c3d (r2plus1d and s3d always have BatchNorm)")
+        kwargs["batch_norm"] = True
+    return kwargs
 
 
 def config_from_args(args) -> object:
@@ -99,14 +115,16 @@ def config_from_args(args) -> object:
         raise Rt3dError(f"--flops-reduction must be >= 1, got {args.flops_reduction}")
     config = PruneJobConfig(
         arch=args.arch, data=args.data, output=args.output,
-        model_kwargs={"width": args.width} if args.width != 1.0 else {},
+        model_kwargs=_model_kwargs(args),
         data_options=_data_options(args.data_option), scheme=scheme,
         flops_reduction=args.flops_reduction, layers=layers,
         skip=tuple(args.skip) if args.skip else None, dense_checkpoint=args.dense,
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
         reweight_every=args.reweight_every, penalty=args.penalty, retrain_epochs=args.retrain_epochs,
-        distill=args.distill, batch_size=args.batch_size, lr=args.lr, retrain_lr=args.retrain_lr,
-        workers=args.workers, seed=args.seed, work_dir=args.work_dir, report=args.report,
+        distill=args.distill, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        retrain_lr=args.retrain_lr, weight_decay=args.weight_decay,
+        workers=args.workers, threads=args.threads, seed=args.seed, work_dir=args.work_dir,
+        report=args.report,
     )
     if args.restart:
         shutil.rmtree(config.work_directory, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""DataLoaders with worker processes and deterministic seeding."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy and ``random`` in a worker from the seed torch gave it.
+
+    PyTorch seeds each worker's torch RNG with ``base_seed + worker_id``,
+    where ``base_seed`` is drawn from the loader's generator; this makes the
+    other RNGs follow it.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    train: bool,
+    workers: int = 2,
+    sampler: Sampler | Iterable[int] | None = None,
+    seed: int | None = None,
+    drop_last: bool | None = None,
+) -> DataLoader:
+    """A DataLoader over ``dataset`` with ``workers`` worker processes (0: load in this process).
+
+    Training shuffles (unless a ``sampler`` is given, which then decides the
+    order) and drops the last incomplete batch when there is at least one
+    full batch (``drop_last`` overrides); evaluation keeps the order and every
+    sample. Workers persist across epochs of the same loader.
+
+    Determinism: the shuffle order and the workers' seeds come from a
+    generator seeded with ``seed``, or, when ``seed`` is None, with a number
+    drawn from torch's global RNG (so ``torch.manual_seed`` fixes them).
+    Sample ``i`` goes to worker ``(i // batch_size) % workers``, so training
+    randomness (temporal starts, crops) is reproducible for a fixed number of
+    workers; evaluation data do not depend on the number of workers at all.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if workers < 0:
+        raise ValueError(f"workers must be non-negative, got {workers}")
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()))
+    generator = torch.Generator().manual_seed(seed)
+    if drop_last is None:
+        count = len(sampler) if sampler is not None and hasattr(sampler, "__len__") else len(dataset)
+        drop_last = train and count >= batch_size
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker,
+        generator=generator,
+        drop_last=drop_last,
+        pin_memory=torch.cuda.is_available(),
+    )

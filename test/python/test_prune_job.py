@@ -1,0 +1,193 @@
+"""The pruning job end to end: phases, checkpoints, resume, rt3d-prune, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import REL_TOL, relative_error
+
+import rt3d_mlir
+from rt3d_mlir.frontend import load_model_file
+from rt3d_mlir.pruning.job import STATE_FILE, Interrupted, PruneJob, PruneJobConfig
+from rt3d_mlir.pruning.schemes import SparsityScheme
+from rt3d_mlir.sparsity import group_shape_fits, kernel_group_masks
+
+BIN = os.path.dirname(sys.executable)
+DATA_OPTIONS = {"samples": 32, "val_samples": 32}
+TINY = dict(
+    arch="c3d", data="synthetic", model_kwargs={"width": 0.125}, data_options=DATA_OPTIONS,
+    scheme=SparsityScheme("kgs", (4, 4)), flops_reduction=2.6, dense_epochs=1, reweight_epochs=2,
+    retrain_epochs=2, reweight_every=1, batch_size=8, workers=0, threads=1, seed=3,
+)
+CLI_ARGS = [
+    "--arch", "c3d", "--width", "0.125", "--data", "synthetic",
+    "--data-option", "samples=32", "--data-option", "val_samples=32",
+    "--scheme", "kgs", "--group-shape", "4x4", "--flops-reduction", "2.6", "--dense-epochs", "1",
+    "--reweight-epochs", "2", "--retrain-epochs", "2", "--reweight-every", "1", "--batch-size", "8",
+    "--workers", "0", "--threads", "1", "--seed", "3",
+]
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def run_job(tmp_path, name: str, stop_after: int | None = None, **overrides) -> dict | None:
+    config = PruneJobConfig(output=str(tmp_path / f"{name}.pt"), **{**TINY, **overrides})
+    try:
+        return PruneJob(config, log=quiet).run(stop_after_epochs=stop_after)
+    except Interrupted:
+        return None
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a, b) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run, shared by the tests below."""
+    directory = tmp_path_factory.mktemp("reference")
+    report = run_job(directory, "ref")
+    return directory / "ref.pt", report
+
+
+def test_job_output_is_a_compilable_kgs_checkpoint(reference, tmp_path):
+    path, report = reference
+    assert abs(report["flops"]["reduction"] - 2.6) / 2.6 < 0.02
+    assert set(report["accuracy"]) == {"dense", "after_reweighting", "after_hard_prune", "final"}
+    assert [h["phase"] for h in report["history"]] == ["dense", "reweight", "reweight", "retrain", "retrain"]
+    raw = torch.load(path, weights_only=True)
+    assert raw["sparsity"]["scheme"] == "kgs" and raw["sparsity"]["group_shape"] == [4, 4]
+    assert not any(key.endswith("kgs_mask") for key in raw["state_dict"])
+    convs = [k for k in raw["state_dict"] if k.startswith("features.conv") and k.endswith(".weight")]
+    pruned = [k for k in convs if k != "features.conv1a.weight"]
+    assert float((raw["state_dict"]["features.conv1a.weight"] == 0).float().mean()) == 0.0
+    for key in pruned:
+        weight = raw["state_dict"][key].numpy()
+        assert group_shape_fits(weight, (4, 4), tolerance=0.0), key
+        assert 0.2 < kernel_group_masks(weight, (4, 4)).mean() < 0.6, key
+    # The compiler takes the checkpoint as it is.
+    out = tmp_path / "pruned.so"
+    rt3d_mlir.compile(str(path), output=out)
+    model = load_model_file(path).module.eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert relative_error(rt3d_mlir.load(out)(x.numpy()), expected) <= REL_TOL
+    with open(str(path)[:-3] + ".json") as f:
+        assert json.load(f)["flops"] == report["flops"]
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 4])
+def test_resume_gives_the_uninterrupted_result(reference, tmp_path, stop_after):
+    assert run_job(tmp_path, "resumed", stop_after=stop_after) is None
+    assert os.path.exists(tmp_path / "resumed.pt.work" / STATE_FILE)
+    assert not os.path.exists(tmp_path / "resumed.pt")
+    run_job(tmp_path, "resumed")
+    assert_same_weights(reference[0], tmp_path / "resumed.pt")
+
+
+def test_resume_refuses_different_settings(tmp_path):
+    run_job(tmp_path, "a", stop_after=1)
+    with pytest.raises(ValueError, match="different settings"):
+        run_job(tmp_path, "a", penalty=1e-3)
+
+
+def test_vanilla_and_spatial_units(tmp_path):
+    report = run_job(tmp_path, "vanilla", scheme=SparsityScheme("vanilla", (4, 4)), retrain_epochs=1)
+    raw = weights(tmp_path / "vanilla.pt")
+    masks = kernel_group_masks(raw["features.conv3a.weight"].numpy(), (4, 4))
+    per_group = masks.reshape(masks.shape[0], masks.shape[1], -1)
+    assert (per_group.all(axis=2) | ~per_group.any(axis=2)).all()
+    assert abs(report["flops"]["reduction"] - 2.6) / 2.6 < 0.02
+    run_job(tmp_path, "spatial", scheme=SparsityScheme("kgs", (4, 4), "spatial"), retrain_epochs=1)
+    masks = kernel_group_masks(weights(tmp_path / "spatial.pt")["features.conv3a.weight"].numpy(), (4, 4))
+    assert (masks == masks[:, :, :1]).all()  # kept (kh, kw) run through the whole depth
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([os.path.join(BIN, "rt3d-prune"), *args], capture_output=True, text=True,
+                          **kwargs)
+
+
+def test_cli_interrupt_then_resume_matches_uninterrupted(reference, tmp_path):
+    out = tmp_path / "cli.pt"
+    process = subprocess.Popen(
+        [os.path.join(BIN, "rt3d-prune"), *CLI_ARGS, "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    state = tmp_path / "cli.pt.work" / STATE_FILE
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and torch.load(state, weights_only=False)["phase"] != "dense":
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode != 0:  # interrupted (it may also have finished first)
+        assert process.returncode == 130, stderr
+        assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "rt3d-prune: interrupted"
+        assert not out.exists()
+        torch.load(state, weights_only=False)  # the checkpoint is intact
+        result = cli(*CLI_ARGS, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        assert "resuming from" in result.stderr
+    assert_same_weights(reference[0], out)
+
+
+def test_cli_errors(tmp_path):
+    result = cli("--flops-reduction", "0.5", "-o", str(tmp_path / "x.pt"))
+    assert result.returncode == 1 and "must be >= 1" in result.stderr
+    result = cli("-o", str(tmp_path / "x.pt"))
+    assert result.returncode == 1 and "give --flops-reduction" in result.stderr
+    result = cli("--arch", "vgg", "--flops-reduction", "2", "-o", str(tmp_path / "x.pt"))
+    assert result.returncode == 1 and "unknown architecture" in result.stderr
+    result = cli(*CLI_ARGS[:-2], "--seed", "1", "--data", "ucf101:/nonexistent", "-o", str(tmp_path / "x.pt"))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    result = cli(*CLI_ARGS, "--flops-reduction", "50", "-o", str(tmp_path / "x.pt"))
+    assert result.returncode == 1 and "out of reach" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_torchrun_two_processes_match_single_process_structure(reference, tmp_path):
+    out = tmp_path / "ddp.pt"
+    result = subprocess.run(
+        [os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node=2",
+         os.path.join(BIN, "rt3d-prune"), *CLI_ARGS, "-o", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "ddp.json") as f:
+        ddp_report = json.load(f)
+    assert ddp_report["world_size"] == 2
+    single = torch.load(reference[0], weights_only=True)
+    ddp = torch.load(out, weights_only=True)
+    assert single["sparsity"]["scheme"] == ddp["sparsity"]["scheme"]
+    assert single["sparsity"]["group_shape"] == ddp["sparsity"]["group_shape"]
+    assert single["state_dict"].keys() == ddp["state_dict"].keys()
+    for key, value in single["state_dict"].items():
+        other = ddp["state_dict"][key]
+        assert value.shape == other.shape, key
+        if key.endswith(".weight") and value.dim() == 5:
+            # Same kept fraction per layer, same group structure; trained differently.
+            np.testing.assert_allclose(float((value != 0).float().mean()),
+                                       float((other != 0).float().mean()), atol=1e-6)
+            assert group_shape_fits(other.numpy(), (4, 4), tolerance=0.0)
+    assert abs(ddp_report["flops"]["reduction"] - reference[1]["flops"]["reduction"]) < 1e-6
