@@ -58,6 +58,7 @@ class PruneJobConfig:
     distill_temperature: float = 3.0
     batch_size: int = 16
     optimizer: str = "sgd"  # or "adamw"
+    schedule: str = "cosine"  # per-epoch cosine decay, or "onecycle" (per-step warm-up and decay)
     lr: float = 0.05
     retrain_lr: float = 0.01
     momentum: float = 0.9
@@ -170,7 +171,15 @@ class PruneJob:
             )
         else:
             raise ValueError(f"unknown optimizer '{self.config.optimizer}' (sgd or adamw)")
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+        if self.config.schedule == "onecycle":
+            steps = max(len(self._loader(self.train_set, True, 0)), 1)
+            scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=lr, total_steps=max(epochs, 1) * steps
+            )
+        elif self.config.schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+        else:
+            raise ValueError(f"unknown schedule '{self.config.schedule}' (cosine or onecycle)")
         return optimizer, scheduler
 
     def _evaluate(self, description: str) -> float:
@@ -223,6 +232,7 @@ class PruneJob:
         config = self.config
         net = self.env.wrap(self.model)
         optimizer, scheduler = self._optimizer(lr, epochs)
+        per_step = config.schedule == "onecycle"
         if self.state.optimizer is not None:
             optimizer.load_state_dict(self.state.optimizer)
             scheduler.load_state_dict(self.state.scheduler)
@@ -248,8 +258,10 @@ class PruneJob:
                 net, self._loader(self.train_set, True, epoch), optimizer, self.env,
                 penalty=penalty, masked=phase == "retrain", distillation=distillation,
                 description=f"{phase} {epoch + 1}/{epochs}",
+                after_step=scheduler.step if per_step else None,
             )
-            scheduler.step()
+            if not per_step:
+                scheduler.step()
             accuracy = self._evaluate(f"eval {phase} {epoch + 1}/{epochs}")
             seconds = time.perf_counter() - start
             self.state.seconds += seconds

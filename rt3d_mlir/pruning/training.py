@@ -53,6 +53,7 @@ def train_epoch(
     masked: bool = False,
     distillation: Distillation | None = None,
     description: str = "train",
+    after_step: Callable[[], object] | None = None,
 ) -> EpochStats:
     model.train()
     totals = [0.0, 0.0, 0.0, 0.0]  # loss sum, penalty sum, correct, samples
@@ -70,6 +71,8 @@ def train_epoch(
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step()
             if masked:
                 apply_masks(model)
             batch = labels.shape[0]

@@ -63,11 +63,12 @@ def _main(argv: Sequence[str] | None) -> int:
     data_options = {"classes": args.classes}
     config = PruneJobConfig(
         arch="c3d", data="synthetic", output=pruned, data_options=data_options,
-        model_kwargs={"width": args.width, "batch_norm": True},
+        model_kwargs={"width": args.width, "batch_norm": True, "dropout": 0.2},
         scheme=SparsityScheme("kgs", parse_group_shape(args.group_shape)),
         flops_reduction=args.flops_reduction, dense_epochs=args.dense_epochs,
         reweight_epochs=args.reweight_epochs, retrain_epochs=args.retrain_epochs,
-        optimizer="adamw", lr=2e-3, retrain_lr=5e-4, weight_decay=1e-4, seed=args.seed,
+        optimizer="adamw", schedule="onecycle", lr=2e-3, retrain_lr=5e-4, weight_decay=1e-4,
+        batch_size=32, seed=args.seed,
     )
     if args.restart:
         shutil.rmtree(config.work_directory, ignore_errors=True)

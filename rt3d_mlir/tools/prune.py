@@ -52,6 +52,8 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--penalty", type=float, default=1e-4, help="group penalty strength lambda")
     train.add_argument("--retrain-epochs", type=int, default=8)
     train.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
+    train.add_argument("--schedule", default="cosine", choices=("cosine", "onecycle"),
+                       help="learning-rate schedule within each phase")
     train.add_argument("--lr", type=float, default=0.05)
     train.add_argument("--weight-decay", type=float, default=5e-4)
     train.add_argument("--retrain-lr", type=float, default=0.01)
@@ -120,8 +122,10 @@ def config_from_args(args) -> object:
         flops_reduction=args.flops_reduction, layers=layers,
         skip=tuple(args.skip) if args.skip else None, dense_checkpoint=args.dense,
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
-        reweight_every=args.reweight_every, penalty=args.penalty, retrain_epochs=args.retrain_epochs,
-        distill=args.distill, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        reweight_every=args.reweight_every, penalty=args.penalty,
+        retrain_epochs=args.retrain_epochs,
+        distill=args.distill, batch_size=args.batch_size, optimizer=args.optimizer,
+        schedule=args.schedule, lr=args.lr,
         retrain_lr=args.retrain_lr, weight_decay=args.weight_decay,
         workers=args.workers, threads=args.threads, seed=args.seed, work_dir=args.work_dir,
         report=args.report,
