@@ -26,7 +26,7 @@ from rt3d_mlir.pruning.flops import conv_flops, flops_reduction
 from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
 from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
-from rt3d_mlir.pruning.schemes import LayerConfig, SparsityScheme, select_layers
+from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
 
 PHASES = ("dense", "reweight", "prune", "retrain", "done")
@@ -283,9 +283,11 @@ class PruneJob:
         self.state.optimizer = self.state.scheduler = self.state.penalty_factors = None
 
     def _select_layers(self) -> None:
+        config = self.config
         pruned, _skipped = select_layers(
             self.model,
-            _pruning_config(self.config),
+            PruningConfig(scheme=config.scheme, flops_reduction=config.flops_reduction,
+                          layers=config.layers, skip=config.skip),
         )
         self.state.pruned_layers = pruned
 
@@ -417,8 +419,7 @@ class PruneJob:
         }
         sparsity = {**config.scheme.to_dict(), "layers": layers,
                     "flops_reduction": report["flops"]["reduction"]}
-        model = copy.deepcopy(self.model)
-        state = state_dict_without_masks(model)
+        state = state_dict_without_masks(self.model)
         fresh = build_model(config.arch, **self.model_kwargs)
         fresh.load_state_dict(state)
         save_checkpoint(config.output, config.arch, self.model_kwargs, fresh, sparsity=sparsity,
@@ -433,11 +434,3 @@ class PruneJob:
             f"pruned {report['accuracy'].get('final', math.nan):.4f}) and {config.report_path}"
         )
 
-
-def _pruning_config(config: PruneJobConfig):
-    from rt3d_mlir.pruning.schemes import PruningConfig
-
-    return PruningConfig(
-        scheme=config.scheme, flops_reduction=config.flops_reduction, layers=config.layers,
-        skip=config.skip,
-    )

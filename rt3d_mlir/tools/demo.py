@@ -67,7 +67,7 @@ def _main(argv: Sequence[str] | None) -> int:
         scheme=SparsityScheme("kgs", parse_group_shape(args.group_shape)),
         flops_reduction=args.flops_reduction, dense_epochs=args.dense_epochs,
         reweight_epochs=args.reweight_epochs, retrain_epochs=args.retrain_epochs,
-        optimizer="adamw", schedule="onecycle", lr=2e-3, retrain_lr=5e-4, weight_decay=1e-4,
+        optimizer="adamw", schedule="onecycle", lr=5e-4, retrain_lr=2e-4, weight_decay=1e-4,
         batch_size=32, seed=args.seed,
     )
     if args.restart:
