@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -68,15 +69,24 @@ def compile_model(
     group_shape: tuple[int, int] | None = None,
     cpu: str | None = None,
     keep_intermediates: str | None = None,
+    reference_kernels: bool = False,
+    schedule: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> str:
     """Compile a model to an artifact at ``output`` and return its path.
 
     ``group_shape`` forces the kernel-group shape used to discover sparsity;
     by default it comes from the checkpoint's metadata, else the largest
-    candidate each layer's zeros fit.
+    candidate each layer's zeros fit. ``reference_kernels`` replaces the
+    generated vector kernels by the (slow) dense masked linalg lowering.
+    ``schedule`` overrides the loop schedule chosen for every convolution
+    (``rt3d-reorder-loops`` options, e.g. ``"tile-cols=8 vector-dim=width"``).
     """
     step = progress or (lambda _msg: None)
+    if not re.fullmatch(r"(\s*[a-z-]+=[A-Za-z0-9_]+)*\s*", schedule):
+        raise UnsupportedModelError(
+            f"schedule must be 'option=value' pairs of rt3d-reorder-loops, got '{schedule}'"
+        )
     target_info = get_target(target)
     require_toolchain(target_info)
     output = os.fspath(output)
@@ -95,7 +105,13 @@ def compile_model(
         module = import_to_linalg(prepare_for_import(loaded.module), x)
     with module.context:
         step("sparse convolutions")
-        run_pipeline(module, f"builtin.module({sparse_conv_pipeline(group_shape or loaded.group_shape)})")
+        pipeline = sparse_conv_pipeline(
+            group_shape or loaded.group_shape,
+            target=target,
+            reference=reference_kernels,
+            schedule=schedule,
+        )
+        run_pipeline(module, f"builtin.module({pipeline})")
         build_shared_object(
             module,
             FUNCTION_NAME,

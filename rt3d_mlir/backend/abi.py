@@ -2,19 +2,36 @@
 
 Every artifact (a shared object) exports, with C linkage:
 
-    uint32_t       rt3d_abi_version(void);   /* 1 */
+    uint32_t       rt3d_abi_version(void);   /* 2 */
     const char    *rt3d_target(void);        /* "host", ... */
     int32_t        rt3d_input_rank(void);
     const int64_t *rt3d_input_shape(void);   /* rt3d_input_rank() dims */
     int32_t        rt3d_output_rank(void);
     const int64_t *rt3d_output_shape(void);
     int32_t        rt3d_forward(const float *input, float *output);
+    int32_t        rt3d_set_num_threads(int32_t threads);  /* 0: default */
+    int32_t        rt3d_num_threads(void);
+    int32_t        rt3d_set_profiling(int32_t on);  /* time every kernel call */
+    int32_t        rt3d_profile_entries(void);      /* one per generated kernel */
+    const char    *rt3d_profile_name(int32_t i);
+    double         rt3d_profile_seconds(int32_t i); /* summed since profiling began */
+    int64_t        rt3d_profile_calls(int32_t i);
 
 ``rt3d_forward`` reads a dense row-major float32 input of the input shape
 and writes the dense float32 output; it returns 0 on success. It is
 re-entrant: temporaries are allocated per call. Weights live in the
 artifact's read-only data (linked in from a binary blob with ``.incbin``).
 Nothing else is exported.
+
+Threads. Each generated kernel splits its work into independent tasks (see
+``rt3d_mlir.passes.kernel_calls``). The glue defines each kernel's
+*dispatch* function, which runs the kernel's tasks on
+``rt3d_num_threads()`` POSIX threads (the calling thread included): the
+threads take tasks one at a time from a shared atomic counter, so blocks
+with more kept weights do not stall the others. Threads are started per
+dispatch and joined before it returns (tens of microseconds per layer).
+The default count is ``RT3D_NUM_THREADS`` from the environment, else the
+number of online CPUs. The same C builds for every target.
 """
 
 from __future__ import annotations
@@ -22,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 FORWARD_IMPL_SYMBOL = "__rt3d_forward_impl"
 EXPORTED_SYMBOLS = (
     "rt3d_abi_version",
@@ -32,6 +49,13 @@ EXPORTED_SYMBOLS = (
     "rt3d_output_rank",
     "rt3d_output_shape",
     "rt3d_forward",
+    "rt3d_set_num_threads",
+    "rt3d_num_threads",
+    "rt3d_set_profiling",
+    "rt3d_profile_entries",
+    "rt3d_profile_name",
+    "rt3d_profile_seconds",
+    "rt3d_profile_calls",
 )
 
 
@@ -42,16 +66,149 @@ class WeightSymbol:
     size: int  # bytes
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """A kernel call site: ``name(args...)`` runs ``kernel(args..., begin, end)`` over ``tasks``."""
+
+    name: str
+    kernel: str
+    arguments: int  # pointer arguments (the task range comes after them)
+    tasks: int
+
+
+_THREAD_RUNTIME = """\
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef void (*rt3d_task_fn)(void *const *args, int64_t begin, int64_t end);
+
+static int32_t g_threads = 0;
+
+int32_t rt3d_set_num_threads(int32_t threads) {
+  if (threads < 0) return 1;
+  __atomic_store_n(&g_threads, threads, __ATOMIC_RELAXED);
+  return 0;
+}
+
+int32_t rt3d_num_threads(void) {
+  int32_t threads = __atomic_load_n(&g_threads, __ATOMIC_RELAXED);
+  if (threads > 0) return threads;
+  const char *env = getenv("RT3D_NUM_THREADS");
+  if (env && atoi(env) > 0) return atoi(env);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return cpus > 0 ? (int32_t)cpus : 1;
+}
+
+struct rt3d_job {
+  rt3d_task_fn fn;
+  void *const *args;
+  int64_t tasks;
+  int64_t next;
+};
+
+static void *rt3d_worker(void *opaque) {
+  struct rt3d_job *job = (struct rt3d_job *)opaque;
+  for (;;) {
+    int64_t task = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (task >= job->tasks) break;
+    job->fn(job->args, task, task + 1);
+  }
+  return NULL;
+}
+
+#define RT3D_MAX_THREADS 256
+
+static void rt3d_parallel_for(rt3d_task_fn fn, void *const *args, int64_t tasks) {
+  int64_t threads = rt3d_num_threads();
+  if (threads > tasks) threads = tasks;
+  if (threads > RT3D_MAX_THREADS) threads = RT3D_MAX_THREADS;
+  if (threads <= 1) {
+    fn(args, 0, tasks);
+    return;
+  }
+  struct rt3d_job job = {fn, args, tasks, 0};
+  pthread_t helpers[RT3D_MAX_THREADS];
+  int started = 0;
+  for (int64_t i = 1; i < threads; ++i) {
+    if (pthread_create(&helpers[started], NULL, rt3d_worker, &job) != 0) break;
+    ++started;
+  }
+  rt3d_worker(&job);
+  for (int i = 0; i < started; ++i) pthread_join(helpers[i], NULL);
+}
+"""
+
+
+def _profile_source(dispatches: Sequence[Dispatch]) -> str:
+    count = len(dispatches)
+    size = max(count, 1)
+    names = ", ".join(f'"{d.kernel}"' for d in dispatches) or '""'
+    return f"""
+static int32_t g_profiling = 0;
+static const char *const kProfileNames[{size}] = {{{names}}};
+static double g_profile_seconds[{size}];
+static int64_t g_profile_calls[{size}];
+
+static double rt3d_now(void) {{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}}
+
+int32_t rt3d_set_profiling(int32_t on) {{
+  g_profiling = on != 0;
+  for (int i = 0; i < {size}; ++i) {{ g_profile_seconds[i] = 0.0; g_profile_calls[i] = 0; }}
+  return 0;
+}}
+int32_t rt3d_profile_entries(void) {{ return {count}; }}
+const char *rt3d_profile_name(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileNames[i] : ""; }}
+double rt3d_profile_seconds(int32_t i) {{ return (i >= 0 && i < {count}) ? g_profile_seconds[i] : 0.0; }}
+int64_t rt3d_profile_calls(int32_t i) {{ return (i >= 0 && i < {count}) ? g_profile_calls[i] : 0; }}
+"""
+
+
+def _dispatch_source(index: int, dispatch: Dispatch) -> str:
+    params = ", ".join(f"void *a{i}" for i in range(dispatch.arguments))
+    pointer_params = ", ".join(["void *"] * dispatch.arguments)
+    unpacked = ", ".join(f"args[{i}]" for i in range(dispatch.arguments))
+    packed = ", ".join(f"a{i}" for i in range(dispatch.arguments))
+    return f"""
+void {dispatch.kernel}({pointer_params}, int64_t, int64_t);
+static void {dispatch.name}_tasks(void *const *args, int64_t begin, int64_t end) {{
+  {dispatch.kernel}({unpacked}, begin, end);
+}}
+void {dispatch.name}({params}) {{
+  void *const args[{dispatch.arguments}] = {{{packed}}};
+  double start = g_profiling ? rt3d_now() : 0.0;
+  rt3d_parallel_for({dispatch.name}_tasks, args, {dispatch.tasks});
+  if (g_profiling) {{
+    g_profile_seconds[{index}] += rt3d_now() - start;
+    g_profile_calls[{index}] += 1;
+  }}
+}}
+"""
+
+
 def _shape_literal(shape: Sequence[int]) -> str:
     return "{" + ", ".join(f"{int(d)}" for d in shape) + "}"
 
 
-def wrapper_source(target: str, input_shape: Sequence[int], output_shape: Sequence[int]) -> str:
-    """C source of the exported entry points around the compiled model."""
+def wrapper_source(
+    target: str,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    dispatches: Sequence[Dispatch] = (),
+) -> str:
+    """C source of the exported entry points, the thread runtime and the kernel dispatches."""
+    dispatch_code = _profile_source(dispatches) + "".join(
+        _dispatch_source(i, d) for i, d in enumerate(dispatches)
+    )
     return f"""\
 /* Generated by rt3d-mlir: the artifact's C ABI (version {ABI_VERSION}). */
 #include <stdint.h>
-
+{_THREAD_RUNTIME}{dispatch_code}
 void {FORWARD_IMPL_SYMBOL}(const float *input, float *output);
 
 static const int64_t kInputShape[{len(input_shape)}] = {_shape_literal(input_shape)};

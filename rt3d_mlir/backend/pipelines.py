@@ -5,10 +5,30 @@ from __future__ import annotations
 from rt3d_mlir.sparsity import format_group_shape
 
 
-def sparse_conv_pipeline(group_shape: tuple[int, int] | None) -> str:
-    """Recognize kernel-group sparse convolutions and lower them (reference path)."""
+def sparse_conv_pipeline(
+    group_shape: tuple[int, int] | None,
+    target: str = "host",
+    reference: bool = False,
+    schedule: str = "",
+) -> str:
+    """Recognize kernel-group sparse convolutions and generate their vector kernels.
+
+    ``reference=True`` lowers them to dense masked linalg convolutions
+    instead (slow, obviously correct). Convolutions the generator does not
+    take (non-constant weights) always get the reference lowering.
+    """
     option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
-    return f"rt3d-recognize-kgs{option}, rt3d-lower-kgs-to-linalg, canonicalize, cse"
+    target_option = f"{{target={target}}}"
+    steps = [f"rt3d-recognize-kgs{option}"]
+    if not reference:
+        steps += [
+            f"rt3d-pack-kernel-groups{target_option}",
+            f"rt3d-reorder-loops{{target={target} {schedule}}}",
+            "rt3d-vectorize",
+            f"rt3d-vectorize-matmul{target_option}",
+        ]
+    steps += ["rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
+    return ", ".join(steps)
 
 
 def bufferize_pipeline(blob_file: str) -> str:
@@ -33,6 +53,7 @@ LOOPS_TO_LLVM = ", ".join(
         "canonicalize",
         "cse",
         "convert-scf-to-cf",
+        "convert-vector-to-llvm",
         "expand-strided-metadata",
         "finalize-memref-to-llvm",
         "convert-math-to-llvm",

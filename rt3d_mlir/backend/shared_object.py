@@ -10,6 +10,7 @@ from torch_mlir import ir
 
 from rt3d_mlir.backend.abi import (
     FORWARD_IMPL_SYMBOL,
+    Dispatch,
     WeightSymbol,
     version_script,
     weights_assembly,
@@ -21,6 +22,7 @@ from rt3d_mlir.backend.toolchain import CLANG, LLD, MLIR_TRANSLATE, find_tool, r
 from rt3d_mlir.errors import UnsupportedModelError
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.externalize_weights import OFFSET_ATTR, SIZE_ATTR
+from rt3d_mlir.passes.kernel_calls import KERNEL_ATTR, TASKS_ATTR
 from rt3d_mlir.passes.matchers import ops_named
 
 
@@ -72,6 +74,24 @@ def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
     return symbols
 
 
+def _dispatches(module: ir.Module) -> list[Dispatch]:
+    """The kernel dispatch declarations the C glue must define."""
+    found = []
+    for op in ops_named(module.operation, "func.func"):
+        if KERNEL_ATTR not in op.attributes:
+            continue
+        ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+        found.append(
+            Dispatch(
+                name=ir.StringAttr(op.attributes["sym_name"]).value,
+                kernel=ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
+                arguments=len(ftype.inputs),
+                tasks=ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
+            )
+        )
+    return found
+
+
 def build_shared_object(
     module: ir.Module,
     function_name: str,
@@ -100,6 +120,7 @@ def build_shared_object(
         step("bufferize")
         run_pipeline(module, f"builtin.module({bufferize_pipeline(blob)})")
         weights = _weight_symbols(module)
+        dispatches = _dispatches(module)
         if not weights:
             open(blob, "wb").close()
         step("lower to LLVM dialect")
@@ -112,7 +133,7 @@ def build_shared_object(
         run_tool([mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
         wrapper = os.path.join(work, "abi.c")
         with open(wrapper, "w") as f:
-            f.write(wrapper_source(target.name, input_shape, output_shape))
+            f.write(wrapper_source(target.name, input_shape, output_shape, dispatches))
         assembly = os.path.join(work, "weights.S")
         with open(assembly, "w") as f:
             f.write(weights_assembly(os.path.abspath(blob), weights))
@@ -132,6 +153,7 @@ def build_shared_object(
                     "-O3",
                     "-fPIC",
                     "-shared",
+                    "-pthread",
                     "-fuse-ld=lld",
                     "-Wno-override-module",
                     f"-Wl,--version-script={exports}",

@@ -22,7 +22,6 @@ Python-defined dialects print and parse in the generic form only, and keep
 attributes in the op's attribute dictionary (not as properties).
 """
 
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +58,33 @@ class KgsConv3dOp(Rt3dDialect.Operation, name="kgs_conv3d"):
             problem = f"could not be verified: {err}"
         if problem:
             self.location.emit_error(f"'rt3d.kgs_conv3d' op {problem}")
+            return False
+        return True
+
+
+class PackedConv3dOp(Rt3dDialect.Operation, name="packed_conv3d"):
+    result: ext.Result[Any]
+    input: ext.Operand[Any]
+    weights: ext.Operand[Any]
+    entry_offsets: ext.Operand[Any]
+    block_starts: ext.Operand[Any]
+    out_channels: ext.Operand[Any]
+    bias: ext.Operand[Any]
+    strides: Any
+    padding_low: Any
+    padding_high: Any
+    dilations: Any
+    block_size: Any
+    channel_unroll: Any
+    activation: Any
+
+    def verify_invariants(self) -> bool:
+        try:
+            problem = packed_conv3d_problem(self.operation)
+        except Exception as err:  # never let a verifier bug escape as a crash
+            problem = f"could not be verified: {err}"
+        if problem:
+            self.location.emit_error(f"'rt3d.packed_conv3d' op {problem}")
             return False
         return True
 
@@ -143,7 +169,12 @@ def conv_output_shape(
     spatial = tuple(
         (size + lo + hi - dil * (k - 1) - 1) // s + 1
         for size, k, s, lo, hi, dil in zip(
-            input_shape[2:], weight_shape[2:], strides, padding_low, padding_high, dilations,
+            input_shape[2:],
+            weight_shape[2:],
+            strides,
+            padding_low,
+            padding_high,
+            dilations,
             strict=True,
         )
     )
@@ -196,9 +227,7 @@ def kgs_conv3d_problem(op: ir.Operation) -> str | None:
         if min(value) < minimum:
             return f"'{name}' entries must be >= {minimum}, got {list(value)}"
         values[name] = value
-    if "activation" not in op.attributes or not isinstance(
-        op.attributes["activation"], ir.StringAttr
-    ):
+    if "activation" not in op.attributes or not isinstance(op.attributes["activation"], ir.StringAttr):
         return "requires a string 'activation' attribute"
     activation = ir.StringAttr(op.attributes["activation"]).value
     if activation not in ACTIVATIONS:
@@ -220,7 +249,11 @@ def kgs_conv3d_problem(op: ir.Operation) -> str | None:
             f"with group shape {values['group_shape']}: expected {expected_masks}"
         )
     expected_y = conv_output_shape(
-        x_shape, w_shape, values["strides"], values["padding_low"], values["padding_high"],
+        x_shape,
+        w_shape,
+        values["strides"],
+        values["padding_low"],
+        values["padding_high"],
         values["dilations"],
     )
     if min(expected_y[2:]) < 1:
@@ -251,5 +284,177 @@ def build_kgs_conv3d(
         attrs["masks"],
         attrs["activation"],
         bias=bias,
+    )
+    return op.operation
+
+
+# --- rt3d.packed_conv3d -------------------------------------------------------
+#
+# A kernel-group sparse convolution after rt3d-pack-kernel-groups: the filters
+# are regrouped into blocks of ``block_size`` (the vector lanes); each block
+# keeps a list of *entries* (a run of ``channel_unroll`` input channels at one
+# kernel position) that any of its filters keeps. Operands:
+#
+#   input          tensor<N x C x D x H x W xf32>   (unpadded)
+#   weights        tensor<E*U*B xf32>   entry-major, then channel, then lane
+#   entry_offsets  tensor<E xi32>       offset of each entry's first input
+#                                       element in the zero-padded input
+#   block_starts   tensor<nB+1 xi32>    block b owns entries [s[b], s[b+1])
+#   out_channels   tensor<nB*B xi32>    output channel of each lane (-1: none),
+#                                       i.e. the filter permutation
+#   bias           tensor<nB*B xf32>    bias per lane
+#
+# Optional schedule attributes (set by rt3d-reorder-loops): ``tile_sizes``
+# (array<i64: th, tw> output rows x columns held in registers) and
+# ``loop_order`` ("fdhw": filter blocks outermost, or "dfhw") and
+# ``vector_dim`` ("filters": the block's filters in the vector lanes, or
+# "width": consecutive output columns in the lanes; needs W stride 1).
+
+LOOP_ORDERS = ("fdhw", "dfhw")
+VECTOR_DIMS = ("filters", "width")
+
+
+@dataclass(frozen=True)
+class PackedConv3dParams:
+    strides: tuple[int, int, int]
+    padding_low: tuple[int, int, int]
+    padding_high: tuple[int, int, int]
+    dilations: tuple[int, int, int]
+    block_size: int
+    channel_unroll: int
+    activation: str
+    tile_sizes: tuple[int, int] | None = None
+    loop_order: str | None = None
+    vector_dim: str = "filters"
+
+
+def _i64_attr(op: ir.Operation, name: str) -> int | None:
+    if name not in op.attributes:
+        return None
+    try:
+        return int(ir.IntegerAttr(op.attributes[name]).value)
+    except (ValueError, TypeError):
+        return None
+
+
+def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
+    """Read a verified ``rt3d.packed_conv3d``'s attributes."""
+    order = op.attributes["loop_order"] if "loop_order" in op.attributes else None
+    return PackedConv3dParams(
+        strides=_i64_array(op, "strides"),  # type: ignore[arg-type]
+        padding_low=_i64_array(op, "padding_low"),  # type: ignore[arg-type]
+        padding_high=_i64_array(op, "padding_high"),  # type: ignore[arg-type]
+        dilations=_i64_array(op, "dilations"),  # type: ignore[arg-type]
+        block_size=_i64_attr(op, "block_size"),  # type: ignore[arg-type]
+        channel_unroll=_i64_attr(op, "channel_unroll"),  # type: ignore[arg-type]
+        activation=ir.StringAttr(op.attributes["activation"]).value,
+        tile_sizes=_i64_array(op, "tile_sizes"),  # type: ignore[arg-type]
+        loop_order=ir.StringAttr(order).value if order is not None else None,
+        vector_dim=ir.StringAttr(op.attributes["vector_dim"]).value
+        if "vector_dim" in op.attributes
+        else "filters",
+    )
+
+
+def _element_type_is(value: ir.Value, width: int, is_float: bool) -> bool:
+    element = ir.RankedTensorType(value.type).element_type
+    if is_float:
+        return isinstance(element, ir.F32Type)
+    return isinstance(element, ir.IntegerType) and element.width == width
+
+
+def packed_conv3d_problem(op: ir.Operation) -> str | None:
+    """What is wrong with an ``rt3d.packed_conv3d``, or None if it is valid."""
+    operands = list(op.operands)
+    if len(operands) != 6 or len(op.results) != 1:
+        return "expects (input, weights, entry_offsets, block_starts, out_channels, bias) and one result"
+    names = ["input", "weights", "entry_offsets", "block_starts", "out_channels", "bias", "result"]
+    shapes = [_static_shape(v.type) for v in operands] + [_static_shape(op.results[0].type)]
+    for name, shape in zip(names, shapes, strict=True):
+        if shape is None:
+            return f"{name} must be a statically shaped ranked tensor"
+    for name, value, width, is_float in (
+        ("input", operands[0], 32, True),
+        ("weights", operands[1], 32, True),
+        ("entry_offsets", operands[2], 32, False),
+        ("block_starts", operands[3], 32, False),
+        ("out_channels", operands[4], 32, False),
+        ("bias", operands[5], 32, True),
+    ):
+        if not _element_type_is(value, width, is_float):
+            return f"{name} must have {'f32' if is_float else 'i32'} elements"
+    x_shape, y_shape = shapes[0], shapes[-1]
+    if len(x_shape) != 5 or len(y_shape) != 5:
+        return "input and result must be rank 5 (N, C, D, H, W)"
+    if any(len(s) != 1 for s in shapes[1:6]):
+        return "weights and tables must be rank 1"
+    values: dict[str, tuple[int, ...]] = {}
+    for name, minimum in (("strides", 1), ("dilations", 1), ("padding_low", 0), ("padding_high", 0)):
+        value = _i64_array(op, name)
+        if value is None or len(value) != 3 or min(value) < minimum:
+            return f"requires '{name}' as array<i64> of 3 entries >= {minimum}"
+        values[name] = value
+    block = _i64_attr(op, "block_size")
+    unroll = _i64_attr(op, "channel_unroll")
+    if block is None or block < 1 or unroll is None or unroll < 1:
+        return "requires positive integer 'block_size' and 'channel_unroll'"
+    if x_shape[1] % unroll:
+        return f"channel_unroll {unroll} does not divide the {x_shape[1]} input channels"
+    if (
+        "activation" not in op.attributes
+        or ir.StringAttr(op.attributes["activation"]).value not in ACTIVATIONS
+    ):
+        return f"requires 'activation', one of {', '.join(ACTIVATIONS)}"
+    entries = shapes[2][0]
+    blocks = shapes[3][0] - 1
+    if blocks < 1:
+        return "block_starts needs at least two entries"
+    if shapes[1][0] != entries * unroll * block:
+        return (
+            f"weights has {shapes[1][0]} elements, expected entries x channel_unroll x block_size "
+            f"= {entries} x {unroll} x {block}"
+        )
+    if shapes[4][0] != blocks * block or shapes[5][0] != blocks * block:
+        return f"out_channels and bias must have blocks x block_size = {blocks * block} elements"
+    if y_shape[0] != x_shape[0] or y_shape[1] > blocks * block:
+        return f"result shape {y_shape} does not fit {blocks} blocks of {block} filters"
+    if "tile_sizes" in op.attributes:
+        tiles = _i64_array(op, "tile_sizes")
+        if tiles is None or len(tiles) != 2 or min(tiles) < 1:
+            return "'tile_sizes' must be array<i64: rows, columns> of positive sizes"
+    if "loop_order" in op.attributes:
+        order = ir.StringAttr(op.attributes["loop_order"]).value
+        if order not in LOOP_ORDERS:
+            return f"'loop_order' must be one of {', '.join(LOOP_ORDERS)}, got '{order}'"
+    if "vector_dim" in op.attributes:
+        dim = ir.StringAttr(op.attributes["vector_dim"]).value
+        if dim not in VECTOR_DIMS:
+            return f"'vector_dim' must be one of {', '.join(VECTOR_DIMS)}, got '{dim}'"
+        if dim == "width" and values["strides"][2] != 1:
+            return "'vector_dim' = \"width\" needs W stride 1"
+    return None
+
+
+def build_packed_conv3d(
+    result_type: ir.Type,
+    operands: list[ir.Value],
+    params: PackedConv3dParams,
+) -> ir.Operation:
+    """Create an ``rt3d.packed_conv3d`` at the current insertion point."""
+
+    def i64s(values):
+        return ir.DenseI64ArrayAttr.get([int(v) for v in values])
+
+    i64 = ir.IntegerType.get_signless(64)
+    op = PackedConv3dOp(
+        result_type,
+        *operands,
+        i64s(params.strides),
+        i64s(params.padding_low),
+        i64s(params.padding_high),
+        i64s(params.dilations),
+        ir.IntegerAttr.get(i64, params.block_size),
+        ir.IntegerAttr.get(i64, params.channel_unroll),
+        ir.StringAttr.get(params.activation),
     )
     return op.operation

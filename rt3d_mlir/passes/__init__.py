@@ -4,7 +4,11 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     externalize_weights,
     lower_kgs_to_linalg,
     memref_copy_to_linalg,
+    pack_kernel_groups,
     recognize_kgs,
+    reorder_loops,
+    vectorize,
+    vectorize_matmul,
 )
 from rt3d_mlir.passes.framework import PASS_REGISTRY, Pass, PassFailure, register_pass
 from rt3d_mlir.passes.pipeline import parse_pipeline, run_pipeline

@@ -1,6 +1,7 @@
 """rt3d-externalize-weights: move large constant tensors out of the IR.
 
-Each non-splat ``arith.constant`` tensor with at least ``min-elements``
+Each non-splat ``arith.constant`` tensor of f32 or i32 (packed weights and
+their index tables) with at least ``min-elements``
 elements becomes an external ``memref.global`` declaration (no initial
 value) read through ``memref.get_global`` + ``bufferization.to_tensor``.
 Its bytes are appended, 64-byte aligned, to ``blob-file``, and the global
@@ -32,6 +33,15 @@ class ExternalizeWeightsOptions:
     symbol_prefix: str = "rt3d_weight_"
 
 
+def _blob_dtype(element: ir.Type) -> type | None:
+    """The numpy type stored in the blob for a tensor element type (None: keep inline)."""
+    if isinstance(element, ir.F32Type):
+        return np.float32
+    if isinstance(element, ir.IntegerType) and element.width == 32:
+        return np.int32
+    return None
+
+
 @register_pass
 class ExternalizeWeights(Pass):
     name = "rt3d-externalize-weights"
@@ -43,7 +53,9 @@ class ExternalizeWeights(Pass):
         for op in ops_named(module, "arith.constant"):
             if not isinstance(op.results[0].type, ir.RankedTensorType):
                 continue
-            if ir.RankedTensorType(op.results[0].type).element_type != ir.F32Type.get():
+            element = ir.RankedTensorType(op.results[0].type).element_type
+            dtype = _blob_dtype(element)
+            if dtype is None:
                 continue
             array = constant_array(op.results[0])
             if array is None or array.size < self.options.min_elements:
@@ -51,7 +63,7 @@ class ExternalizeWeights(Pass):
             attr = op.attributes["value"]
             if attr.is_splat:
                 continue
-            candidates.append((op, array))
+            candidates.append((op, array.astype(dtype)))
         if not candidates:
             return
         if not self.options.blob_file:
@@ -67,7 +79,7 @@ class ExternalizeWeights(Pass):
                 symbol = f"{self.options.symbol_prefix}{index}"
                 while symbol in existing:
                     symbol += "_"
-                data = np.ascontiguousarray(array, dtype=np.float32).tobytes()
+                data = np.ascontiguousarray(array).tobytes()
                 padding = (-offset) % BLOB_ALIGNMENT
                 blob.write(b"\0" * padding)
                 offset += padding

@@ -14,14 +14,10 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import kgs_conv3d_operands, kgs_conv3d_params
+from rt3d_mlir.passes.builders import f32_zero, zero_pad
 from rt3d_mlir.passes.framework import Pass, register_pass
 from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.sparsity import expand_masks
-
-
-def _f32_zero() -> ir.Value:
-    f32 = ir.F32Type.get()
-    return arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
 
 
 def _elementwise_generic(
@@ -72,7 +68,7 @@ def _masked_weight(weight: ir.Value, params) -> ir.Value:
             *d[2:],
         ],
     )
-    zero = _f32_zero()
+    zero = f32_zero()
     return _elementwise_generic(
         weight.type,
         [weight, mask],
@@ -99,23 +95,8 @@ class LowerKgsToLinalg(Pass):
         params = kgs_conv3d_params(op)
         x, w, bias = kgs_conv3d_operands(op)
         result_type = ir.RankedTensorType(op.results[0].type)
-        zero = _f32_zero()
-        if any(params.padding_low) or any(params.padding_high):
-            x_type = ir.RankedTensorType(x.type)
-            padded_shape = [
-                size + (lo + hi if i >= 2 else 0)
-                for i, (size, lo, hi) in enumerate(
-                    zip(x_type.shape, (0, 0, *params.padding_low), (0, 0, *params.padding_high), strict=True)
-                )
-            ]
-            pad = tensor.PadOp(
-                ir.RankedTensorType.get(padded_shape, x_type.element_type),
-                x, [], [], [0, 0, *params.padding_low], [0, 0, *params.padding_high],
-            )
-            block = pad.regions[0].blocks.append(*([ir.IndexType.get()] * 5))
-            with ir.InsertionPoint(block):
-                tensor.YieldOp(zero)
-            x = pad.result
+        zero = f32_zero()
+        x = zero_pad(x, params.padding_low, params.padding_high, zero)
         weight = _masked_weight(w, params)
         empty = tensor.EmptyOp(list(result_type.shape), result_type.element_type).result
         if bias is not None:

@@ -27,7 +27,14 @@ def defining_op(value: ir.Value) -> ir.Operation | None:
     return owner.operation if hasattr(owner, "operation") else owner
 
 
-_PURE_PRODUCERS = ("tensor.pad", "linalg.broadcast", "linalg.fill", "tensor.empty", "arith.constant")
+_PURE_PRODUCERS = (
+    "tensor.pad",
+    "linalg.broadcast",
+    "linalg.fill",
+    "linalg.transpose",
+    "tensor.empty",
+    "arith.constant",
+)
 
 
 def erase_dead_producers(ops: list[ir.Operation]) -> None:

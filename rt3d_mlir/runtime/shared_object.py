@@ -13,14 +13,14 @@ import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 _ELF_MAGIC = b"\x7fELF"
 
 
 class CompiledModel:
     """A compiled model: call it with a float32 array of ``input_shape``."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         self.path = os.fspath(path)
         _check_file(self.path)
         try:
@@ -37,6 +37,17 @@ class CompiledModel:
                 getattr(lib, name).restype = ctypes.POINTER(ctypes.c_int64)
             lib.rt3d_forward.restype = ctypes.c_int32
             lib.rt3d_forward.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            lib.rt3d_set_num_threads.restype = ctypes.c_int32
+            lib.rt3d_set_num_threads.argtypes = [ctypes.c_int32]
+            lib.rt3d_num_threads.restype = ctypes.c_int32
+            lib.rt3d_set_profiling.argtypes = [ctypes.c_int32]
+            lib.rt3d_profile_entries.restype = ctypes.c_int32
+            lib.rt3d_profile_name.restype = ctypes.c_char_p
+            lib.rt3d_profile_name.argtypes = [ctypes.c_int32]
+            lib.rt3d_profile_seconds.restype = ctypes.c_double
+            lib.rt3d_profile_seconds.argtypes = [ctypes.c_int32]
+            lib.rt3d_profile_calls.restype = ctypes.c_int64
+            lib.rt3d_profile_calls.argtypes = [ctypes.c_int32]
         except AttributeError as err:
             raise ArtifactError(f"'{self.path}' is not an rt3d artifact: {err}") from None
         version = lib.rt3d_abi_version()
@@ -47,6 +58,35 @@ class CompiledModel:
         self.target = lib.rt3d_target().decode()
         self.input_shape = _shape(lib.rt3d_input_shape(), lib.rt3d_input_rank())
         self.output_shape = _shape(lib.rt3d_output_shape(), lib.rt3d_output_rank())
+        if threads is not None:
+            self.threads = threads
+
+    @property
+    def threads(self) -> int:
+        """Threads each kernel runs on (``RT3D_NUM_THREADS`` or the CPU count by default)."""
+        return int(self._lib.rt3d_num_threads())
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        if int(count) < 1:
+            raise ArtifactError(f"the thread count must be at least 1, got {count}")
+        self._lib.rt3d_set_num_threads(int(count))
+
+    def set_profiling(self, on: bool) -> None:
+        """Start (and zero) or stop timing each generated kernel's calls."""
+        self._lib.rt3d_set_profiling(1 if on else 0)
+
+    def kernel_profile(self) -> list[tuple[str, float, int]]:
+        """(kernel name, seconds, calls) per generated kernel since profiling was turned on."""
+        lib = self._lib
+        return [
+            (
+                lib.rt3d_profile_name(i).decode(),
+                float(lib.rt3d_profile_seconds(i)),
+                int(lib.rt3d_profile_calls(i)),
+            )
+            for i in range(lib.rt3d_profile_entries())
+        ]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -85,6 +125,12 @@ def _check_file(path: str) -> None:
         raise ArtifactError(f"'{path}' is not a compiled rt3d artifact (not an ELF shared object)")
 
 
-def load(path: str | os.PathLike[str]) -> CompiledModel:
-    """Load a compiled artifact; the result maps a numpy input to a numpy output."""
-    return CompiledModel(path)
+def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:
+    """Load a compiled artifact; the result maps a numpy input to a numpy output.
+
+    ``threads`` sets how many threads its kernels use (default: the
+    ``RT3D_NUM_THREADS`` environment variable, else all CPUs). The setting
+    belongs to the loaded library, so it is shared by every ``load`` of the
+    same file in one process.
+    """
+    return CompiledModel(path, threads=threads)

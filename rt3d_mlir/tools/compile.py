@@ -39,6 +39,18 @@ def build_parser() -> ArgumentParser:
         "else the largest each layer's zeros fit)",
     )
     parser.add_argument("--cpu", help="CPU to tune for (default: native for host)")
+    parser.add_argument(
+        "--schedule",
+        default="",
+        metavar="OPTIONS",
+        help="override the convolution schedule: rt3d-reorder-loops options such as "
+        "'tile-rows=1 tile-cols=14 loop-order=fdhw vector-dim=filters'",
+    )
+    parser.add_argument(
+        "--reference-kernels",
+        action="store_true",
+        help="lower convolutions with the slow reference (dense masked linalg) path",
+    )
     parser.add_argument("--keep-intermediates", metavar="DIR", help="keep the IR and sources in DIR")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
@@ -81,6 +93,8 @@ def _main(argv: Sequence[str] | None) -> int:
             group_shape=group_shape,
             cpu=args.cpu,
             keep_intermediates=args.keep_intermediates,
+            reference_kernels=args.reference_kernels,
+            schedule=args.schedule,
             progress=progress,
         )
         bar.update(bar.total - bar.n)

@@ -19,6 +19,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--input", required=True, help="input array (.npy)")
     parser.add_argument("--output", help="where to save the output array (.npy)")
     parser.add_argument("--repeat", type=int, default=1, help="run N times and report the median time")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads the kernels use (default: $RT3D_NUM_THREADS, else all CPUs)",
+    )
     return parser
 
 
@@ -35,9 +40,11 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.repeat < 1:
         raise Rt3dError("--repeat must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise Rt3dError("--threads must be at least 1")
     from rt3d_mlir.runtime import load
 
-    model = load(args.artifact)
+    model = load(args.artifact, threads=args.threads)
     x = _load_input(args.input)
     times = []
     y = None
@@ -56,7 +63,7 @@ def _main(argv: Sequence[str] | None) -> int:
         write_atomically(out, save)
     print(
         f"output shape {tuple(y.shape)}, median latency {1e3 * float(np.median(times)):.2f} ms "
-        f"over {args.repeat} run(s)",
+        f"over {args.repeat} run(s) on {model.threads} thread(s)",
         file=sys.stderr,
     )
     return 0

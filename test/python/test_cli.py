@@ -54,11 +54,15 @@ def test_compile_and_run_from_the_shell(tiny_model_file, tmp_path):
     x = torch.randn(1, 3, 16, 16, 16)
     np.save(tmp_path / "x.npy", x.numpy())
     result = run("rt3d-run", str(out), "--input", str(tmp_path / "x.npy"), "--output",
-                 str(tmp_path / "y.npy"), "--repeat", "2")
+                 str(tmp_path / "y.npy"), "--repeat", "2", "--threads", "2")
     assert result.returncode == 0, result.stderr
     assert "median latency" in result.stderr
+    assert "on 2 thread(s)" in result.stderr
     y = np.load(tmp_path / "y.npy")
     assert relative_error(y, torch_output(model, x)) <= REL_TOL
+    result = run("rt3d-run", str(out), "--input", str(tmp_path / "x.npy"), "--threads", "0")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "rt3d-run: error: --threads must be at least 1"
 
 
 def _no_partial_outputs(directory) -> None:

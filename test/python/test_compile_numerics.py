@@ -133,9 +133,11 @@ def test_checkpoint_group_shape_reaches_the_compiler(tmp_path):
 
     got = rt3d_mlir.load(out)(x.numpy())
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
-    # Weights left the IR: the blob holds them, the LLVM IR only declares them.
-    weights = sum(p.numel() for p in model.parameters()) * 4
-    assert (keep / "weights.bin").stat().st_size >= 0.99 * weights
+    # Weights left the IR: the blob holds them (the convolutions' packed kept
+    # weights plus index tables, the rest dense), the LLVM IR only declares them.
+    dense = sum(p.numel() for p in model.parameters()) * 4
+    nonzero = sum(int((p != 0).sum()) for p in model.parameters()) * 4
+    assert nonzero <= (keep / "weights.bin").stat().st_size < dense
     llvm_ir = (keep / "model.ll").read_text()
     assert "@rt3d_weight_0 = external constant" in llvm_ir
     assert max(len(line) for line in llvm_ir.splitlines()) < 4096

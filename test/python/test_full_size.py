@@ -9,8 +9,11 @@ import sys
 import torch
 
 import rt3d_mlir
+from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.sparsity import DEFAULT_GROUP_SHAPE_CANDIDATES, choose_group_shape, kernel_group_masks
+from rt3d_mlir.targets import host_target
 
 # Peak resident memory allowed for compiling full C3D (weights are 314 MB).
 MAX_COMPILE_RSS_GIB = 4.0
@@ -34,8 +37,18 @@ def test_full_c3d_compiles_within_memory_bounds(tmp_path):
     compiled = rt3d_mlir.load(out)
     assert compiled.input_shape == (1, 3, 16, 112, 112)
     assert compiled.output_shape == (1, 101)
-    # The weights are inside the artifact, byte for byte.
+    # The weights are inside the artifact, byte for byte, as packed by
+    # rt3d-pack-kernel-groups (only the kept weights, in lane order).
     weight = model.features.conv5b.weight.detach().numpy()
+    group = choose_group_shape(weight, DEFAULT_GROUP_SHAPE_CANDIDATES)
+    packed = pack_kernel_groups(
+        weight, kernel_group_masks(weight, group), group, None, (4, 9, 9), (1, 1, 1),
+        host_target().f32_lanes,
+    )
+    assert packed.weights.size < weight.size
     blob = out.read_bytes()
-    assert blob.find(weight.tobytes()[:4096]) >= 0
-    assert os.path.getsize(out) > sum(p.numel() for p in model.parameters()) * 4
+    assert blob.find(packed.weights.tobytes()[:4096]) >= 0
+    # Every kept weight is in it; the pruned ones are not (the FC layers dominate).
+    kept = sum(int((p != 0).sum()) for p in model.parameters()) * 4
+    dense = sum(p.numel() for p in model.parameters()) * 4
+    assert kept < os.path.getsize(out) < dense

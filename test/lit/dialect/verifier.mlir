@@ -61,3 +61,29 @@ func.func @weight_rank(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1xf32>) -> te
   %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x4x4x4xf32>
   return %0 : tensor<1x4x4x4x4xf32>
 }
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op weights has 15 elements, expected entries x channel_unroll x block_size = 2 x 2 x 4
+func.func @packed_weights(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<15xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<15xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op 'loop_order' must be one of fdhw, dfhw, got 'whdf'
+func.func @packed_order(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "whdf"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}

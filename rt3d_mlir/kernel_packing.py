@@ -1,0 +1,182 @@
+"""Pack a kernel-group sparse Conv3d weight for the vectorized kernel (numpy only).
+
+The generated kernel computes ``block_size`` filters at once, one per vector
+lane. Filters are therefore regrouped into *blocks* of ``block_size`` lanes:
+a kernel group's filters share one position set, so a block made of whole
+groups (or of a slice of one group when ``gF > block_size``) has lanes that
+never diverge. When groups are narrower than the vector (``gF <
+block_size``, e.g. the paper's 4x4 groups on AVX-512), several groups share
+a block and the block loops over the *union* of their kept positions; the
+lanes of a group that does not keep a position multiply zeros. To keep that
+waste small, ``reorder=True`` clusters groups with similar position sets
+into the same block (a greedy smallest-union-growth clustering) and records
+the resulting filter permutation.
+
+A block's work is a list of *entries*: a run of ``channel_unroll`` input
+channels (``U``, which divides both ``gC`` and ``C``) at one kernel position.
+For each entry the packed weights hold ``U x block_size`` values (channel
+major, lane minor) and an int32 table holds the offset of the entry's first
+input element in the zero-padded NCDHW input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rt3d_mlir.sparsity import expand_masks
+
+MAX_CHANNEL_UNROLL = 16
+
+
+@dataclass(frozen=True)
+class PackedKernel:
+    weights: np.ndarray  # float32 [entries * channel_unroll * block_size]
+    entry_offsets: np.ndarray  # int32 [entries]
+    block_starts: np.ndarray  # int32 [blocks + 1]
+    out_channels: np.ndarray  # int32 [blocks * block_size], -1 for an unused lane
+    bias: np.ndarray  # float32 [blocks * block_size]
+    block_size: int
+    channel_unroll: int
+
+    @property
+    def blocks(self) -> int:
+        return len(self.block_starts) - 1
+
+    @property
+    def entries(self) -> int:
+        return len(self.entry_offsets)
+
+    def lane_macs_per_output(self) -> int:
+        """Multiply-adds the kernel issues per output position (all lanes, zeros included)."""
+        return self.entries * self.channel_unroll * self.block_size
+
+
+def channel_unroll_for(channels: int, group_channels: int) -> int:
+    """The largest run of channels that divides both ``gC`` and ``C`` (at most 16)."""
+    unroll = math.gcd(channels, min(group_channels, channels))
+    while unroll > MAX_CHANNEL_UNROLL:
+        unroll = max(d for d in range(1, MAX_CHANNEL_UNROLL + 1) if unroll % d == 0)
+    return unroll
+
+
+def _filter_units(filters: int, group_filters: int, block_size: int) -> list[list[int]]:
+    """Whole filter groups, split into slices of at most ``block_size`` filters."""
+    units = []
+    for start in range(0, filters, group_filters):
+        group = list(range(start, min(start + group_filters, filters)))
+        for s in range(0, len(group), block_size):
+            units.append(group[s : s + block_size])
+    return units
+
+
+def _cluster_units(patterns: np.ndarray, sizes: list[int], block_size: int, reorder: bool) -> list[list[int]]:
+    """Assign units to blocks of ``block_size`` lanes.
+
+    Without ``reorder``, units fill blocks in order. With it, each block is
+    seeded with the unit keeping the most entries and grown with the unit
+    whose positions add the fewest new entries to the block's union.
+    """
+    order = list(range(len(sizes)))
+    blocks: list[list[int]] = []
+    if not reorder:
+        current: list[int] = []
+        used = 0
+        for unit in order:
+            if used + sizes[unit] > block_size:
+                blocks.append(current)
+                current, used = [], 0
+            current.append(unit)
+            used += sizes[unit]
+        if current:
+            blocks.append(current)
+        return blocks
+    remaining = sorted(order, key=lambda u: (-int(patterns[u].sum()), u))
+    while remaining:
+        seed = remaining.pop(0)
+        block = [seed]
+        used = sizes[seed]
+        union = patterns[seed].copy()
+        while remaining:
+            fitting = [u for u in remaining if used + sizes[u] <= block_size]
+            if not fitting:
+                break
+            growth = (patterns[fitting] & ~union).sum(axis=1)
+            best = fitting[int(np.argmin(growth))]
+            remaining.remove(best)
+            block.append(best)
+            used += sizes[best]
+            union |= patterns[best]
+        blocks.append(block)
+    return blocks
+
+
+def pack_kernel_groups(
+    weight: np.ndarray,
+    masks: np.ndarray,
+    group_shape: Sequence[int],
+    bias: np.ndarray | None,
+    padded_spatial: Sequence[int],
+    dilations: Sequence[int],
+    block_size: int,
+    reorder: bool = True,
+) -> PackedKernel:
+    """Pack ``weight`` (FCDHW) with its kernel-group ``masks`` for the vector kernel.
+
+    ``padded_spatial`` is the (D, H, W) of the zero-padded input the kernel
+    reads; entry offsets index into it.
+    """
+    filters, channels = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    positions = int(np.prod(kernel))
+    g_f, g_c = int(group_shape[0]), int(group_shape[1])
+    keep = expand_masks(masks, weight.shape, group_shape)
+    masked = np.where(keep, weight, np.float32(0)).astype(np.float32).reshape(filters, channels, positions)
+    unroll = channel_unroll_for(channels, g_c)
+    chunks = channels // unroll
+
+    units = _filter_units(filters, g_f, block_size)
+    # A unit's pattern: which (channel run, position) entries its filters keep.
+    keep_runs = keep.reshape(filters, channels, positions)[:, ::unroll, :]
+    patterns = np.stack([keep_runs[unit[0]].reshape(-1) for unit in units])
+    blocks = _cluster_units(patterns, [len(u) for u in units], block_size, reorder)
+
+    d_p, h_p, w_p = (int(v) for v in padded_spatial)
+    plane = d_p * h_p * w_p
+    kd, kh, kw = np.unravel_index(np.arange(positions), kernel)
+    position_offset = kd * dilations[0] * h_p * w_p + kh * dilations[1] * w_p + kw * dilations[2]
+
+    weight_parts, offset_parts, starts = [], [], [0]
+    out_channels = np.full(len(blocks) * block_size, -1, dtype=np.int32)
+    lane_bias = np.zeros(len(blocks) * block_size, dtype=np.float32)
+    for b, block in enumerate(blocks):
+        lanes = [f for unit in block for f in units[unit]]
+        out_channels[b * block_size : b * block_size + len(lanes)] = lanes
+        if bias is not None:
+            lane_bias[b * block_size : b * block_size + len(lanes)] = bias[lanes]
+        union = np.any(patterns[block], axis=0).reshape(chunks, positions)
+        run, pos = np.nonzero(union)  # run-major: consecutive entries share a channel run
+        first_channel = run * unroll
+        offset_parts.append((first_channel * plane + position_offset[pos]).astype(np.int64))
+        # [entries, U, lanes] from masked[lane, first_channel + u, pos]
+        channel_index = first_channel[:, None] + np.arange(unroll)[None, :]
+        values = masked[np.array(lanes)[None, None, :], channel_index[:, :, None], pos[:, None, None]]
+        packed = np.zeros((len(run), unroll, block_size), dtype=np.float32)
+        packed[:, :, : len(lanes)] = values
+        weight_parts.append(packed.reshape(-1))
+        starts.append(starts[-1] + len(run))
+    offsets = np.concatenate(offset_parts) if offset_parts else np.zeros(0, np.int64)
+    if offsets.size and offsets.max() >= 2**31:
+        raise ValueError("the padded input is too large for 32-bit entry offsets")
+    return PackedKernel(
+        weights=np.concatenate(weight_parts).astype(np.float32),
+        entry_offsets=offsets.astype(np.int32),
+        block_starts=np.asarray(starts, dtype=np.int32),
+        out_channels=out_channels,
+        bias=lane_bias,
+        block_size=block_size,
+        channel_unroll=unroll,
+    )

@@ -1,0 +1,34 @@
+"""Small helpers that build common IR at the current insertion point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch_mlir import ir
+from torch_mlir.dialects import arith, tensor
+
+
+def f32_zero() -> ir.Value:
+    f32 = ir.F32Type.get()
+    return arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
+
+
+def zero_pad(
+    x: ir.Value, low: Sequence[int], high: Sequence[int], zero: ir.Value | None = None
+) -> ir.Value:
+    """``x`` (N, C, D, H, W) zero-padded on the spatial dims; ``x`` itself if no padding.
+
+    ``zero`` is an existing f32 zero to pad with (a new constant by default).
+    """
+    if not any(low) and not any(high):
+        return x
+    x_type = ir.RankedTensorType(x.type)
+    lows, highs = [0, 0, *low], [0, 0, *high]
+    padded_shape = [size + lo + hi for size, lo, hi in zip(x_type.shape, lows, highs, strict=True)]
+    pad = tensor.PadOp(
+        ir.RankedTensorType.get(padded_shape, x_type.element_type), x, [], [], lows, highs
+    )
+    block = pad.regions[0].blocks.append(*([ir.IndexType.get()] * x_type.rank))
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(zero if zero is not None else f32_zero())
+    return pad.result

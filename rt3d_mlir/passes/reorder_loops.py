@@ -1,0 +1,119 @@
+"""rt3d-reorder-loops: choose the loop order and register tile of each packed conv.
+
+Sets two attributes on every ``rt3d.packed_conv3d`` (those already set are
+kept unless an option overrides them):
+
+* ``tile_sizes = array<i64: rows, cols>``: the output positions (rows of H x
+  columns of W) whose accumulators stay in vector registers while the
+  kernel walks a block's entries. Each entry then costs one weight-vector
+  load per channel and ``rows x cols`` broadcast-FMAs. The default fills
+  ``min(14, vector registers - 4)`` accumulators, leaving registers for the
+  weight vector and addresses, and prefers column tiles that divide W.
+* ``loop_order``: ``"fdhw"`` (filter blocks outermost: a block's packed
+  weights stay in cache across all output positions) unless one block's
+  weights exceed half the target's L2, then ``"dfhw"`` (depth outermost:
+  the input slab stays in cache across blocks). Either way the two outer
+  loops (with the batch) form the parallel task space split across threads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from torch_mlir import ir
+
+from rt3d_mlir.dialect import load_dialect
+from rt3d_mlir.dialect.rt3d import LOOP_ORDERS, VECTOR_DIMS, packed_conv3d_params
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.matchers import constant_array, ops_named
+from rt3d_mlir.targets import Target, get_target
+
+MAX_ACCUMULATORS = 14
+
+
+@dataclass
+class ReorderLoopsOptions:
+    target: str = "host"
+    tile_rows: int = 0
+    tile_cols: int = 0
+    loop_order: str = ""
+    accumulators: int = 0
+    vector_dim: str = ""
+
+
+def default_accumulators(target: Target) -> int:
+    return max(1, min(MAX_ACCUMULATORS, target.vector_registers - 4))
+
+
+def choose_tile(out_h: int, out_w: int, accumulators: int) -> tuple[int, int]:
+    """(rows, cols) of the register tile for an ``out_h x out_w`` output plane."""
+    if out_w >= accumulators:
+        best = max(
+            range(max(1, math.ceil(accumulators / 2)), accumulators + 1),
+            key=lambda cols: ((out_w // cols) * cols, cols),
+        )
+        return 1, best
+    rows = max(1, min(out_h, accumulators // out_w))
+    return rows, out_w
+
+
+def choose_vector_dim(params, out_w: int) -> str:
+    """Which dimension goes in the vector lanes (see the module docstring)."""
+    return "filters"
+
+
+@register_pass
+class ReorderLoops(Pass):
+    name = "rt3d-reorder-loops"
+    summary = "Choose loop order and register tile sizes of rt3d.packed_conv3d for the target"
+    Options = ReorderLoopsOptions
+
+    def run(self, module: ir.Operation) -> None:
+        load_dialect(module.context)
+        opts = self.options
+        if opts.loop_order and opts.loop_order not in LOOP_ORDERS:
+            raise PassFailure(
+                f"loop-order must be one of {', '.join(LOOP_ORDERS)}, got '{opts.loop_order}'",
+                module.location,
+            )
+        if opts.vector_dim and opts.vector_dim not in VECTOR_DIMS:
+            raise PassFailure(
+                f"vector-dim must be one of {', '.join(VECTOR_DIMS)}, got '{opts.vector_dim}'",
+                module.location,
+            )
+        if opts.tile_rows < 0 or opts.tile_cols < 0:
+            raise PassFailure("tile-rows and tile-cols must be >= 0 (0 chooses)", module.location)
+        try:
+            target = get_target(opts.target)
+        except Exception as err:
+            raise PassFailure(str(err), module.location) from None
+        accumulators = opts.accumulators or default_accumulators(target)
+        for op in ops_named(module, "rt3d.packed_conv3d"):
+            self._schedule(op, target, accumulators)
+
+    def _schedule(self, op: ir.Operation, target: Target, accumulators: int) -> None:
+        opts = self.options
+        params = packed_conv3d_params(op)
+        out_shape = ir.RankedTensorType(op.results[0].type).shape
+        out_h, out_w = out_shape[3], out_shape[4]
+        rows, cols = params.tile_sizes or choose_tile(out_h, out_w, accumulators)
+        rows = min(opts.tile_rows or rows, out_h)
+        cols = min(opts.tile_cols or cols, out_w)
+        order = opts.loop_order or params.loop_order
+        if not order:
+            starts = constant_array(op.operands[3])
+            largest = int(np.diff(starts).max()) if starts is not None and len(starts) > 1 else 0
+            block_bytes = largest * params.channel_unroll * params.block_size * 4
+            order = "fdhw" if block_bytes <= target.l2_bytes // 2 else "dfhw"
+        dim = opts.vector_dim or (
+            ir.StringAttr(op.attributes["vector_dim"]).value
+            if "vector_dim" in op.attributes
+            else choose_vector_dim(params, out_w)
+        )
+        if dim == "width" and params.strides[2] != 1:
+            dim = "filters"
+        op.attributes["vector_dim"] = ir.StringAttr.get(dim)
+        op.attributes["tile_sizes"] = ir.DenseI64ArrayAttr.get([rows, cols])
+        op.attributes["loop_order"] = ir.StringAttr.get(order)

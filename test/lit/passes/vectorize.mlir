@@ -1,0 +1,62 @@
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-vectorize)' | FileCheck %s
+
+// A 4-lane block (output channels 0, 2, 1 and an unused lane), two entries
+// of two channels, 4x4 output planes in 1x3 register tiles.
+//
+// The call site: zero-pad once, flatten, call the dispatch with a fresh
+// output buffer, reshape the result.
+// CHECK-LABEL: func.func @conv
+// CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 0, 0, 0, 1] high[0, 0, 0, 0, 1]
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[P]] {{\[\[}}0, 1, 2, 3, 4]] : tensor<1x2x4x4x6xf32> into tensor<192xf32>
+// CHECK: %[[IN:.*]] = bufferization.to_buffer %[[FLAT]] read_only : tensor<192xf32> to memref<192xf32>
+// CHECK: %[[OUT:.*]] = memref.alloc() {alignment = 64 : i64} : memref<192xf32>
+// CHECK: call @rt3d_conv_dispatch_0(%[[IN]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[OUT]])
+// CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: %[[Y:.*]] = tensor.expand_shape %[[T]] {{\[\[}}0, 1, 2, 3, 4]] output_shape [1, 3, 4, 4, 4]
+// CHECK: return %[[Y]]
+//
+// The kernel: tasks (n, block, d) = 1 x 1 x 4; loop order task -> h -> w
+// tile -> entries, the accumulators as loop-carried vectors initialized
+// with the bias; per entry and channel one weight-vector load and one
+// broadcast-FMA per accumulator.
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK-SAME: %[[I:[a-z0-9]+]]: memref<192xf32>, %[[W:[a-z0-9]+]]: memref<16xf32>, %[[OFF:[a-z0-9]+]]: memref<2xi32>, %[[ST:[a-z0-9]+]]: memref<2xi32>, %[[LN:[a-z0-9]+]]: memref<4xi32>, %[[B:[a-z0-9]+]]: memref<4xf32>, %[[O:[a-z0-9]+]]: memref<192xf32>, %{{.*}}: i64, %{{.*}}: i64)
+// CHECK-SAME: attributes {rt3d.parallel_tasks = 4 : i64}
+// CHECK: scf.for %[[TASK:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: %[[FIRST:.*]] = memref.load %[[ST]]
+// CHECK: %[[LAST:.*]] = memref.load %[[ST]]
+// CHECK: %[[LANES:.*]] = vector.load %[[LN]][%{{.*}}] : memref<4xi32>, vector<4xi32>
+// CHECK: %[[MASK:.*]] = arith.cmpi sge, %[[LANES]]
+// CHECK: %[[SIDX:.*]] = arith.muli %[[LANES]]
+// CHECK: %[[BIAS:.*]] = vector.load %[[B]]
+// CHECK: scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for %[[WT:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: %[[ACC:.*]]:3 = scf.for %[[E:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[A0:.*]] = %[[BIAS]], %[[A1:.*]] = %[[BIAS]], %[[A2:.*]] = %[[BIAS]]) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>)
+// CHECK: memref.load %[[OFF]][%[[E]]] : memref<2xi32>
+// CHECK: %[[W0:.*]] = vector.load %[[W]]
+// CHECK: memref.load %[[I]]
+// CHECK: vector.broadcast
+// CHECK: vector.fma %{{.*}}, %[[W0]], %[[A0]] : vector<4xf32>
+// CHECK: vector.fma %{{.*}}, %[[W0]], %[[A1]] : vector<4xf32>
+// CHECK: vector.fma %{{.*}}, %[[W0]], %[[A2]] : vector<4xf32>
+// CHECK: %[[W1:.*]] = vector.load %[[W]]
+// CHECK-COUNT-3: vector.fma %{{.*}}, %[[W1]], %{{.*}} : vector<4xf32>
+// CHECK: scf.yield
+// CHECK-COUNT-3: vector.scatter %[[O]][%{{.*}}] [%[[SIDX]]], %[[MASK]], %{{.*}} : memref<192xf32>, vector<4xi32>, vector<4xi1>, vector<4xf32>
+//
+// The column tail (4 = 3 + 1) has its own one-accumulator tile.
+// CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %[[BIAS]]) -> (vector<4xf32>)
+// CHECK-COUNT-2: vector.fma
+// CHECK: arith.maximumf
+// CHECK: vector.scatter
+// CHECK: return
+// CHECK: func.func private @rt3d_conv_dispatch_0(memref<192xf32>, memref<16xf32>, memref<2xi32>, memref<2xi32>, memref<4xi32>, memref<4xf32>, memref<192xf32>) attributes {rt3d.kernel = "rt3d_conv_kernel_0", rt3d.parallel_tasks = 4 : i64}
+func.func @conv(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<[1.0, 5.0, 0.0, 0.0, 3.0, 7.0, 0.0, 0.0, 2.0, 6.0, 0.0, 0.0, 4.0, 8.0, 0.0, 0.0]> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}

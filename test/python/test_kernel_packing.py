@@ -1,0 +1,83 @@
+"""The packed layout of rt3d-pack-kernel-groups, checked by unpacking it (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rt3d_mlir.kernel_packing import channel_unroll_for, pack_kernel_groups
+from rt3d_mlir.pruning.random_masks import random_group_masks
+from rt3d_mlir.sparsity import expand_masks
+
+
+def unpack(packed, weight_shape, padded_spatial) -> np.ndarray:
+    """Rebuild the dense masked FCDHW weight from the packed tables."""
+    d_p, h_p, w_p = padded_spatial
+    plane = d_p * h_p * w_p
+    dense = np.zeros(weight_shape, dtype=np.float32)
+    lanes, unroll = packed.block_size, packed.channel_unroll
+    weights = packed.weights.reshape(-1, unroll, lanes)
+    for b in range(packed.blocks):
+        channels = packed.out_channels[b * lanes : (b + 1) * lanes]
+        for e in range(packed.block_starts[b], packed.block_starts[b + 1]):
+            offset = int(packed.entry_offsets[e])
+            c0, rest = divmod(offset, plane)
+            z, rest = divmod(rest, h_p * w_p)
+            y, x = divmod(rest, w_p)
+            for lane, filt in enumerate(channels):
+                if filt < 0:
+                    assert not weights[e, :, lane].any()
+                    continue
+                dense[filt, c0 : c0 + unroll, z, y, x] += weights[e, :, lane]
+    return dense
+
+
+@pytest.mark.parametrize(
+    "weight_shape, group_shape, lanes, keep",
+    [
+        ((32, 16, 3, 3, 3), (16, 16), 16, 0.4),  # one group per block
+        ((32, 16, 3, 3, 3), (4, 4), 16, 0.4),  # four groups share a block
+        ((24, 8, 3, 3, 3), (8, 4), 16, 0.3),  # a partly filled last block
+        ((10, 3, 3, 3, 3), (4, 4), 8, 0.5),  # odd filter and channel counts
+        ((16, 8, 1, 3, 3), (16, 8), 4, 1.0),  # dense, groups wider than the vector
+    ],
+)
+def test_packing_keeps_exactly_the_masked_weight(weight_shape, group_shape, lanes, keep):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal(weight_shape).astype(np.float32)
+    masks = random_group_masks(weight_shape, group_shape, keep, "kgs", rng)
+    bias = rng.standard_normal(weight_shape[0]).astype(np.float32)
+    padded = (6, 7, 8)
+    packed = pack_kernel_groups(weight, masks, group_shape, bias, padded, (1, 1, 1), lanes)
+    expected = np.where(expand_masks(masks, weight_shape, group_shape), weight, 0)
+    np.testing.assert_array_equal(unpack(packed, weight_shape, padded), expected)
+    # Every filter has exactly one lane, and its bias goes with it.
+    used = packed.out_channels[packed.out_channels >= 0]
+    assert sorted(used.tolist()) == list(range(weight_shape[0]))
+    np.testing.assert_array_equal(packed.bias[packed.out_channels >= 0], bias[used])
+    assert packed.weights.size == packed.entries * packed.channel_unroll * lanes
+
+
+def test_clustering_reduces_the_union_of_positions():
+    """Groups with two alternating position sets: clustering puts like with like."""
+    shape, group = (64, 16, 3, 3, 3), (4, 16)
+    rng = np.random.default_rng(1)
+    a = rng.random(27) < 0.3
+    b = ~a
+    masks = np.stack([np.broadcast_to((a if i % 2 else b).reshape(3, 3, 3), (1, 3, 3, 3)) for i in range(16)])
+    weight = rng.standard_normal(shape).astype(np.float32)
+    args = (weight, masks, group, None, (5, 5, 5), (1, 1, 1), 16)
+    clustered = pack_kernel_groups(*args, reorder=True)
+    in_order = pack_kernel_groups(*args, reorder=False)
+    kept = int(np.count_nonzero(expand_masks(masks, shape, group)))
+    assert clustered.lane_macs_per_output() == kept  # no lane multiplies a removed weight
+    assert in_order.lane_macs_per_output() == 27 * 16 * 64  # every block needs all 27 positions
+    assert not np.array_equal(clustered.out_channels, np.arange(64))
+
+
+def test_channel_unroll_divides_group_and_channels():
+    assert channel_unroll_for(64, 16) == 16
+    assert channel_unroll_for(64, 4) == 4
+    assert channel_unroll_for(3, 16) == 3  # the group covers all channels
+    assert channel_unroll_for(12, 8) == 4
+    assert channel_unroll_for(128, 32) == 16
