@@ -16,6 +16,7 @@ Every artifact (a shared object) exports, with C linkage:
     const char    *rt3d_profile_name(int32_t i);
     double         rt3d_profile_seconds(int32_t i); /* summed since profiling began */
     int64_t        rt3d_profile_calls(int32_t i);
+    int32_t        rt3d_release_memory(void);       /* free cached temporaries */
 
 ``rt3d_forward`` reads a dense row-major float32 input of the input shape
 and writes the dense float32 output; it returns 0 on success. It is
@@ -32,6 +33,15 @@ with more kept weights do not stall the others. Threads are started per
 dispatch and joined before it returns (tens of microseconds per layer).
 The default count is ``RT3D_NUM_THREADS`` from the environment, else the
 number of online CPUs. The same C builds for every target.
+
+Memory. The model's temporaries (``memref.alloc``, lowered with
+``finalize-memref-to-llvm{use-generic-functions}``) come from the glue's
+``_mlir_memref_to_llvm_alloc``/``_free``, which keep freed blocks for
+reuse (best fit within 2x of the request): after the first inference, no
+call maps fresh pages, whose first-touch faults otherwise cost as much as a
+large convolution. Blocks of 1 MB or more are 2 MB aligned and advised as
+transparent huge pages: a convolution reads many channel planes at once,
+and with 4 KB pages their translations overflow the TLB. ``rt3d_release_memory`` returns the cached blocks.
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ EXPORTED_SYMBOLS = (
     "rt3d_profile_name",
     "rt3d_profile_seconds",
     "rt3d_profile_calls",
+    "rt3d_release_memory",
 )
 
 
@@ -79,8 +90,73 @@ class Dispatch:
 _THREAD_RUNTIME = """\
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Temporaries: a small cache of freed blocks, reused best-fit. */
+#define RT3D_CACHED_BLOCKS 128
+#define RT3D_HEADER 64
+#define RT3D_HUGE_PAGE (2u << 20)
+#define RT3D_HUGE_THRESHOLD (1u << 20)
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *g_cached[RT3D_CACHED_BLOCKS];
+static int g_cached_count = 0;
+
+static uint64_t rt3d_block_size(char *block) { return *(uint64_t *)block; }
+
+void *_mlir_memref_to_llvm_alloc(uint64_t size) {
+  char *best = NULL;
+  int best_index = -1;
+  pthread_mutex_lock(&g_cache_lock);
+  for (int i = 0; i < g_cached_count; ++i) {
+    uint64_t have = rt3d_block_size(g_cached[i]);
+    if (have >= size && have / 2 <= size && (!best || have < rt3d_block_size(best))) {
+      best = g_cached[i];
+      best_index = i;
+    }
+  }
+  if (best) g_cached[best_index] = g_cached[--g_cached_count];
+  pthread_mutex_unlock(&g_cache_lock);
+  if (!best) {
+    if (size >= RT3D_HUGE_THRESHOLD) {
+      /* Large activations on 2 MB pages: the kernels touch many channel
+         planes at once, and 4 KB pages overflow the TLB. */
+      uint64_t rounded = (size + RT3D_HEADER + RT3D_HUGE_PAGE - 1) / RT3D_HUGE_PAGE * RT3D_HUGE_PAGE;
+      void *aligned = NULL;
+      if (posix_memalign(&aligned, RT3D_HUGE_PAGE, rounded) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+      madvise(aligned, rounded, MADV_HUGEPAGE);
+#endif
+      best = (char *)aligned;
+    } else {
+      best = (char *)malloc(size + RT3D_HEADER);
+      if (!best) return NULL;
+    }
+    *(uint64_t *)best = size;
+  }
+  return best + RT3D_HEADER;
+}
+
+void _mlir_memref_to_llvm_free(void *pointer) {
+  if (!pointer) return;
+  char *block = (char *)pointer - RT3D_HEADER;
+  pthread_mutex_lock(&g_cache_lock);
+  if (g_cached_count < RT3D_CACHED_BLOCKS) {
+    g_cached[g_cached_count++] = block;
+    block = NULL;
+  }
+  pthread_mutex_unlock(&g_cache_lock);
+  free(block);
+}
+
+int32_t rt3d_release_memory(void) {
+  pthread_mutex_lock(&g_cache_lock);
+  for (int i = 0; i < g_cached_count; ++i) free(g_cached[i]);
+  g_cached_count = 0;
+  pthread_mutex_unlock(&g_cache_lock);
+  return 0;
+}
 
 typedef void (*rt3d_task_fn)(void *const *args, int64_t begin, int64_t end);
 

@@ -55,7 +55,7 @@ LOOPS_TO_LLVM = ", ".join(
         "convert-scf-to-cf",
         "convert-vector-to-llvm",
         "expand-strided-metadata",
-        "finalize-memref-to-llvm",
+        "finalize-memref-to-llvm{use-generic-functions=1}",
         "convert-math-to-llvm",
         "convert-arith-to-llvm",
         "convert-index-to-llvm",

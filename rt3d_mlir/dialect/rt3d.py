@@ -306,11 +306,13 @@ def build_kgs_conv3d(
 #
 # Optional schedule attributes (set by rt3d-reorder-loops): ``tile_sizes``
 # (array<i64: th, tw> output rows x columns held in registers) and
-# ``loop_order`` ("fdhw": filter blocks outermost, or "dfhw") and
+# ``loop_order`` ("fdhw": filter blocks outermost, "dfhw", or "dhfw": rows
+# outside the filter blocks) and
 # ``vector_dim`` ("filters": the block's filters in the vector lanes, or
-# "width": consecutive output columns in the lanes; needs W stride 1).
+# "width": consecutive output columns in the lanes; needs W stride 1), and
+# ``streaming_stores`` (bool: non-temporal output stores, "width" only).
 
-LOOP_ORDERS = ("fdhw", "dfhw")
+LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width")
 
 
@@ -326,6 +328,7 @@ class PackedConv3dParams:
     tile_sizes: tuple[int, int] | None = None
     loop_order: str | None = None
     vector_dim: str = "filters"
+    streaming_stores: bool = False
 
 
 def _i64_attr(op: ir.Operation, name: str) -> int | None:
@@ -353,6 +356,8 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         vector_dim=ir.StringAttr(op.attributes["vector_dim"]).value
         if "vector_dim" in op.attributes
         else "filters",
+        streaming_stores="streaming_stores" in op.attributes
+        and ir.BoolAttr(op.attributes["streaming_stores"]).value,
     )
 
 
@@ -432,6 +437,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
             return f"'vector_dim' must be one of {', '.join(VECTOR_DIMS)}, got '{dim}'"
         if dim == "width" and values["strides"][2] != 1:
             return "'vector_dim' = \"width\" needs W stride 1"
+    if "streaming_stores" in op.attributes and not isinstance(op.attributes["streaming_stores"], ir.BoolAttr):
+        return "'streaming_stores' must be a bool attribute"
     return None
 
 

@@ -102,7 +102,7 @@ def kernel_module_text(
     dispatch: str,
     args: Sequence[tuple[str, str]],
     tasks: int,
-    body: KernelText,
+    body: KernelText | str,
     task_var: str,
 ) -> str:
     """A module holding the kernel (looping ``task_var`` over its range) and its dispatch decl.
@@ -117,7 +117,7 @@ func.func @{kernel}({params}, %task_begin: i64, %task_end: i64) attributes {{{TA
   %te = arith.index_cast %task_end : i64 to index
   %tstep = arith.constant 1 : index
   scf.for {task_var} = %tb to %te step %tstep {{
-{body.body()}
+{body if isinstance(body, str) else body.body()}
   }}
   return
 }}

@@ -1,6 +1,6 @@
 """rt3d-reorder-loops: choose the loop order and register tile of each packed conv.
 
-Sets two attributes on every ``rt3d.packed_conv3d`` (those already set are
+Sets these attributes on every ``rt3d.packed_conv3d`` (those already set are
 kept unless an option overrides them):
 
 * ``tile_sizes = array<i64: rows, cols>``: the output positions (rows of H x
@@ -9,6 +9,12 @@ kept unless an option overrides them):
   load per channel and ``rows x cols`` broadcast-FMAs. The default fills
   ``min(14, vector registers - 4)`` accumulators, leaving registers for the
   weight vector and addresses, and prefers column tiles that divide W.
+* ``vector_dim``: ``"filters"`` (a block's filters in the lanes, the
+  default) or ``"width"`` (output columns in the lanes) when W has stride 1
+  and at least four whole vectors of columns: wide planes, where the
+  filters form's per-tile scatter is the bottleneck (C3D's conv1a).
+* ``streaming_stores``: non-temporal output stores for ``"width"`` kernels
+  whose output is at least 4x the L2 size (``streaming-stores=auto|on|off``).
 * ``loop_order``: ``"fdhw"`` (filter blocks outermost: a block's packed
   weights stay in cache across all output positions) unless one block's
   weights exceed half the target's L2, then ``"dfhw"`` (depth outermost:
@@ -31,6 +37,8 @@ from rt3d_mlir.passes.matchers import constant_array, ops_named
 from rt3d_mlir.targets import Target, get_target
 
 MAX_ACCUMULATORS = 14
+# Outputs this many times the L2 size are written with non-temporal stores.
+STREAMING_FACTOR = 4
 
 
 @dataclass
@@ -41,6 +49,7 @@ class ReorderLoopsOptions:
     loop_order: str = ""
     accumulators: int = 0
     vector_dim: str = ""
+    streaming_stores: str = "auto"
 
 
 def default_accumulators(target: Target) -> int:
@@ -61,6 +70,9 @@ def choose_tile(out_h: int, out_w: int, accumulators: int) -> tuple[int, int]:
 
 def choose_vector_dim(params, out_w: int) -> str:
     """Which dimension goes in the vector lanes (see the module docstring)."""
+    lanes = params.block_size
+    if params.strides[2] == 1 and out_w % lanes == 0 and out_w >= 4 * lanes:
+        return "width"
     return "filters"
 
 
@@ -82,6 +94,10 @@ class ReorderLoops(Pass):
             raise PassFailure(
                 f"vector-dim must be one of {', '.join(VECTOR_DIMS)}, got '{opts.vector_dim}'",
                 module.location,
+            )
+        if opts.streaming_stores not in ("auto", "on", "off"):
+            raise PassFailure(
+                f"streaming-stores must be auto, on or off, got '{opts.streaming_stores}'", module.location
             )
         if opts.tile_rows < 0 or opts.tile_cols < 0:
             raise PassFailure("tile-rows and tile-cols must be >= 0 (0 chooses)", module.location)
@@ -115,5 +131,14 @@ class ReorderLoops(Pass):
         if dim == "width" and params.strides[2] != 1:
             dim = "filters"
         op.attributes["vector_dim"] = ir.StringAttr.get(dim)
+        out_bytes = 4
+        for size in out_shape:
+            out_bytes *= size
+        streaming = {
+            "on": True,
+            "off": False,
+            "auto": dim == "width" and out_bytes >= STREAMING_FACTOR * target.l2_bytes,
+        }[opts.streaming_stores]
+        op.attributes["streaming_stores"] = ir.BoolAttr.get(streaming)
         op.attributes["tile_sizes"] = ir.DenseI64ArrayAttr.get([rows, cols])
         op.attributes["loop_order"] = ir.StringAttr.get(order)

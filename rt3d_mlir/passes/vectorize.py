@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from torch_mlir import ir
 
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
@@ -62,248 +61,268 @@ def _size(value: ir.Value) -> int:
     return size
 
 
-def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedConv3dParams) -> str:
-    """MLIR text of the kernel function and its dispatch declaration."""
-    lanes, unroll = p.block_size, p.channel_unroll
-    rows, cols = p.tile_sizes or choose_tile(geo.out[1], geo.out[2], 14)
-    order = p.loop_order or "fdhw"
-    d_p, h_p, w_p = geo.padded
-    d_o, h_o, w_o = geo.out
-    channel_stride = d_p * h_p * w_p
-    plane = d_o * h_o * w_o
-    sd, sh, sw = p.strides
-    vec = f"vector<{lanes}xf32>"
-    input_type = memref_type_text(geo.batch * geo.channels * channel_stride, "f32")
-    k = KernelText()
-    k.indent = 2
+@dataclass
+class _Block:
+    """Per-block values, emitted where the block index becomes known."""
 
-    # Decode the task index into (n, block, d).
-    t = "%task"
-    if order == "fdhw":
-        per_n = geo.blocks * d_o
-        n = k.op(f"arith.divui {t}, {k.const(per_n)} : index")
-        rest = k.op(f"arith.remui {t}, {k.const(per_n)} : index")
-        block = k.op(f"arith.divui {rest}, {k.const(d_o)} : index")
-        d = k.op(f"arith.remui {rest}, {k.const(d_o)} : index")
-    else:
-        per_n = d_o * geo.blocks
-        n = k.op(f"arith.divui {t}, {k.const(per_n)} : index")
-        rest = k.op(f"arith.remui {t}, {k.const(per_n)} : index")
-        d = k.op(f"arith.divui {rest}, {k.const(geo.blocks)} : index")
-        block = k.op(f"arith.remui {rest}, {k.const(geo.blocks)} : index")
-    next_block = k.op(f"arith.addi {block}, {k.const(1)} : index")
-    first = k.op(f"memref.load %starts[{block}] : memref<{geo.blocks + 1}xi32>")
-    last = k.op(f"memref.load %starts[{next_block}] : memref<{geo.blocks + 1}xi32>")
-    first = k.op(f"arith.index_cast {first} : i32 to index")
-    last = k.op(f"arith.index_cast {last} : i32 to index")
-    in_base = k.index((n, geo.channels * channel_stride), (d, sd * h_p * w_p))
-    out_base = k.index((n, geo.filters * plane), (d, h_o * w_o))
-    lane0 = k.index((block, lanes))
-    if p.vector_dim == "width":
-        _width_in_lanes_body(k, geo, p, first, last, lane0, in_base, out_base)
-        return _kernel_module(kernel, dispatch, geo, p, k, t)
-    channels = k.op(
-        f"vector.load %out_channels[{lane0}] : memref<{geo.blocks * lanes}xi32>, vector<{lanes}xi32>"
-    )
-    mask = k.op(f"arith.cmpi sge, {channels}, {k.vconst(0, lanes, 'i32')} : vector<{lanes}xi32>")
-    scatter_index = k.op(f"arith.muli {channels}, {k.vconst(plane, lanes, 'i32')} : vector<{lanes}xi32>")
-    bias = k.op(f"vector.load %bias[{lane0}] : memref<{geo.blocks * lanes}xf32>, {vec}")
-    zero = k.vconst(0.0, lanes, "f32")
+    first: str  # first and one-past-last entry
+    last: str
+    lane0: str  # index of the block's first lane in the lane tables
+    bias: str = ""  # filters in lanes: the bias vector
+    mask: str = ""  # ... lanes that have an output channel
+    scatter_index: str = ""  # ... each lane's output-channel offset
 
-    def tile(tile_rows: int, tile_cols: int, h0: str | int, w0: str | int) -> None:
-        count = tile_rows * tile_cols
-        base = k.index((in_base, 1), (h0, sh * w_p), (w0, sw))
+
+class _ConvKernel:
+    """Emits one packed convolution's kernel body (see the module docstring)."""
+
+    def __init__(self, geo: ConvGeometry, p: PackedConv3dParams) -> None:
+        self.geo, self.p = geo, p
+        self.k = KernelText()
+        self.k.indent = 2
+        self.lanes, self.unroll = p.block_size, p.channel_unroll
+        self.width_mode = p.vector_dim == "width"
+        rows, cols = p.tile_sizes or choose_tile(geo.out[1], geo.out[2], 14)
+        self.rows = 1 if self.width_mode else rows
+        self.cols = self.lanes if self.width_mode else cols
+        d_p, h_p, w_p = geo.padded
+        self.channel_stride = d_p * h_p * w_p
+        self.plane = geo.out[0] * geo.out[1] * geo.out[2]
+        self.vec = f"vector<{self.lanes}xf32>"
+        self.input_type = memref_type_text(geo.batch * geo.channels * self.channel_stride, "f32")
+        self.output_type = memref_type_text(geo.batch * geo.filters * self.plane, "f32")
+        self.table_type = memref_type_text(geo.blocks * self.lanes, "i32")
+        self.bias_type = memref_type_text(geo.blocks * self.lanes, "f32")
+        self.weights_type = memref_type_text(geo.weights, "f32")
+        self.zero = self.k.vconst(0.0, self.lanes, "f32")
+
+    # -- structure ---------------------------------------------------------
+
+    def tasks(self) -> int:
+        geo = self.geo
+        if self.p.loop_order == "dhfw":
+            return geo.batch * geo.out[0]
+        return geo.batch * geo.blocks * geo.out[0]
+
+    def body(self, task: str) -> str:
+        k, geo = self.k, self.geo
+        d_o = geo.out[0]
+        order = self.p.loop_order or "fdhw"
+        if order == "dhfw":
+            n = k.op(f"arith.divui {task}, {k.const(d_o)} : index")
+            d = k.op(f"arith.remui {task}, {k.const(d_o)} : index")
+        else:
+            inner = d_o if order == "fdhw" else geo.blocks
+            per_n = geo.blocks * d_o
+            n = k.op(f"arith.divui {task}, {k.const(per_n)} : index")
+            rest = k.op(f"arith.remui {task}, {k.const(per_n)} : index")
+            outer_index = k.op(f"arith.divui {rest}, {k.const(inner)} : index")
+            inner_index = k.op(f"arith.remui {rest}, {k.const(inner)} : index")
+            block, d = (outer_index, inner_index) if order == "fdhw" else (inner_index, outer_index)
+        sd, _, _ = self.p.strides
+        _, h_p, w_p = geo.padded
+        self.in_base = k.index((n, geo.channels * self.channel_stride), (d, sd * h_p * w_p))
+        self.out_base = k.index((n, geo.filters * self.plane), (d, geo.out[1] * geo.out[2]))
+        if order == "dhfw":
+            # Rows outermost, then every block on that row group: the input
+            # rows stay in cache while all filter blocks use them.
+            def per_row_group(rows: int, h0: str | int) -> None:
+                b = k.fresh("b")
+                k.emit(f"scf.for {b} = {k.const(0)} to {k.const(geo.blocks)} step {k.const(1)} {{")
+                k.indent += 1
+                self.row_group(self.block_values(b), rows, h0)
+                k.indent -= 1
+                k.emit("}")
+
+            self.for_row_groups(per_row_group)
+        else:
+            values = self.block_values(block)
+            self.for_row_groups(lambda rows, h0: self.row_group(values, rows, h0))
+        return k.body()
+
+    def for_row_groups(self, emit) -> None:
+        k, h_o, rows = self.k, self.geo.out[1], self.rows
+        full = (h_o // rows) * rows
+        if full:
+            h0 = k.fresh("h")
+            k.emit(f"scf.for {h0} = {k.const(0)} to {k.const(full)} step {k.const(rows)} {{")
+            k.indent += 1
+            emit(rows, h0)
+            k.indent -= 1
+            k.emit("}")
+        if h_o - full:
+            emit(h_o - full, full)
+
+    def block_values(self, block: str) -> _Block:
+        k, lanes, blocks = self.k, self.lanes, self.geo.blocks
+        next_block = k.op(f"arith.addi {block}, {k.const(1)} : index")
+        first = k.op(f"memref.load %starts[{block}] : memref<{blocks + 1}xi32>")
+        last = k.op(f"memref.load %starts[{next_block}] : memref<{blocks + 1}xi32>")
+        values = _Block(
+            first=k.op(f"arith.index_cast {first} : i32 to index"),
+            last=k.op(f"arith.index_cast {last} : i32 to index"),
+            lane0=k.index((block, lanes)),
+        )
+        if not self.width_mode:
+            ivec = f"vector<{lanes}xi32>"
+            channels = k.op(f"vector.load %out_channels[{values.lane0}] : {self.table_type}, {ivec}")
+            values.mask = k.op(f"arith.cmpi sge, {channels}, {k.vconst(0, lanes, 'i32')} : {ivec}")
+            values.scatter_index = k.op(
+                f"arith.muli {channels}, {k.vconst(self.plane, lanes, 'i32')} : {ivec}"
+            )
+            values.bias = k.op(f"vector.load %bias[{values.lane0}] : {self.bias_type}, {self.vec}")
+        return values
+
+    def row_group(self, b: _Block, rows: int, h0: str | int) -> None:
+        k, w_o, cols = self.k, self.geo.out[2], self.cols
+        tile = self.width_tile if self.width_mode else self.filter_tile
+        full = (w_o // cols) * cols
+        if full:
+            w0 = k.fresh("w")
+            k.emit(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {k.const(cols)} {{")
+            k.indent += 1
+            tile(b, rows, cols, h0, w0)
+            k.indent -= 1
+            k.emit("}")
+        if w_o - full:
+            tile(b, rows, w_o - full, h0, full)
+
+    def entry_loop(self, b: _Block, base: str, inits: list[str], body) -> list[str]:
+        """``scf.for`` over the block's entries carrying ``inits``; the results."""
+        k, count = self.k, len(inits)
         accs = [k.fresh("acc") for _ in range(count)]
         results = k.fresh("tile")
         entry = k.fresh("e")
-        inits = ", ".join(f"{a} = {bias}" for a in accs)
+        types = ", ".join([self.vec] * count)
+        carried = ", ".join(f"{a} = {i}" for a, i in zip(accs, inits, strict=True))
         k.emit(
-            f"{results}:{count} = scf.for {entry} = {first} to {last} step {k.const(1)} "
-            f"iter_args({inits}) -> ({', '.join([vec] * count)}) {{"
+            f"{results}:{count} = scf.for {entry} = {b.first} to {b.last} step {k.const(1)} "
+            f"iter_args({carried}) -> ({types}) {{"
         )
         k.indent += 1
-        offset = k.op(f"memref.load %offsets[{entry}] : memref<{geo.entries}xi32>")
+        offset = k.op(f"memref.load %offsets[{entry}] : memref<{self.geo.entries}xi32>")
         offset = k.op(f"arith.index_cast {offset} : i32 to index")
         at = k.op(f"arith.addi {base}, {offset} : index")
-        weight_at = k.index((entry, unroll * lanes))
-        current = list(accs)
-        for u in range(unroll):
-            w_index = k.index((weight_at, 1), (u * lanes, 1))
-            weights = k.op(f"vector.load %weights[{w_index}] : memref<{geo.weights}xf32>, {vec}")
-            for i in range(tile_rows):
-                for j in range(tile_cols):
-                    x_index = k.index((at, 1), (u * channel_stride + i * sh * w_p + j * sw, 1))
-                    x = k.op(f"memref.load %input[{x_index}] : {input_type}")
-                    xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
-                    slot = i * tile_cols + j
-                    current[slot] = k.op(f"vector.fma {xs}, {weights}, {current[slot]} : {vec}")
-        k.emit(f"scf.yield {', '.join(current)} : {', '.join([vec] * count)}")
+        weight_at = k.index((entry, self.unroll * self.lanes))
+        updated = body(at, weight_at, list(accs))
+        k.emit(f"scf.yield {', '.join(updated)} : {types}")
         k.indent -= 1
         k.emit("}")
-        for i in range(tile_rows):
-            for j in range(tile_cols):
-                value = f"{results}#{i * tile_cols + j}"
-                if p.activation == "relu":
-                    value = k.op(f"arith.maximumf {value}, {zero} : {vec}")
-                at_out = k.index((out_base, 1), (h0, w_o), (i * w_o, 1), (w0, 1), (j, 1))
+        return [f"{results}#{i}" for i in range(count)]
+
+    def rectified(self, value: str) -> str:
+        if self.p.activation == "relu":
+            return self.k.op(f"arith.maximumf {value}, {self.zero} : {self.vec}")
+        return value
+
+    # -- filters in lanes --------------------------------------------------
+
+    def filter_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+        k, vec = self.k, self.vec
+        _, sh, sw = self.p.strides
+        w_p, w_o = self.geo.padded[2], self.geo.out[2]
+        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, sw))
+
+        def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            for u in range(self.unroll):
+                w_index = k.index((weight_at, 1), (u * self.lanes, 1))
+                weights = k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {vec}")
+                for i in range(rows):
+                    for j in range(cols):
+                        x_index = k.index((at, 1), (u * self.channel_stride + i * sh * w_p + j * sw, 1))
+                        x = k.op(f"memref.load %input[{x_index}] : {self.input_type}")
+                        xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
+                        slot = i * cols + j
+                        current[slot] = k.op(f"vector.fma {xs}, {weights}, {current[slot]} : {vec}")
+            return current
+
+        results = self.entry_loop(b, base, [b.bias] * (rows * cols), body)
+        for i in range(rows):
+            for j in range(cols):
+                value = self.rectified(results[i * cols + j])
+                at_out = k.index((self.out_base, 1), (h0, w_o), (w0, 1), (i * w_o + j, 1))
                 k.emit(
-                    f"vector.scatter %output[{at_out}][{scatter_index}], {mask}, {value} : "
-                    f"memref<{geo.batch * geo.filters * plane}xf32>, vector<{lanes}xi32>, "
-                    f"vector<{lanes}xi1>, {vec}"
+                    f"vector.scatter %output[{at_out}][{b.scatter_index}], {b.mask}, {value} : "
+                    f"{self.output_type}, vector<{self.lanes}xi32>, vector<{self.lanes}xi1>, {vec}"
                 )
 
-    def row_of_tiles(tile_rows: int, h0: str | int) -> None:
-        full_w = (w_o // cols) * cols
-        if full_w:
-            w0 = k.fresh("w")
-            k.emit(f"scf.for {w0} = {k.const(0)} to {k.const(full_w)} step {k.const(cols)} {{")
-            k.indent += 1
-            tile(tile_rows, cols, h0, w0)
-            k.indent -= 1
-            k.emit("}")
-        if w_o - full_w:
-            tile(tile_rows, w_o - full_w, h0, full_w)
+    # -- output columns in lanes -------------------------------------------
 
-    full_h = (h_o // rows) * rows
-    if full_h:
-        h0 = k.fresh("h")
-        k.emit(f"scf.for {h0} = {k.const(0)} to {k.const(full_h)} step {k.const(rows)} {{")
-        k.indent += 1
-        row_of_tiles(rows, h0)
-        k.indent -= 1
-        k.emit("}")
-    if h_o - full_h:
-        row_of_tiles(h_o - full_h, full_h)
+    def width_tile(self, b: _Block, rows: int, width: int, h: str | int, w0: str | int) -> None:
+        """One row, ``width`` consecutive columns, one accumulator per filter.
 
-    return _kernel_module(kernel, dispatch, geo, p, k, t)
-
-
-def _kernel_module(
-    kernel: str, dispatch: str, geo: ConvGeometry, p: PackedConv3dParams, k: KernelText, task: str
-) -> str:
-    lanes = p.block_size
-    plane = geo.out[0] * geo.out[1] * geo.out[2]
-    args = [
-        ("%input", memref_type_text(geo.batch * geo.channels * int(np.prod(geo.padded)), "f32")),
-        ("%weights", memref_type_text(geo.weights, "f32")),
-        ("%offsets", memref_type_text(geo.entries, "i32")),
-        ("%starts", memref_type_text(geo.blocks + 1, "i32")),
-        ("%out_channels", memref_type_text(geo.blocks * lanes, "i32")),
-        ("%bias", memref_type_text(geo.blocks * lanes, "f32")),
-        ("%output", memref_type_text(geo.batch * geo.filters * plane, "f32")),
-    ]
-    tasks = geo.batch * geo.blocks * geo.out[0]
-    return kernel_module_text(kernel, dispatch, args, tasks, k, task)
-
-
-def _width_in_lanes_body(
-    k: KernelText,
-    geo: ConvGeometry,
-    p: PackedConv3dParams,
-    first: str,
-    last: str,
-    lane0: str,
-    in_base: str,
-    out_base: str,
-) -> None:
-    """Output columns in the lanes: one accumulator per filter of the block.
-
-    Per entry and channel: one contiguous input-vector load (W stride 1)
-    and one FMA per filter with that filter's weight broadcast. Each
-    accumulator is a run of one filter's outputs, stored contiguously to
-    its (permuted) output channel: no scatter. Suits wide planes with few
-    entries per block (e.g. a first layer with 3 input channels).
-    """
-    filters, unroll = p.block_size, p.channel_unroll
-    lanes = p.block_size
-    d_p, h_p, w_p = geo.padded
-    d_o, h_o, w_o = geo.out
-    channel_stride = d_p * h_p * w_p
-    plane = d_o * h_o * w_o
-    sh = p.strides[1]
-    vec = f"vector<{lanes}xf32>"
-    input_type = memref_type_text(geo.batch * geo.channels * channel_stride, "f32")
-    weights_type = memref_type_text(geo.weights, "f32")
-    table_type = memref_type_text(geo.blocks * filters, "i32")
-    bias_type = memref_type_text(geo.blocks * filters, "f32")
-    out_type = memref_type_text(geo.batch * geo.filters * plane, "f32")
-    zero = k.vconst(0.0, lanes, "f32")
-
-    def column_tile(h: str, w0: str | int, width: int) -> None:
+        Per entry and channel: one contiguous input-vector load (W stride 1)
+        and one FMA per filter with that filter's weight broadcast. Each
+        accumulator is a run of one filter's outputs, stored contiguously to
+        its (permuted) output channel: no scatter. With ``streaming_stores``
+        full-width stores are non-temporal, so an output much larger than the
+        cache is written without first reading each line (for C3D's conv1a
+        this doubled the kernel's speed).
+        """
+        k, vec, lanes, filters = self.k, self.vec, self.lanes, self.lanes
+        sh = self.p.strides[1]
+        w_p, w_o = self.geo.padded[2], self.geo.out[2]
         mask = k.op(f"vector.constant_mask [{width}] : vector<{lanes}xi1>") if width < lanes else None
-        base = k.index((in_base, 1), (h, sh * w_p), (w0, 1))
+        base = k.index((self.in_base, 1), (h, sh * w_p), (w0, 1))
         inits = []
         for f in range(filters):
-            at = k.index((lane0, 1), (f, 1))
-            b = k.op(f"memref.load %bias[{at}] : {bias_type}")
-            inits.append(k.op(f"vector.broadcast {b} : f32 to {vec}"))
-        accs = [k.fresh("acc") for _ in range(filters)]
-        results = k.fresh("tile")
-        entry = k.fresh("e")
-        k.emit(
-            f"{results}:{filters} = scf.for {entry} = {first} to {last} step {k.const(1)} "
-            f"iter_args({', '.join(f'{a} = {i}' for a, i in zip(accs, inits, strict=True))}) "
-            f"-> ({', '.join([vec] * filters)}) {{"
-        )
-        k.indent += 1
-        offset = k.op(f"memref.load %offsets[{entry}] : memref<{geo.entries}xi32>")
-        offset = k.op(f"arith.index_cast {offset} : i32 to index")
-        at = k.op(f"arith.addi {base}, {offset} : index")
-        weight_at = k.index((entry, unroll * filters))
-        current = list(accs)
-        for u in range(unroll):
-            x_at = k.index((at, 1), (u * channel_stride, 1))
-            if mask is None:
-                x = k.op(f"vector.load %input[{x_at}] : {input_type}, {vec}")
-            else:
-                x = k.op(
-                    f"vector.maskedload %input[{x_at}], {mask}, {zero} : {input_type}, "
-                    f"vector<{lanes}xi1>, {vec} into {vec}"
-                )
-            for f in range(filters):
-                w_at = k.index((weight_at, 1), (u * filters + f, 1))
-                w = k.op(f"memref.load %weights[{w_at}] : {weights_type}")
-                wb = k.op(f"vector.broadcast {w} : f32 to {vec}")
-                current[f] = k.op(f"vector.fma {wb}, {x}, {current[f]} : {vec}")
-        k.emit(f"scf.yield {', '.join(current)} : {', '.join([vec] * filters)}")
-        k.indent -= 1
-        k.emit("}")
+            bias = k.op(f"memref.load %bias[{k.index((b.lane0, 1), (f, 1))}] : {self.bias_type}")
+            inits.append(k.op(f"vector.broadcast {bias} : f32 to {vec}"))
+
+        def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            for u in range(self.unroll):
+                x_at = k.index((at, 1), (u * self.channel_stride, 1))
+                if mask is None:
+                    x = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {vec}")
+                else:
+                    x = k.op(
+                        f"vector.maskedload %input[{x_at}], {mask}, {self.zero} : {self.input_type}, "
+                        f"vector<{lanes}xi1>, {vec} into {vec}"
+                    )
+                for f in range(filters):
+                    w_at = k.index((weight_at, 1), (u * filters + f, 1))
+                    w = k.op(f"memref.load %weights[{w_at}] : {self.weights_type}")
+                    wb = k.op(f"vector.broadcast {w} : f32 to {vec}")
+                    current[f] = k.op(f"vector.fma {wb}, {x}, {current[f]} : {vec}")
+            return current
+
+        results = self.entry_loop(b, base, inits, body)
         for f in range(filters):
-            value = f"{results}#{f}"
-            if p.activation == "relu":
-                value = k.op(f"arith.maximumf {value}, {zero} : {vec}")
-            lane_at = k.index((lane0, 1), (f, 1))
-            channel = k.op(f"memref.load %out_channels[{lane_at}] : {table_type}")
+            value = self.rectified(results[f])
+            lane = k.index((b.lane0, 1), (f, 1))
+            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
             used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
             k.emit(f"scf.if {used} {{")
             k.indent += 1
             channel = k.op(f"arith.index_cast {channel} : i32 to index")
-            out_at = k.index((out_base, 1), (channel, plane), (h, w_o), (w0, 1))
+            out_at = k.index((self.out_base, 1), (channel, self.plane), (h, w_o), (w0, 1))
             if mask is None:
-                k.emit(f"vector.store {value}, %output[{out_at}] : {out_type}, {vec}")
+                hint = " {nontemporal = true}" if self.p.streaming_stores else ""
+                k.emit(f"vector.store {value}, %output[{out_at}]{hint} : {self.output_type}, {vec}")
             else:
                 k.emit(
                     f"vector.maskedstore %output[{out_at}], {mask}, {value} : "
-                    f"{out_type}, vector<{lanes}xi1>, {vec}"
+                    f"{self.output_type}, vector<{lanes}xi1>, {vec}"
                 )
             k.indent -= 1
             k.emit("}")
 
-    h = k.fresh("h")
-    k.emit(f"scf.for {h} = {k.const(0)} to {k.const(h_o)} step {k.const(1)} {{")
-    k.indent += 1
-    full_w = (w_o // lanes) * lanes
-    if full_w:
-        w0 = k.fresh("w")
-        k.emit(f"scf.for {w0} = {k.const(0)} to {k.const(full_w)} step {k.const(lanes)} {{")
-        k.indent += 1
-        column_tile(h, w0, lanes)
-        k.indent -= 1
-        k.emit("}")
-    if w_o - full_w:
-        column_tile(h, full_w, w_o - full_w)
-    k.indent -= 1
-    k.emit("}")
+
+def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedConv3dParams) -> str:
+    """MLIR text of the kernel function and its dispatch declaration."""
+    emitter = _ConvKernel(geo, p)
+    body = emitter.body("%task")
+    lanes = p.block_size
+    args = [
+        ("%input", emitter.input_type),
+        ("%weights", emitter.weights_type),
+        ("%offsets", memref_type_text(geo.entries, "i32")),
+        ("%starts", memref_type_text(geo.blocks + 1, "i32")),
+        ("%out_channels", memref_type_text(geo.blocks * lanes, "i32")),
+        ("%bias", memref_type_text(geo.blocks * lanes, "f32")),
+        ("%output", emitter.output_type),
+    ]
+    return kernel_module_text(kernel, dispatch, args, emitter.tasks(), body, "%task")
 
 
 @dataclass

@@ -88,7 +88,8 @@ class CompiledModel:
             for i in range(lib.rt3d_profile_entries())
         ]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Run the model on ``x``; write into ``out`` (float32, C-contiguous) if given."""
         x = np.asarray(x)
         if x.shape != self.input_shape:
             raise ArtifactError(
@@ -99,7 +100,20 @@ class CompiledModel:
                 raise ArtifactError(f"input must be floating point, got {x.dtype}")
             x = x.astype(np.float32)
         x = np.ascontiguousarray(x)
-        y = np.empty(self.output_shape, dtype=np.float32)
+        if out is None:
+            y = np.empty(self.output_shape, dtype=np.float32)
+        else:
+            if (
+                not isinstance(out, np.ndarray)
+                or out.shape != self.output_shape
+                or out.dtype != np.float32
+                or not out.flags.c_contiguous
+                or not out.flags.writeable
+            ):
+                raise ArtifactError(
+                    f"out must be a writable C-contiguous float32 array of shape {self.output_shape}"
+                )
+            y = out
         status = self._lib.rt3d_forward(x.ctypes.data, y.ctypes.data)
         if status != 0:
             raise ArtifactError(f"'{self.path}': rt3d_forward failed with status {status}")

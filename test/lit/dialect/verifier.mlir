@@ -77,7 +77,7 @@ func.func @packed_weights(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
 
 // -----
 
-// CHECK: error: 'rt3d.packed_conv3d' op 'loop_order' must be one of fdhw, dfhw, got 'whdf'
+// CHECK: error: 'rt3d.packed_conv3d' op 'loop_order' must be one of fdhw, dfhw, dhfw, got 'whdf'
 func.func @packed_order(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %w = arith.constant dense<1.0> : tensor<16xf32>
   %off = arith.constant dense<[0, 2]> : tensor<2xi32>

@@ -16,7 +16,7 @@
 // USER-SAME: tile_sizes = array<i64: 2, 2>
 // USER: loop_order = "dfhw"
 // USER-SAME: tile_sizes = array<i64: 2, 2>
-// BAD: error: rt3d-reorder-loops: loop-order must be one of fdhw, dfhw, got 'hwdf'
+// BAD: error: rt3d-reorder-loops: loop-order must be one of fdhw, dfhw, dhfw, got 'hwdf'
 func.func @tiles(%x: tensor<1x1x1x20x20xf32>, %y: tensor<1x1x1x4x4xf32>) -> (tensor<1x2x1x20x20xf32>, tensor<1x2x1x4x4xf32>) {
   %w = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
   %off = arith.constant dense<[0]> : tensor<1xi32>
