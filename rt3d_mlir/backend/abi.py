@@ -16,6 +16,8 @@ Every artifact (a shared object) exports, with C linkage:
     const char    *rt3d_profile_name(int32_t i);
     double         rt3d_profile_seconds(int32_t i); /* summed since profiling began */
     int64_t        rt3d_profile_calls(int32_t i);
+    double         rt3d_profile_flops(int32_t i);   /* per call: kept weights */
+    double         rt3d_profile_dense_flops(int32_t i);  /* per call, if dense */
     int32_t        rt3d_release_memory(void);       /* free cached temporaries */
 
 ``rt3d_forward`` reads a dense row-major float32 input of the input shape
@@ -66,6 +68,8 @@ EXPORTED_SYMBOLS = (
     "rt3d_profile_name",
     "rt3d_profile_seconds",
     "rt3d_profile_calls",
+    "rt3d_profile_flops",
+    "rt3d_profile_dense_flops",
     "rt3d_release_memory",
 )
 
@@ -85,6 +89,8 @@ class Dispatch:
     kernel: str
     arguments: int  # pointer arguments (the task range comes after them)
     tasks: int
+    flops: int = 0  # per call, with kept weights only
+    dense_flops: int = 0  # per call, had the layer been dense
 
 
 _THREAD_RUNTIME = """\
@@ -221,9 +227,13 @@ def _profile_source(dispatches: Sequence[Dispatch]) -> str:
     count = len(dispatches)
     size = max(count, 1)
     names = ", ".join(f'"{d.kernel}"' for d in dispatches) or '""'
+    flops = ", ".join(f"{float(d.flops)!r}" for d in dispatches) or "0.0"
+    dense = ", ".join(f"{float(d.dense_flops)!r}" for d in dispatches) or "0.0"
     return f"""
 static int32_t g_profiling = 0;
 static const char *const kProfileNames[{size}] = {{{names}}};
+static const double kProfileFlops[{size}] = {{{flops}}};
+static const double kProfileDenseFlops[{size}] = {{{dense}}};
 static double g_profile_seconds[{size}];
 static int64_t g_profile_calls[{size}];
 
@@ -242,6 +252,8 @@ int32_t rt3d_profile_entries(void) {{ return {count}; }}
 const char *rt3d_profile_name(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileNames[i] : ""; }}
 double rt3d_profile_seconds(int32_t i) {{ return (i >= 0 && i < {count}) ? g_profile_seconds[i] : 0.0; }}
 int64_t rt3d_profile_calls(int32_t i) {{ return (i >= 0 && i < {count}) ? g_profile_calls[i] : 0; }}
+double rt3d_profile_flops(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileFlops[i] : 0.0; }}
+double rt3d_profile_dense_flops(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileDenseFlops[i] : 0.0; }}
 """
 
 

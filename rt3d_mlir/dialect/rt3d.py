@@ -310,7 +310,9 @@ def build_kgs_conv3d(
 # outside the filter blocks) and
 # ``vector_dim`` ("filters": the block's filters in the vector lanes, or
 # "width": consecutive output columns in the lanes; needs W stride 1), and
-# ``streaming_stores`` (bool: non-temporal output stores, "width" only).
+# ``streaming_stores`` (bool: non-temporal output stores, "width" only),
+# ``vector_lanes`` (i64: the vector length of "width" kernels; "filters"
+# kernels use vectors of ``block_size``).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width")
@@ -329,6 +331,7 @@ class PackedConv3dParams:
     loop_order: str | None = None
     vector_dim: str = "filters"
     streaming_stores: bool = False
+    vector_lanes: int | None = None
 
 
 def _i64_attr(op: ir.Operation, name: str) -> int | None:
@@ -358,6 +361,7 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         else "filters",
         streaming_stores="streaming_stores" in op.attributes
         and ir.BoolAttr(op.attributes["streaming_stores"]).value,
+        vector_lanes=_i64_attr(op, "vector_lanes"),
     )
 
 
@@ -437,6 +441,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
             return f"'vector_dim' must be one of {', '.join(VECTOR_DIMS)}, got '{dim}'"
         if dim == "width" and values["strides"][2] != 1:
             return "'vector_dim' = \"width\" needs W stride 1"
+    if "vector_lanes" in op.attributes and (_i64_attr(op, "vector_lanes") or 0) < 1:
+        return "'vector_lanes' must be a positive integer"
     if "streaming_stores" in op.attributes and not isinstance(op.attributes["streaming_stores"], ir.BoolAttr):
         return "'streaming_stores' must be a bool attribute"
     return None

@@ -27,6 +27,8 @@ from rt3d_mlir.passes.matchers import ops_named
 
 KERNEL_ATTR = "rt3d.kernel"
 TASKS_ATTR = "rt3d.parallel_tasks"
+FLOPS_ATTR = "rt3d.flops"  # useful FLOPs per call (2 x multiply-adds with kept weights)
+DENSE_FLOPS_ATTR = "rt3d.dense_flops"  # FLOPs of the same layer computed densely
 
 
 class KernelText:
@@ -104,12 +106,19 @@ def kernel_module_text(
     tasks: int,
     body: KernelText | str,
     task_var: str,
+    flops: int = 0,
+    dense_flops: int = 0,
 ) -> str:
     """A module holding the kernel (looping ``task_var`` over its range) and its dispatch decl.
 
-    ``args`` are (SSA name, memref type) of the kernel's memref arguments.
+    ``args`` are (SSA name, memref type) of the kernel's memref arguments;
+    ``flops`` and ``dense_flops`` (per call) are recorded for profiles.
     """
     params = ", ".join(f"{name}: {type_}" for name, type_ in args)
+    dispatch_attrs = (
+        f'{KERNEL_ATTR} = "{kernel}", {TASKS_ATTR} = {tasks} : i64, '
+        f"{FLOPS_ATTR} = {flops} : i64, {DENSE_FLOPS_ATTR} = {dense_flops} : i64"
+    )
     types = ", ".join(type_ for _, type_ in args)
     return f"""module {{
 func.func @{kernel}({params}, %task_begin: i64, %task_end: i64) attributes {{{TASKS_ATTR} = {tasks} : i64}} {{
@@ -121,7 +130,7 @@ func.func @{kernel}({params}, %task_begin: i64, %task_end: i64) attributes {{{TA
   }}
   return
 }}
-func.func private @{dispatch}({types}) attributes {{{KERNEL_ATTR} = "{kernel}", {TASKS_ATTR} = {tasks} : i64}}
+func.func private @{dispatch}({types}) attributes {{{dispatch_attrs}}}
 }}
 """
 

@@ -6,8 +6,15 @@ with compact int32 tables: the input offset of each entry, the first entry
 of each filter block, and the output channel of each lane (the filter
 permutation chosen when ``reorder-filters`` clusters groups with similar
 position sets). Vanilla structured and dense convolutions take the same path.
+``dense_weights`` and ``kept_weights`` record the weight counts (for FLOPs
+in profiles).
 
-``vector-width`` (filters per block) defaults to the target's f32 lanes.
+Filters per block (``block-size``): by default the target's f32 lanes
+(``vector-width``, itself the target's by default), so a block's filters
+fill a vector; but when kernel groups are narrower than a vector and the
+convolution has W stride 1, one group per block (``gF`` filters): the
+"width" kernels put output columns in the lanes instead, and narrow groups
+then cost no union of position sets at all.
 Convolutions whose weight or bias is not a constant are left alone (the
 reference lowering handles them).
 """
@@ -37,6 +44,7 @@ from rt3d_mlir.targets import get_target
 class PackKernelGroupsOptions:
     target: str = "host"
     vector_width: int = 0
+    block_size: int = 0
     reorder_filters: bool = True
 
 
@@ -59,8 +67,18 @@ class PackKernelGroups(Pass):
                 width = get_target(self.options.target).f32_lanes
             except Exception as err:
                 raise PassFailure(str(err), module.location) from None
+        if self.options.block_size < 0:
+            raise PassFailure("block-size must be >= 0 (0 chooses)", module.location)
         for op in ops_named(module, "rt3d.kgs_conv3d"):
             self._rewrite(op, width)
+
+    def _block_size(self, params, width: int) -> int:
+        if self.options.block_size:
+            return self.options.block_size
+        group_filters = params.group_shape[0]
+        if group_filters < width and params.strides[2] == 1:
+            return group_filters
+        return width
 
     def _rewrite(self, op: ir.Operation, width: int) -> None:
         x, w, b = kgs_conv3d_operands(op)
@@ -82,7 +100,7 @@ class PackKernelGroups(Pass):
                 bias,
                 padded,
                 params.dilations,
-                width,
+                self._block_size(params, width),
                 reorder=self.options.reorder_filters,
             )
         except ValueError as err:
@@ -109,6 +127,9 @@ class PackKernelGroups(Pass):
                     activation=params.activation,
                 ),
             )
+        i64 = ir.IntegerType.get_signless(64)
+        new.attributes["dense_weights"] = ir.IntegerAttr.get(i64, int(weight.size))
+        new.attributes["kept_weights"] = ir.IntegerAttr.get(i64, int(np.count_nonzero(packed.weights)))
         producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
         op.results[0].replace_all_uses_with(new.results[0])
         op.erase()

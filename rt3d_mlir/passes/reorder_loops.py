@@ -11,8 +11,13 @@ kept unless an option overrides them):
   weight vector and addresses, and prefers column tiles that divide W.
 * ``vector_dim``: ``"filters"`` (a block's filters in the lanes, the
   default) or ``"width"`` (output columns in the lanes) when W has stride 1
-  and at least four whole vectors of columns: wide planes, where the
-  filters form's per-tile scatter is the bottleneck (C3D's conv1a).
+  and either blocks are narrower than a vector (narrow kernel groups, see
+  rt3d-pack-kernel-groups) or the plane has at least four whole vectors of
+  columns (wide planes, where the filters form's per-tile scatter is the
+  bottleneck: C3D's conv1a). A "width" tile is ``rows`` rows by ``cols``
+  columns (``ceil(cols / lanes)`` vectors) for each of the block's filters,
+  within ``vector registers - 8`` accumulators; ``vector_lanes`` records
+  the vector length.
 * ``streaming_stores``: non-temporal output stores for ``"width"`` kernels
   whose output is at least 4x the L2 size (``streaming-stores=auto|on|off``).
 * ``loop_order``: ``"fdhw"`` (filter blocks outermost: a block's packed
@@ -24,6 +29,7 @@ kept unless an option overrides them):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -50,6 +56,8 @@ class ReorderLoopsOptions:
     accumulators: int = 0
     vector_dim: str = ""
     streaming_stores: str = "auto"
+    lanes: int = 0  # override the target's f32 vector lanes
+    registers: int = 0  # override the target's vector register count
 
 
 def default_accumulators(target: Target) -> int:
@@ -68,12 +76,22 @@ def choose_tile(out_h: int, out_w: int, accumulators: int) -> tuple[int, int]:
     return rows, out_w
 
 
-def choose_vector_dim(params, out_w: int) -> str:
+def choose_vector_dim(params, out_w: int, lanes: int) -> str:
     """Which dimension goes in the vector lanes (see the module docstring)."""
-    lanes = params.block_size
-    if params.strides[2] == 1 and out_w % lanes == 0 and out_w >= 4 * lanes:
+    if params.strides[2] != 1:
+        return "filters"
+    if params.block_size < lanes:
+        return "width"
+    if out_w % lanes == 0 and out_w >= 4 * lanes:
         return "width"
     return "filters"
+
+
+def choose_width_tile(out_h: int, out_w: int, filters: int, lanes: int, budget: int) -> tuple[int, int]:
+    """(rows, cols) of a "width" tile: ``filters x rows x ceil(cols/lanes)`` accumulators."""
+    vectors = min(-(-out_w // lanes), max(1, budget // filters))
+    rows = max(1, min(out_h, budget // (filters * vectors)))
+    return rows, min(out_w, vectors * lanes)
 
 
 @register_pass
@@ -105,6 +123,12 @@ class ReorderLoops(Pass):
             target = get_target(opts.target)
         except Exception as err:
             raise PassFailure(str(err), module.location) from None
+        if opts.lanes < 0 or opts.registers < 0:
+            raise PassFailure("lanes and registers must be >= 0 (0: the target's)", module.location)
+        if opts.lanes:
+            target = dataclasses.replace(target, vector_bits=32 * opts.lanes)
+        if opts.registers:
+            target = dataclasses.replace(target, vector_registers=opts.registers)
         accumulators = opts.accumulators or default_accumulators(target)
         for op in ops_named(module, "rt3d.packed_conv3d"):
             self._schedule(op, target, accumulators)
@@ -114,9 +138,7 @@ class ReorderLoops(Pass):
         params = packed_conv3d_params(op)
         out_shape = ir.RankedTensorType(op.results[0].type).shape
         out_h, out_w = out_shape[3], out_shape[4]
-        rows, cols = params.tile_sizes or choose_tile(out_h, out_w, accumulators)
-        rows = min(opts.tile_rows or rows, out_h)
-        cols = min(opts.tile_cols or cols, out_w)
+        lanes = target.f32_lanes
         order = opts.loop_order or params.loop_order
         if not order:
             starts = constant_array(op.operands[3])
@@ -126,11 +148,23 @@ class ReorderLoops(Pass):
         dim = opts.vector_dim or (
             ir.StringAttr(op.attributes["vector_dim"]).value
             if "vector_dim" in op.attributes
-            else choose_vector_dim(params, out_w)
+            else choose_vector_dim(params, out_w, lanes)
         )
         if dim == "width" and params.strides[2] != 1:
             dim = "filters"
+        if dim == "width":
+            budget = max(params.block_size, target.vector_registers - 8)
+            rows, cols = params.tile_sizes or choose_width_tile(
+                out_h, out_w, params.block_size, lanes, budget
+            )
+        else:
+            rows, cols = params.tile_sizes or choose_tile(out_h, out_w, accumulators)
+        rows = min(opts.tile_rows or rows, out_h)
+        cols = min(opts.tile_cols or cols, out_w)
         op.attributes["vector_dim"] = ir.StringAttr.get(dim)
+        op.attributes["vector_lanes"] = ir.IntegerAttr.get(
+            ir.IntegerType.get_signless(64), lanes if dim == "width" else params.block_size
+        )
         out_bytes = 4
         for size in out_shape:
             out_bytes *= size

@@ -52,6 +52,12 @@ class ConvGeometry:
     blocks: int
     entries: int
     weights: int
+    kept_weights: int = 0
+    dense_weights: int = 0
+
+
+def _int_attr(op: ir.Operation, name: str) -> int:
+    return int(ir.IntegerAttr(op.attributes[name]).value) if name in op.attributes else 0
 
 
 def _size(value: ir.Value) -> int:
@@ -82,19 +88,21 @@ class _ConvKernel:
         self.k.indent = 2
         self.lanes, self.unroll = p.block_size, p.channel_unroll
         self.width_mode = p.vector_dim == "width"
-        rows, cols = p.tile_sizes or choose_tile(geo.out[1], geo.out[2], 14)
-        self.rows = 1 if self.width_mode else rows
-        self.cols = self.lanes if self.width_mode else cols
+        # Vector length: the block's filters, or (width mode) the target's.
+        self.vlanes = (p.vector_lanes or p.block_size) if self.width_mode else p.block_size
+        self.rows, self.cols = p.tile_sizes or (
+            (1, self.vlanes) if self.width_mode else choose_tile(geo.out[1], geo.out[2], 14)
+        )
         d_p, h_p, w_p = geo.padded
         self.channel_stride = d_p * h_p * w_p
         self.plane = geo.out[0] * geo.out[1] * geo.out[2]
-        self.vec = f"vector<{self.lanes}xf32>"
+        self.vec = f"vector<{self.vlanes}xf32>"
         self.input_type = memref_type_text(geo.batch * geo.channels * self.channel_stride, "f32")
         self.output_type = memref_type_text(geo.batch * geo.filters * self.plane, "f32")
         self.table_type = memref_type_text(geo.blocks * self.lanes, "i32")
         self.bias_type = memref_type_text(geo.blocks * self.lanes, "f32")
         self.weights_type = memref_type_text(geo.weights, "f32")
-        self.zero = self.k.vconst(0.0, self.lanes, "f32")
+        self.zero = self.k.vconst(0.0, self.vlanes, "f32")
 
     # -- structure ---------------------------------------------------------
 
@@ -248,62 +256,84 @@ class _ConvKernel:
 
     # -- output columns in lanes -------------------------------------------
 
-    def width_tile(self, b: _Block, rows: int, width: int, h: str | int, w0: str | int) -> None:
-        """One row, ``width`` consecutive columns, one accumulator per filter.
+    def width_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+        """``rows x cols`` outputs of each of the block's filters, columns in the lanes.
 
-        Per entry and channel: one contiguous input-vector load (W stride 1)
-        and one FMA per filter with that filter's weight broadcast. Each
-        accumulator is a run of one filter's outputs, stored contiguously to
-        its (permuted) output channel: no scatter. With ``streaming_stores``
-        full-width stores are non-temporal, so an output much larger than the
-        cache is written without first reading each line (for C3D's conv1a
-        this doubled the kernel's speed).
+        Accumulators: filter x row x column vector. Per entry and channel,
+        one contiguous input-vector load (W stride 1) per row and column
+        vector, reused by every filter, and one FMA per accumulator with the
+        filter's weight broadcast. Each accumulator is a run of one filter's
+        outputs, stored contiguously to its (permuted) output channel: no
+        scatter. A partial last vector is masked. With ``streaming_stores``
+        full-vector stores are non-temporal, so an output much larger than
+        the cache is written without first reading each line (for C3D's
+        conv1a this doubled the kernel's speed).
         """
-        k, vec, lanes, filters = self.k, self.vec, self.lanes, self.lanes
+        k, vec, lanes, filters = self.k, self.vec, self.vlanes, self.lanes
         sh = self.p.strides[1]
         w_p, w_o = self.geo.padded[2], self.geo.out[2]
-        mask = k.op(f"vector.constant_mask [{width}] : vector<{lanes}xi1>") if width < lanes else None
-        base = k.index((self.in_base, 1), (h, sh * w_p), (w0, 1))
+        vectors = -(-cols // lanes)
+        tail = cols - (vectors - 1) * lanes
+        mask = k.op(f"vector.constant_mask [{tail}] : vector<{lanes}xi1>") if tail < lanes else None
+        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, 1))
+
+        def slot(f: int, r: int, v: int) -> int:
+            return (f * rows + r) * vectors + v
+
         inits = []
         for f in range(filters):
             bias = k.op(f"memref.load %bias[{k.index((b.lane0, 1), (f, 1))}] : {self.bias_type}")
-            inits.append(k.op(f"vector.broadcast {bias} : f32 to {vec}"))
+            bias = k.op(f"vector.broadcast {bias} : f32 to {vec}")
+            inits += [bias] * (rows * vectors)
 
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
             for u in range(self.unroll):
-                x_at = k.index((at, 1), (u * self.channel_stride, 1))
-                if mask is None:
-                    x = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {vec}")
-                else:
-                    x = k.op(
-                        f"vector.maskedload %input[{x_at}], {mask}, {self.zero} : {self.input_type}, "
-                        f"vector<{lanes}xi1>, {vec} into {vec}"
-                    )
+                weights = []
                 for f in range(filters):
                     w_at = k.index((weight_at, 1), (u * filters + f, 1))
                     w = k.op(f"memref.load %weights[{w_at}] : {self.weights_type}")
-                    wb = k.op(f"vector.broadcast {w} : f32 to {vec}")
-                    current[f] = k.op(f"vector.fma {wb}, {x}, {current[f]} : {vec}")
+                    weights.append(k.op(f"vector.broadcast {w} : f32 to {vec}"))
+                for r in range(rows):
+                    for v in range(vectors):
+                        x_at = k.index((at, 1), (u * self.channel_stride + r * sh * w_p + v * lanes, 1))
+                        if mask is not None and v == vectors - 1:
+                            x = k.op(
+                                f"vector.maskedload %input[{x_at}], {mask}, {self.zero} : "
+                                f"{self.input_type}, vector<{lanes}xi1>, {vec} into {vec}"
+                            )
+                        else:
+                            x = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {vec}")
+                        for f in range(filters):
+                            i = slot(f, r, v)
+                            current[i] = k.op(f"vector.fma {weights[f]}, {x}, {current[i]} : {vec}")
             return current
 
         results = self.entry_loop(b, base, inits, body)
         for f in range(filters):
-            value = self.rectified(results[f])
             lane = k.index((b.lane0, 1), (f, 1))
             channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
             used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
             k.emit(f"scf.if {used} {{")
             k.indent += 1
             channel = k.op(f"arith.index_cast {channel} : i32 to index")
-            out_at = k.index((self.out_base, 1), (channel, self.plane), (h, w_o), (w0, 1))
-            if mask is None:
-                hint = " {nontemporal = true}" if self.p.streaming_stores else ""
-                k.emit(f"vector.store {value}, %output[{out_at}]{hint} : {self.output_type}, {vec}")
-            else:
-                k.emit(
-                    f"vector.maskedstore %output[{out_at}], {mask}, {value} : "
-                    f"{self.output_type}, vector<{lanes}xi1>, {vec}"
-                )
+            for r in range(rows):
+                for v in range(vectors):
+                    value = self.rectified(results[slot(f, r, v)])
+                    out_at = k.index(
+                        (self.out_base, 1),
+                        (channel, self.plane),
+                        (h0, w_o),
+                        (w0, 1),
+                        (r * w_o + v * lanes, 1),
+                    )
+                    if mask is not None and v == vectors - 1:
+                        k.emit(
+                            f"vector.maskedstore %output[{out_at}], {mask}, {value} : "
+                            f"{self.output_type}, vector<{lanes}xi1>, {vec}"
+                        )
+                    else:
+                        hint = " {nontemporal = true}" if self.p.streaming_stores else ""
+                        k.emit(f"vector.store {value}, %output[{out_at}]{hint} : {self.output_type}, {vec}")
             k.indent -= 1
             k.emit("}")
 
@@ -322,7 +352,17 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         ("%bias", memref_type_text(geo.blocks * lanes, "f32")),
         ("%output", emitter.output_type),
     ]
-    return kernel_module_text(kernel, dispatch, args, emitter.tasks(), body, "%task")
+    positions = geo.batch * geo.out[0] * geo.out[1] * geo.out[2]
+    return kernel_module_text(
+        kernel,
+        dispatch,
+        args,
+        emitter.tasks(),
+        body,
+        "%task",
+        flops=2 * geo.kept_weights * positions,
+        dense_flops=2 * geo.dense_weights * positions,
+    )
 
 
 @dataclass
@@ -359,6 +399,8 @@ class Vectorize(Pass):
             blocks=_size(op.operands[3]) - 1,
             entries=_size(op.operands[2]),
             weights=_size(op.operands[1]),
+            kept_weights=_int_attr(op, "kept_weights"),
+            dense_weights=_int_attr(op, "dense_weights"),
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)

@@ -135,7 +135,8 @@ def matmul_kernel_text(
         f"{memref_type_text(m * n, 'f32')}, vector<{lanes}xi1>, {vec}"
     )
     args = [("%a", a_type), ("%w", w_type), ("%out", memref_type_text(m * n, "f32"))]
-    return kernel_module_text(kernel, dispatch, args, m * blocks, kt, t)
+    flops = 2 * m * n * k_dim
+    return kernel_module_text(kernel, dispatch, args, m * blocks, kt, t, flops=flops, dense_flops=flops)
 
 
 @register_pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,6 +16,19 @@ from rt3d_mlir.errors import ArtifactError
 
 ABI_VERSION = 2
 _ELF_MAGIC = b"\x7fELF"
+
+
+class KernelProfile(NamedTuple):
+    name: str
+    seconds: float  # summed over calls
+    calls: int
+    flops: float  # per call, with the kept weights (2 x multiply-adds)
+    dense_flops: float  # per call, had the layer been dense
+
+    @property
+    def gflops_per_second(self) -> float:
+        """Achieved rate on kept FLOPs."""
+        return self.flops * self.calls / self.seconds / 1e9 if self.seconds > 0 else 0.0
 
 
 class CompiledModel:
@@ -48,6 +62,9 @@ class CompiledModel:
             lib.rt3d_profile_seconds.argtypes = [ctypes.c_int32]
             lib.rt3d_profile_calls.restype = ctypes.c_int64
             lib.rt3d_profile_calls.argtypes = [ctypes.c_int32]
+            for name in ("rt3d_profile_flops", "rt3d_profile_dense_flops"):
+                getattr(lib, name).restype = ctypes.c_double
+                getattr(lib, name).argtypes = [ctypes.c_int32]
         except AttributeError as err:
             raise ArtifactError(f"'{self.path}' is not an rt3d artifact: {err}") from None
         version = lib.rt3d_abi_version()
@@ -76,14 +93,16 @@ class CompiledModel:
         """Start (and zero) or stop timing each generated kernel's calls."""
         self._lib.rt3d_set_profiling(1 if on else 0)
 
-    def kernel_profile(self) -> list[tuple[str, float, int]]:
-        """(kernel name, seconds, calls) per generated kernel since profiling was turned on."""
+    def kernel_profile(self) -> list[KernelProfile]:
+        """Per generated kernel (in call order): time and calls since profiling was turned on."""
         lib = self._lib
         return [
-            (
-                lib.rt3d_profile_name(i).decode(),
-                float(lib.rt3d_profile_seconds(i)),
-                int(lib.rt3d_profile_calls(i)),
+            KernelProfile(
+                name=lib.rt3d_profile_name(i).decode(),
+                seconds=float(lib.rt3d_profile_seconds(i)),
+                calls=int(lib.rt3d_profile_calls(i)),
+                flops=float(lib.rt3d_profile_flops(i)),
+                dense_flops=float(lib.rt3d_profile_dense_flops(i)),
             )
             for i in range(lib.rt3d_profile_entries())
         ]

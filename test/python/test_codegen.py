@@ -54,7 +54,25 @@ def test_kernel_profile_names_every_kernel(pruned_c3d):
     model(x.numpy())
     profile = model.kernel_profile()
     model.set_profiling(False)
-    names = [name for name, _, _ in profile]
-    assert sum(n.startswith("rt3d_conv_kernel_") for n in names) == 8  # C3D's eight convs
-    assert sum(n.startswith("rt3d_matmul_kernel_") for n in names) == 3  # and three FC layers
-    assert all(calls == 2 and seconds > 0 for _, seconds, calls in profile)
+    convs = [p for p in profile if p.name.startswith("rt3d_conv_kernel_")]
+    matmuls = [p for p in profile if p.name.startswith("rt3d_matmul_kernel_")]
+    assert len(convs) == 8 and len(matmuls) == 3  # C3D's eight convs and three FC layers
+    assert all(p.calls == 2 and p.seconds > 0 and p.gflops_per_second > 0 for p in profile)
+    # FLOPs per call: 2 x (kept weights) x (output positions), layer by layer.
+    model, x, _ = pruned_c3d
+    positions = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: positions.append(out[0, 0].numel()))
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv3d)
+    ]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    convs_in_order = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    kept = [2 * int((m.weight != 0).sum()) * n for m, n in zip(convs_in_order, positions, strict=True)]
+    dense = [2 * m.weight.numel() * n for m, n in zip(convs_in_order, positions, strict=True)]
+    assert [p.flops for p in convs] == kept
+    assert [p.dense_flops for p in convs] == dense
+    assert all(p.flops < p.dense_flops for p in convs)

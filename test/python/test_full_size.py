@@ -41,9 +41,10 @@ def test_full_c3d_compiles_within_memory_bounds(tmp_path):
     # rt3d-pack-kernel-groups (only the kept weights, in lane order).
     weight = model.features.conv5b.weight.detach().numpy()
     group = choose_group_shape(weight, DEFAULT_GROUP_SHAPE_CANDIDATES)
+    lanes = host_target().f32_lanes
+    block = group[0] if group[0] < lanes else lanes  # narrow groups: one per block (W stride 1)
     packed = pack_kernel_groups(
-        weight, kernel_group_masks(weight, group), group, None, (4, 9, 9), (1, 1, 1),
-        host_target().f32_lanes,
+        weight, kernel_group_masks(weight, group), group, None, (4, 9, 9), (1, 1, 1), block
     )
     assert packed.weights.size < weight.size
     blob = out.read_bytes()

@@ -1,6 +1,17 @@
-// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=4})' | FileCheck %s
-// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=2})' | FileCheck %s --check-prefix=REORDER
-// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=2 reorder-filters=false})' | FileCheck %s --check-prefix=INORDER
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=4 block-size=4})' | FileCheck %s
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=2 block-size=2})' | FileCheck %s --check-prefix=REORDER
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=2 block-size=2 reorder-filters=false})' | FileCheck %s --check-prefix=INORDER
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=4})' | FileCheck %s --check-prefix=AUTO
+
+// By default, groups narrower than the vector get a block each (the
+// "width" kernels put output columns in the lanes): no union, no zeros.
+// AUTO-LABEL: func.func @two_groups_one_block
+// AUTO-DAG: arith.constant dense<[1.000000e+00, 5.000000e+00, 3.000000e+00, 7.000000e+00, 2.000000e+00, 6.000000e+00, 4.000000e+00, 8.000000e+00]> : tensor<8xf32>
+// AUTO-DAG: arith.constant dense<[0, 2, 2]> : tensor<3xi32>
+// AUTO: "rt3d.packed_conv3d"
+// AUTO-SAME: block_size = 2 : i64
+// AUTO-SAME: dense_weights = 24 : i64
+// AUTO-SAME: kept_weights = 8 : i64
 
 // Two 2x2 groups share one 4-lane block. Only kw=0 and kw=2 are kept (by
 // filters 0-1; filters 2-3 keep nothing), so the block has two entries of

@@ -1,21 +1,40 @@
-// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{accumulators=14})' | FileCheck %s
-// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{tile-rows=2 tile-cols=2 loop-order=dfhw})' | FileCheck %s --check-prefix=USER
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 registers=32 accumulators=14})' | FileCheck %s
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 tile-rows=2 tile-cols=2 loop-order=dfhw vector-dim=filters})' | FileCheck %s --check-prefix=USER
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32})' | FileCheck %s --check-prefix=WIDTH
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{loop-order=hwdf})' 2>&1 | FileCheck %s --check-prefix=BAD
 
-// W = 20 >= 14 accumulators: a 1 x 10 tile covers each row exactly
-// (better than 14 + a 6-wide tail). W = 4: 3 rows of 4 fill 12 registers.
-// The packed weights are small, so filter blocks go outermost.
+// With 2-lane vectors and 20 columns (>= 4 vectors, a multiple of 2) the
+// first conv puts output columns in the lanes, whole rows at a time, with
+// plain stores (its output is small); the second has filters in the lanes.
 // CHECK-LABEL: func.func @tiles
 // CHECK: "rt3d.packed_conv3d"
 // CHECK-SAME: loop_order = "fdhw"
-// CHECK-SAME: tile_sizes = array<i64: 1, 10>
+// CHECK-SAME: streaming_stores = false
+// CHECK-SAME: tile_sizes = array<i64: 1, 20>
+// CHECK-SAME: vector_dim = "width"
+// CHECK-SAME: vector_lanes = 2 : i64
 // CHECK: "rt3d.packed_conv3d"
 // CHECK-SAME: loop_order = "fdhw"
 // CHECK-SAME: tile_sizes = array<i64: 3, 4>
+// CHECK-SAME: vector_dim = "filters"
+// CHECK-SAME: vector_lanes = 2 : i64
+//
+// 8-lane vectors, blocks of 2 filters: "width" kernels within 32 - 8 = 24
+// accumulators. 20 columns take 3 vectors (the last partial), and 4 rows
+// fill 2 x 4 x 3 = 24; 4 columns take one partial vector, all 4 rows.
+// WIDTH: tile_sizes = array<i64: 4, 20>
+// WIDTH-SAME: vector_dim = "width"
+// WIDTH-SAME: vector_lanes = 8 : i64
+// WIDTH: tile_sizes = array<i64: 4, 4>
+// WIDTH-SAME: vector_dim = "width"
+// WIDTH-SAME: vector_lanes = 8 : i64
 // USER: loop_order = "dfhw"
 // USER-SAME: tile_sizes = array<i64: 2, 2>
+// USER-SAME: vector_dim = "filters"
 // USER: loop_order = "dfhw"
 // USER-SAME: tile_sizes = array<i64: 2, 2>
+// USER-SAME: vector_dim = "filters"
+// The packed weights are small, so filter blocks go outermost by default.
 // BAD: error: rt3d-reorder-loops: loop-order must be one of fdhw, dfhw, dhfw, got 'hwdf'
 func.func @tiles(%x: tensor<1x1x1x20x20xf32>, %y: tensor<1x1x1x4x4xf32>) -> (tensor<1x2x1x20x20xf32>, tensor<1x2x1x4x4xf32>) {
   %w = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>

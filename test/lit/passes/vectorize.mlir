@@ -1,4 +1,4 @@
-// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-vectorize)' | FileCheck %s
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize)' | FileCheck %s
 
 // A 4-lane block (output channels 0, 2, 1 and an unused lane), two entries
 // of two channels, 4x4 output planes in 1x3 register tiles.
@@ -44,19 +44,66 @@
 // CHECK: scf.yield
 // CHECK-COUNT-3: vector.scatter %[[O]][%{{.*}}] [%[[SIDX]]], %[[MASK]], %{{.*}} : memref<192xf32>, vector<4xi32>, vector<4xi1>, vector<4xf32>
 //
-// The column tail (4 = 3 + 1) has its own one-accumulator tile.
+// The column tail (4 = 3 + 1) has its own one-accumulator tile. The
+// dispatch records FLOPs per call for profiles: 2 x 8 kept (24 dense)
+// weights x 64 output positions.
 // CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %[[BIAS]]) -> (vector<4xf32>)
 // CHECK-COUNT-2: vector.fma
 // CHECK: arith.maximumf
 // CHECK: vector.scatter
 // CHECK: return
-// CHECK: func.func private @rt3d_conv_dispatch_0(memref<192xf32>, memref<16xf32>, memref<2xi32>, memref<2xi32>, memref<4xi32>, memref<4xf32>, memref<192xf32>) attributes {rt3d.kernel = "rt3d_conv_kernel_0", rt3d.parallel_tasks = 4 : i64}
+// CHECK: func.func private @rt3d_conv_dispatch_0(memref<192xf32>, memref<16xf32>, memref<2xi32>, memref<2xi32>, memref<4xi32>, memref<4xf32>, memref<192xf32>) attributes {rt3d.dense_flops = 3072 : i64, rt3d.flops = 1024 : i64, rt3d.kernel = "rt3d_conv_kernel_0", rt3d.parallel_tasks = 4 : i64}
 func.func @conv(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %w = arith.constant dense<[1.0, 5.0, 0.0, 0.0, 3.0, 7.0, 0.0, 0.0, 2.0, 6.0, 0.0, 0.0, 4.0, 8.0, 0.0, 0.0]> : tensor<16xf32>
   %off = arith.constant dense<[0, 2]> : tensor<2xi32>
   %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
   %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
   %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
-  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, kept_weights = 8 : i64, dense_weights = 24 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// Output columns in the lanes ("width"): two blocks of two filters,
+// 4-lane vectors, 2x6 tiles (6 columns: one full vector and one partial,
+// masked). Loop order dhfw: tasks are (n, d); rows, then blocks, then
+// columns. Per entry and channel: each filter's weight broadcast once, one
+// input vector per row and column vector shared by both filters. Each
+// filter's results are stored to its output channel (skipped for an unused
+// lane), full vectors non-temporal.
+// CHECK-LABEL: func.func @width
+// CHECK: call @rt3d_conv_dispatch_0
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK-SAME: attributes {rt3d.parallel_tasks = 4 : i64}
+// CHECK: scf.for %[[TASK:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: arith.divui %[[TASK]]
+// CHECK: scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: memref.load %{{.*}}[%[[B]]] : memref<3xi32>
+// CHECK: scf.for %[[W:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: %[[MASK:.*]] = vector.constant_mask [2] : vector<4xi1>
+// CHECK: %{{.*}}:8 = scf.for %{{.*}} iter_args({{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
+// CHECK: %[[W0:.*]] = vector.broadcast %{{.*}} : f32 to vector<4xf32>
+// CHECK: %[[W1:.*]] = vector.broadcast %{{.*}} : f32 to vector<4xf32>
+// CHECK: %[[X:.*]] = vector.load %{{.*}} : memref<256xf32>, vector<4xf32>
+// CHECK: vector.fma %[[W0]], %[[X]], %{{.*}} : vector<4xf32>
+// CHECK: vector.fma %[[W1]], %[[X]], %{{.*}} : vector<4xf32>
+// CHECK: %[[XT:.*]] = vector.maskedload %{{.*}}, %[[MASK]], %{{.*}} : memref<256xf32>, vector<4xi1>, vector<4xf32> into vector<4xf32>
+// CHECK: vector.fma %[[W0]], %[[XT]], %{{.*}} : vector<4xf32>
+// CHECK: scf.yield
+// CHECK: arith.cmpi sge
+// CHECK: scf.if
+// CHECK: vector.store %{{.*}} {nontemporal = true} : memref<216xf32>, vector<4xf32>
+// CHECK: vector.maskedstore %{{.*}}, %[[MASK]], %{{.*}} : memref<216xf32>, vector<4xi1>, vector<4xf32>
+// CHECK-NOT: vector.scatter
+// CHECK: func.func private @rt3d_conv_dispatch_0
+func.func @width(%arg0: tensor<1x2x4x4x6xf32>) -> tensor<1x3x4x3x6xf32> {
+  %w = arith.constant dense<[1.0, 5.0, 3.0, 7.0, 2.0, 6.0, 4.0, 8.0]> : tensor<8xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 1, 2]> : tensor<3xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 2, 6>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 4 : i64, streaming_stores = true} : (tensor<1x2x4x4x6xf32>, tensor<8xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x3x6xf32>
+  return %0 : tensor<1x3x4x3x6xf32>
 }

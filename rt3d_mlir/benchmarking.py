@@ -1,0 +1,371 @@
+"""Measure compiled models against PyTorch (and IREE) in one process run.
+
+Used by ``rt3d-bench``. Every latency is the median of ``repeat`` calls
+after ``warmup`` calls; the candidates of one model are timed in
+interleaved rounds (one call of each per round) so that slow drifts of the
+machine affect them alike. Sparse variants come from
+:func:`rt3d_mlir.pruning.apply_random_masks` (seeded, every Conv3d keeps
+``1/rate`` of its kernel-group positions or groups), a stand-in for a
+pruning run where only the sparsity structure matters.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+# Practical FP32 ceiling of one core of this machine class (DESIGN.md).
+CORE_CEILING_GFLOPS = 140.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``dense``, or a scheme, group shape and conv FLOPs reduction (``kgs:4x4:2.6``)."""
+
+    scheme: str  # "dense", "kgs" or "vanilla"
+    group_shape: tuple[int, int] | None = None
+    rate: float = 1.0
+
+    @property
+    def label(self) -> str:
+        if self.scheme == "dense":
+            return "dense"
+        g_f, g_c = self.group_shape or (0, 0)
+        return f"{self.scheme} {g_f}x{g_c} {self.rate:g}x"
+
+    @staticmethod
+    def parse(text: str) -> Variant:
+        parts = text.strip().split(":")
+        if parts == ["dense"]:
+            return Variant("dense")
+        if len(parts) != 3 or parts[0] not in ("kgs", "vanilla"):
+            raise ValueError(f"variant must be 'dense' or SCHEME:GFxGC:RATE (e.g. kgs:4x4:2.6), got '{text}'")
+        from rt3d_mlir.sparsity import parse_group_shape
+
+        rate = float(parts[2])
+        if rate <= 1.0:
+            raise ValueError(f"the FLOPs reduction rate must be > 1, got {rate}")
+        return Variant(parts[0], parse_group_shape(parts[1]), rate)
+
+
+@dataclass
+class Build:
+    """One compiled variant: compile cost and measurements."""
+
+    variant: str
+    flops_reduction: float  # dense conv FLOPs / kept conv FLOPs, measured on the weights
+    compile_seconds: float
+    compile_peak_rss_mib: float
+    latency_ms: float = 0.0
+    torch_zeroed_ms: float = 0.0  # PyTorch on the same (zeroed) weights
+    max_rel_error: float = 0.0  # against PyTorch on the same weights
+    layers: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ModelReport:
+    model: str
+    input_shape: tuple[int, ...]
+    threads: int
+    repeat: int
+    torch_dense_ms: float = 0.0
+    builds: list[Build] = field(default_factory=list)
+
+
+def conv_flops(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(dense, kept) FLOPs of the model's Conv3d layers on input ``x``."""
+    totals = [0.0, 0.0]
+
+    def hook(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        positions = output[0, 0].numel() * output.shape[0]
+        weight = module.weight
+        totals[0] += 2.0 * weight.numel() * positions
+        totals[1] += 2.0 * float((weight != 0).sum()) * positions
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv3d)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return totals[0], totals[1]
+
+
+def sparse_variant(model: nn.Module, variant: Variant, seed: int) -> nn.Module:
+    """A copy of ``model`` with random masks for ``variant`` (the model itself if dense)."""
+    if variant.scheme == "dense":
+        return model
+    from rt3d_mlir.pruning import apply_random_masks
+
+    pruned = copy.deepcopy(model)
+    assert variant.group_shape is not None
+    apply_random_masks(pruned, variant.group_shape, 1.0 / variant.rate, variant.scheme, seed=seed)
+    return pruned.eval()
+
+
+_COMPILE_CHILD = """
+import json, resource, sys, time
+import rt3d_mlir
+start = time.perf_counter()
+rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]))
+print(json.dumps({"seconds": time.perf_counter() - start,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def compile_in_subprocess(
+    model: nn.Module, group_shape: tuple[int, int] | None, workdir: str, name: str
+) -> tuple[str, float, float]:
+    """Compile ``model`` in a fresh process: (artifact, seconds with import, peak RSS MiB)."""
+    path = os.path.join(workdir, f"{name}.pt")
+    out = os.path.join(workdir, f"{name}.so")
+    torch.save(model, path)
+    result = subprocess.run(
+        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"compiling {name} failed: {result.stderr.strip()[-2000:]}")
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    return out, stats["seconds"], stats["peak_rss_mib"]
+
+
+def interleaved_medians(
+    candidates: dict[str, Callable[[], object]], repeat: int, warmup: int
+) -> dict[str, float]:
+    """Median seconds per call of each candidate, timed in interleaved rounds."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_index in range(warmup + repeat):
+        for name, call in candidates.items():
+            start = time.perf_counter()
+            call()
+            elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def layer_profile(compiled, x: np.ndarray, out: np.ndarray, calls: int, threads: int) -> list[dict]:
+    """Per generated kernel: milliseconds, GFLOP/s on kept FLOPs, and that per core vs the ceiling."""
+    compiled.set_profiling(True)
+    for _ in range(calls):
+        compiled(x, out=out)
+    rows = []
+    for p in compiled.kernel_profile():
+        rate = p.gflops_per_second
+        rows.append(
+            {
+                "kernel": p.name,
+                "ms": 1e3 * p.seconds / max(p.calls, 1),
+                "gflop": p.flops / 1e9,
+                "dense_gflop": p.dense_flops / 1e9,
+                "gflops": rate,
+                "fraction_of_ceiling": rate / threads / CORE_CEILING_GFLOPS,
+            }
+        )
+    compiled.set_profiling(False)
+    return rows
+
+
+def benchmark_model(
+    arch: str,
+    variants: Sequence[Variant],
+    *,
+    input_size: tuple[int, int, int],
+    num_classes: int,
+    threads: int,
+    repeat: int,
+    warmup: int,
+    seed: int,
+    workdir: str,
+    width: float = 1.0,
+    log: Callable[[str], None],
+) -> ModelReport:
+    """Build and time every variant of one model; PyTorch alongside."""
+    import rt3d_mlir
+    from rt3d_mlir.models import build_model
+
+    torch.manual_seed(seed)
+    dense = build_model(arch, num_classes=num_classes, input_size=input_size, width=width).eval()
+    x = torch.randn(1, 3, *input_size)
+    xn = x.numpy()
+    report = ModelReport(arch, tuple(x.shape), threads, repeat)
+    torch.set_num_threads(threads)
+
+    models: dict[str, nn.Module] = {}
+    artifacts = {}
+    dense_flops, _ = conv_flops(dense, x)
+    for variant in variants:
+        model = sparse_variant(dense, variant, seed)
+        _, kept = conv_flops(model, x)
+        log(f"{arch}: compiling {variant.label}")
+        name = f"{arch}-{variant.label.replace(' ', '-')}"
+        path, seconds, rss = compile_in_subprocess(model, variant.group_shape, workdir, name)
+        compiled = rt3d_mlir.load(path, threads=threads)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = compiled(xn)
+        error = float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30))
+        report.builds.append(Build(variant.label, dense_flops / kept, seconds, rss, max_rel_error=error))
+        models[variant.label] = model
+        artifacts[variant.label] = compiled
+
+    outputs = {label: np.empty(c.output_shape, np.float32) for label, c in artifacts.items()}
+    candidates: dict[str, Callable[[], object]] = {}
+    with torch.no_grad():
+        candidates["torch dense"] = lambda: dense(x)
+        for label, model in models.items():
+            if label != "dense":
+                candidates[f"torch {label}"] = lambda m=model: m(x)
+        for label, compiled in artifacts.items():
+            candidates[f"rt3d {label}"] = lambda c=compiled, o=outputs[label]: c(xn, out=o)
+        log(f"{arch}: timing {len(candidates)} candidates x {repeat} rounds")
+        medians = interleaved_medians(candidates, repeat, warmup)
+    report.torch_dense_ms = 1e3 * medians["torch dense"]
+    for build in report.builds:
+        build.latency_ms = 1e3 * medians[f"rt3d {build.variant}"]
+        build.torch_zeroed_ms = 1e3 * medians.get(f"torch {build.variant}", medians["torch dense"])
+        build.layers = layer_profile(artifacts[build.variant], xn, outputs[build.variant], repeat, threads)
+    return report
+
+
+# --- IREE on representative layers (subprocess: its own threads and memory) ---------
+
+_IREE_CHILD = """
+import json, sys, time
+import numpy as np
+import iree.compiler as ic
+import iree.runtime as rt
+mlir_path, vmfb_path, threads, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+start = time.perf_counter()
+ic.compile_file(mlir_path, output_file=vmfb_path, target_backends=["llvm-cpu"],
+                extra_args=["--iree-llvmcpu-target-cpu=host", "--iree-input-type=none"])
+compile_seconds = time.perf_counter() - start
+rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
+config = rt.Config("local-task")
+ctx = rt.SystemContext(config=config)
+with open(vmfb_path, "rb") as f:
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, f.read()))
+fn = ctx.modules.module["forward"]
+x = np.load(sys.argv[5])
+out = np.asarray(fn(x))
+times = []
+for _ in range(repeat):
+    t = time.perf_counter(); np.asarray(fn(x)); times.append(time.perf_counter() - t)
+np.save(sys.argv[6], out)
+print(json.dumps({"compile_seconds": compile_seconds, "seconds": sorted(times)[len(times) // 2]}))
+"""
+
+
+def iree_available() -> bool:
+    result = subprocess.run(
+        [sys.executable, "-c", "import iree.compiler, iree.runtime"], capture_output=True, text=True
+    )
+    return result.returncode == 0
+
+
+def iree_layer(
+    layer: nn.Module, x: torch.Tensor, threads: int, repeat: int, workdir: str
+) -> dict[str, float]:
+    """Compile one layer with IREE (llvm-cpu, host CPU) and time it: median seconds."""
+    from rt3d_mlir.frontend import import_to_linalg, prepare_for_import
+
+    module = import_to_linalg(prepare_for_import(layer), x)
+    mlir_path = os.path.join(workdir, "layer.mlir")
+    with open(mlir_path, "w") as f:
+        module.operation.print(file=f, large_elements_limit=None)
+    x_path, y_path = os.path.join(workdir, "x.npy"), os.path.join(workdir, "y.npy")
+    np.save(x_path, x.numpy())
+    result = subprocess.run(
+        [
+            sys.executable, "-c", _IREE_CHILD, mlir_path, os.path.join(workdir, "layer.vmfb"),
+            str(threads), str(repeat), x_path, y_path,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"IREE failed: {result.stderr.strip()[-1500:]}")
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    with torch.no_grad():
+        expected = layer(x).numpy()
+    got = np.load(y_path)
+    stats["max_rel_error"] = float(np.abs(got - expected).max() / np.abs(expected).max())
+    return stats
+
+
+def c3d_representative_layers(input_size: tuple[int, int, int]) -> list[tuple[str, nn.Module, torch.Tensor]]:
+    """Dense single-conv (+ReLU) layers with C3D's shapes at 16x112x112 input."""
+    d, h, w = input_size
+    shapes = [
+        ("conv2a", 64, 128, (d, h // 2, w // 2)),
+        ("conv3a", 128, 256, (d // 2, h // 4, w // 4)),
+        ("conv4a", 256, 512, (d // 4, h // 8, w // 8)),
+        ("conv5a", 512, 512, (d // 8, h // 16, w // 16)),
+    ]
+    layers = []
+    for name, c_in, c_out, size in shapes:
+        torch.manual_seed(0)
+        layer = nn.Sequential(nn.Conv3d(c_in, c_out, 3, padding=1), nn.ReLU()).eval()
+        layers.append((name, layer, torch.randn(1, c_in, *size)))
+    return layers
+
+
+def compare_layers_with_iree(
+    input_size: tuple[int, int, int], threads: int, repeat: int, warmup: int, log: Callable[[str], None]
+) -> list[dict]:
+    """Representative C3D layers: PyTorch, our dense build and IREE, same threads."""
+    import rt3d_mlir
+
+    rows = []
+    torch.set_num_threads(threads)
+    for name, layer, x in c3d_representative_layers(input_size):
+        with tempfile.TemporaryDirectory(prefix="rt3d-bench-") as tmp:
+            log(f"layers: {name} (ours, torch, IREE)")
+            out = os.path.join(tmp, "layer.so")
+            rt3d_mlir.compile(layer, x, output=out)
+            compiled = rt3d_mlir.load(out, threads=threads)
+            xn = x.numpy()
+            y = np.empty(compiled.output_shape, np.float32)
+            with torch.no_grad():
+                candidates = {
+                    "torch": lambda net=layer, inp=x: net(inp),
+                    "rt3d": lambda c=compiled, inp=xn, o=y: c(inp, out=o),
+                }
+                medians = interleaved_medians(candidates, repeat, warmup)
+            iree = iree_layer(layer, x, threads, max(1, repeat // 3), tmp)
+            weight = layer[0].weight
+            flops = 2.0 * weight.numel() * y[0, 0].size
+            rows.append(
+                {
+                    "layer": name,
+                    "gflop": flops / 1e9,
+                    "torch_ms": 1e3 * medians["torch"],
+                    "rt3d_ms": 1e3 * medians["rt3d"],
+                    "iree_ms": 1e3 * iree["seconds"],
+                    "iree_compile_s": iree["compile_seconds"],
+                    "iree_max_rel_error": iree["max_rel_error"],
+                    "iree_repeat": max(1, repeat // 3),
+                }
+            )
+    return rows
+
+
+def report_json(reports: Sequence[ModelReport], layers: list[dict], meta: dict) -> str:
+    return json.dumps(
+        {"meta": meta, "models": [asdict(r) for r in reports], "iree_layers": layers}, indent=2
+    )

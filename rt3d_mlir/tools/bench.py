@@ -1,0 +1,195 @@
+"""rt3d-bench: our builds against PyTorch (and IREE) on full-size models, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.tools.cli import ArgumentParser, parse_shape, run_tool, write_atomically
+
+DEFAULT_VARIANTS = "dense,kgs:4x4:2.6,kgs:4x4:4,kgs:16x16:2.6,kgs:16x16:4,vanilla:4x4:2.6,vanilla:4x4:4"
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="rt3d-bench",
+        description="Time compiled models (dense and pruned variants) against PyTorch in one run.",
+    )
+    parser.add_argument("--models", default="c3d,r2plus1d", help="comma-separated: c3d, r2plus1d, s3d")
+    parser.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help="comma-separated: dense or SCHEME:GFxGC:RATE (random masks keeping 1/RATE of every conv)",
+    )
+    parser.add_argument("--input-size", default="16,112,112", help="D,H,W of the clip (default 16,112,112)")
+    parser.add_argument("--num-classes", type=int, default=101)
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default 1: full size)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch, our builds and IREE")
+    parser.add_argument("--repeat", type=int, default=7, help="timed calls per candidate (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--iree-layers",
+        action="store_true",
+        help="also time representative C3D layers with IREE (needs iree-base-compiler/runtime)",
+    )
+    parser.add_argument("--json", help="write all measurements to this JSON file")
+    parser.add_argument("--markdown", help="write the tables to this markdown file")
+    return parser
+
+
+def markdown(reports, layers, meta) -> str:
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`.",
+        f"Threads: {meta['threads']}; latencies are medians of {meta['repeat']} interleaved calls "
+        f"after {meta['warmup']} warm-up calls; batch 1, fp32, input {meta['input_shape']}.",
+        "",
+    ]
+    for r in reports:
+        lines += [
+            f"### {r.model}",
+            "",
+            f"PyTorch eager, dense weights: **{r.torch_dense_ms:.1f} ms**.",
+            "",
+            "| build | conv FLOPs reduction | rt3d latency (ms) | speedup vs PyTorch dense | "
+            "vs our dense | PyTorch on same zeroed weights (ms) | compile (s) | compile peak RSS (MiB) "
+            "| max rel. error vs torch |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        ours_dense = next((b.latency_ms for b in r.builds if b.variant == "dense"), None)
+        for b in r.builds:
+            vs_dense = f"{ours_dense / b.latency_ms:.2f}x" if ours_dense else "-"
+            lines.append(
+                f"| {b.variant} | {b.flops_reduction:.2f}x | {b.latency_ms:.1f} | "
+                f"{r.torch_dense_ms / b.latency_ms:.2f}x | {vs_dense} | {b.torch_zeroed_ms:.1f} | "
+                f"{b.compile_seconds:.1f} | {b.compile_peak_rss_mib:.0f} | {b.max_rel_error:.1e} |"
+            )
+        lines.append("")
+        for b in r.builds:
+            lines += [
+                f"Per generated kernel, {r.model} {b.variant} ({r.threads} threads; GFLOP/s on kept "
+                f"FLOPs; fraction of {r.threads} x 140 GFLOP/s):",
+                "",
+                "| kernel | ms | kept GFLOP | dense GFLOP | GFLOP/s | of ceiling |",
+                "|---|---|---|---|---|---|",
+            ]
+            for row in b.layers:
+                lines.append(
+                    f"| {row['kernel']} | {row['ms']:.2f} | {row['gflop']:.2f} | {row['dense_gflop']:.2f} "
+                    f"| {row['gflops']:.1f} | {100 * row['fraction_of_ceiling']:.0f}% |"
+                )
+            lines.append("")
+    if layers:
+        lines += [
+            "### Representative C3D layers, dense: PyTorch, rt3d, IREE",
+            "",
+            "| layer | GFLOP | PyTorch (ms) | rt3d (ms) | IREE (ms) | IREE runs | IREE compile (s) |"
+            " IREE max rel. error |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in layers:
+            lines.append(
+                f"| {row['layer']} | {row['gflop']:.1f} | {row['torch_ms']:.1f} | {row['rt3d_ms']:.1f} | "
+                f"{row['iree_ms']:.0f} | {row['iree_repeat']} | {row['iree_compile_s']:.1f} | "
+                f"{row['iree_max_rel_error']:.1e} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    from rt3d_mlir import benchmarking as bm
+    from rt3d_mlir.models import ARCHITECTURES
+
+    try:
+        variants = [bm.Variant.parse(v) for v in args.variants.split(",") if v.strip()]
+    except ValueError as err:
+        raise Rt3dError(str(err)) from None
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for model in models:
+        if model not in ARCHITECTURES:
+            raise Rt3dError(f"unknown model '{model}' (available: {', '.join(sorted(ARCHITECTURES))})")
+    try:
+        size = parse_shape(args.input_size)
+    except argparse.ArgumentTypeError as err:
+        raise Rt3dError(f"--input-size: {err}") from None
+    if len(size) != 3:
+        raise Rt3dError("--input-size must be D,H,W")
+    for name in ("threads", "repeat"):
+        if getattr(args, name) < 1:
+            raise Rt3dError(f"--{name} must be at least 1")
+    if args.iree_layers and not bm.iree_available():
+        raise Rt3dError(
+            "IREE is not installed: pip install iree-base-compiler==3.13.0 iree-base-runtime==3.13.0 "
+            "(or the project's [bench] extra)"
+        )
+
+    def log(message: str) -> None:
+        print(f"rt3d-bench: {message}", file=sys.stderr, flush=True)
+
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="rt3d-bench-") as workdir:
+        for model in models:
+            reports.append(
+                bm.benchmark_model(
+                    model,
+                    variants,
+                    input_size=size,  # type: ignore[arg-type]
+                    num_classes=args.num_classes,
+                    width=args.width,
+                    threads=args.threads,
+                    repeat=args.repeat,
+                    warmup=args.warmup,
+                    seed=args.seed,
+                    workdir=workdir,
+                    log=log,
+                )
+            )
+    layers = (
+        bm.compare_layers_with_iree(size, args.threads, args.repeat, args.warmup, log)  # type: ignore[arg-type]
+        if args.iree_layers
+        else []
+    )
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()})",
+        "command": "rt3d-bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "warmup": args.warmup,
+        "input_shape": (1, 3, *size),
+    }
+    text = markdown(reports, layers, meta)
+    print(text)
+    if args.markdown:
+        write_atomically(args.markdown, lambda tmp: open(tmp, "w").write(text))
+    if args.json:
+        data = bm.report_json(reports, layers, meta)
+        write_atomically(args.json, lambda tmp: open(tmp, "w").write(data))
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_tool("rt3d-bench", lambda: _main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

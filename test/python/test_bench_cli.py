@@ -1,0 +1,40 @@
+"""rt3d-bench on a tiny model: it builds, checks and times every variant in one run."""
+
+from __future__ import annotations
+
+import json
+
+from test_cli import assert_one_line_error, run
+
+
+def test_bench_times_every_variant(tmp_path):
+    out = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    result = run(
+        "rt3d-bench", "--models", "c3d", "--variants", "dense,kgs:4x4:2,vanilla:4x4:2",
+        "--input-size", "16,16,16", "--width", "0.0625", "--num-classes", "4",
+        "--threads", "1", "--repeat", "2", "--warmup", "1", "--json", str(out), "--markdown", str(md),
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    (model,) = report["models"]
+    assert model["model"] == "c3d" and model["torch_dense_ms"] > 0
+    builds = {b["variant"]: b for b in model["builds"]}
+    assert set(builds) == {"dense", "kgs 4x4 2x", "vanilla 4x4 2x"}
+    assert builds["dense"]["flops_reduction"] == 1.0
+    for build in builds.values():
+        assert build["max_rel_error"] <= 1e-4  # each build checked against PyTorch on its weights
+        assert build["latency_ms"] > 0 and build["compile_seconds"] > 0 and build["compile_peak_rss_mib"] > 0
+        assert len([k for k in build["layers"] if k["kernel"].startswith("rt3d_conv")]) == 8
+    for name in ("kgs 4x4 2x", "vanilla 4x4 2x"):
+        # Measured from the zeros; below 2x here because every group of these
+        # 4-16-channel layers keeps at least one position.
+        assert 1.1 < builds[name]["flops_reduction"] < 2.3
+    assert "| kgs 4x4 2x |" in md.read_text()
+
+
+def test_bench_rejects_bad_arguments():
+    assert_one_line_error(run("rt3d-bench", "--variants", "kgs:4x4:0.5"), "rate must be > 1")
+    assert_one_line_error(run("rt3d-bench", "--variants", "sparse:4x4:2"), "variant must be")
+    assert_one_line_error(run("rt3d-bench", "--models", "resnet"), "unknown model 'resnet'")
+    assert_one_line_error(run("rt3d-bench", "--input-size", "16,112"), "--input-size must be D,H,W")
