@@ -292,8 +292,15 @@ def iree_layer(
     np.save(x_path, x.numpy())
     result = subprocess.run(
         [
-            sys.executable, "-c", _IREE_CHILD, mlir_path, os.path.join(workdir, "layer.vmfb"),
-            str(threads), str(repeat), x_path, y_path,
+            sys.executable,
+            "-c",
+            _IREE_CHILD,
+            mlir_path,
+            os.path.join(workdir, "layer.vmfb"),
+            str(threads),
+            str(repeat),
+            x_path,
+            y_path,
         ],
         capture_output=True,
         text=True,
@@ -366,6 +373,4 @@ def compare_layers_with_iree(
 
 
 def report_json(reports: Sequence[ModelReport], layers: list[dict], meta: dict) -> str:
-    return json.dumps(
-        {"meta": meta, "models": [asdict(r) for r in reports], "iree_layers": layers}, indent=2
-    )
+    return json.dumps({"meta": meta, "models": [asdict(r) for r in reports], "iree_layers": layers}, indent=2)

@@ -29,7 +29,9 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--input-size", default="16,112,112", help="D,H,W of the clip (default 16,112,112)")
     parser.add_argument("--num-classes", type=int, default=101)
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default 1: full size)")
+    parser.add_argument(
+        "--width", type=float, default=1.0, help="channel width multiplier (default 1: full size)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch, our builds and IREE")
     parser.add_argument("--repeat", type=int, default=7, help="timed calls per candidate (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first")

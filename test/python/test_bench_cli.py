@@ -11,9 +11,27 @@ def test_bench_times_every_variant(tmp_path):
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
     result = run(
-        "rt3d-bench", "--models", "c3d", "--variants", "dense,kgs:4x4:2,vanilla:4x4:2",
-        "--input-size", "16,16,16", "--width", "0.0625", "--num-classes", "4",
-        "--threads", "1", "--repeat", "2", "--warmup", "1", "--json", str(out), "--markdown", str(md),
+        "rt3d-bench",
+        "--models",
+        "c3d",
+        "--variants",
+        "dense,kgs:4x4:2,vanilla:4x4:2",
+        "--input-size",
+        "16,16,16",
+        "--width",
+        "0.0625",
+        "--num-classes",
+        "4",
+        "--threads",
+        "1",
+        "--repeat",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+        "--markdown",
+        str(md),
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
