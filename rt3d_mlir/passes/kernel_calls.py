@@ -62,6 +62,17 @@ class KernelText:
             self._constant_lines.append(f"  {name} = arith.constant {literal} : {type_}")
         return self._constants[key]
 
+    def vconst_list(self, values: list[int], element: str) -> str:
+        """A constant vector of ``values``, defined once per kernel."""
+        type_ = f"vector<{len(values)}x{element}>"
+        key = (tuple(values), type_)
+        if key not in self._constants:
+            name = f"%k{len(self._constants)}"
+            self._constants[key] = name  # type: ignore[index]
+            literal = ", ".join(str(v) for v in values)
+            self._constant_lines.append(f"  {name} = arith.constant dense<[{literal}]> : {type_}")
+        return self._constants[key]  # type: ignore[index]
+
     def vconst(self, value: int | float, lanes: int, element: str) -> str:
         key = (value, f"vector<{lanes}x{element}>")
         if key not in self._constants:
@@ -108,13 +119,20 @@ def kernel_module_text(
     task_var: str,
     flops: int = 0,
     dense_flops: int = 0,
+    scratch_floats: int = 0,
 ) -> str:
     """A module holding the kernel (looping ``task_var`` over its range) and its dispatch decl.
 
     ``args`` are (SSA name, memref type) of the kernel's memref arguments;
-    ``flops`` and ``dense_flops`` (per call) are recorded for profiles.
+    ``flops`` and ``dense_flops`` (per call) are recorded for profiles;
+    ``scratch_floats`` > 0 gives the body a stack buffer ``%scratch``.
     """
     params = ", ".join(f"{name}: {type_}" for name, type_ in args)
+    prologue = (
+        f"  %scratch = memref.alloca() {{alignment = 64 : i64}} : memref<{scratch_floats}xf32>\n"
+        if scratch_floats
+        else ""
+    )
     dispatch_attrs = (
         f'{KERNEL_ATTR} = "{kernel}", {TASKS_ATTR} = {tasks} : i64, '
         f"{FLOPS_ATTR} = {flops} : i64, {DENSE_FLOPS_ATTR} = {dense_flops} : i64"
@@ -125,7 +143,7 @@ func.func @{kernel}({params}, %task_begin: i64, %task_end: i64) attributes {{{TA
   %tb = arith.index_cast %task_begin : i64 to index
   %te = arith.index_cast %task_end : i64 to index
   %tstep = arith.constant 1 : index
-  scf.for {task_var} = %tb to %te step %tstep {{
+{prologue}  scf.for {task_var} = %tb to %te step %tstep {{
 {body if isinstance(body, str) else body.body()}
   }}
   return

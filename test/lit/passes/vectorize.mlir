@@ -22,12 +22,10 @@
 // CHECK-LABEL: func.func @rt3d_conv_kernel_0(
 // CHECK-SAME: %[[I:[a-z0-9]+]]: memref<192xf32>, %[[W:[a-z0-9]+]]: memref<16xf32>, %[[OFF:[a-z0-9]+]]: memref<2xi32>, %[[ST:[a-z0-9]+]]: memref<2xi32>, %[[LN:[a-z0-9]+]]: memref<4xi32>, %[[B:[a-z0-9]+]]: memref<4xf32>, %[[O:[a-z0-9]+]]: memref<192xf32>, %{{.*}}: i64, %{{.*}}: i64)
 // CHECK-SAME: attributes {rt3d.parallel_tasks = 4 : i64}
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<16xf32>
 // CHECK: scf.for %[[TASK:.*]] = %{{.*}} to %{{.*}} step
 // CHECK: %[[FIRST:.*]] = memref.load %[[ST]]
 // CHECK: %[[LAST:.*]] = memref.load %[[ST]]
-// CHECK: %[[LANES:.*]] = vector.load %[[LN]][%{{.*}}] : memref<4xi32>, vector<4xi32>
-// CHECK: %[[MASK:.*]] = arith.cmpi sge, %[[LANES]]
-// CHECK: %[[SIDX:.*]] = arith.muli %[[LANES]]
 // CHECK: %[[BIAS:.*]] = vector.load %[[B]]
 // CHECK: scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step
 // CHECK: scf.for %[[WT:.*]] = %{{.*}} to %{{.*}} step
@@ -42,15 +40,24 @@
 // CHECK: %[[W1:.*]] = vector.load %[[W]]
 // CHECK-COUNT-3: vector.fma %{{.*}}, %[[W1]], %{{.*}} : vector<4xf32>
 // CHECK: scf.yield
-// CHECK-COUNT-3: vector.scatter %[[O]][%{{.*}}] [%[[SIDX]]], %[[MASK]], %{{.*}} : memref<192xf32>, vector<4xi32>, vector<4xi1>, vector<4xf32>
+// Epilogue: ReLU, then the tile is transposed through the stack scratch
+// buffer: each filter's 3 outputs are gathered (stride 4) and written as one
+// masked contiguous store to its output channel, if the lane has one.
+// CHECK-COUNT-3: vector.store %{{.*}}, %[[SCRATCH:.*]][%{{.*}}] : memref<16xf32>, vector<4xf32>
+// CHECK: %[[CMASK:.*]] = vector.constant_mask [3] : vector<4xi1>
+// CHECK: %[[CH0:.*]] = vector.extract %{{.*}}[0] : i32 from vector<4xi32>
+// CHECK: %[[USED:.*]] = arith.cmpi sge, %[[CH0]]
+// CHECK: scf.if %[[USED]]
+// CHECK: %[[ROW:.*]] = vector.gather %[[SCRATCH]][%{{.*}}] [%{{.*}}], %[[CMASK]], %{{.*}} : memref<16xf32>, vector<4xi32>, vector<4xi1>, vector<4xf32> into vector<4xf32>
+// CHECK: vector.maskedstore %[[O]][%{{.*}}], %[[CMASK]], %[[ROW]] : memref<192xf32>, vector<4xi1>, vector<4xf32>
+// CHECK-COUNT-3: vector.gather
+// CHECK-NOT: vector.scatter
 //
-// The column tail (4 = 3 + 1) has its own one-accumulator tile. The
-// dispatch records FLOPs per call for profiles: 2 x 8 kept (24 dense)
-// weights x 64 output positions.
+// The column tail (4 = 3 + 1) has its own one-accumulator tile.
 // CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %[[BIAS]]) -> (vector<4xf32>)
 // CHECK-COUNT-2: vector.fma
 // CHECK: arith.maximumf
-// CHECK: vector.scatter
+// CHECK: vector.constant_mask [1] : vector<4xi1>
 // CHECK: return
 // CHECK: func.func private @rt3d_conv_dispatch_0(memref<192xf32>, memref<16xf32>, memref<2xi32>, memref<2xi32>, memref<4xi32>, memref<4xf32>, memref<192xf32>) attributes {rt3d.dense_flops = 3072 : i64, rt3d.flops = 1024 : i64, rt3d.kernel = "rt3d_conv_kernel_0", rt3d.parallel_tasks = 4 : i64}
 func.func @conv(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
