@@ -26,6 +26,9 @@ def sparse_conv_pipeline(
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
             "rt3d-vectorize",
             f"rt3d-vectorize-matmul{target_option}",
+            f"rt3d-vectorize-pool{target_option}",
+            f"rt3d-vectorize-elementwise{target_option}",
+            f"rt3d-vectorize-pad{target_option}",
         ]
     steps += ["rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
     return ", ".join(steps)

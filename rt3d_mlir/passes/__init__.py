@@ -8,7 +8,10 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     recognize_kgs,
     reorder_loops,
     vectorize,
+    vectorize_elementwise,
     vectorize_matmul,
+    vectorize_pad,
+    vectorize_pool,
 )
 from rt3d_mlir.passes.framework import PASS_REGISTRY, Pass, PassFailure, register_pass
 from rt3d_mlir.passes.pipeline import parse_pipeline, run_pipeline

@@ -23,6 +23,8 @@ def zero_pad(
     if not any(low) and not any(high):
         return x
     x_type = ir.RankedTensorType(x.type)
+    if zero is None:
+        zero = f32_zero()
     lows, highs = [0, 0, *low], [0, 0, *high]
     padded_shape = [size + lo + hi for size, lo, hi in zip(x_type.shape, lows, highs, strict=True)]
     pad = tensor.PadOp(
@@ -30,5 +32,5 @@ def zero_pad(
     )
     block = pad.regions[0].blocks.append(*([ir.IndexType.get()] * x_type.rank))
     with ir.InsertionPoint(block):
-        tensor.YieldOp(zero if zero is not None else f32_zero())
+        tensor.YieldOp(zero)
     return pad.result

@@ -18,6 +18,8 @@ the rest of the model.
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Sequence
 
 from torch_mlir import ir
@@ -29,6 +31,14 @@ KERNEL_ATTR = "rt3d.kernel"
 TASKS_ATTR = "rt3d.parallel_tasks"
 FLOPS_ATTR = "rt3d.flops"  # useful FLOPs per call (2 x multiply-adds with kept weights)
 DENSE_FLOPS_ATTR = "rt3d.dense_flops"  # FLOPs of the same layer computed densely
+
+
+def _float_literal(value: float) -> str:
+    """An f32 literal MLIR parses, infinities and NaN included (as bit patterns)."""
+    value = float(value)
+    if math.isfinite(value):
+        return repr(value)
+    return "0x" + struct.pack(">f", value).hex().upper()
 
 
 class KernelText:
@@ -57,7 +67,7 @@ class KernelText:
         key = (value, type_)
         if key not in self._constants:
             name = f"%k{len(self._constants)}"
-            literal = repr(float(value)) if type_.startswith("f") else str(int(value))
+            literal = _float_literal(value) if type_.startswith("f") else str(int(value))
             self._constants[key] = name
             self._constant_lines.append(f"  {name} = arith.constant {literal} : {type_}")
         return self._constants[key]
@@ -77,7 +87,7 @@ class KernelText:
         key = (value, f"vector<{lanes}x{element}>")
         if key not in self._constants:
             name = f"%k{len(self._constants)}"
-            literal = repr(float(value)) if element.startswith("f") else str(int(value))
+            literal = _float_literal(value) if element.startswith("f") else str(int(value))
             self._constants[key] = name
             self._constant_lines.append(
                 f"  {name} = arith.constant dense<{literal}> : vector<{lanes}x{element}>"

@@ -6,6 +6,7 @@ and nccl when CUDA devices exist; rank 0 alone writes files and logs.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass, field
 
@@ -60,7 +61,9 @@ def setup_distributed() -> Distributed:
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # A bounded timeout: a peer that never arrives (or a collective that
+        # never completes) ends the run with an error instead of a hang.
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=5))
     return Distributed(rank=rank, world_size=world_size, device=device)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REL_TOL, relative_error, torch_output
+from torch import nn
 
 import rt3d_mlir
 from rt3d_mlir.models import build_model
@@ -57,7 +58,11 @@ def test_kernel_profile_names_every_kernel(pruned_c3d):
     convs = [p for p in profile if p.name.startswith("rt3d_conv_kernel_")]
     matmuls = [p for p in profile if p.name.startswith("rt3d_matmul_kernel_")]
     assert len(convs) == 8 and len(matmuls) == 3  # C3D's eight convs and three FC layers
-    assert all(p.calls == 2 and p.seconds > 0 and p.gflops_per_second > 0 for p in profile)
+    assert all(p.calls == 2 and p.seconds > 0 for p in profile)
+    assert all(p.gflops_per_second > 0 for p in convs + matmuls)
+    # Pools, pads and elementwise ops run as kernels too.
+    kinds = {p.name.rsplit("_kernel_", 1)[0] for p in profile}
+    assert kinds == {"rt3d_conv", "rt3d_matmul", "rt3d_pool", "rt3d_pad"}, kinds
     # FLOPs per call: 2 x (kept weights) x (output positions), layer by layer.
     model, x, _ = pruned_c3d
     positions = []
@@ -76,3 +81,32 @@ def test_kernel_profile_names_every_kernel(pruned_c3d):
     assert [p.flops for p in convs] == kept
     assert [p.dense_flops for p in convs] == dense
     assert all(p.flops < p.dense_flops for p in convs)
+
+
+class PoolNet(nn.Module):
+    """Every max-pool form the models use: (1,2,2)/2, (2,2,2)/2 with H/W padding, 3/1 padded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 5, 3, padding=1)
+        self.pools = nn.Sequential(
+            nn.MaxPool3d((1, 2, 2), (1, 2, 2)),
+            nn.MaxPool3d((2, 2, 2), (2, 2, 2), padding=(0, 1, 1)),
+            nn.MaxPool3d(3, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pools(self.conv(x))
+
+
+def test_pools_become_vector_kernels_and_match_torch(tmp_path):
+    model = PoolNet().eval()
+    x = torch.randn(1, 3, 6, 38, 22)  # odd rows: full and masked vectors
+    out = tmp_path / "pool.so"
+    rt3d_mlir.compile(model, x, output=out, keep_intermediates=str(tmp_path / "build"))
+    compiled = rt3d_mlir.load(out)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    compiled.set_profiling(True)
+    compiled(x.numpy())
+    names = [p.name for p in compiled.kernel_profile()]
+    assert sum(n.startswith("rt3d_pool_kernel_") for n in names) == 3

@@ -172,6 +172,8 @@ def test_torchrun_two_processes_match_single_process_structure(reference, tmp_pa
         [os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node=2",
          os.path.join(BIN, "rt3d-prune"), *CLI_ARGS, "-o", str(out)],
         capture_output=True, text=True, timeout=600,
+        # Loopback only: gloo otherwise picks an interface from the host name.
+        env={**os.environ, "GLOO_SOCKET_IFNAME": "lo"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "ddp.json") as f:
