@@ -62,6 +62,17 @@ TARGETS: dict[str, Target] = {
         l1d_bytes=32 * 1024,
         l2_bytes=1024 * 1024,
     ),
+    "aarch64": Target(
+        name="aarch64",
+        triple="aarch64-linux-gnu",
+        default_cpu="cortex-a76",
+        cpu_flag="-mcpu",
+        description="64-bit Arm Linux (NEON), a shared object run under qemu-aarch64 here",
+        vector_bits=128,  # NEON q registers
+        vector_registers=32,
+        l1d_bytes=64 * 1024,  # Cortex-A76
+        l2_bytes=512 * 1024,
+    ),
 }
 
 

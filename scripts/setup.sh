@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   llvm-22 llvm-22-tools clang-22 lld-22 mlir-22-tools   # code generation (host)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # AArch64 target: C library, run harness, emulator
 )
 
 missing=()
@@ -41,4 +42,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
   echo "$want" > "$stamp"
 fi
-echo "setup: ready (.venv, LLVM 22)"
+echo "setup: ready (.venv, LLVM 22, AArch64 cross tools and qemu)"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 from typing import NamedTuple
 
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
+from rt3d_mlir.runtime.emulated import EmulatedModel, elf_machine
 
 ABI_VERSION = 2
 _ELF_MAGIC = b"\x7fELF"
@@ -158,12 +160,26 @@ def _check_file(path: str) -> None:
         raise ArtifactError(f"'{path}' is not a compiled rt3d artifact (not an ELF shared object)")
 
 
-def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:
+def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel | EmulatedModel:
     """Load a compiled artifact; the result maps a numpy input to a numpy output.
 
     ``threads`` sets how many threads its kernels use (default: the
     ``RT3D_NUM_THREADS`` environment variable, else all CPUs). The setting
     belongs to the loaded library, so it is shared by every ``load`` of the
-    same file in one process.
+    same file in one process. An artifact for another architecture
+    (AArch64 on an x86-64 host) runs under qemu through a small harness
+    (:mod:`rt3d_mlir.runtime.emulated`): same interface, slower.
     """
+    path = os.fspath(path)
+    _check_file(path)
+    machine = elf_machine(path)
+    if machine is not None and machine != platform.machine():
+        if machine != "aarch64":
+            raise ArtifactError(f"'{path}' was built for {machine}, which this runtime cannot run")
+        model = EmulatedModel(path, threads=threads)
+        if model.abi_version != ABI_VERSION:
+            raise ArtifactError(
+                f"'{path}' uses artifact ABI version {model.abi_version}; this runtime reads {ABI_VERSION}"
+            )
+        return model
     return CompiledModel(path, threads=threads)

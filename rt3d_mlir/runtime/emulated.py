@@ -1,0 +1,180 @@
+"""Run artifacts built for another architecture (AArch64) under user-mode qemu.
+
+Python cannot load a foreign shared object, so a small C harness
+(``harness.c``, built once per user with the cross compiler and cached)
+is run under ``qemu-aarch64 -L <sysroot>``: it ``dlopen``s the artifact,
+reports its shapes, and runs ``rt3d_forward`` on an input file. An
+:class:`EmulatedModel` behaves like :class:`CompiledModel` (same call
+signature, ``threads``), only slower; kernel profiles are not available.
+
+Environment: ``RT3D_QEMU_AARCH64`` (the emulator, default ``qemu-aarch64``
+on PATH), ``RT3D_AARCH64_SYSROOT`` (default ``/usr/aarch64-linux-gnu``),
+``RT3D_AARCH64_CC`` (the cross compiler for the harness, default
+``aarch64-linux-gnu-gcc``, else ``clang-22 --target=aarch64-linux-gnu``),
+``RT3D_CACHE_DIR`` (default ``$XDG_CACHE_HOME/rt3d-mlir``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from rt3d_mlir.errors import ArtifactError
+
+ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
+HARNESS_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.c")
+QEMU_PACKAGE_HINT = "Debian: apt-get install qemu-user, or run scripts/setup.sh"
+
+
+def elf_machine(path: str) -> str | None:
+    """The architecture an ELF file was built for (``x86_64``, ``aarch64``), or None."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    return ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown")
+
+
+def _qemu() -> str:
+    qemu = os.environ.get("RT3D_QEMU_AARCH64") or shutil.which("qemu-aarch64")
+    if not qemu or not os.path.exists(qemu):
+        raise ArtifactError(
+            f"running an AArch64 artifact here needs the qemu-aarch64 emulator, which is not installed "
+            f"({QEMU_PACKAGE_HINT})"
+        )
+    return qemu
+
+
+def _sysroot() -> str:
+    sysroot = os.environ.get("RT3D_AARCH64_SYSROOT", "/usr/aarch64-linux-gnu")
+    if not os.path.isdir(sysroot):
+        raise ArtifactError(
+            f"running an AArch64 artifact needs the AArch64 C library at {sysroot} "
+            "(Debian: apt-get install libc6-dev-arm64-cross)"
+        )
+    return sysroot
+
+
+def _cross_compiler() -> list[str]:
+    chosen = os.environ.get("RT3D_AARCH64_CC")
+    if chosen:
+        return chosen.split()
+    if shutil.which("aarch64-linux-gnu-gcc"):
+        return ["aarch64-linux-gnu-gcc"]
+    for clang in ("clang-22", "clang"):
+        if shutil.which(clang):
+            return [clang, "--target=aarch64-linux-gnu", "-fuse-ld=lld"]
+    raise ArtifactError(
+        "building the AArch64 run harness needs a cross C compiler "
+        "(Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)"
+    )
+
+
+def harness_path() -> str:
+    """The AArch64 harness executable, built on first use and cached by source hash."""
+    with open(HARNESS_SOURCE, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    cache = os.environ.get("RT3D_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rt3d-mlir"
+    )
+    path = os.path.join(cache, f"harness-aarch64-{digest}")
+    if os.path.exists(path):
+        return path
+    os.makedirs(cache, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=".harness-", dir=cache)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [*_cross_compiler(), "-O2", HARNESS_SOURCE, "-o", partial, "-ldl"],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise ArtifactError(f"building the AArch64 run harness failed: {message}")
+        os.chmod(partial, 0o755)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return path
+
+
+class EmulatedModel:
+    """An AArch64 artifact run through the harness under qemu: call it like CompiledModel."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self._command = [_qemu(), "-L", _sysroot(), harness_path(), self.path]
+        self._threads = 0
+        info = self._run("info")
+        fields = {}
+        for line in info.splitlines():
+            key, _, rest = line.partition(" ")
+            fields[key] = rest.split()
+        try:
+            self.abi_version = int(fields["abi"][0])
+            self.target = fields["target"][0]
+            self.input_shape = tuple(int(v) for v in fields["input"])
+            self.output_shape = tuple(int(v) for v in fields["output"])
+        except (KeyError, IndexError, ValueError):
+            raise ArtifactError(f"'{self.path}': unexpected harness output: {info!r}") from None
+        if threads is not None:
+            self.threads = threads
+        self.last_seconds = 0.0
+
+    def _run(self, *args: str) -> str:
+        result = subprocess.run([*self._command, *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+            raise ArtifactError(f"'{self.path}' under qemu-aarch64: {message}")
+        return result.stdout
+
+    @property
+    def threads(self) -> int:
+        """Threads each kernel runs on (0: the artifact's default)."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        if int(count) < 1:
+            raise ArtifactError(f"the thread count must be at least 1, got {count}")
+        self._threads = int(count)
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None, repeat: int = 1) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape != self.input_shape:
+            raise ArtifactError(
+                f"input has shape {x.shape}, but the model was compiled for {self.input_shape}"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ArtifactError(f"input must be floating point, got {x.dtype}")
+        with tempfile.TemporaryDirectory(prefix="rt3d-qemu-") as tmp:
+            x_path, y_path = os.path.join(tmp, "x.bin"), os.path.join(tmp, "y.bin")
+            np.ascontiguousarray(x, dtype=np.float32).tofile(x_path)
+            stdout = self._run("run", x_path, y_path, str(self._threads), str(max(1, repeat)))
+            y = np.fromfile(y_path, dtype=np.float32).reshape(self.output_shape)
+        for line in stdout.splitlines():
+            if line.startswith("seconds "):
+                self.last_seconds = float(line.split()[1])
+        if out is not None:
+            out[...] = y
+            return out
+        return y
+
+    def set_profiling(self, on: bool) -> None:
+        raise ArtifactError("kernel profiles are not available for artifacts run under qemu")
+
+    def kernel_profile(self):
+        raise ArtifactError("kernel profiles are not available for artifacts run under qemu")
+
+    def __repr__(self) -> str:
+        return (
+            f"EmulatedModel('{self.path}', target={self.target}, "
+            f"input_shape={self.input_shape}, output_shape={self.output_shape})"
+        )

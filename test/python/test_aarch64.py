@@ -1,0 +1,97 @@
+"""The AArch64 target: NEON kernels, the same C ABI, run under qemu-aarch64 through the harness."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import REL_TOL, relative_error, torch_output
+from test_cli import assert_one_line_error, run
+from test_compile_numerics import tiny
+
+import rt3d_mlir
+from rt3d_mlir.backend.toolchain import CLANG, find_tool
+from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.runtime import EmulatedModel
+from rt3d_mlir.runtime.emulated import elf_machine
+
+
+@pytest.mark.parametrize(
+    "arch, scheme, group_shape",
+    [
+        ("c3d", "kgs", (4, 4)),
+        ("c3d", "vanilla", (4, 4)),
+        ("r2plus1d", "kgs", (4, 4)),
+        ("r2plus1d", "vanilla", (2, 4)),
+        ("s3d", "kgs", (4, 4)),
+        ("s3d", "vanilla", (4, 2)),
+    ],
+)
+def test_aarch64_build_matches_torch_under_qemu(arch, scheme, group_shape, tmp_path):
+    model, x = tiny(arch)
+    apply_random_masks(model, group_shape, 0.4, scheme, seed=3)
+    out = tmp_path / f"{arch}.so"
+    rt3d_mlir.compile(model, x, output=out, target="aarch64", group_shape=group_shape)
+    assert elf_machine(str(out)) == "aarch64"
+    compiled = rt3d_mlir.load(out)
+    assert isinstance(compiled, EmulatedModel) and compiled.target == "aarch64"
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+@pytest.fixture(scope="module")
+def c3d_aarch64(tmp_path_factory):
+    model, x = tiny("c3d")
+    apply_random_masks(model, (16, 16), 0.4, "kgs", seed=4)
+    work = tmp_path_factory.mktemp("aarch64")
+    out = work / "c3d.so"
+    rt3d_mlir.compile(model, x, output=out, target="aarch64", keep_intermediates=str(work / "build"))
+    return model, x, out, work
+
+
+def test_sparse_conv_kernels_use_neon_fused_multiply_adds(c3d_aarch64):
+    _, _, _, work = c3d_aarch64
+    clang = find_tool(CLANG, "aarch64")
+    asm = work / "model.s"
+    subprocess.run(
+        [clang, "--target=aarch64-linux-gnu", "-mcpu=cortex-a76", "-O3", "-S", "-Wno-override-module",
+         str(work / "build" / "model.ll"), "-o", str(asm)],
+        check=True,
+    )
+    text = asm.read_text()
+    kernel = re.search(r"^rt3d_conv_kernel_1:.*?^\.Lfunc_end", text, re.S | re.M)
+    assert kernel is not None
+    fmlas = re.findall(r"\bfmla\tv\d+\.4s, v\d+\.4s, v\d+\.(?:4s|s\[\d\])", kernel.group(0))
+    assert len(fmlas) >= 16, "the conv kernel should issue NEON fmla on 4 x f32 vectors"
+    assert "zmm" not in text and "ymm" not in text  # nothing host-specific
+
+
+def test_aarch64_threads_and_cli(c3d_aarch64, tmp_path):
+    model, x, out, _ = c3d_aarch64
+    one = rt3d_mlir.load(out, threads=1)(x.numpy())
+    two = rt3d_mlir.load(out, threads=2)(x.numpy())
+    np.testing.assert_array_equal(one, two)  # the same tasks, on 1 or 2 threads
+    assert relative_error(two, torch_output(model, x)) <= REL_TOL
+    np.save(tmp_path / "x.npy", x.numpy())
+    result = run("rt3d-run", str(out), "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy"), "--threads", "2")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), two)
+
+
+def test_running_aarch64_without_an_emulator_says_what_to_install(c3d_aarch64, tmp_path):
+    _, x, out, _ = c3d_aarch64
+    np.save(tmp_path / "x.npy", x.numpy())
+    result = run("rt3d-run", str(out), "--input", str(tmp_path / "x.npy"),
+                 env={"RT3D_QEMU_AARCH64": str(tmp_path / "no-qemu-here")})
+    assert_one_line_error(result, "needs the qemu-aarch64 emulator", "apt-get install qemu-user")
+    with pytest.raises(rt3d_mlir.Rt3dError, match="kernel profiles are not available"):
+        rt3d_mlir.load(out).set_profiling(True)
+
+
+def test_unknown_cpu_is_a_clear_error(tmp_path):
+    model, x = tiny("c3d")
+    with pytest.raises(rt3d_mlir.Rt3dError):
+        rt3d_mlir.compile(model, x, output=tmp_path / "m.so", target="aarch64", cpu="not-a-cpu")
+    assert not (tmp_path / "m.so").exists()
