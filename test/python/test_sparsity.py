@@ -65,3 +65,15 @@ def test_bad_group_shapes_are_rejected(text):
 
 def test_parse_group_shape():
     assert parse_group_shape("8x4") == (8, 4)
+
+
+def test_a_few_incidental_zeros_do_not_force_tiny_groups():
+    """A dense 512x512x3x3x3 weight with two exact zeros (as random init can give) stays 16x16."""
+    weight = np.random.default_rng(0).standard_normal((512, 512, 3, 3, 3)).astype(np.float32)
+    weight[3, 7, 0, 1, 2] = 0.0
+    weight[300, 11, 2, 2, 2] = 0.0
+    assert choose_group_shape(weight) == (16, 16)
+    # Real structure still decides: a checkerboard of removed 4x4 group positions.
+    f, c = np.meshgrid(np.arange(512), np.arange(512), indexing="ij")
+    weight[..., 1, 1, 1][(f // 4 + c // 4) % 2 == 0] = 0.0
+    assert choose_group_shape(weight) == (4, 4)
