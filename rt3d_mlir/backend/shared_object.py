@@ -22,7 +22,7 @@ from rt3d_mlir.backend.toolchain import CLANG, LLD, MLIR_TRANSLATE, find_tool, r
 from rt3d_mlir.errors import UnsupportedModelError
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.externalize_weights import OFFSET_ATTR, SIZE_ATTR
-from rt3d_mlir.passes.kernel_calls import DENSE_FLOPS_ATTR, FLOPS_ATTR, KERNEL_ATTR, TASKS_ATTR
+from rt3d_mlir.passes.kernel_calls import DENSE_FLOPS_ATTR, FLOPS_ATTR, KERNEL_ATTR, TASKS_ATTR, int_attr
 from rt3d_mlir.passes.matchers import ops_named
 
 
@@ -74,10 +74,6 @@ def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
     return symbols
 
 
-def _int_attr(op: ir.Operation, name: str) -> int:
-    return int(ir.IntegerAttr(op.attributes[name]).value) if name in op.attributes else 0
-
-
 def _dispatches(module: ir.Module) -> list[Dispatch]:
     """The kernel dispatch declarations the C glue must define."""
     found = []
@@ -91,8 +87,8 @@ def _dispatches(module: ir.Module) -> list[Dispatch]:
                 kernel=ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
                 arguments=len(ftype.inputs),
                 tasks=ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
-                flops=_int_attr(op, FLOPS_ATTR),
-                dense_flops=_int_attr(op, DENSE_FLOPS_ATTR),
+                flops=int_attr(op, FLOPS_ATTR),
+                dense_flops=int_attr(op, DENSE_FLOPS_ATTR),
             )
         )
     return found

@@ -38,6 +38,18 @@ class Rt3dDialect(ext.Dialect, name="rt3d"):
     """Ops for sparse 3D CNN compilation."""
 
 
+def _report_problem(op: Any, name: str, find_problem: Any) -> bool:
+    """Verifier body: emit ``find_problem``'s message (if any) at the op; whether it is valid."""
+    try:
+        problem = find_problem(op.operation)
+    except Exception as err:  # never let a verifier bug escape as a crash
+        problem = f"could not be verified: {err}"
+    if problem:
+        op.location.emit_error(f"'{name}' op {problem}")
+        return False
+    return True
+
+
 class KgsConv3dOp(Rt3dDialect.Operation, name="kgs_conv3d"):
     result: ext.Result[Any]
     input: ext.Operand[Any]
@@ -52,14 +64,7 @@ class KgsConv3dOp(Rt3dDialect.Operation, name="kgs_conv3d"):
     bias: ext.Operand[Any] | None = None
 
     def verify_invariants(self) -> bool:
-        try:
-            problem = kgs_conv3d_problem(self.operation)
-        except Exception as err:  # never let a verifier bug escape as a crash
-            problem = f"could not be verified: {err}"
-        if problem:
-            self.location.emit_error(f"'rt3d.kgs_conv3d' op {problem}")
-            return False
-        return True
+        return _report_problem(self, "rt3d.kgs_conv3d", kgs_conv3d_problem)
 
 
 class PackedConv3dOp(Rt3dDialect.Operation, name="packed_conv3d"):
@@ -79,14 +84,7 @@ class PackedConv3dOp(Rt3dDialect.Operation, name="packed_conv3d"):
     activation: Any
 
     def verify_invariants(self) -> bool:
-        try:
-            problem = packed_conv3d_problem(self.operation)
-        except Exception as err:  # never let a verifier bug escape as a crash
-            problem = f"could not be verified: {err}"
-        if problem:
-            self.location.emit_error(f"'rt3d.packed_conv3d' op {problem}")
-            return False
-        return True
+        return _report_problem(self, "rt3d.packed_conv3d", packed_conv3d_problem)
 
 
 def load_dialect(context: ir.Context | None = None) -> None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import bufferization, func, memref, tensor
 
-from rt3d_mlir.passes.matchers import ops_named
+from rt3d_mlir.passes.framework import PassFailure
+from rt3d_mlir.passes.matchers import defining_op, erase_dead_producers, ops_named
+from rt3d_mlir.targets import get_target
 
 KERNEL_ATTR = "rt3d.kernel"
 TASKS_ATTR = "rt3d.parallel_tasks"
@@ -116,6 +118,46 @@ class KernelText:
         return "\n".join(self._constant_lines + self.lines)
 
 
+def static_size(shaped: ir.Type | ir.Value) -> int:
+    """Elements of a static shaped type (or of a value's type)."""
+    type_ = shaped.type if isinstance(shaped, ir.Value) else shaped
+    size = 1
+    for dim in ir.ShapedType(type_).shape:
+        size *= dim
+    return size
+
+
+def int_attr(op: ir.Operation, name: str) -> int:
+    """An integer attribute of ``op``, 0 when absent."""
+    return int(ir.IntegerAttr(op.attributes[name]).value) if name in op.attributes else 0
+
+
+def vector_lanes(target: str, vector_width: int, location: ir.Location) -> int:
+    """``vector_width`` if set (> 0), else the f32 lanes of ``target``; a pass failure if unknown."""
+    if vector_width > 0:
+        return vector_width
+    try:
+        return get_target(target).f32_lanes
+    except Exception as err:
+        raise PassFailure(str(err), location) from None
+
+
+def replace_with_kernel_call(
+    op: ir.Operation, dispatch: str, inputs: Callable[[], Sequence[ir.Value]]
+) -> None:
+    """Replace ``op``'s single result by a call to ``dispatch``.
+
+    ``inputs`` builds the call's operands at ``op`` (it may create ops, e.g.
+    a pad or a packed constant); producers left unused are erased.
+    """
+    with ir.InsertionPoint(op), op.location:
+        result = call_kernel(dispatch, inputs(), op.results[0].type)
+    producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
+    op.results[0].replace_all_uses_with(result)
+    op.erase()
+    erase_dead_producers(producers)
+
+
 def memref_type_text(size: int, element: str) -> str:
     return f"memref<{size}x{element}>"
 
@@ -184,9 +226,7 @@ def insert_kernel_module(module: ir.Operation, text: str) -> None:
 def flat_buffer(value: ir.Value) -> ir.Value:
     """A read-only flat memref view of a static tensor (at the insertion point)."""
     tensor_type = ir.RankedTensorType(value.type)
-    size = 1
-    for dim in tensor_type.shape:
-        size *= dim
+    size = static_size(tensor_type)
     if tensor_type.rank != 1:
         flat_type = ir.RankedTensorType.get([size], tensor_type.element_type)
         value = tensor.CollapseShapeOp(flat_type, value, [list(range(tensor_type.rank))]).result
@@ -198,9 +238,7 @@ def flat_buffer(value: ir.Value) -> ir.Value:
 def call_kernel(dispatch: str, inputs: Sequence[ir.Value], result_type: ir.Type) -> ir.Value:
     """Call ``dispatch`` on ``inputs`` and a fresh output buffer; the output as a tensor."""
     out_type = ir.RankedTensorType(result_type)
-    size = 1
-    for dim in out_type.shape:
-        size *= dim
+    size = static_size(out_type)
     buffers = [flat_buffer(v) for v in inputs]
     out = memref.AllocOp(ir.MemRefType.get([size], out_type.element_type), [], [], alignment=64).result
     func.CallOp([], ir.FlatSymbolRefAttr.get(dispatch), [*buffers, out])

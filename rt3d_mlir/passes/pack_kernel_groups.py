@@ -36,8 +36,8 @@ from rt3d_mlir.dialect import (
 )
 from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
-from rt3d_mlir.targets import get_target
 
 
 @dataclass
@@ -61,12 +61,7 @@ class PackKernelGroups(Pass):
 
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)
-        width = self.options.vector_width
-        if width <= 0:
-            try:
-                width = get_target(self.options.target).f32_lanes
-            except Exception as err:
-                raise PassFailure(str(err), module.location) from None
+        width = vector_lanes(self.options.target, self.options.vector_width, module.location)
         if self.options.block_size < 0:
             raise PassFailure("block-size must be >= 0 (0 chooses)", module.location)
         for op in ops_named(module, "rt3d.kgs_conv3d"):

@@ -33,13 +33,15 @@ from rt3d_mlir.passes.builders import zero_pad
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
-    call_kernel,
     insert_kernel_module,
+    int_attr,
     kernel_module_text,
     memref_type_text,
+    replace_with_kernel_call,
+    static_size,
     unique_kernel_names,
 )
-from rt3d_mlir.passes.matchers import defining_op, erase_dead_producers, ops_named
+from rt3d_mlir.passes.matchers import ops_named
 from rt3d_mlir.passes.reorder_loops import choose_tile
 
 
@@ -55,17 +57,6 @@ class ConvGeometry:
     weights: int
     kept_weights: int = 0
     dense_weights: int = 0
-
-
-def _int_attr(op: ir.Operation, name: str) -> int:
-    return int(ir.IntegerAttr(op.attributes[name]).value) if name in op.attributes else 0
-
-
-def _size(value: ir.Value) -> int:
-    size = 1
-    for dim in ir.RankedTensorType(value.type).shape:
-        size *= dim
-    return size
 
 
 @dataclass
@@ -426,20 +417,18 @@ class Vectorize(Pass):
             padded=padded,  # type: ignore[arg-type]
             filters=y_shape[1],
             out=tuple(y_shape[2:]),  # type: ignore[arg-type]
-            blocks=_size(op.operands[3]) - 1,
-            entries=_size(op.operands[2]),
-            weights=_size(op.operands[1]),
-            kept_weights=_int_attr(op, "kept_weights"),
-            dense_weights=_int_attr(op, "dense_weights"),
+            blocks=static_size(op.operands[3]) - 1,
+            entries=static_size(op.operands[2]),
+            weights=static_size(op.operands[1]),
+            kept_weights=int_attr(op, "kept_weights"),
+            dense_weights=int_attr(op, "dense_weights"),
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
         kernel, dispatch = unique_kernel_names(module, "conv")
         insert_kernel_module(module, conv_kernel_text(kernel, dispatch, geo, params))
-        with ir.InsertionPoint(op), op.location:
-            padded_x = zero_pad(x, params.padding_low, params.padding_high)
-            result = call_kernel(dispatch, [padded_x, *op.operands[1:]], op.results[0].type)
-        producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
-        op.results[0].replace_all_uses_with(result)
-        op.erase()
-        erase_dead_producers(producers)
+        replace_with_kernel_call(
+            op,
+            dispatch,
+            lambda: [zero_pad(x, params.padding_low, params.padding_high), *op.operands[1:]],
+        )

@@ -21,20 +21,19 @@ from torch_mlir import ir
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
-    call_kernel,
     insert_kernel_module,
     kernel_module_text,
     memref_type_text,
+    replace_with_kernel_call,
+    static_size,
     unique_kernel_names,
+    vector_lanes,
 )
 from rt3d_mlir.passes.matchers import (
     constant_attr,
-    defining_op,
-    erase_dead_producers,
     generic_body,
     ops_named,
 )
-from rt3d_mlir.targets import get_target
 
 BINARY = ("arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf")
 CMPF_PREDICATES = {
@@ -161,28 +160,18 @@ class VectorizeElementwise(Pass):
 
     def run(self, module: ir.Operation) -> None:
         opts = self.options
-        lanes = opts.vector_width
-        if lanes <= 0:
-            try:
-                lanes = get_target(opts.target).f32_lanes
-            except Exception as err:
-                raise PassFailure(str(err), module.location) from None
+        lanes = vector_lanes(opts.target, opts.vector_width, module.location)
         if opts.chunk < lanes or opts.chunk % lanes:
             raise PassFailure(f"chunk must be a positive multiple of {lanes}", module.location)
         for op in ops_named(module, "linalg.generic"):
             if not match_elementwise(op):
                 continue
-            size = 1
-            for dim in ir.RankedTensorType(op.results[0].type).shape:
-                size *= dim
+            size = static_size(op.results[0])
             if size < opts.min_elements:
                 continue
             kernel, dispatch = unique_kernel_names(module, "elementwise")
             text, inputs = elementwise_kernel_text(kernel, dispatch, op, size, lanes, opts.chunk)
             insert_kernel_module(module, text)
-            with ir.InsertionPoint(op), op.location:
-                result = call_kernel(dispatch, [op.operands[i] for i in inputs], op.results[0].type)
-            producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
-            op.results[0].replace_all_uses_with(result)
-            op.erase()
-            erase_dead_producers(producers)
+            replace_with_kernel_call(
+                op, dispatch, lambda op=op, inputs=inputs: [op.operands[i] for i in inputs]
+            )

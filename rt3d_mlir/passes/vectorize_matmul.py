@@ -22,20 +22,19 @@ from torch_mlir.dialects import arith
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
-    call_kernel,
     insert_kernel_module,
     kernel_module_text,
     memref_type_text,
+    replace_with_kernel_call,
     unique_kernel_names,
+    vector_lanes,
 )
 from rt3d_mlir.passes.matchers import (
     constant_array,
     defining_op,
-    erase_dead_producers,
     is_float_constant,
     ops_named,
 )
-from rt3d_mlir.targets import get_target
 
 
 @dataclass
@@ -146,12 +145,7 @@ class VectorizeMatmul(Pass):
     Options = VectorizeMatmulOptions
 
     def run(self, module: ir.Operation) -> None:
-        lanes = self.options.vector_width
-        if lanes <= 0:
-            try:
-                lanes = get_target(self.options.target).f32_lanes
-            except Exception as err:
-                raise PassFailure(str(err), module.location) from None
+        lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
         if self.options.unroll < 1:
             raise PassFailure("unroll must be >= 1", module.location)
         for op in ops_named(module, "linalg.matmul"):
@@ -173,12 +167,9 @@ class VectorizeMatmul(Pass):
         insert_kernel_module(
             module, matmul_kernel_text(kernel, dispatch, m, k_dim, n, lanes, self.options.unroll)
         )
-        with ir.InsertionPoint(op), op.location:
-            packed = pack_matmul_weights(weight.astype(np.float32), lanes)
-            attr = ir.DenseElementsAttr.get(packed)
-            w = arith.ConstantOp(attr.type, attr).result
-            result = call_kernel(dispatch, [a, w], op.results[0].type)
-        producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
-        op.results[0].replace_all_uses_with(result)
-        op.erase()
-        erase_dead_producers(producers)
+
+        def inputs() -> list[ir.Value]:
+            attr = ir.DenseElementsAttr.get(pack_matmul_weights(weight.astype(np.float32), lanes))
+            return [a, arith.ConstantOp(attr.type, attr).result]
+
+        replace_with_kernel_call(op, dispatch, inputs)

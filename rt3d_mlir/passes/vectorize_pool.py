@@ -20,23 +20,22 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import Pass, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
-    call_kernel,
     insert_kernel_module,
     kernel_module_text,
     memref_type_text,
+    replace_with_kernel_call,
     unique_kernel_names,
+    vector_lanes,
 )
 from rt3d_mlir.passes.matchers import (
     constant_attr,
     defining_op,
-    erase_dead_producers,
     generic_body,
     ops_named,
 )
-from rt3d_mlir.targets import get_target
 
 _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
 
@@ -179,21 +178,11 @@ class VectorizePool(Pass):
     Options = VectorizePoolOptions
 
     def run(self, module: ir.Operation) -> None:
-        lanes = self.options.vector_width
-        if lanes <= 0:
-            try:
-                lanes = get_target(self.options.target).f32_lanes
-            except Exception as err:
-                raise PassFailure(str(err), module.location) from None
+        lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
         for op in ops_named(module, "linalg.generic"):
             shape = match_max_pool(op)
             if shape is None:
                 continue
             kernel, dispatch = unique_kernel_names(module, "pool")
             insert_kernel_module(module, pool_kernel_text(kernel, dispatch, shape, lanes))
-            with ir.InsertionPoint(op), op.location:
-                result = call_kernel(dispatch, [op.operands[0]], op.results[0].type)
-            producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
-            op.results[0].replace_all_uses_with(result)
-            op.erase()
-            erase_dead_producers(producers)
+            replace_with_kernel_call(op, dispatch, lambda op=op: [op.operands[0]])

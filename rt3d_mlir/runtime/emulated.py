@@ -126,7 +126,6 @@ class EmulatedModel:
             raise ArtifactError(f"'{self.path}': unexpected harness output: {info!r}") from None
         if threads is not None:
             self.threads = threads
-        self.last_seconds = 0.0
 
     def _run(self, *args: str) -> str:
         result = subprocess.run([*self._command, *args], capture_output=True, text=True)
@@ -146,7 +145,7 @@ class EmulatedModel:
             raise ArtifactError(f"the thread count must be at least 1, got {count}")
         self._threads = int(count)
 
-    def __call__(self, x: np.ndarray, out: np.ndarray | None = None, repeat: int = 1) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         x = np.asarray(x)
         if x.shape != self.input_shape:
             raise ArtifactError(
@@ -157,11 +156,8 @@ class EmulatedModel:
         with tempfile.TemporaryDirectory(prefix="rt3d-qemu-") as tmp:
             x_path, y_path = os.path.join(tmp, "x.bin"), os.path.join(tmp, "y.bin")
             np.ascontiguousarray(x, dtype=np.float32).tofile(x_path)
-            stdout = self._run("run", x_path, y_path, str(self._threads), str(max(1, repeat)))
+            self._run("run", x_path, y_path, str(self._threads), "1")
             y = np.fromfile(y_path, dtype=np.float32).reshape(self.output_shape)
-        for line in stdout.splitlines():
-            if line.startswith("seconds "):
-                self.last_seconds = float(line.split()[1])
         if out is not None:
             out[...] = y
             return out
