@@ -63,7 +63,9 @@ def setup_distributed() -> Distributed:
     if not dist.is_initialized():
         # A bounded timeout: a peer that never arrives (or a collective that
         # never completes) ends the run with an error instead of a hang.
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=5))
+        # RT3D_DISTRIBUTED_TIMEOUT (seconds) overrides the 5-minute default.
+        seconds = float(os.environ.get("RT3D_DISTRIBUTED_TIMEOUT", "300"))
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
     return Distributed(rank=rank, world_size=world_size, device=device)
 
 

@@ -198,8 +198,16 @@ class PruneJob:
 
     def _load_state(self) -> bool:
         path = self._path(STATE_FILE)
-        if not os.path.exists(path):
+        # Every rank looks before any rank can write: rank 0 saves the state
+        # right after a fresh start, and a slower rank that saw that file would
+        # resume while the others start fresh, and their collectives would no
+        # longer pair up (a hang until the timeout). The collective below only
+        # completes once all ranks have looked.
+        present = self.env.all_sum([float(os.path.exists(path))])[0]
+        if present == 0:
             return False
+        if present != self.env.world_size:
+            raise ValueError(f"ranks disagree on whether '{path}' exists; give all ranks one work directory")
         payload = torch.load(path, map_location=self.env.device, weights_only=False)
         if payload.pop("fingerprint") != self.config.fingerprint():
             raise ValueError(

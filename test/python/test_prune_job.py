@@ -168,12 +168,24 @@ def test_cli_errors(tmp_path):
 
 def test_torchrun_two_processes_match_single_process_structure(reference, tmp_path):
     out = tmp_path / "ddp.pt"
+    # Rank 1 starts late, as a slow rank does on a busy machine: rank 0 has
+    # then already saved its first checkpoint when rank 1 looks for one, and
+    # both must still agree that the run starts fresh.
+    launcher = tmp_path / "late_rank1.py"
+    launcher.write_text(
+        "import os, sys, time\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    time.sleep(3)\n"
+        "from rt3d_mlir.tools.prune import main\n"
+        "sys.exit(main())\n"
+    )
     result = subprocess.run(
         [os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node=2",
-         os.path.join(BIN, "rt3d-prune"), *CLI_ARGS, "-o", str(out)],
+         str(launcher), *CLI_ARGS, "-o", str(out)],
         capture_output=True, text=True, timeout=600,
         # Loopback only: gloo otherwise picks an interface from the host name.
-        env={**os.environ, "GLOO_SOCKET_IFNAME": "lo"},
+        # A short collective timeout turns a desynchronised run into a failure, not a hang.
+        env={**os.environ, "GLOO_SOCKET_IFNAME": "lo", "RT3D_DISTRIBUTED_TIMEOUT": "60"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "ddp.json") as f:
