@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything rt3d-mlir needs on a fresh Debian machine (run as root or
-# with sudo available): the LLVM 22 toolchain from Debian, and a project-local
+# with sudo available): the LLVM 22 toolchain, the AArch64 cross tools and
+# qemu, SPIR-V tools and Mesa's lavapipe Vulkan driver from Debian, and a project-local
 # Python 3.11 virtual environment (.venv) with the pinned dependencies.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   llvm-22 llvm-22-tools clang-22 lld-22 mlir-22-tools   # code generation (host)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # AArch64 target: C library, run harness, emulator
+  spirv-tools mesa-vulkan-drivers libvulkan1              # SPIR-V target: spirv-val, lavapipe (CPU Vulkan), loader
 )
 
 missing=()
@@ -42,4 +44,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
   echo "$want" > "$stamp"
 fi
-echo "setup: ready (.venv, LLVM 22, AArch64 cross tools and qemu)"
+echo "setup: ready (.venv, LLVM 22, AArch64 cross tools and qemu, SPIR-V tools and lavapipe)"

@@ -1,6 +1,8 @@
-"""Running compiled artifacts. Imports only numpy: deployable without the compiler."""
+"""Running compiled artifacts. Imports only numpy (and, for SPIR-V artifacts, the ``vulkan``
+package when one is loaded): deployable without the compiler."""
 
 from rt3d_mlir.runtime.emulated import EmulatedModel
 from rt3d_mlir.runtime.shared_object import CompiledModel, load
+from rt3d_mlir.runtime.vulkan import VulkanModel, vulkan_devices
 
-__all__ = ["CompiledModel", "EmulatedModel", "load"]
+__all__ = ["CompiledModel", "EmulatedModel", "VulkanModel", "load", "vulkan_devices"]

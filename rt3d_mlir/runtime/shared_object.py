@@ -9,15 +9,19 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
 from rt3d_mlir.runtime.emulated import EmulatedModel, elf_machine
 
+if TYPE_CHECKING:
+    from rt3d_mlir.runtime.vulkan import VulkanModel
+
 ABI_VERSION = 2
 _ELF_MAGIC = b"\x7fELF"
+_ZIP_MAGIC = b"PK\x03\x04"  # a SPIR-V artifact
 
 
 class KernelProfile(NamedTuple):
@@ -151,16 +155,23 @@ def _shape(pointer, rank: int) -> tuple[int, ...]:
     return tuple(int(pointer[i]) for i in range(rank))
 
 
-def _check_file(path: str) -> None:
+def _magic(path: str) -> bytes:
     if not os.path.exists(path):
         raise ArtifactError(f"artifact '{path}' does not exist")
     with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != _ELF_MAGIC:
-        raise ArtifactError(f"'{path}' is not a compiled rt3d artifact (not an ELF shared object)")
+        return f.read(4)
 
 
-def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel | EmulatedModel:
+def _check_file(path: str) -> None:
+    if _magic(path) != _ELF_MAGIC:
+        raise ArtifactError(
+            f"'{path}' is not a compiled rt3d artifact (neither an ELF shared object nor a SPIR-V ZIP)"
+        )
+
+
+def load(
+    path: str | os.PathLike[str], threads: int | None = None, device: int | str | None = None
+) -> CompiledModel | EmulatedModel | VulkanModel:
     """Load a compiled artifact; the result maps a numpy input to a numpy output.
 
     ``threads`` sets how many threads its kernels use (default: the
@@ -169,8 +180,19 @@ def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledMo
     same file in one process. An artifact for another architecture
     (AArch64 on an x86-64 host) runs under qemu through a small harness
     (:mod:`rt3d_mlir.runtime.emulated`): same interface, slower.
+
+    A SPIR-V artifact (a ZIP, ``docs/spirv_artifact.md``) runs on a Vulkan
+    device (:mod:`rt3d_mlir.runtime.vulkan`): ``device`` is an index or part
+    of the device's name (default: the first GPU, else the first device);
+    ``threads`` is ignored for it, and ``device`` applies to nothing else.
     """
     path = os.fspath(path)
+    if _magic(path) == _ZIP_MAGIC:
+        from rt3d_mlir.runtime.vulkan import VulkanModel
+
+        return VulkanModel(path, device=device)
+    if device is not None:
+        raise ArtifactError(f"'{path}' is not a SPIR-V artifact: a Vulkan device applies only to those")
     _check_file(path)
     machine = elf_machine(path)
     if machine is not None and machine != platform.machine():

@@ -15,14 +15,21 @@ from rt3d_mlir.tools.cli import ArgumentParser, run_tool, write_atomically
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="rt3d-run", description="Run a compiled rt3d artifact.")
-    parser.add_argument("artifact", help="compiled model (.so)")
+    parser.add_argument(
+        "artifact", help="compiled model: a shared object (.so) or a SPIR-V artifact (.spv) run on Vulkan"
+    )
     parser.add_argument("--input", required=True, help="input array (.npy)")
     parser.add_argument("--output", help="where to save the output array (.npy)")
     parser.add_argument("--repeat", type=int, default=1, help="run N times and report the median time")
     parser.add_argument(
         "--threads",
         type=int,
-        help="threads the kernels use (default: $RT3D_NUM_THREADS, else all CPUs)",
+        help="threads the kernels use (default: $RT3D_NUM_THREADS, else all CPUs; ignored for .spv)",
+    )
+    parser.add_argument(
+        "--device",
+        help="Vulkan device for a .spv artifact: its index or part of its name "
+        "(default: the first GPU, else the first device, e.g. Mesa's lavapipe CPU driver)",
     )
     return parser
 
@@ -44,7 +51,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise Rt3dError("--threads must be at least 1")
     from rt3d_mlir.runtime import load
 
-    model = load(args.artifact, threads=args.threads)
+    model = load(args.artifact, threads=args.threads, device=args.device)
     x = _load_input(args.input)
     times = []
     y = None
@@ -61,9 +68,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 np.save(f, y)
 
         write_atomically(out, save)
+    where = getattr(model, "device_name", None) or f"{model.threads} thread(s)"
     print(
         f"output shape {tuple(y.shape)}, median latency {1e3 * float(np.median(times)):.2f} ms "
-        f"over {args.repeat} run(s) on {model.threads} thread(s)",
+        f"over {args.repeat} run(s) on {where}",
         file=sys.stderr,
     )
     return 0
