@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from rt3d_mlir.backend import build_shared_object, get_target, require_toolchain
-from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
+from rt3d_mlir.backend.pipelines import sparse_conv_pipeline, spirv_pipeline
+from rt3d_mlir.backend.spirv_binary import build_spirv_artifact
 from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
 from rt3d_mlir.frontend import (
     FUNCTION_NAME,
@@ -88,7 +89,13 @@ def compile_model(
             f"schedule must be 'option=value' pairs of rt3d-reorder-loops, got '{schedule}'"
         )
     target_info = get_target(target)
-    require_toolchain(target_info)
+    if target_info.gpu:
+        if cpu or reference_kernels or schedule:
+            raise UnsupportedModelError(
+                "--cpu, --schedule and --reference-kernels apply to CPU targets, not to spirv"
+            )
+    else:
+        require_toolchain(target_info)
     output = os.fspath(output)
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
@@ -105,6 +112,10 @@ def compile_model(
         module = import_to_linalg(prepare_for_import(loaded.module), x)
     with module.context:
         step("sparse convolutions")
+        if target_info.gpu:
+            run_pipeline(module, f"builtin.module({spirv_pipeline(group_shape or loaded.group_shape)})")
+            build_spirv_artifact(module, FUNCTION_NAME, output, progress=step)
+            return output
         pipeline = sparse_conv_pipeline(
             group_shape or loaded.group_shape,
             target=target,

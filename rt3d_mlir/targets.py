@@ -24,6 +24,7 @@ class Target:
     vector_registers: int  # architectural SIMD registers
     l1d_bytes: int  # per-core data cache sizes, for tiling decisions
     l2_bytes: int
+    gpu: bool = False  # kernels are GPU compute shaders (SPIR-V), not CPU code
 
     @property
     def f32_lanes(self) -> int:
@@ -72,6 +73,18 @@ TARGETS: dict[str, Target] = {
         vector_registers=32,
         l1d_bytes=64 * 1024,  # Cortex-A76
         l2_bytes=512 * 1024,
+    ),
+    "spirv": Target(
+        name="spirv",
+        triple="spirv-vulkan1.1",
+        default_cpu="",
+        cpu_flag="",
+        description="Vulkan compute shaders (SPIR-V), run through a Vulkan driver",
+        vector_bits=512,  # a filter block of up to 16 filters: four vec4 accumulators
+        vector_registers=0,
+        l1d_bytes=0,
+        l2_bytes=0,
+        gpu=True,
     ),
 }
 

@@ -34,6 +34,25 @@ def sparse_conv_pipeline(
     return ", ".join(steps)
 
 
+def spirv_pipeline(group_shape: tuple[int, int] | None) -> str:
+    """Recognize and pack the sparse convolutions for GPU kernels; named ops to generics.
+
+    What remains is what :mod:`rt3d_mlir.backend.spirv_program` turns into
+    dispatches: ``rt3d.packed_conv3d``, ``linalg.generic``, pads, reshapes
+    and concats.
+    """
+    option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
+    return ", ".join(
+        [
+            f"rt3d-recognize-kgs{option}",
+            "rt3d-pack-kernel-groups{target=spirv}",
+            "canonicalize",
+            "cse",
+            "linalg-generalize-named-ops",
+        ]
+    )
+
+
 def bufferize_pipeline(blob_file: str) -> str:
     """Tensors to buffers; the model output becomes a caller-provided out-param."""
     return ", ".join(

@@ -38,6 +38,7 @@ from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
+from rt3d_mlir.targets import get_target
 
 
 @dataclass
@@ -71,6 +72,9 @@ class PackKernelGroups(Pass):
         if self.options.block_size:
             return self.options.block_size
         group_filters = params.group_shape[0]
+        if get_target(self.options.target).gpu:
+            # GPU kernels hold a block in vec4 accumulators: whole groups, 4 to 16 filters
+            return max(4, -(-min(group_filters, width) // 4) * 4)
         if group_filters < width and params.strides[2] == 1:
             return group_filters
         return width

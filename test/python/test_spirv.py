@@ -1,0 +1,116 @@
+"""The SPIR-V target: GPU kernels for whole models, valid SPIR-V, run on lavapipe through Vulkan."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import REL_TOL, relative_error, torch_output
+from test_cli import assert_one_line_error, run
+from test_compile_numerics import tiny
+
+import rt3d_mlir
+from rt3d_mlir.pruning import apply_random_masks
+
+
+def spirv_val(artifact, tmp_path) -> None:
+    """Every kernel of the artifact passes spirv-val for the Vulkan 1.1 environment."""
+    with zipfile.ZipFile(artifact) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["format"] == "rt3d-spirv" and manifest["target_env"] == "vulkan1.1"
+        for kernel in manifest["kernels"]:
+            path = tmp_path / f"{kernel['name']}.spv"
+            path.write_bytes(archive.read(kernel["module"]))
+            result = subprocess.run(
+                ["spirv-val", "--target-env", "vulkan1.1", str(path)], capture_output=True, text=True
+            )
+            assert result.returncode == 0, (kernel["name"], result.stderr)
+
+
+@pytest.mark.parametrize(
+    "arch, scheme, group_shape",
+    [
+        ("c3d", "kgs", (4, 4)),
+        ("c3d", "kgs", (16, 4)),
+        ("c3d", "vanilla", (4, 4)),
+        ("c3d", None, None),
+        ("r2plus1d", "kgs", (4, 4)),
+        ("r2plus1d", "vanilla", (2, 4)),
+        ("s3d", "kgs", (4, 4)),
+        ("s3d", "vanilla", (4, 2)),
+    ],
+)
+def test_spirv_build_matches_torch_on_lavapipe(arch, scheme, group_shape, tmp_path):
+    model, x = tiny(arch)
+    if scheme is not None:
+        apply_random_masks(model, group_shape, 0.4, scheme, seed=3)
+    out = tmp_path / f"{arch}.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv", group_shape=group_shape)
+    spirv_val(out, tmp_path)
+    compiled = rt3d_mlir.load(out)
+    assert compiled.input_shape == tuple(x.shape)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    if scheme == "kgs":
+        assert manifest["flops"] < manifest["dense_flops"]  # only kept entries are visited
+
+
+def test_spirv_cli_compile_and_run(tmp_path):
+    model, x = tiny("c3d")
+    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
+    import torch
+
+    checkpoint = tmp_path / "model.pt"
+    torch.save(model, checkpoint)
+    out = tmp_path / "model.spv"
+    result = run(
+        "rt3d-compile",
+        str(checkpoint),
+        "-o",
+        str(out),
+        "--target",
+        "spirv",
+        "--input-shape",
+        ",".join(map(str, x.shape)),
+    )
+    assert result.returncode == 0, result.stderr
+    np.save(tmp_path / "x.npy", x.numpy())
+    result = run(
+        "rt3d-run",
+        str(out),
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--output",
+        str(tmp_path / "y.npy"),
+        "--device",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert relative_error(np.load(tmp_path / "y.npy"), torch_output(model, x)) <= REL_TOL
+
+
+def test_spirv_rejects_cpu_options(tmp_path):
+    model, x = tiny("c3d")
+    checkpoint = tmp_path / "model.pt"
+    import torch
+
+    torch.save(model, checkpoint)
+    out = tmp_path / "model.spv"
+    result = run(
+        "rt3d-compile",
+        str(checkpoint),
+        "-o",
+        str(out),
+        "--target",
+        "spirv",
+        "--cpu",
+        "cortex-a76",
+        "--input-shape",
+        ",".join(map(str, x.shape)),
+    )
+    assert_one_line_error(result, "spirv")
+    assert not out.exists()
