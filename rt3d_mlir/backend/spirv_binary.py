@@ -103,7 +103,14 @@ def manifest(program: SpirvProgram, weight_offsets: Mapping[int, int]) -> dict:
             for k in program.kernels.values()
         ],
         "dispatches": [
-            {"kernel": d.kernel, "buffers": d.buffers, "groups": list(d.groups), "label": d.label}
+            {
+                "kernel": d.kernel,
+                "buffers": d.buffers,
+                "groups": list(d.groups),
+                "label": d.label,
+                "flops": d.flops,
+                "dense_flops": d.dense_flops,
+            }
             for d in program.dispatches
         ],
         "flops": program.flops,

@@ -46,6 +46,8 @@ class Dispatch:
     buffers: list[int]
     groups: tuple[int, int, int]
     label: str
+    flops: int = 0
+    dense_flops: int = 0
 
 
 @dataclass
@@ -91,6 +93,7 @@ class ProgramBuilder:
         self.values: dict[ir.Value, Tensor] = {}
         self._kernel_by_text: dict[str, str] = {}
         self._constant_buffers: dict[int, int] = {}
+        self._label_counts: dict[str, int] = {}
 
     # -- buffers and kernels
     def new_buffer(self, elements: int, init: str = "none", data: np.ndarray | None = None) -> int:
@@ -140,9 +143,12 @@ class ProgramBuilder:
             )
         if len(buffers) != len(kernel.bindings):
             raise AssertionError(f"{label}: {len(buffers)} buffers for {len(kernel.bindings)} bindings")
-        self.program.dispatches.append(Dispatch(name, buffers, kernel.groups, label))
+        dense = kernel.flops if dense_flops is None else dense_flops
+        self._label_counts[label] = self._label_counts.get(label, 0) + 1
+        label = f"{label}{self._label_counts[label]}"  # conv1, conv2, ..., pad1, ...
+        self.program.dispatches.append(Dispatch(name, buffers, kernel.groups, label, kernel.flops, dense))
         self.program.flops += kernel.flops
-        self.program.dense_flops += kernel.flops if dense_flops is None else dense_flops
+        self.program.dense_flops += dense
 
     # -- the walk
     def run(self, func: ir.Operation) -> SpirvProgram:

@@ -2,6 +2,7 @@
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=2 block-size=2})' | FileCheck %s --check-prefix=REORDER
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=2 block-size=2 reorder-filters=false})' | FileCheck %s --check-prefix=INORDER
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{vector-width=4})' | FileCheck %s --check-prefix=AUTO
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{target=spirv})' | FileCheck %s --check-prefix=SPIRV
 
 // By default, groups narrower than the vector get a block each (the
 // "width" kernels put output columns in the lanes): no union, no zeros.
@@ -12,6 +13,16 @@
 // AUTO-SAME: block_size = 2 : i64
 // AUTO-SAME: dense_weights = 24 : i64
 // AUTO-SAME: kept_weights = 8 : i64
+
+// GPU kernels hold a block in vec4 accumulators: at least 4 filters, so the
+// two 2-filter groups share one block there too (and 1x1 groups below
+// share blocks of 4).
+// SPIRV-LABEL: func.func @two_groups_one_block
+// SPIRV: "rt3d.packed_conv3d"
+// SPIRV-SAME: block_size = 4 : i64
+// SPIRV-LABEL: func.func @reorder
+// SPIRV: "rt3d.packed_conv3d"
+// SPIRV-SAME: block_size = 4 : i64
 
 // Two 2x2 groups share one 4-lane block. Only kw=0 and kw=2 are kept (by
 // filters 0-1; filters 2-3 keep nothing), so the block has two entries of
