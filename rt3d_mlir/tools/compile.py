@@ -17,17 +17,20 @@ STEPS = (
     "translate to LLVM IR",
     "compile and link",
 )
+SPIRV_STEPS = ("load", "import", "sparse convolutions", "gpu kernels", "spir-v", "write")
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="rt3d-compile",
         description="Compile a model (.pt nn.Module, .pt2 ExportedProgram, or rt3d checkpoint) "
-        "into a shared object with the rt3d C ABI.",
+        "into a shared object with the rt3d C ABI (host, aarch64) or a SPIR-V artifact for Vulkan (spirv).",
     )
     parser.add_argument("model", help="model file")
-    parser.add_argument("-o", "--output", required=True, help="artifact to write (e.g. model.so)")
-    parser.add_argument("--target", default="host", help="code generation target (default: host)")
+    parser.add_argument("-o", "--output", required=True, help="artifact to write (e.g. model.so, model.spv)")
+    parser.add_argument(
+        "--target", default="host", help="code generation target: host, aarch64 or spirv (default: host)"
+    )
     parser.add_argument(
         "--input-shape",
         type=parse_shape,
@@ -38,7 +41,7 @@ def build_parser() -> ArgumentParser:
         help="kernel-group shape GFxGC used to find sparsity (default: from the checkpoint, "
         "else the largest each layer's zeros fit)",
     )
-    parser.add_argument("--cpu", help="CPU to tune for (default: native for host)")
+    parser.add_argument("--cpu", help="CPU to tune for (default: native for host, cortex-a76 for aarch64)")
     parser.add_argument(
         "--schedule",
         default="",
@@ -72,7 +75,8 @@ def _main(argv: Sequence[str] | None) -> int:
             raise Rt3dError(str(err)) from None
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
-    with tqdm(total=len(STEPS), disable=args.quiet or not interactive, file=sys.stderr, mininterval=0,
+    steps = SPIRV_STEPS if args.target == "spirv" else STEPS
+    with tqdm(total=len(steps), disable=args.quiet or not interactive, file=sys.stderr, mininterval=0,
               leave=False,
               bar_format="rt3d-compile [{n_fmt}/{total_fmt}] {desc}") as bar:
         started: list[str] = []
@@ -82,7 +86,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 bar.update(1)
             started.append(step)
             if bar.disable and not args.quiet:  # not a terminal: one line per step, on stdout
-                print(f"rt3d-compile [{len(started)}/{len(STEPS)}] {step}", flush=True)
+                print(f"rt3d-compile [{len(started)}/{len(steps)}] {step}", flush=True)
             bar.set_description_str(step)
 
         compile_model(
