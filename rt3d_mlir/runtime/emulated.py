@@ -25,6 +25,7 @@ import tempfile
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
+from rt3d_mlir.runtime.arrays import checked_input
 
 ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
 HARNESS_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.c")
@@ -146,13 +147,7 @@ class EmulatedModel:
         self._threads = int(count)
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        x = np.asarray(x)
-        if x.shape != self.input_shape:
-            raise ArtifactError(
-                f"input has shape {x.shape}, but the model was compiled for {self.input_shape}"
-            )
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ArtifactError(f"input must be floating point, got {x.dtype}")
+        x = checked_input(x, self.input_shape)
         with tempfile.TemporaryDirectory(prefix="rt3d-qemu-") as tmp:
             x_path, y_path = os.path.join(tmp, "x.bin"), os.path.join(tmp, "y.bin")
             np.ascontiguousarray(x, dtype=np.float32).tofile(x_path)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
+from rt3d_mlir.runtime.arrays import checked_input, output_array
 from rt3d_mlir.runtime.emulated import EmulatedModel, elf_machine
 
 if TYPE_CHECKING:
@@ -115,30 +116,8 @@ class CompiledModel:
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Run the model on ``x``; write into ``out`` (float32, C-contiguous) if given."""
-        x = np.asarray(x)
-        if x.shape != self.input_shape:
-            raise ArtifactError(
-                f"input has shape {x.shape}, but the model was compiled for {self.input_shape}"
-            )
-        if x.dtype != np.float32:
-            if not np.issubdtype(x.dtype, np.floating):
-                raise ArtifactError(f"input must be floating point, got {x.dtype}")
-            x = x.astype(np.float32)
-        x = np.ascontiguousarray(x)
-        if out is None:
-            y = np.empty(self.output_shape, dtype=np.float32)
-        else:
-            if (
-                not isinstance(out, np.ndarray)
-                or out.shape != self.output_shape
-                or out.dtype != np.float32
-                or not out.flags.c_contiguous
-                or not out.flags.writeable
-            ):
-                raise ArtifactError(
-                    f"out must be a writable C-contiguous float32 array of shape {self.output_shape}"
-                )
-            y = out
+        x = np.ascontiguousarray(checked_input(x, self.input_shape), dtype=np.float32)
+        y = output_array(out, self.output_shape)
         status = self._lib.rt3d_forward(x.ctypes.data, y.ctypes.data)
         if status != 0:
             raise ArtifactError(f"'{self.path}': rt3d_forward failed with status {status}")

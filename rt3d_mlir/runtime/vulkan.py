@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
+from rt3d_mlir.runtime.arrays import checked_input, output_array
 from rt3d_mlir.runtime.shared_object import KernelProfile
 
 FORMAT = "rt3d-spirv"
@@ -841,27 +842,8 @@ class VulkanModel:
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Run the model on ``x``; write into ``out`` (float32, C-contiguous) if given."""
-        x = np.asarray(x)
-        if x.shape != self.input_shape:
-            raise ArtifactError(
-                f"input has shape {x.shape}, but the model was compiled for {self.input_shape}"
-            )
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ArtifactError(f"input must be floating point, got {x.dtype}")
-        if out is None:
-            y = np.empty(self.output_shape, dtype=np.float32)
-        else:
-            if (
-                not isinstance(out, np.ndarray)
-                or out.shape != self.output_shape
-                or out.dtype != np.float32
-                or not out.flags.c_contiguous
-                or not out.flags.writeable
-            ):
-                raise ArtifactError(
-                    f"out must be a writable C-contiguous float32 array of shape {self.output_shape}"
-                )
-            y = out
+        x = checked_input(x, self.input_shape)
+        y = output_array(out, self.output_shape)
         vk = self._vk
         with self._lock:
             self._check_open()

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from conftest import REL_TOL, relative_error, torch_output
 from test_cli import assert_one_line_error, run
 from test_compile_numerics import tiny
@@ -59,58 +60,31 @@ def test_spirv_build_matches_torch_on_lavapipe(arch, scheme, group_shape, tmp_pa
         assert manifest["flops"] < manifest["dense_flops"]  # only kept entries are visited
 
 
-def test_spirv_cli_compile_and_run(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_c3d_file(tmp_path_factory):
     model, x = tiny("c3d")
     apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
-    import torch
+    path = tmp_path_factory.mktemp("spirv") / "model.pt"
+    torch.save(model, path)
+    return model, x, path
 
-    checkpoint = tmp_path / "model.pt"
-    torch.save(model, checkpoint)
-    out = tmp_path / "model.spv"
-    result = run(
-        "rt3d-compile",
-        str(checkpoint),
-        "-o",
-        str(out),
-        "--target",
-        "spirv",
-        "--input-shape",
-        ",".join(map(str, x.shape)),
-    )
+
+def test_spirv_cli_compile_and_run(tiny_c3d_file, tmp_path):
+    model, x, checkpoint = tiny_c3d_file
+    out, shape = tmp_path / "model.spv", ",".join(map(str, x.shape))
+    result = run("rt3d-compile", str(checkpoint), "-o", str(out), "--target", "spirv", "--input-shape", shape)
     assert result.returncode == 0, result.stderr
     np.save(tmp_path / "x.npy", x.numpy())
-    result = run(
-        "rt3d-run",
-        str(out),
-        "--input",
-        str(tmp_path / "x.npy"),
-        "--output",
-        str(tmp_path / "y.npy"),
-        "--device",
-        "0",
-    )
+    x_path, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    result = run("rt3d-run", str(out), "--input", str(x_path), "--output", str(y), "--device", "0")
     assert result.returncode == 0, result.stderr
-    assert relative_error(np.load(tmp_path / "y.npy"), torch_output(model, x)) <= REL_TOL
+    assert relative_error(np.load(y), torch_output(model, x)) <= REL_TOL
 
 
-def test_spirv_rejects_cpu_options(tmp_path):
-    model, x = tiny("c3d")
-    checkpoint = tmp_path / "model.pt"
-    import torch
-
-    torch.save(model, checkpoint)
-    out = tmp_path / "model.spv"
-    result = run(
-        "rt3d-compile",
-        str(checkpoint),
-        "-o",
-        str(out),
-        "--target",
-        "spirv",
-        "--cpu",
-        "cortex-a76",
-        "--input-shape",
-        ",".join(map(str, x.shape)),
-    )
+def test_spirv_rejects_cpu_options(tiny_c3d_file, tmp_path):
+    _, x, checkpoint = tiny_c3d_file
+    out, shape = tmp_path / "model.spv", ",".join(map(str, x.shape))
+    result = run("rt3d-compile", str(checkpoint), "-o", str(out), "--target", "spirv", "--cpu", "cortex-a76",
+                 "--input-shape", shape)
     assert_one_line_error(result, "spirv")
     assert not out.exists()
