@@ -1,0 +1,131 @@
+"""Whole-model latency of the SPIR-V build through Vulkan: dense vs KGS, same generator.
+
+    .venv/bin/python bench/spirv_speed.py [--models c3d,r2plus1d] [--rate 2.6]
+        [--group 16x16] [--input-size 16,112,112] [--width 1.0] [--repeat 5] [--device 0]
+        [--torch-cuda]
+
+For each model, a dense network and a copy with random KGS masks keeping
+1/``rate`` of every conv's kernel-group positions (same weights otherwise)
+are compiled with ``--target spirv`` and run through the Vulkan runtime on
+the chosen device, interleaved (dense, sparse, dense, ...) after one
+warm-up each; the table gives medians over ``repeat`` runs of the whole
+forward pass (input upload to output read-back), the measured speedup and
+its ratio to the FLOPs reduction (the issue asks for at least 0.8).
+``--torch-cuda`` adds PyTorch on CUDA (dense, same process) on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+import torch
+
+from rt3d_mlir.compiler import compile_model
+from rt3d_mlir.models import build_model
+from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.runtime import load
+
+
+def seconds(fn, x) -> float:
+    start = time.perf_counter()
+    fn(x)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="c3d,r2plus1d")
+    parser.add_argument("--rate", type=float, default=2.6)
+    parser.add_argument("--group", default="16x16")
+    parser.add_argument("--input-size", default="16,112,112", help="frames,height,width")
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--torch-cuda", action="store_true")
+    args = parser.parse_args()
+    size = [int(v) for v in args.input_size.split(",")]
+    group = tuple(int(v) for v in args.group.split("x"))
+    print(
+        f"input 1x3x{'x'.join(map(str, size))}, width {args.width:g}, KGS {args.group} at {args.rate:g}x, "
+        f"median of {args.repeat}",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rt3d-spirv-bench-") as tmp:
+        for arch in args.models.split(","):
+            torch.manual_seed(0)
+            dense = build_model(arch, width=args.width, input_size=size).eval()
+            sparse = build_model(arch, width=args.width, input_size=size).eval()
+            sparse.load_state_dict(dense.state_dict())
+            apply_random_masks(sparse, group, 1 / args.rate, "kgs", seed=0)
+            x = torch.randn(1, 3, *size)
+            models = {}
+            flops: dict[str, int] = {}
+            for label, model, shape in (("dense", dense, None), ("kgs", sparse, group)):
+                path = os.path.join(tmp, f"{arch}-{label}.spv")
+                start = time.perf_counter()
+                compile_model(model, x, output=path, target="spirv", group_shape=shape)
+                compile_s = time.perf_counter() - start
+                with zipfile.ZipFile(path) as archive:
+                    flops[label] = json.loads(archive.read("manifest.json"))["flops"]
+                models[label] = (load(path, device=args.device), compile_s)
+                print(f"{arch} {label}: compiled in {compile_s:.1f} s", file=sys.stderr, flush=True)
+            xs = x.numpy()
+            with torch.no_grad():
+                expected = dense(x).numpy()
+            error = float(np.abs(models["dense"][0](xs) - expected).max() / np.abs(expected).max())
+            times: dict[str, list[float]] = {"dense": [], "kgs": []}
+            for label in times:
+                models[label][0](xs)  # warm-up
+            cuda = None
+            if args.torch_cuda:
+                cuda = dense.cuda()
+                xc = x.cuda()
+
+                def run_cuda(_x, net=cuda, inputs=xc):
+                    with torch.no_grad():
+                        net(inputs)
+                    torch.cuda.synchronize()
+
+                run_cuda(None)
+                times["torch-cuda"] = []
+            for _ in range(args.repeat):
+                for label in ("dense", "kgs"):
+                    times[label].append(seconds(models[label][0], xs))
+                if cuda is not None:
+                    times["torch-cuda"].append(seconds(run_cuda, None))
+            med = {label: statistics.median(v) for label, v in times.items()}
+            device = getattr(models["dense"][0], "device_name", "?")
+            speedup = med["dense"] / med["kgs"]
+            reduction = flops["dense"] / flops["kgs"]  # executed FLOPs, from the two manifests
+            rows.append((arch, device, med, speedup, reduction, models["dense"][1], models["kgs"][1], error))
+            print(
+                f"{arch}: dense {med['dense'] * 1e3:.0f} ms, kgs {med['kgs'] * 1e3:.0f} ms, "
+                f"speedup {speedup:.2f}x",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"\n| model | Vulkan device | dense (ms) | KGS {args.rate:g}x (ms) | speedup | "
+        "FLOPs reduction | speedup / FLOPs reduction | compile dense / KGS (s) | dense rel. error vs torch |"
+        + (" PyTorch CUDA (ms) |" if args.torch_cuda else "")
+    )
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.torch_cuda else ""))
+    for arch, device, med, speedup, reduction, cd, ck, error in rows:
+        extra = f" {med['torch-cuda'] * 1e3:.1f} |" if args.torch_cuda else ""
+        print(
+            f"| {arch} | {device} | {med['dense'] * 1e3:.0f} | {med['kgs'] * 1e3:.0f} | {speedup:.2f}x | "
+            f"{reduction:.2f}x | {speedup / reduction:.2f} | {cd:.1f} / {ck:.1f} | {error:.1e} |{extra}"
+        )
+
+
+if __name__ == "__main__":
+    main()
