@@ -40,6 +40,23 @@ def seconds(fn, x) -> float:
     return time.perf_counter() - start
 
 
+def print_profile(title: str, model, x: np.ndarray) -> None:
+    """GPU time per kind of dispatch (conv, pad, generic, concat) and each conv's GFLOP/s."""
+    model.set_profiling(True)
+    model(x)
+    profile = model.kernel_profile()
+    model.set_profiling(False)
+    total = sum(p.seconds for p in profile)
+    kinds: dict[str, float] = {}
+    for p in profile:
+        kind = p.name.rstrip("0123456789")
+        kinds[kind] = kinds.get(kind, 0.0) + p.seconds
+    shares = ", ".join(f"{kind} {seconds / total:.1%}" for kind, seconds in kinds.items())
+    rates = sorted(p.flops / p.seconds / 1e9 for p in profile if p.name.startswith("conv") and p.seconds > 0)
+    print(f"{title}: {total * 1e3:.0f} ms on the GPU: {shares}; conv GFLOP/s "
+          f"{rates[0]:.2f} to {rates[-1]:.2f} (median {statistics.median(rates):.2f})", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="c3d,r2plus1d")
@@ -50,6 +67,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--torch-cuda", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="per-dispatch GPU times of one more run")
     args = parser.parse_args()
     size = [int(v) for v in args.input_size.split(",")]
     group = tuple(int(v) for v in args.group.split("x"))
@@ -103,6 +121,9 @@ def main() -> None:
                 if cuda is not None:
                     times["torch-cuda"].append(seconds(run_cuda, None))
             med = {label: statistics.median(v) for label, v in times.items()}
+            if args.profile:
+                for label in ("dense", "kgs"):
+                    print_profile(f"{arch} {label}", models[label][0], xs)
             device = getattr(models["dense"][0], "device_name", "?")
             speedup = med["dense"] / med["kgs"]
             reduction = flops["dense"] / flops["kgs"]  # executed FLOPs, from the two manifests
