@@ -185,7 +185,7 @@ def test_torchrun_two_processes_match_single_process_structure(reference, tmp_pa
         capture_output=True, text=True, timeout=600,
         # Loopback only: gloo otherwise picks an interface from the host name.
         # A short collective timeout turns a desynchronised run into a failure, not a hang.
-        env={**os.environ, "GLOO_SOCKET_IFNAME": "lo", "RT3D_DISTRIBUTED_TIMEOUT": "60"},
+        env={**os.environ, "GLOO_SOCKET_IFNAME": "lo", "RT3D_DISTRIBUTED_TIMEOUT": "120"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "ddp.json") as f:
