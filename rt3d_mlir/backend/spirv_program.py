@@ -346,6 +346,7 @@ class ProgramBuilder:
             block_size=params.block_size,
             channel_unroll=params.channel_unroll,
             relu=params.activation == "relu",
+            per_invocation=kernels.positions_per_invocation(math.prod(out_shape[2:])),
         )
         kernel = kernels.packed_conv_kernel("k", shape)
         out = self.new_buffer(math.prod(out_shape))

@@ -88,3 +88,16 @@ def test_spirv_rejects_cpu_options(tiny_c3d_file, tmp_path):
                  "--input-shape", shape)
     assert_one_line_error(result, "spirv")
     assert not out.exists()
+
+
+def test_conv_tiles_with_a_partial_last_tile(tmp_path):
+    """1000 output positions: 8 per invocation, the second 512-position tile only partly valid."""
+    from rt3d_mlir.backend.spirv_kernels import positions_per_invocation
+
+    assert [positions_per_invocation(n) for n in (1000, 784, 32)] == [8, 2, 1]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv3d(4, 8, 3, padding=1), torch.nn.ReLU()).eval()
+    x = torch.randn(1, 4, 10, 10, 10)
+    out = tmp_path / "conv.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv")
+    assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
