@@ -420,6 +420,8 @@ class ConvShape:
     channel_unroll: int
     relu: bool
     per_invocation: int = 1  # output positions each invocation computes
+    out_low: tuple[int, int, int] = (0, 0, 0)  # write into a zero-padded output (pad elision)
+    out_high: tuple[int, int, int] = (0, 0, 0)
 
 
 def positions_per_invocation(positions: int, most: int = 8) -> int:
@@ -451,6 +453,8 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
     quads = s.block_size // 4
     per = s.per_invocation
     positions = d * h * w
+    ds, hs, ws = (size + lo + hi for size, lo, hi in zip((d, h, w), s.out_low, s.out_high, strict=True))
+    plane = ds * hs * ws  # output channel stride: the (padded) output plane
     bindings = [
         Binding(math.prod(s.in_padded)),
         Binding(s.weights // 4, "vector<4xf32>"),
@@ -458,7 +462,7 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
         Binding(s.blocks + 1, "i32"),
         Binding(s.blocks * s.block_size, "i32"),
         Binding(s.blocks * s.block_size),
-        Binding(math.prod(s.out)),
+        Binding(n * f * plane),
     ]
     k = KernelText(name, bindings)
     bx = k.op("gpu.block_id x")
@@ -470,7 +474,7 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
     channel_stride = dp * hp * wp
 
     def body() -> None:
-        points, valid, bases = [], [], []
+        targets, valid, bases = [], [], []
         for j in range(per):
             point = k.add(first_position, k.index(j * WORKGROUP))
             inside = k.op(f"arith.cmpi ult, {point}, {k.index(positions)} : index") if j else None
@@ -483,7 +487,16 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                     k.mul(ow, s.strides[2]),
                 )
             )
-            points.append(point)
+            if plane == positions:
+                targets.append(point)
+            else:
+                lo_d, lo_h, lo_w = s.out_low
+                targets.append(
+                    k.linearize(
+                        [k.add(od, k.index(lo_d)), k.add(oh, k.index(lo_h)), k.add(ow, k.index(lo_w))],
+                        (ds, hs, ws),
+                    )
+                )
             valid.append(inside)
         first = k.op(f"arith.index_cast {k.load(3, block)} : i32 to index")
         after = k.add(block, k.index(1))
@@ -536,13 +549,13 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                     ) -> None:
                         bias = k.load(5, slot)
                         oc = k.op(f"arith.index_cast {channel} : i32 to index")
-                        row = k.add(k.mul(oc, positions), k.index(batch * f * positions))
+                        row = k.add(k.mul(oc, plane), k.index(batch * f * plane))
                         for j in range(per):
                             value = k.op(f"vector.extract {results[j * quads + q]}[{lane}] : f32 from {vec}")
                             value = k.op(f"arith.addf {value}, {bias} : f32")
                             if s.relu:
                                 value = k.op(f"arith.maximumf {value}, {k.f32(0.0)} : f32")
-                            out = k.add(row, points[j])
+                            out = k.add(row, targets[j])
                             if valid[j] is None:
                                 k.store(value, 6, out)
                             else:

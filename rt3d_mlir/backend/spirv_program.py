@@ -18,6 +18,7 @@ Identical kernels (same text) are emitted once and dispatched many times.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -58,6 +59,9 @@ class Tensor:
     buffer: int | None = None
     constant: np.ndarray | None = None
     fill: float | None = None
+    # set when the buffer holds the tensor zero-padded by (low, high) on D, H, W:
+    # a conv wrote it there for convolutions that read it with that padding
+    padding: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -318,13 +322,13 @@ class ProgramBuilder:
     def _op_rt3d_packed_conv3d(self, op: ir.Operation) -> None:
         params = packed_conv3d_params(op)
         source = self.values[op.operands[0]]
-        low, high = params.padding_low, params.padding_high
+        low, high = tuple(params.padding_low), tuple(params.padding_high)
         padded = source
-        if any(low) or any(high):
-            shape = (
-                *source.shape[:2],
-                *(s + lo + hi for s, lo, hi in zip(source.shape[2:], low, high, strict=True)),
-            )
+        if source.padding is not None:
+            assert source.padding == (low, high), "padded in place for another padding"
+            padded = Tensor(_padded_shape(source.shape, low, high), buffer=source.buffer)
+        elif any(low) or any(high):
+            shape = _padded_shape(source.shape, low, high)
             buffer = self.new_buffer(math.prod(shape))
             pad = kernels.pad_kernel("k", source.shape, (0, 0, *low), (0, 0, *high), 0.0)
             self.dispatch(pad, [self.buffer_of(source), buffer], "pad")
@@ -348,15 +352,43 @@ class ProgramBuilder:
             relu=params.activation == "relu",
             per_invocation=kernels.positions_per_invocation(math.prod(out_shape[2:])),
         )
+        out_padding = _padding_of_all_consumers(op.results[0])
+        if out_padding is not None:
+            # pad elision: write the interior of a zeroed, padded buffer the consumers read as is
+            shape = dataclasses.replace(shape, out_low=out_padding[0], out_high=out_padding[1])
+            out = self.new_buffer(math.prod(_padded_shape(out_shape, *out_padding)), init="zero")
+        else:
+            out = self.new_buffer(math.prod(out_shape))
         kernel = kernels.packed_conv_kernel("k", shape)
-        out = self.new_buffer(math.prod(out_shape))
         buffers = [self.buffer_of(padded), *(self.buffer_of(t) for t in tables), out]
         dense = op.attributes["dense_weights"] if "dense_weights" in op.attributes else None
         dense_flops = None
         if dense is not None:
             dense_flops = 2 * ir.IntegerAttr(dense).value * math.prod(out_shape) // out_shape[1]
         self.dispatch(kernel, buffers, "conv", dense_flops)
-        self.values[op.results[0]] = Tensor(out_shape, buffer=out)
+        self.values[op.results[0]] = Tensor(out_shape, buffer=out, padding=out_padding)
+
+
+def _padded_shape(shape: tuple[int, ...], low: tuple[int, ...], high: tuple[int, ...]) -> tuple[int, ...]:
+    return (*shape[:2], *(s + lo + hi for s, lo, hi in zip(shape[2:], low, high, strict=True)))
+
+
+def _padding_of_all_consumers(value: ir.Value) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The (low, high) padding with which every user reads ``value``, when every user
+    is a packed convolution taking it as input with the same nonzero padding."""
+    found = None
+    for use in value.uses:
+        owner = getattr(use.owner, "operation", use.owner)
+        if owner.name != "rt3d.packed_conv3d" or use.operand_number != 0:
+            return None
+        params = packed_conv3d_params(owner)
+        padding = (tuple(params.padding_low), tuple(params.padding_high))
+        if found not in (None, padding):
+            return None
+        found = padding
+    if found is None or not any(found[0] + found[1]):
+        return None
+    return found
 
 
 def build_program(module: ir.Module, function: str) -> SpirvProgram:
