@@ -101,3 +101,20 @@ def test_conv_tiles_with_a_partial_last_tile(tmp_path):
     out = tmp_path / "conv.spv"
     rt3d_mlir.compile(model, x, output=out, target="spirv")
     assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+def test_conv_feeding_a_conv_writes_its_padded_output_in_place(tmp_path):
+    """Pad elision: only the model input is padded by a dispatch; conv1 writes into conv2's padded input."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv3d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(8, 8, 3, padding=(0, 1, 1))
+    ).eval()
+    x = torch.randn(1, 4, 6, 9, 9)
+    out = tmp_path / "convs.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv")
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    labels = [d["label"] for d in manifest["dispatches"]]
+    assert labels == ["pad1", "conv1", "conv2"]
+    assert [b["init"] for b in manifest["buffers"]].count("zero") == 1
+    assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
