@@ -96,7 +96,7 @@ class ProgramBuilder:
         self.program = SpirvProgram()
         self.values: dict[ir.Value, Tensor] = {}
         self._kernel_by_text: dict[str, str] = {}
-        self._constant_buffers: dict[int, int] = {}
+        self._constant_buffers: dict[int, tuple[np.ndarray, int]] = {}
         self._label_counts: dict[str, int] = {}
 
     # -- buffers and kernels
@@ -105,14 +105,15 @@ class ProgramBuilder:
         return len(self.program.buffers) - 1
 
     def constant_buffer(self, array: np.ndarray) -> int:
+        """One weights buffer per constant array (the array is kept, so its id stays unique)."""
         key = id(array)
         if key not in self._constant_buffers:
             if array.dtype.kind == "f":
                 data = np.ascontiguousarray(array, dtype=np.float32)
             else:
                 data = np.ascontiguousarray(array, dtype=np.int32)
-            self._constant_buffers[key] = self.new_buffer(data.size, "weights", data)
-        return self._constant_buffers[key]
+            self._constant_buffers[key] = (array, self.new_buffer(data.size, "weights", data))
+        return self._constant_buffers[key][1]
 
     def buffer_of(self, tensor: Tensor) -> int:
         if tensor.buffer is not None:
