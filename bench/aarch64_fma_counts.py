@@ -42,11 +42,14 @@ A76_GHZ = 2.84
 A76_FMLA_PER_CYCLE = 2
 
 
-def fmla_counts(model: torch.nn.Module, x: torch.Tensor, group_shape) -> tuple[int, int, int]:
+def fmla_counts(
+    model: torch.nn.Module, x: torch.Tensor, group_shape, schedule: str = ""
+) -> tuple[int, int, int]:
     """(conv fmla, FC fmla, kept conv MACs) per inference of the AArch64 build."""
     module = import_to_linalg(prepare_for_import(model), x)
     with module.context:
-        steps = sparse_conv_pipeline(group_shape, target="aarch64").split(", rt3d-vectorize")[0]
+        steps = sparse_conv_pipeline(group_shape, target="aarch64", schedule=schedule)
+        steps = steps.split(", rt3d-vectorize")[0]
         run_pipeline(module, f"builtin.module({steps})")
         conv = kept = 0
         for op in ops_named(module.operation, "rt3d.packed_conv3d"):
@@ -85,16 +88,20 @@ def main() -> None:
             model.load_state_dict(dense.state_dict())
             apply_random_masks(model, group, 1 / rate, "kgs", seed=0)
             rows.append((f"KGS {text} {rate:g}x", model, group))
-    print("| C3D build (AArch64, cortex-a76) | conv fmla / inference | FC fmla | kept conv MACs | "
-          "lane use (MACs / 4 fmla) | vs dense (conv fmla) | A76 lower bound (ms, 1 core) |")
+    print(
+        "| C3D build (AArch64, cortex-a76) | conv fmla / inference | FC fmla | kept conv MACs | "
+        "lane use (MACs / 4 fmla) | vs dense (conv fmla) | A76 lower bound (ms, 1 core) |"
+    )
     print("|---|---|---|---|---|---|---|")
     base = None
     for label, model, group in rows:
         conv, fc, kept = fmla_counts(model, x, group)
         base = base or conv
         ms = (conv + fc) / (A76_FMLA_PER_CYCLE * A76_GHZ * 1e9) * 1e3
-        print(f"| {label} | {conv / 1e9:.2f} G | {fc / 1e6:.1f} M | {kept / 1e9:.2f} G | "
-              f"{kept / (4 * conv):.0%} | {base / conv:.2f}x | {ms:.0f} |")
+        print(
+            f"| {label} | {conv / 1e9:.2f} G | {fc / 1e6:.1f} M | {kept / 1e9:.2f} G | "
+            f"{kept / (4 * conv):.0%} | {base / conv:.2f}x | {ms:.0f} |"
+        )
 
 
 if __name__ == "__main__":

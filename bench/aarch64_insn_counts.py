@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--groups", default="16x16,4x4")
     parser.add_argument("--input-size", default="16,112,112", help="frames,height,width")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--schedule", default="", help="rt3d-reorder-loops options for every conv")
     args = parser.parse_args()
     size = [int(v) for v in args.input_size.split(",")]
     kwargs = {"width": args.width, "input_size": size}
@@ -104,7 +105,11 @@ def main() -> None:
         model.load_state_dict(dense.state_dict())
         apply_random_masks(model, group, 1 / args.rate, "kgs", seed=0)
         builds.append((f"KGS {text} {args.rate:g}x", model, group))  # type: ignore[arg-type]
-    print(f"C3D width {args.width:g}, input {'x'.join(map(str, size))}, AArch64 cortex-a76, 1 thread\n")
+    schedule = f", schedule '{args.schedule}'" if args.schedule else ""
+    print(
+        f"C3D width {args.width:g}, input {'x'.join(map(str, size))}, "
+        f"AArch64 cortex-a76, 1 thread{schedule}\n"
+    )
     print(
         "| build | instructions / inference | fmla (measured) | fmla (static count) | measured / static | "
         "loads+stores | vs dense (instructions) | A76 lower bound (ms, 1 core) |"
@@ -115,9 +120,17 @@ def main() -> None:
         plugin = build_plugin(tmp)
         for label, model, group in builds:
             artifact = os.path.join(tmp, "model.so")
-            compile_model(model, x, output=artifact, target="aarch64", cpu="cortex-a76", group_shape=group)
+            compile_model(
+                model,
+                x,
+                output=artifact,
+                target="aarch64",
+                cpu="cortex-a76",
+                group_shape=group,
+                schedule=args.schedule,
+            )
             counts = per_inference(plugin, artifact, x.numpy(), tmp)
-            conv, fc, _kept = fmla_counts(model, x, group)
+            conv, fc, _kept = fmla_counts(model, x, group, args.schedule)
             base = base or counts["instructions"]
             cycles = max(counts["fmla"] / A76_FMLA_PER_CYCLE, counts["instructions"] / A76_DECODE_WIDTH)
             print(
