@@ -34,7 +34,7 @@ ARTIFACT_VERSION = 1
 TO_SPIRV = (
     "builtin.module(canonicalize, cse, "
     "spirv-attach-target{ver=v1.3 caps=Shader exts=SPV_KHR_storage_buffer_storage_class}, "
-    "convert-gpu-to-spirv, "
+    "gpu.module(convert-math-to-spirv), convert-gpu-to-spirv, "
     "spirv.module(spirv-lower-abi-attrs, spirv-update-vce, canonicalize))"
 )
 

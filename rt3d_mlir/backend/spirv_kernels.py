@@ -296,8 +296,9 @@ def generic_kernel(
     out_binding: int,
     captured: dict[ir.Value, float],
 ) -> Kernel:
-    """A single-result ``linalg.generic``: one invocation per point of its parallel
-    loops, the reduction loops (if any) run serially inside, the body re-emitted.
+    """The first result of a ``linalg.generic``: one invocation per point of its
+    parallel loops, the reduction loops (if any) run serially inside, and the
+    part of the body that first result depends on re-emitted.
 
     ``init`` is where the result's initial value comes from (a buffer or a
     constant fill), None when the body never reads it. ``captured`` maps
@@ -306,17 +307,19 @@ def generic_kernel(
     maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
     out_type = ir.RankedTensorType(op.results[0].type)
-    out_map = maps[-1]
-    loop_sizes = _loop_sizes(maps, [o.shape for o in inputs] + [tuple(out_type.shape)])
+    out_map = maps[len(inputs)]
+    loop_sizes = _loop_sizes(maps[: len(inputs) + 1], [o.shape for o in inputs] + [tuple(out_type.shape)])
     parallel = [i for i, it in enumerate(iterators) if "parallel" in it]
     reduction = [i for i, it in enumerate(iterators) if "reduction" in it]
-    if [ir.AffineDimExpr(e).position for e in out_map.results] != parallel:
+    out_dims = [e.position for e in out_map.results if isinstance(e, ir.AffineDimExpr)]
+    if out_dims != parallel:
         raise NotImplementedError("a linalg.generic whose output map is not its parallel loops in order")
     points = math.prod(loop_sizes[i] for i in parallel)
     k = KernelText(name, bindings)
     linear, ok = k.linear_id(points)
     block = op.regions[0].blocks[0]
-    body_ops = list(block.operations)
+    body_ops = _slice_for_first_result(list(block.operations))
+    used = {v for body_op in body_ops for v in body_op.operands}
     out_shape = tuple(out_type.shape)
     element = str(out_type.element_type)
 
@@ -330,7 +333,7 @@ def generic_kernel(
     def emit_body(dims: list[str], acc: str | None) -> str:
         names: dict[ir.Value, str] = {v: k.f32(c) for v, c in captured.items()}
         for arg, operand in zip(block.arguments, inputs, strict=False):
-            if operand.binding is not None or operand.scalar is not None:
+            if arg in used and (operand.binding is not None or operand.scalar is not None):
                 names[arg] = operand_value(operand, dims)
         if acc is not None:
             names[block.arguments[len(inputs)]] = acc
@@ -358,7 +361,7 @@ def generic_kernel(
         dims = [k.index(0)] * len(loop_sizes)
         for i, value in zip(parallel, par, strict=True):
             dims[i] = value
-        out_offset = k.linearize(par, out_shape)
+        out_offset = k.linearize([_affine(k, e, dims) for e in out_map.results], out_shape)
         acc = operand_value(init, dims) if init is not None else None
         if not reduction:
             k.store(emit_body(dims, acc), out_binding, out_offset)
@@ -389,6 +392,18 @@ def generic_kernel(
     if reduction and any(o.operation.name == "arith.mulf" for o in body_ops):
         flops = 2 * math.prod(loop_sizes)
     return Kernel(name, k.text(), k.bindings, linear_grid(points), flops)
+
+
+def _slice_for_first_result(body: list[ir.Operation]) -> list[ir.Operation]:
+    """The body ops the yield's first value depends on (in order), then the yield."""
+    yield_op = body[-1]
+    needed = {yield_op.operands[0]}
+    kept = []
+    for body_op in reversed(body[:-1]):
+        if any(r in needed for r in body_op.results):
+            kept.append(body_op)
+            needed.update(body_op.operands)
+    return [*reversed(kept), yield_op]
 
 
 def _loop_sizes(maps: Sequence[ir.AffineMap], shapes: Sequence[Sequence[int]]) -> list[int]:

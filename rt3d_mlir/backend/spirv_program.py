@@ -243,12 +243,12 @@ class ProgramBuilder:
         self.values[op.results[0]] = Tensor(_shape(op.results[0]), fill=value)
 
     def _op_linalg_generic(self, op: ir.Operation) -> None:
-        if len(op.results) != 1:
-            raise UnsupportedModelError("the spirv target takes linalg.generic ops with one result")
+        if any(True for r in list(op.results)[1:] for _ in r.uses):
+            raise UnsupportedModelError("the spirv target takes linalg.generic ops with one used result")
         maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
-        n_inputs = len(op.operands) - 1
+        n_inputs = len(op.operands) - len(op.results)
         block = op.regions[0].blocks[0]
-        if self._fold_constant_permutation(op, maps, n_inputs):
+        if self._fold_constant_permutation(op, maps, n_inputs) or self._lazy_fill(op, n_inputs):
             return
         bindings: list[Binding] = []
         buffers: list[int] = []
@@ -280,11 +280,13 @@ class ProgramBuilder:
         iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
         reads_out = any(True for _ in block.arguments[n_inputs].uses)
         reduces = any("reduction" in it for it in iterators)
-        init = operand(out_value, maps[-1]) if (reads_out or reduces) else None
+        init = operand(out_value, maps[n_inputs]) if (reads_out or reduces) else None
         shape = _shape(op.results[0])
         out = self.new_buffer(math.prod(shape))
         buffers.append(out)
         bindings.append(Binding(math.prod(shape)))
+        for result in list(op.results)[1:]:
+            self.values[result] = Tensor(_shape(result))  # unused (checked above)
         inside = set(block.arguments) | {r for body_op in block.operations for r in body_op.results}
         captured = {}
         for body_op in block.operations:
@@ -300,6 +302,23 @@ class ProgramBuilder:
             raise UnsupportedModelError(f"the spirv target cannot generate {err}") from None
         self.dispatch(kernel, buffers, "generic")
         self.values[op.results[0]] = Tensor(shape, buffer=out)
+
+    def _lazy_fill(self, op: ir.Operation, n_inputs: int) -> bool:
+        """A generalized fill (yield of a scalar input): recorded, written by no dispatch.
+
+        Its consumers take the value as their initial value; a fill of
+        another element type than f32 can only feed results nobody uses.
+        """
+        body = list(op.regions[0].blocks[0].operations)
+        value = op.operands[0] if n_inputs == 1 else None
+        if value is None or len(body) != 1 or body[0].operands[0] != op.regions[0].blocks[0].arguments[0]:
+            return False
+        if isinstance(value.type, ir.RankedTensorType):
+            return False
+        scalar = _scalar_constant(value)
+        shape = _shape(op.results[0])
+        self.values[op.results[0]] = Tensor(shape, fill=scalar) if scalar is not None else Tensor(shape)
+        return True
 
     def _fold_constant_permutation(self, op: ir.Operation, maps: list[ir.AffineMap], n_inputs: int) -> bool:
         """A generalized transpose (or copy) of a constant is done here, once."""

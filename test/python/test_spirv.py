@@ -84,8 +84,18 @@ def test_spirv_cli_compile_and_run(tiny_c3d_file, tmp_path):
 def test_spirv_rejects_cpu_options(tiny_c3d_file, tmp_path):
     _, x, checkpoint = tiny_c3d_file
     out, shape = tmp_path / "model.spv", ",".join(map(str, x.shape))
-    result = run("rt3d-compile", str(checkpoint), "-o", str(out), "--target", "spirv", "--cpu", "cortex-a76",
-                 "--input-shape", shape)
+    result = run(
+        "rt3d-compile",
+        str(checkpoint),
+        "-o",
+        str(out),
+        "--target",
+        "spirv",
+        "--cpu",
+        "cortex-a76",
+        "--input-shape",
+        shape,
+    )
     assert_one_line_error(result, "spirv")
     assert not out.exists()
 
@@ -117,4 +127,42 @@ def test_conv_feeding_a_conv_writes_its_padded_output_in_place(tmp_path):
     labels = [d["label"] for d in manifest["dispatches"]]
     assert labels == ["pad1", "conv1", "conv2"]
     assert [b["init"] for b in manifest["buffers"]].count("zero") == 1
+    assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        # average pool, FC, softmax (a max/argmax generic with an unused second result, math.exp)
+        lambda: [
+            torch.nn.Conv3d(3, 8, 3, padding=1),
+            torch.nn.AvgPool3d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8 * 4 * 4 * 4, 5),
+            torch.nn.Softmax(dim=1),
+        ],
+        # BatchNorm (folded), sigmoid, global average pool (output maps with constant indices)
+        lambda: [
+            torch.nn.Conv3d(3, 8, 3, padding=1),
+            torch.nn.BatchNorm3d(8),
+            torch.nn.Sigmoid(),
+            torch.nn.AdaptiveAvgPool3d(1),
+            torch.nn.Flatten(),
+        ],
+        # strided conv, max pool with -inf padding
+        lambda: [
+            torch.nn.Conv3d(3, 8, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool3d(3, 2, padding=1),
+        ],
+    ],
+    ids=["avgpool-softmax", "bn-sigmoid-globalpool", "stride-maxpool-pad"],
+)
+def test_spirv_layers_beyond_the_three_models(layers, tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*layers()).eval()
+    x = torch.randn(1, 3, 8, 8, 8)
+    out = tmp_path / "m.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv")
+    spirv_val(out, tmp_path)
     assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
