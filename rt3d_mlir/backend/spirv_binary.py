@@ -24,7 +24,7 @@ from torch_mlir import ir, passmanager
 from torch_mlir.dialects import gpu
 
 from rt3d_mlir.backend.spirv_kernels import Kernel
-from rt3d_mlir.backend.spirv_program import WEIGHT_ALIGNMENT, SpirvProgram
+from rt3d_mlir.backend.spirv_program import WEIGHT_ALIGNMENT, SpirvProgram, build_program
 from rt3d_mlir.errors import PipelineError
 
 TARGET_ENV = "vulkan1.1"
@@ -145,8 +145,6 @@ def write_artifact(program: SpirvProgram, binaries: Mapping[str, bytes], path: s
 
 def build_spirv_artifact(module: ir.Module, function: str, output: str, progress=None) -> SpirvProgram:
     """The forward function of ``module`` (after the sparse-convolution passes) as a SPIR-V artifact."""
-    from rt3d_mlir.backend.spirv_program import build_program
-
     step = progress or (lambda _msg: None)
     step("gpu kernels")
     program = build_program(module, function)

@@ -58,7 +58,7 @@ def linear_grid(points: int) -> tuple[int, int, int]:
     return x, math.ceil(groups / x), 1
 
 
-class KernelText:
+class GpuKernelText:
     """Builds one kernel's body: fresh SSA names, constants, nested regions."""
 
     def __init__(self, name: str, bindings: Sequence[Binding]) -> None:
@@ -200,7 +200,7 @@ def pad_kernel(
     """Copy into a larger tensor, filling the border with ``value``."""
     out_shape = [s + lo + hi for s, lo, hi in zip(in_shape, low, high, strict=True)]
     points = math.prod(out_shape)
-    k = KernelText(name, [Binding(math.prod(in_shape)), Binding(points)])
+    k = GpuKernelText(name, [Binding(math.prod(in_shape)), Binding(points)])
     linear, ok = k.linear_id(points)
 
     def body() -> None:
@@ -239,7 +239,7 @@ def copy_slice_kernel(
 ) -> Kernel:
     """Copy a tensor into ``out`` at ``offset`` along ``axis`` (one operand of a concat)."""
     points = math.prod(in_shape)
-    k = KernelText(name, [Binding(points), Binding(math.prod(out_shape))])
+    k = GpuKernelText(name, [Binding(points), Binding(math.prod(out_shape))])
     linear, ok = k.linear_id(points)
 
     def body() -> None:
@@ -254,7 +254,7 @@ def copy_slice_kernel(
 # --- linalg.generic ----------------------------------------------------------------------
 
 
-def _affine(k: KernelText, expr: ir.AffineExpr, dims: Sequence[str]) -> str:
+def _affine(k: GpuKernelText, expr: ir.AffineExpr, dims: Sequence[str]) -> str:
     if isinstance(expr, ir.AffineDimExpr):
         return dims[ir.AffineDimExpr(expr).position]
     if isinstance(expr, ir.AffineConstantExpr):
@@ -315,7 +315,7 @@ def generic_kernel(
     if out_dims != parallel:
         raise NotImplementedError("a linalg.generic whose output map is not its parallel loops in order")
     points = math.prod(loop_sizes[i] for i in parallel)
-    k = KernelText(name, bindings)
+    k = GpuKernelText(name, bindings)
     linear, ok = k.linear_id(points)
     block = op.regions[0].blocks[0]
     body_ops = _slice_for_first_result(list(block.operations))
@@ -479,7 +479,7 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
         Binding(s.blocks * s.block_size),
         Binding(n * f * plane),
     ]
-    k = KernelText(name, bindings)
+    k = GpuKernelText(name, bindings)
     bx = k.op("gpu.block_id x")
     block = k.op("gpu.block_id y")
     tx = k.op("gpu.thread_id x")

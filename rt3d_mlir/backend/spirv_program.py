@@ -9,6 +9,8 @@ sparse-convolution passes (``rt3d.packed_conv3d``, ``tensor.pad``,
   constants are folded here, and fills of a constant become the initial
   value inside the kernel that consumes them (no dispatch);
 * reshapes alias their operand's buffer (all buffers are row-major);
+* a conv whose every consumer is a conv reading it with the same padding
+  writes into a zeroed, padded buffer, so those consumers need no pad;
 * every other op becomes one dispatch of a kernel from
   :mod:`rt3d_mlir.backend.spirv_kernels` writing a fresh buffer, except a
   concat, which is one copy dispatch per operand into one buffer.
@@ -18,9 +20,8 @@ Identical kernels (same text) are emitted once and dispatched many times.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from torch_mlir import ir
@@ -29,7 +30,7 @@ from rt3d_mlir.backend import spirv_kernels as kernels
 from rt3d_mlir.backend.spirv_kernels import Binding, GenericOperand, Kernel
 from rt3d_mlir.dialect import packed_conv3d_params
 from rt3d_mlir.errors import UnsupportedModelError
-from rt3d_mlir.passes.matchers import constant_array, defining_op
+from rt3d_mlir.passes.matchers import constant_array, constant_attr
 
 WEIGHT_ALIGNMENT = 256
 
@@ -82,13 +83,8 @@ def _shape(value: ir.Value) -> tuple[int, ...]:
 
 
 def _scalar_constant(value: ir.Value) -> float | None:
-    op = defining_op(value)
-    if op is None or op.name != "arith.constant":
-        return None
-    attr = op.attributes["value"]
-    if isinstance(attr, ir.FloatAttr):
-        return float(ir.FloatAttr(attr).value)
-    return None
+    attr = constant_attr(value)
+    return float(attr.value) if isinstance(attr, ir.FloatAttr) else None
 
 
 class ProgramBuilder:
@@ -202,15 +198,6 @@ class ProgramBuilder:
     _op_tensor_collapse_shape = _reshape
     _op_tensor_expand_shape = _reshape
 
-    def _op_linalg_transpose(self, op: ir.Operation) -> None:
-        source = self.values[op.operands[0]]
-        if source.constant is None:
-            raise UnsupportedModelError("the spirv target transposes only constants (at compile time)")
-        perm = list(ir.DenseI64ArrayAttr(op.attributes["permutation"]))
-        self.values[op.results[0]] = Tensor(
-            _shape(op.results[0]), constant=np.transpose(source.constant, perm)
-        )
-
     def _op_tensor_pad(self, op: ir.Operation) -> None:
         source = self.values[op.operands[0]]
         low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))
@@ -235,12 +222,6 @@ class ProgramBuilder:
             self.dispatch(kernel, [self.buffer_of(source), out], "concat")
             offset += source.shape[axis]
         self.values[op.results[0]] = Tensor(shape, buffer=out)
-
-    def _op_linalg_fill(self, op: ir.Operation) -> None:
-        value = _scalar_constant(op.operands[0])
-        if value is None:
-            raise UnsupportedModelError("the spirv target fills only with constants")
-        self.values[op.results[0]] = Tensor(_shape(op.results[0]), fill=value)
 
     def _op_linalg_generic(self, op: ir.Operation) -> None:
         if any(True for r in list(op.results)[1:] for _ in r.uses):
@@ -375,7 +356,7 @@ class ProgramBuilder:
         out_padding = _padding_of_all_consumers(op.results[0])
         if out_padding is not None:
             # pad elision: write the interior of a zeroed, padded buffer the consumers read as is
-            shape = dataclasses.replace(shape, out_low=out_padding[0], out_high=out_padding[1])
+            shape = replace(shape, out_low=out_padding[0], out_high=out_padding[1])
             out = self.new_buffer(math.prod(_padded_shape(out_shape, *out_padding)), init="zero")
         else:
             out = self.new_buffer(math.prod(out_shape))
