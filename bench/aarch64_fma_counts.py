@@ -32,7 +32,7 @@ from torch_mlir import ir
 
 from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
 from rt3d_mlir.dialect import packed_conv3d_params
-from rt3d_mlir.frontend import import_to_linalg, prepare_for_import
+from rt3d_mlir.frontend import import_to_linalg
 from rt3d_mlir.models import build_model
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.matchers import constant_array, ops_named
@@ -46,7 +46,7 @@ def fmla_counts(
     model: torch.nn.Module, x: torch.Tensor, group_shape, schedule: str = ""
 ) -> tuple[int, int, int]:
     """(conv fmla, FC fmla, kept conv MACs) per inference of the AArch64 build."""
-    module = import_to_linalg(prepare_for_import(model), x)
+    module = import_to_linalg(model, x)
     with module.context:
         steps = sparse_conv_pipeline(group_shape, target="aarch64", schedule=schedule)
         steps = steps.split(", rt3d-vectorize")[0]

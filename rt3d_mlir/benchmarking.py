@@ -127,12 +127,20 @@ print(json.dumps({"seconds": time.perf_counter() - start,
 
 
 def compile_in_subprocess(
-    model: nn.Module, group_shape: tuple[int, int] | None, workdir: str, name: str
+    model: nn.Module,
+    arch: str,
+    kwargs: dict,
+    group_shape: tuple[int, int] | None,
+    workdir: str,
+    name: str,
 ) -> tuple[str, float, float]:
-    """Compile ``model`` in a fresh process: (artifact, seconds with import, peak RSS MiB)."""
+    """Compile ``model`` (an ``arch`` built with ``kwargs``) from an rt3d checkpoint in a fresh
+    process: (artifact, seconds with import, peak RSS MiB)."""
+    from rt3d_mlir.frontend.checkpoint import save_checkpoint
+
     path = os.path.join(workdir, f"{name}.pt")
     out = os.path.join(workdir, f"{name}.so")
-    torch.save(model, path)
+    save_checkpoint(path, arch, kwargs, model)
     result = subprocess.run(
         [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape)],
         capture_output=True,
@@ -200,7 +208,8 @@ def benchmark_model(
     from rt3d_mlir.models import build_model
 
     torch.manual_seed(seed)
-    dense = build_model(arch, num_classes=num_classes, input_size=input_size, width=width).eval()
+    kwargs = {"num_classes": num_classes, "input_size": list(input_size), "width": width}
+    dense = build_model(arch, **kwargs).eval()
     x = torch.randn(1, 3, *input_size)
     xn = x.numpy()
     report = ModelReport(arch, tuple(x.shape), threads, repeat)
@@ -214,7 +223,7 @@ def benchmark_model(
         _, kept = conv_flops(model, x)
         log(f"{arch}: compiling {variant.label}")
         name = f"{arch}-{variant.label.replace(' ', '-')}"
-        path, seconds, rss = compile_in_subprocess(model, variant.group_shape, workdir, name)
+        path, seconds, rss = compile_in_subprocess(model, arch, kwargs, variant.group_shape, workdir, name)
         compiled = rt3d_mlir.load(path, threads=threads)
         with torch.no_grad():
             expected = model(x).numpy()
@@ -282,9 +291,9 @@ def iree_layer(
     layer: nn.Module, x: torch.Tensor, threads: int, repeat: int, workdir: str
 ) -> dict[str, float]:
     """Compile one layer with IREE (llvm-cpu, host CPU) and time it: median seconds."""
-    from rt3d_mlir.frontend import import_to_linalg, prepare_for_import
+    from rt3d_mlir.frontend import import_to_linalg
 
-    module = import_to_linalg(prepare_for_import(layer), x)
+    module = import_to_linalg(layer, x)
     mlir_path = os.path.join(workdir, "layer.mlir")
     with open(mlir_path, "w") as f:
         module.operation.print(file=f, large_elements_limit=None)

@@ -13,22 +13,22 @@ from rt3d_mlir.backend import build_shared_object, get_target, require_toolchain
 from rt3d_mlir.backend.pipelines import sparse_conv_pipeline, spirv_pipeline
 from rt3d_mlir.backend.spirv_binary import build_spirv_artifact
 from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
+from rt3d_mlir.fileio import check_output_path
 from rt3d_mlir.frontend import (
     FUNCTION_NAME,
     LoadedModel,
     check_input_shape,
     import_to_linalg,
     load_model_file,
-    prepare_for_import,
 )
 from rt3d_mlir.passes import run_pipeline
 
 ModelLike = str | os.PathLike[str] | nn.Module | torch.export.ExportedProgram
 
 
-def _loaded(model: ModelLike) -> LoadedModel:
+def _loaded(model: ModelLike, trust_pickle: bool) -> LoadedModel:
     if isinstance(model, str | os.PathLike):
-        return load_model_file(model)
+        return load_model_file(model, trust_pickle=trust_pickle)
     if isinstance(model, torch.export.ExportedProgram):
         return LoadedModel("<ExportedProgram>", program=model)
     if isinstance(model, nn.Module):
@@ -72,6 +72,7 @@ def compile_model(
     keep_intermediates: str | None = None,
     reference_kernels: bool = False,
     schedule: str = "",
+    trust_pickle: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> str:
     """Compile a model to an artifact at ``output`` and return its path.
@@ -82,6 +83,8 @@ def compile_model(
     generated vector kernels by the (slow) dense masked linalg lowering.
     ``schedule`` overrides the loop schedule chosen for every convolution
     (``rt3d-reorder-loops`` options, e.g. ``"tile-cols=8 vector-dim=width"``).
+    ``trust_pickle`` allows model files whose loading runs code from the
+    file (a pickled ``nn.Module``); see ``docs/security.md``.
     """
     step = progress or (lambda _msg: None)
     if not re.fullmatch(r"(\s*[a-z-]+=[A-Za-z0-9_]+)*\s*", schedule):
@@ -89,27 +92,22 @@ def compile_model(
             f"schedule must be 'option=value' pairs of rt3d-reorder-loops, got '{schedule}'"
         )
     target_info = get_target(target)
+    toolchain = None
     if target_info.gpu:
         if cpu or reference_kernels or schedule:
             raise UnsupportedModelError(
                 "--cpu, --schedule and --reference-kernels apply to CPU targets, not to spirv"
             )
     else:
-        require_toolchain(target_info)
+        toolchain = require_toolchain(target_info, cpu)
     output = os.fspath(output)
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        raise UnsupportedModelError(f"output directory '{out_dir}' does not exist")
+    check_output_path(output)  # before minutes of work
     step("load")
-    loaded = _loaded(model)
+    loaded = _loaded(model, trust_pickle)
     shape = _resolve_input_shape(loaded, example_input, input_shape)
     x = example_input if example_input is not None else torch.zeros(shape)
     step("import")
-    if loaded.program is not None:
-        module = import_to_linalg(loaded.program, x)
-    else:
-        assert loaded.module is not None
-        module = import_to_linalg(prepare_for_import(loaded.module), x)
+    module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
     with module.context:
         step("sparse convolutions")
         if target_info.gpu:
@@ -123,12 +121,12 @@ def compile_model(
             schedule=schedule,
         )
         run_pipeline(module, f"builtin.module({pipeline})")
+        assert toolchain is not None
         build_shared_object(
             module,
             FUNCTION_NAME,
             output,
-            target_info,
-            cpu=cpu,
+            toolchain,
             keep_dir=keep_intermediates,
             progress=step,
         )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+_FRAME = re.compile(r'"([^"]+)":(\d+):\d+')
+MAX_MESSAGE = 600  # characters of one error line
+
 
 class Rt3dError(Exception):
     """A user-facing failure: bad input, unsupported model, missing toolchain.
@@ -29,3 +34,18 @@ class PipelineError(Rt3dError):
 
 class ArtifactError(Rt3dError):
     """A compiled artifact is missing, corrupt, or called with wrong inputs."""
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as one line of at most ``limit`` characters (lines joined with "; ")."""
+    line = "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def describe_location(location: object) -> str:
+    """The ``file:line`` frames of an MLIR location, innermost first (site-packages paths shortened)."""
+    frames = []
+    for path, line in _FRAME.findall(str(location)):
+        path = path.split("site-packages/", 1)[-1]
+        frames.append(f"{path}:{line}")
+    return " <- ".join(dict.fromkeys(frames)) if frames else one_line(str(location), 200)

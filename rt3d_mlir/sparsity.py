@@ -40,14 +40,17 @@ DEFAULT_GROUP_SHAPE_CANDIDATES: tuple[GroupShape, ...] = (
 )
 
 
+MAX_GROUP_EXTENT = 1 << 16  # filters or channels in one kernel group (a larger group is the whole layer)
+
+
 def parse_group_shape(text: str) -> GroupShape:
     """Parse ``"8x4"`` into ``(8, 4)``."""
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
         raise ValueError(f"group shape must look like 8x4, got '{text}'")
     g_f, g_c = int(parts[0]), int(parts[1])
-    if g_f < 1 or g_c < 1:
-        raise ValueError(f"group shape entries must be positive, got '{text}'")
+    if not (1 <= g_f <= MAX_GROUP_EXTENT and 1 <= g_c <= MAX_GROUP_EXTENT):
+        raise ValueError(f"group shape entries must be between 1 and {MAX_GROUP_EXTENT}, got '{text}'")
     return g_f, g_c
 
 

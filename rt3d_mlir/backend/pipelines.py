@@ -79,6 +79,7 @@ LOOPS_TO_LLVM = ", ".join(
         "expand-strided-metadata",
         "finalize-memref-to-llvm{use-generic-functions=1}",
         "convert-math-to-llvm",
+        "convert-math-to-libm",  # what has no LLVM intrinsic (erf, tanh, ...) calls the C math library
         "convert-arith-to-llvm",
         "convert-index-to-llvm",
         "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}",

@@ -5,21 +5,25 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch_mlir import ir
 
 from rt3d_mlir.backend.abi import (
-    FORWARD_IMPL_SYMBOL,
     Dispatch,
     WeightSymbol,
+    info_json,
     version_script,
     weights_assembly,
     wrapper_source,
 )
+from rt3d_mlir.backend.cpu_features import cpu_features
 from rt3d_mlir.backend.pipelines import LOOPS_TO_LLVM, bufferize_pipeline
 from rt3d_mlir.backend.targets import Target
 from rt3d_mlir.backend.toolchain import CLANG, LLD, MLIR_TRANSLATE, find_tool, run_tool
-from rt3d_mlir.errors import UnsupportedModelError
+from rt3d_mlir.contracts.shared_object import FORWARD_IMPL_SYMBOL
+from rt3d_mlir.errors import ToolchainError, UnsupportedModelError, describe_location
+from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.externalize_weights import OFFSET_ATTR, SIZE_ATTR
 from rt3d_mlir.passes.kernel_calls import DENSE_FLOPS_ATTR, FLOPS_ATTR, KERNEL_ATTR, TASKS_ATTR, int_attr
@@ -52,12 +56,54 @@ def entry_signature(func: ir.Operation) -> tuple[tuple[int, ...], tuple[int, ...
     return shapes[0], shapes[1]
 
 
-def require_toolchain(target: Target) -> tuple[str, str]:
-    """(mlir-translate, clang) for the target, or a ToolchainError naming the package."""
+@dataclass(frozen=True)
+class Toolchain:
+    """The tools and CPU choice for one CPU target, resolved once before any work."""
+
+    target: Target
+    mlir_translate: str
+    clang: str
+    cpu: str  # as clang resolves it (``native`` becomes this machine's CPU name)
+    features: tuple[str, ...]  # /proc/cpuinfo names of the extensions the code may use
+
+    def info(self) -> str:
+        return info_json(self.target.name, self.target.triple, self.cpu, self.features)
+
+
+def require_toolchain(target: Target, cpu: str | None = None) -> Toolchain:
+    """The toolchain for ``target`` tuned for ``cpu``, or a ToolchainError naming the package
+    (an unknown CPU name is a ToolchainError too)."""
     mlir_translate = find_tool(MLIR_TRANSLATE, target.name)
     clang = find_tool(CLANG, target.name)
     find_tool(LLD, target.name)
-    return mlir_translate, clang
+    chosen = cpu or target.default_cpu
+    if not chosen or chosen.startswith("-") or not chosen.replace("-", "").replace("_", "").isalnum():
+        raise ToolchainError(f"'{chosen}' is not a CPU name")
+    resolved, features = cpu_features(clang, target, chosen)
+    return Toolchain(target, mlir_translate, clang, resolved, tuple(features))
+
+
+def _require_llvm_dialect(module: ir.Module) -> None:
+    """Every op is in the LLVM dialect after lowering, or UnsupportedModelError names the first that is not.
+
+    (An op the pipelines cannot lower would otherwise fail later, in
+    mlir-translate or at link time, with a message about generated files.)
+    """
+    leftover: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name != "builtin.module" and not op.name.startswith("llvm."):
+            leftover.append(op)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit, ir.WalkOrder.PRE_ORDER)
+    if leftover:
+        op = leftover[0]
+        raise UnsupportedModelError(
+            f"unsupported operator '{op.name}': the CPU targets cannot lower it "
+            f"(at {describe_location(op.location)})"
+        )
 
 
 def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
@@ -98,8 +144,7 @@ def build_shared_object(
     module: ir.Module,
     function_name: str,
     output: str,
-    target: Target,
-    cpu: str | None = None,
+    toolchain: Toolchain,
     keep_dir: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> None:
@@ -108,7 +153,7 @@ def build_shared_object(
     The output file appears only when everything succeeded (it is written
     under a temporary name and renamed).
     """
-    mlir_translate, clang = require_toolchain(target)
+    target = toolchain.target
     step = progress or (lambda _msg: None)
 
     func = entry_function(module, function_name)
@@ -127,15 +172,16 @@ def build_shared_object(
             open(blob, "wb").close()
         step("lower to LLVM dialect")
         run_pipeline(module, f"builtin.module({LOOPS_TO_LLVM})")
+        _require_llvm_dialect(module)
         llvm_mlir = os.path.join(work, "model.llvm.mlir")
         with open(llvm_mlir, "w") as f:
             module.operation.print(file=f, large_elements_limit=None)
         step("translate to LLVM IR")
         llvm_ir = os.path.join(work, "model.ll")
-        run_tool([mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
+        run_tool([toolchain.mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
         wrapper = os.path.join(work, "abi.c")
         with open(wrapper, "w") as f:
-            f.write(wrapper_source(target.name, input_shape, output_shape, dispatches))
+            f.write(wrapper_source(target.name, input_shape, output_shape, dispatches, toolchain.info()))
         assembly = os.path.join(work, "weights.S")
         with open(assembly, "w") as f:
             f.write(weights_assembly(os.path.abspath(blob), weights))
@@ -143,15 +189,12 @@ def build_shared_object(
         with open(exports, "w") as f:
             f.write(version_script())
         step("compile and link")
-        out_dir = os.path.dirname(os.path.abspath(output)) or "."
-        fd, partial = tempfile.mkstemp(prefix=".rt3d-", suffix=".so.partial", dir=out_dir)
-        os.close(fd)
-        try:
+        with atomic_output(output, executable=True) as partial:
             run_tool(
                 [
-                    clang,
+                    toolchain.clang,
                     f"--target={target.triple}",
-                    f"{target.cpu_flag}={cpu or target.default_cpu}",
+                    f"{target.cpu_flag}={toolchain.cpu}",
                     "-O3",
                     "-fPIC",
                     "-shared",
@@ -163,12 +206,9 @@ def build_shared_object(
                     llvm_ir,
                     wrapper,
                     assembly,
+                    "-lm",
                     "-o",
                     partial,
                 ],
                 "compiling the shared object",
             )
-            os.replace(partial, output)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Mapping
 
@@ -23,13 +22,18 @@ import numpy as np
 from torch_mlir import ir, passmanager
 from torch_mlir.dialects import gpu
 
-from rt3d_mlir.backend.spirv_kernels import Kernel
+from rt3d_mlir.backend.spirv_kernels import WORKGROUP, Kernel
 from rt3d_mlir.backend.spirv_program import WEIGHT_ALIGNMENT, SpirvProgram, build_program
+from rt3d_mlir.contracts.spirv_artifact import (
+    FORMAT,
+    FORMAT_VERSION,
+    KERNEL_DIRECTORY,
+    MANIFEST,
+    TARGET_ENV,
+    WEIGHTS,
+)
 from rt3d_mlir.errors import PipelineError
-
-TARGET_ENV = "vulkan1.1"
-ARTIFACT_FORMAT = "rt3d-spirv"
-ARTIFACT_VERSION = 1
+from rt3d_mlir.fileio import atomic_output
 
 TO_SPIRV = (
     "builtin.module(canonicalize, cse, "
@@ -86,8 +90,8 @@ def manifest(program: SpirvProgram, weight_offsets: Mapping[int, int]) -> dict:
             entry["offset"] = weight_offsets[i]
         buffers.append(entry)
     return {
-        "format": ARTIFACT_FORMAT,
-        "version": ARTIFACT_VERSION,
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
         "target_env": TARGET_ENV,
         "input": {"buffer": program.input_buffer, "shape": list(program.input_shape), "dtype": "float32"},
         "output": {"buffer": program.output_buffer, "shape": list(program.output_shape), "dtype": "float32"},
@@ -95,10 +99,11 @@ def manifest(program: SpirvProgram, weight_offsets: Mapping[int, int]) -> dict:
         "kernels": [
             {
                 "name": k.name,
-                "module": f"kernels/{k.name}.spv",
+                "module": f"{KERNEL_DIRECTORY}{k.name}.spv",
                 "entry": k.name,
                 "bindings": len(k.bindings),
-                "workgroup_size": [64, 1, 1],
+                "workgroup_size": [WORKGROUP, 1, 1],
+                "groups": list(k.groups),
             }
             for k in program.kernels.values()
         ],
@@ -130,17 +135,13 @@ def write_artifact(program: SpirvProgram, binaries: Mapping[str, bytes], path: s
         weights.write(b"\0" * pad)
         offsets[i] = weights.tell()
         weights.write(np.ascontiguousarray(buffer.data).tobytes())
-    partial = f"{path}.partial-{os.getpid()}"
-    try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            archive.writestr("manifest.json", json.dumps(manifest(program, offsets), indent=1))
-            for name, data in binaries.items():
-                archive.writestr(f"kernels/{name}.spv", data)
-            archive.writestr("weights.bin", weights.getbuffer())
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+    with atomic_output(path) as partial, zipfile.ZipFile(
+        partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True
+    ) as archive:
+        archive.writestr(MANIFEST, json.dumps(manifest(program, offsets), indent=1))
+        for name, data in binaries.items():
+            archive.writestr(f"{KERNEL_DIRECTORY}{name}.spv", data)
+        archive.writestr(WEIGHTS, weights.getbuffer())
 
 
 def build_spirv_artifact(module: ir.Module, function: str, output: str, progress=None) -> SpirvProgram:

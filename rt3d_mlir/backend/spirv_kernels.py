@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
+from rt3d_mlir.codegen.literals import float_literal
+
 WORKGROUP = 64
 MAX_GROUPS_X = 32768
 
@@ -89,7 +91,7 @@ class GpuKernelText:
         return self._constants[key]
 
     def f32(self, value: float) -> str:
-        text = _f32_literal(value)
+        text = float_literal(value, "f32")
         key = ("f32", text)
         if key not in self._constants:
             self._constants[key] = f"%f{len(self._constants)}"
@@ -181,14 +183,6 @@ class GpuKernelText:
                 "  }",
             ]
         )
-
-
-def _f32_literal(value: float) -> str:
-    if math.isinf(value):
-        return "0xFF800000" if value < 0 else "0x7F800000"
-    if math.isnan(value):
-        return "0x7FC00000"
-    return repr(float(value))
 
 
 # --- elementwise-style kernels ---------------------------------------------------------
@@ -484,7 +478,10 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
     block = k.op("gpu.block_id y")
     tx = k.op("gpu.thread_id x")
     first_position = k.add(k.mul(bx, WORKGROUP * per), tx)
-    ok = k.op(f"arith.cmpi ult, {first_position}, {k.index(positions)} : index")
+    # Both grid axes are guarded: a larger grid than the kernel was built for stays in bounds.
+    in_plane = k.op(f"arith.cmpi ult, {first_position}, {k.index(positions)} : index")
+    in_blocks = k.op(f"arith.cmpi ult, {block}, {k.index(s.blocks)} : index")
+    ok = k.op(f"arith.andi {in_plane}, {in_blocks} : i1")
     vec = "vector<4xf32>"
     channel_stride = dp * hp * wp
 

@@ -29,7 +29,7 @@ from torch_mlir import ir
 from rt3d_mlir.backend import spirv_kernels as kernels
 from rt3d_mlir.backend.spirv_kernels import Binding, GenericOperand, Kernel
 from rt3d_mlir.dialect import packed_conv3d_params
-from rt3d_mlir.errors import UnsupportedModelError
+from rt3d_mlir.errors import UnsupportedModelError, describe_location
 from rt3d_mlir.passes.matchers import constant_array, constant_attr
 
 WEIGHT_ALIGNMENT = 256
@@ -164,7 +164,10 @@ class ProgramBuilder:
         for op in block.operations:
             handler = getattr(self, "_op_" + op.operation.name.replace(".", "_"), None)
             if handler is None:
-                raise UnsupportedModelError(f"the spirv target has no GPU kernel for '{op.operation.name}'")
+                raise UnsupportedModelError(
+                    f"unsupported operator '{op.operation.name}' on the spirv target (it has no GPU kernel "
+                    f"for it; at {describe_location(op.location)})"
+                )
             handler(op)
         return self.program
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rt3d_mlir.errors import ToolchainError
+from rt3d_mlir.processes import run_process
 
 SETUP_HINT = "run scripts/setup.sh (or: apt-get install {package})"
 
@@ -39,13 +39,17 @@ def find_tool(tool: Tool, target: str) -> str:
     return path
 
 
-def run_tool(args: Sequence[str], what: str) -> None:
-    """Run a tool; on failure raise a one-line ToolchainError with its first error line."""
+def run_tool(args: Sequence[str], what: str) -> str:
+    """Run a tool; on failure raise a one-line ToolchainError with its first error line.
+
+    Returns what the tool printed (stdout, then stderr).
+    """
     try:
-        completed = subprocess.run(list(args), capture_output=True, text=True, check=False)
+        completed = run_process(args)
     except OSError as err:
         raise ToolchainError(f"{what} failed: cannot run {args[0]}: {err.strerror}") from None
     if completed.returncode != 0:
         lines = [ln for ln in completed.stderr.splitlines() if ln.strip()]
         first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
         raise ToolchainError(f"{what} failed ({os.path.basename(args[0])}): {first.strip()}")
+    return completed.stdout + completed.stderr

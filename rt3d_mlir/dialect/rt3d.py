@@ -75,6 +75,7 @@ class PackedConv3dOp(Rt3dDialect.Operation, name="packed_conv3d"):
     block_starts: ext.Operand[Any]
     out_channels: ext.Operand[Any]
     bias: ext.Operand[Any]
+    kernel_size: Any
     strides: Any
     padding_low: Any
     padding_high: Any
@@ -189,16 +190,53 @@ def _static_shape(value_type: ir.Type) -> tuple[int, ...] | None:
     return tuple(tensor.shape)
 
 
+def _element_problem(names: list[str], values: list[ir.Value], elements: list[str]) -> str | None:
+    """Each value's element type is the one named (``f32`` or ``i32``), or a message saying which is not."""
+    for name, value, element in zip(names, values, elements, strict=True):
+        actual = ir.RankedTensorType(value.type).element_type
+        ok = isinstance(actual, ir.F32Type) if element == "f32" else (
+            isinstance(actual, ir.IntegerType) and actual.width == 32 and not actual.is_unsigned
+        )
+        if not ok:
+            return f"{name} must have {element} elements, got {actual}"
+    return None
+
+
+def _segment_problem(op: ir.Operation, allowed: tuple[tuple[int, ...], ...]) -> str | None:
+    """``operandSegmentSizes`` is one of ``allowed`` and matches the operand count."""
+    if "operandSegmentSizes" not in op.attributes:
+        return "requires 'operandSegmentSizes' (array<i32>) for its optional operand"
+    try:
+        sizes = tuple(int(v) for v in ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+    except (ValueError, TypeError):
+        return "'operandSegmentSizes' must be an array<i32>"
+    if sizes not in allowed:
+        choices = ", ".join(str(list(a)) for a in allowed)
+        return f"'operandSegmentSizes' must be one of {choices}, got {list(sizes)}"
+    if sum(sizes) != len(op.operands):
+        return (
+            f"'operandSegmentSizes' {list(sizes)} describes {sum(sizes)} operands, "
+            f"the op has {len(op.operands)}"
+        )
+    return None
+
+
 def kgs_conv3d_problem(op: ir.Operation) -> str | None:
     """What is wrong with an ``rt3d.kgs_conv3d``, or None if it is valid."""
     operands = list(op.operands)
     if len(operands) not in (2, 3) or len(op.results) != 1:
         return "expects (input, weight[, bias]) and one result"
+    problem = _segment_problem(op, ((1, 1, 0), (1, 1, 1)))
+    if problem:
+        return problem
     shapes = [_static_shape(v.type) for v in operands] + [_static_shape(op.results[0].type)]
     names = [*["input", "weight", "bias"][: len(operands)], "result"]
     for name, shape in zip(names, shapes, strict=True):
         if shape is None:
             return f"{name} must be a statically shaped ranked tensor"
+    problem = _element_problem(names, [*operands, op.results[0]], ["f32"] * len(names))
+    if problem:
+        return problem
     x_shape, w_shape = shapes[0], shapes[1]
     y_shape = shapes[-1]
     if len(x_shape) != 5:
@@ -318,6 +356,7 @@ VECTOR_DIMS = ("filters", "width")
 
 @dataclass(frozen=True)
 class PackedConv3dParams:
+    kernel_size: tuple[int, int, int]
     strides: tuple[int, int, int]
     padding_low: tuple[int, int, int]
     padding_high: tuple[int, int, int]
@@ -345,6 +384,7 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
     """Read a verified ``rt3d.packed_conv3d``'s attributes."""
     order = op.attributes["loop_order"] if "loop_order" in op.attributes else None
     return PackedConv3dParams(
+        kernel_size=_i64_array(op, "kernel_size"),  # type: ignore[arg-type]
         strides=_i64_array(op, "strides"),  # type: ignore[arg-type]
         padding_low=_i64_array(op, "padding_low"),  # type: ignore[arg-type]
         padding_high=_i64_array(op, "padding_high"),  # type: ignore[arg-type]
@@ -363,15 +403,32 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
     )
 
 
-def _element_type_is(value: ir.Value, width: int, is_float: bool) -> bool:
-    element = ir.RankedTensorType(value.type).element_type
-    if is_float:
-        return isinstance(element, ir.F32Type)
-    return isinstance(element, ir.IntegerType) and element.width == width
+def _constant_table(value: ir.Value) -> np.ndarray | None:
+    """The elements of a table operand defined by an ``arith.constant`` with inline data, else None."""
+    owner = value.owner
+    if not isinstance(owner, ir.OpView) and not isinstance(owner, ir.Operation):
+        return None
+    operation = owner.operation if isinstance(owner, ir.OpView) else owner
+    if operation.name != "arith.constant" or "value" not in operation.attributes:
+        return None
+    try:
+        attr = ir.DenseIntElementsAttr(operation.attributes["value"])
+    except ValueError:
+        return None
+    if attr.is_splat:
+        return np.full(ir.ShapedType(attr.type).shape, int(ir.IntegerAttr(attr.get_splat_value()).value))
+    return np.array(attr, dtype=np.int64)
 
 
 def packed_conv3d_problem(op: ir.Operation) -> str | None:
-    """What is wrong with an ``rt3d.packed_conv3d``, or None if it is valid."""
+    """What is wrong with an ``rt3d.packed_conv3d``, or None if it is valid.
+
+    Besides shapes, types and attributes, constant tables are checked
+    against what the kernels will do with them: every entry offset names a
+    channel run and kernel position inside the zero-padded input, block
+    starts rise from 0 to the entry count, and every lane's output channel
+    is -1 or a channel of the result.
+    """
     operands = list(op.operands)
     if len(operands) != 6 or len(op.results) != 1:
         return "expects (input, weights, entry_offsets, block_starts, out_channels, bias) and one result"
@@ -380,23 +437,20 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     for name, shape in zip(names, shapes, strict=True):
         if shape is None:
             return f"{name} must be a statically shaped ranked tensor"
-    for name, value, width, is_float in (
-        ("input", operands[0], 32, True),
-        ("weights", operands[1], 32, True),
-        ("entry_offsets", operands[2], 32, False),
-        ("block_starts", operands[3], 32, False),
-        ("out_channels", operands[4], 32, False),
-        ("bias", operands[5], 32, True),
-    ):
-        if not _element_type_is(value, width, is_float):
-            return f"{name} must have {'f32' if is_float else 'i32'} elements"
+    problem = _element_problem(
+        names, [*operands, op.results[0]], ["f32", "f32", "i32", "i32", "i32", "f32", "f32"]
+    )
+    if problem:
+        return problem
     x_shape, y_shape = shapes[0], shapes[-1]
     if len(x_shape) != 5 or len(y_shape) != 5:
         return "input and result must be rank 5 (N, C, D, H, W)"
     if any(len(s) != 1 for s in shapes[1:6]):
         return "weights and tables must be rank 1"
     values: dict[str, tuple[int, ...]] = {}
-    for name, minimum in (("strides", 1), ("dilations", 1), ("padding_low", 0), ("padding_high", 0)):
+    for name, minimum in (
+        ("kernel_size", 1), ("strides", 1), ("dilations", 1), ("padding_low", 0), ("padding_high", 0)
+    ):
         value = _i64_array(op, name)
         if value is None or len(value) != 3 or min(value) < minimum:
             return f"requires '{name}' as array<i64> of 3 entries >= {minimum}"
@@ -409,6 +463,7 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         return f"channel_unroll {unroll} does not divide the {x_shape[1]} input channels"
     if (
         "activation" not in op.attributes
+        or not isinstance(op.attributes["activation"], ir.StringAttr)
         or ir.StringAttr(op.attributes["activation"]).value not in ACTIVATIONS
     ):
         return f"requires 'activation', one of {', '.join(ACTIVATIONS)}"
@@ -423,8 +478,23 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         )
     if shapes[4][0] != blocks * block or shapes[5][0] != blocks * block:
         return f"out_channels and bias must have blocks x block_size = {blocks * block} elements"
-    if y_shape[0] != x_shape[0] or y_shape[1] > blocks * block:
+    expected = conv_output_shape(
+        x_shape,
+        (y_shape[1], x_shape[1], *values["kernel_size"]),
+        values["strides"],
+        values["padding_low"],
+        values["padding_high"],
+        values["dilations"],
+    )
+    if min(expected[2:]) < 1:
+        return f"window does not fit the padded input: output spatial shape {expected[2:]}"
+    if y_shape != expected:
+        return f"result shape {y_shape} does not match the computed output shape {expected}"
+    if y_shape[1] > blocks * block:
         return f"result shape {y_shape} does not fit {blocks} blocks of {block} filters"
+    problem = _table_problem(op, x_shape, y_shape, values, unroll, entries)
+    if problem:
+        return problem
     if "tile_sizes" in op.attributes:
         tiles = _i64_array(op, "tile_sizes")
         if tiles is None or len(tiles) != 2 or min(tiles) < 1:
@@ -446,6 +516,57 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     return None
 
 
+def _table_problem(
+    op: ir.Operation,
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    values: dict[str, tuple[int, ...]],
+    unroll: int,
+    entries: int,
+) -> str | None:
+    """Check constant tables (non-constant ones are checked where they become constant)."""
+    operands = list(op.operands)
+    starts = _constant_table(operands[3])
+    if starts is not None:
+        if starts[0] != 0 or starts[-1] != entries or np.any(np.diff(starts) < 0):
+            return f"block_starts must rise from 0 to the {entries} entries, got {starts.tolist()[:8]}..."
+    lanes = _constant_table(operands[4])
+    if lanes is not None and (np.any(lanes < -1) or np.any(lanes >= y_shape[1])):
+        bad = int(lanes[(lanes < -1) | (lanes >= y_shape[1])][0])
+        return f"out_channels holds {bad}, outside -1 (no filter) and the result's {y_shape[1]} channels"
+    if lanes is not None:
+        used = lanes[lanes >= 0]
+        if len(np.unique(used)) != len(used):
+            return "out_channels names an output channel twice"
+    offsets = _constant_table(operands[2])
+    if offsets is None or offsets.size == 0:
+        return None
+    padded = [
+        size + lo + hi
+        for size, lo, hi in zip(x_shape[2:], values["padding_low"], values["padding_high"], strict=True)
+    ]
+    plane = padded[0] * padded[1] * padded[2]
+    channel, rest = np.divmod(offsets, plane)
+    pd, rest = np.divmod(rest, padded[1] * padded[2])
+    ph, pw = np.divmod(rest, padded[2])
+    reach = [(k - 1) * d for k, d in zip(values["kernel_size"], values["dilations"], strict=True)]
+    bad = (
+        (offsets < 0)
+        | (channel % unroll != 0)
+        | (channel + unroll > x_shape[1])
+        | (pd > reach[0]) | (ph > reach[1]) | (pw > reach[2])
+        | (pd % values["dilations"][0] != 0) | (ph % values["dilations"][1] != 0)
+        | (pw % values["dilations"][2] != 0)
+    )
+    if np.any(bad):
+        first = int(np.flatnonzero(bad)[0])
+        return (
+            f"entry_offsets[{first}] = {int(offsets[first])} is not a channel run and kernel position "
+            f"inside the padded input {tuple(x_shape[:2]) + tuple(padded)}"
+        )
+    return None
+
+
 def build_packed_conv3d(
     result_type: ir.Type,
     operands: list[ir.Value],
@@ -460,6 +581,7 @@ def build_packed_conv3d(
     op = PackedConv3dOp(
         result_type,
         *operands,
+        i64s(params.kernel_size),
         i64s(params.strides),
         i64s(params.padding_low),
         i64s(params.padding_high),

@@ -23,7 +23,8 @@ strings), so the file loads with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import os
-import tempfile
+import pickle
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,12 @@ import torch
 from torch import nn
 
 from rt3d_mlir.errors import ModelLoadError
+from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.models import ARCHITECTURES, build_model
+
+TRUST_FLAG = "if you trust the file, pass --trust-pickle (Python: trust_pickle=True)"
+TRUST_HINT = f"{TRUST_FLAG}; better, save the model with torch.export.save (.pt2) or as an rt3d checkpoint"
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 CHECKPOINT_FORMAT = "rt3d-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -117,6 +123,64 @@ def checkpoint_from_dict(data: Mapping[str, Any], source: str) -> Checkpoint:
     )
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def torch_load(source: str, trust_pickle: bool = False) -> Any:
+    """``torch.load`` of a file that may be hostile: ``weights_only`` unless ``trust_pickle``.
+
+    Tensors and plain containers (an rt3d checkpoint) always load; any other
+    pickled object (an ``nn.Module``) only with ``trust_pickle``, else a
+    ModelLoadError that says how to opt in. Every failure is one line.
+    """
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise ModelLoadError(
+                f"cannot read '{source}' as a PyTorch file (truncated or not a model file?): "
+                f"{_first_line(err)}"
+            ) from None
+        if not trust_pickle:
+            found = _GLOBAL.search(str(err))
+            what = f" ({found.group(1)})" if found else ""
+            raise ModelLoadError(
+                f"'{source}' is a pickled Python object{what}, and unpickling it can run code from the "
+                f"file; {TRUST_HINT}"
+            ) from None
+    except Exception as err:  # the weights-only unpickler raises many kinds for a corrupt file
+        raise ModelLoadError(
+            f"cannot read '{source}' as a PyTorch file (truncated or not a model file?): {_first_line(err)}"
+        ) from None
+    try:
+        return torch.load(source, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as err:
+        raise ModelLoadError(
+            f"'{source}' is a pickled model that needs Python module '{err.name}', which cannot be "
+            "imported here; save it with torch.export (.pt2) or as an rt3d checkpoint instead"
+        ) from None
+    except Exception as err:  # unpickling trusted code can raise anything
+        raise ModelLoadError(
+            f"cannot read '{source}' as a PyTorch model (truncated or not a model file?): "
+            f"{_first_line(err)}"
+        ) from None
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """An rt3d checkpoint file, read without unpickling code; ModelLoadError (one line) otherwise."""
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise ModelLoadError(f"checkpoint '{source}' does not exist or is not a file")
+    data = torch_load(source, trust_pickle=False)
+    if not is_checkpoint(data):
+        raise ModelLoadError(
+            f"'{source}' is not an rt3d checkpoint (its 'format' is not '{CHECKPOINT_FORMAT}')"
+        )
+    return checkpoint_from_dict(data, source)
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     arch: str,
@@ -137,13 +201,6 @@ def save_checkpoint(
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rt3d-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`rt3d_mlir.fileio.atomic_output` (no partial file, ever)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)

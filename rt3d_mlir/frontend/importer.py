@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -17,9 +18,11 @@ from torch_mlir.dialects import torch as torch_d
 from torch_mlir.extras.fx_importer import FxImporter, FxImporterHooks, GraphNodeImporter, InputInfo
 
 from rt3d_mlir.dialect import load_dialect
-from rt3d_mlir.errors import UnsupportedModelError
+from rt3d_mlir.errors import UnsupportedModelError, describe_location
+from rt3d_mlir.frontend.preparation import fold_batch_norms, prepare_for_import
 
 FUNCTION_NAME = "forward"
+MAX_ELEMENTS = (1 << 31) - 1  # per tensor: generated kernels use 32-bit offsets
 
 
 class InlineWeightHooks(FxImporterHooks):
@@ -47,30 +50,35 @@ class InlineWeightHooks(FxImporterHooks):
 
 
 _LEGALIZE = re.compile(r"failed to legalize operation '([^']+)'")
-_FRAME = re.compile(r'"([^"]+)":(\d+):\d+')
-
-
-def _short_path(path: str) -> str:
-    marker = "site-packages/"
-    return path.split(marker, 1)[1] if marker in path else path
-
-
-def _describe_location(location: str) -> str:
-    """``file:line`` frames of an MLIR location, innermost first."""
-    frames = [f"{_short_path(f)}:{line}" for f, line in _FRAME.findall(location)]
-    return " <- ".join(frames) if frames else location
 
 
 def _unsupported_message(diagnostics: list[tuple[str, str]], report: str) -> str:
     for location, message in diagnostics:
         match = _LEGALIZE.search(message)
         if match:
-            return f"unsupported operator '{match.group(1)}' at {_describe_location(location)}"
+            return f"unsupported operator '{match.group(1)}' at {describe_location(location)}"
     if diagnostics:
         location, message = diagnostics[0]
-        return f"{message.splitlines()[0]} at {_describe_location(location)}"
+        return f"{message.splitlines()[0]} at {describe_location(location)}"
     lines = [ln.strip() for ln in report.splitlines() if ln.strip()]
     return lines[0] if lines else "unknown error"
+
+
+def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.export.ExportedProgram:
+    """``torch.export`` of an eval-mode module, or UnsupportedModelError with torch's first line."""
+    try:
+        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return torch.export.export(model, (example_input,))
+    except Exception as err:
+        raise UnsupportedModelError(
+            f"cannot export the model with torch.export: {_first_line(err)}"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def import_to_linalg(
@@ -78,10 +86,21 @@ def import_to_linalg(
 ) -> ir.Module:
     """Import to linalg-on-tensors in the bundled MLIR, with the rt3d dialect loaded.
 
-    The function is named ``forward``. Raises UnsupportedModelError with the
+    A module is prepared (pruning masks baked in) and exported first; then,
+    whatever the source, batch norms are folded into the convolutions before
+    them on the exported graph (:func:`fold_batch_norms`), so ``.pt``,
+    ``.pt2`` and checkpoints of one model import to the same IR. The
+    function is named ``forward``. Raises UnsupportedModelError with the
     operator and its source location when torch.export or torch-mlir cannot
     handle the model; MLIR diagnostics are captured, not printed.
     """
+    if isinstance(model, torch.export.ExportedProgram):
+        program = model
+    else:
+        program = export_model(prepare_for_import(model), example_input)
+    folded = fold_batch_norms(program)
+    if not isinstance(folded, torch.export.ExportedProgram):
+        program = export_model(folded, example_input)
     context = ir.Context()
     torch_d.register_dialect(context)
     diagnostics: list[tuple[str, str]] = []
@@ -96,7 +115,7 @@ def import_to_linalg(
         with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             module = fx.export_and_import(
-                model,
+                program,
                 example_input,
                 output_type="linalg-on-tensors",
                 fx_importer=FxImporter(context=context, hooks=InlineWeightHooks()),
@@ -107,9 +126,7 @@ def import_to_linalg(
             f"cannot lower the model to linalg: {_unsupported_message(diagnostics, str(err))}"
         ) from None
     except Exception as err:
-        text = str(err).strip()
-        first = text.splitlines()[0] if text else type(err).__name__
-        raise UnsupportedModelError(f"cannot export the model with torch.export: {first}") from None
+        raise UnsupportedModelError(f"cannot import the exported model: {_first_line(err)}") from None
     finally:
         handler.detach()
     load_dialect(module.context)
@@ -125,4 +142,10 @@ def check_input_shape(shape: Sequence[int]) -> tuple[int, ...]:
         )
     if min(shape) < 1:
         raise UnsupportedModelError(f"input shape dimensions must be positive, got {shape}")
+    elements = math.prod(shape)
+    if elements > MAX_ELEMENTS:
+        raise UnsupportedModelError(
+            f"input shape {shape} has {elements} elements; the compiled kernels index tensors with "
+            f"32-bit offsets (at most {MAX_ELEMENTS} elements)"
+        )
     return shape

@@ -1,8 +1,9 @@
-"""Make a model import-ready: bake in pruning masks and fold BatchNorm."""
+"""Make a model import-ready: bake in pruning masks (module level), fold batch norms (graph level)."""
 
 from __future__ import annotations
 
 import copy
+import operator
 
 import torch
 from torch import nn
@@ -43,51 +44,105 @@ def _unparametrize(module: nn.Module) -> None:
             module.register_buffer(name, value)
 
 
-def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """Fold eval-mode BatchNorm3d into the convolution before it.
+_CONVOLUTIONS = {
+    # op: index of the bias argument
+    torch.ops.aten.conv1d.default: 2,
+    torch.ops.aten.conv2d.default: 2,
+    torch.ops.aten.conv3d.default: 2,
+    torch.ops.aten.convolution.default: 2,
+}
+_BATCH_NORMS = {
+    # op: (weight, bias, mean, var, eps) argument indices, and the "training" flag's index or None
+    torch.ops.aten.batch_norm.default: ((1, 2, 3, 4, 7), 5),
+    torch.ops.aten._native_batch_norm_legit_no_training.default: ((1, 2, 3, 4, 6), None),
+}
 
-    Uses ``torch.fx`` to find each ``Conv3d -> BatchNorm3d`` pair whose conv
-    output feeds only the BatchNorm. A filter's weights are scaled by one
-    factor, so exact zeros stay zero. Models that cannot be traced are
-    returned unchanged (their BatchNorms import as elementwise ops).
+
+def _constant(graph_module: torch.fx.GraphModule, node: object) -> torch.Tensor | None:
+    """The tensor a ``get_attr`` node reads, or None for anything else."""
+    if not isinstance(node, torch.fx.Node) or node.op != "get_attr":
+        return None
+    value = graph_module
+    for part in str(node.target).split("."):
+        value = getattr(value, part, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _single_result(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The node carrying a batch norm's output (the ``getitem 0`` of a tuple-returning op)."""
+    if node.target in (torch.ops.aten.batch_norm.default,):
+        return node
+    users = list(node.users)
+    if len(users) == 1 and users[0].target is operator.getitem and users[0].args[1] == 0:
+        return users[0]
+    return None
+
+
+def fold_batch_norms(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram | nn.Module:
+    """Fold every inference-mode batch norm that directly follows a convolution into it.
+
+    Works on the exported graph, so it applies whatever the model's file
+    format (``.pt``, ``.pt2``, checkpoint) and module classes (any
+    ``Conv3d`` subclass, or a functional convolution): for each
+    ``aten.conv*`` whose only user is an ``aten.batch_norm`` in inference
+    mode (or ``_native_batch_norm_legit_no_training``) with constant
+    statistics, the filters are scaled and the bias shifted. A filter is
+    scaled by one factor, so exact zeros stay zero. Returns the program
+    unchanged if nothing folds, else the folded graph as a module to export
+    again.
     """
-    try:
-        traced = torch.fx.symbolic_trace(model)
-    except Exception:
-        return model
-    modules = dict(traced.named_modules())
-    changed = False
-    for node in list(traced.graph.nodes):
-        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm3d):
+    graph_module = program.module()
+    graph = graph_module.graph
+    folded = 0
+    for bn in list(graph.nodes):
+        if bn.op != "call_function" or bn.target not in _BATCH_NORMS:
             continue
-        producer = node.args[0]
+        (w_i, b_i, m_i, v_i, eps_i), training_i = _BATCH_NORMS[bn.target]
+        args = list(bn.args) + [None] * (9 - len(bn.args))
+        conv = args[0]
         if (
-            not isinstance(producer, torch.fx.Node)
-            or producer.op != "call_module"
-            or not isinstance(modules.get(producer.target), nn.Conv3d)
-            or len(producer.users) != 1
+            not isinstance(conv, torch.fx.Node)
+            or conv.op != "call_function"
+            or conv.target not in _CONVOLUTIONS
+            or len(conv.users) != 1
+            or (training_i is not None and args[training_i])
+            or bn.kwargs
         ):
             continue
-        conv, bn = modules[producer.target], modules[node.target]
-        if not bn.track_running_stats or bn.running_mean is None:
+        result = _single_result(bn)
+        weight = _constant(graph_module, conv.args[1])
+        mean, var = _constant(graph_module, args[m_i]), _constant(graph_module, args[v_i])
+        if result is None or weight is None or mean is None or var is None:
             continue
-        fused = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
-        _set_submodule(traced, producer.target, fused)
-        node.replace_all_uses_with(producer)
-        traced.graph.erase_node(node)
-        changed = True
-    if not changed:
-        return model
-    traced.graph.lint()
-    traced.delete_all_unused_submodules()
-    traced.recompile()
-    return traced
-
-
-def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
-    parent_name, _, name = target.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, name, module)
+        gamma = _constant(graph_module, args[w_i]) if args[w_i] is not None else torch.ones_like(mean)
+        beta = _constant(graph_module, args[b_i]) if args[b_i] is not None else torch.zeros_like(mean)
+        conv_args = list(conv.args) + [None] * max(0, 3 - len(conv.args))
+        bias = _constant(graph_module, conv_args[2]) if conv_args[2] is not None else torch.zeros_like(mean)
+        if gamma is None or beta is None or bias is None or weight.shape[0] != mean.shape[0]:
+            continue
+        with torch.no_grad():
+            scale = gamma.double() / torch.sqrt(var.double() + float(args[eps_i]))
+            new_weight = (weight.double() * scale.reshape(-1, *[1] * (weight.dim() - 1))).to(weight.dtype)
+            new_bias = ((bias.double() - mean.double()) * scale + beta.double()).to(weight.dtype)
+        names = (f"_rt3d_folded_weight_{folded}", f"_rt3d_folded_bias_{folded}")
+        graph_module.register_buffer(names[0], new_weight)
+        graph_module.register_buffer(names[1], new_bias)
+        with graph.inserting_before(conv):
+            weight_node = graph.get_attr(names[0])
+            bias_node = graph.get_attr(names[1])
+        conv_args[1], conv_args[2] = weight_node, bias_node
+        conv.args = tuple(conv_args)
+        result.replace_all_uses_with(conv)
+        for node in [result, bn] if result is not bn else [bn]:
+            if not node.users:
+                graph.erase_node(node)
+        folded += 1
+    if not folded:
+        return program
+    graph.eliminate_dead_code()
+    graph.lint()
+    graph_module.recompile()
+    return graph_module
 
 
 def _copy_module(model: nn.Module) -> nn.Module:
@@ -102,8 +157,7 @@ def _copy_module(model: nn.Module) -> nn.Module:
 
 
 def prepare_for_import(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with masks baked in and BatchNorm folded."""
+    """A copy of ``model`` in eval mode with pruning masks baked in (batch norms fold after export)."""
     prepared = _copy_module(model).eval()
     bake_pruning(prepared)
-    with torch.no_grad():
-        return fold_batch_norms(prepared).eval()
+    return prepared

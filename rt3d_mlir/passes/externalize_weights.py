@@ -18,7 +18,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import bufferization, memref
 
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require, require_count
 from rt3d_mlir.passes.matchers import constant_array, ops_named
 
 BLOB_ALIGNMENT = 64
@@ -31,6 +31,10 @@ class ExternalizeWeightsOptions:
     blob_file: str = ""
     min_elements: int = 64
     symbol_prefix: str = "rt3d_weight_"
+
+    def __post_init__(self) -> None:
+        require_count(self.min_elements, "min-elements")
+        require(self.symbol_prefix.replace("_", "a").isalnum(), "symbol-prefix must be letters, digits and _")
 
 
 def _blob_dtype(element: ir.Type) -> type | None:

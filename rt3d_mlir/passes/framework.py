@@ -10,6 +10,7 @@ Passes raise :class:`PassFailure` (with the op's location) to fail.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, ClassVar
@@ -67,7 +68,10 @@ def _convert_option(pass_name: str, key: str, hint: Any, text: str) -> Any:
                 return False
             raise ValueError(text)
         if hint in (int, float, str):
-            return hint(text)
+            value = hint(text)
+            if hint is float and not math.isfinite(value):
+                raise ValueError(text)
+            return value
     except ValueError:
         raise PipelineError(
             f"pass '{pass_name}': option '{key}' expects {hint.__name__}, got '{text}'"
@@ -75,8 +79,40 @@ def _convert_option(pass_name: str, key: str, hint: Any, text: str) -> Any:
     raise PipelineError(f"pass '{pass_name}': option '{key}' has unsupported type {hint}")
 
 
+class OptionError(ValueError):
+    """An option value a pass cannot accept (raised by an Options class's ``__post_init__``)."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Options validation: raise :class:`OptionError` with ``message`` unless ``condition``."""
+    if not condition:
+        raise OptionError(message)
+
+
+def require_target(name: str) -> None:
+    """Options validation: ``name`` is a code generation target."""
+    from rt3d_mlir.targets import TARGETS
+
+    require(name in TARGETS, f"target must be one of {', '.join(sorted(TARGETS))}, got '{name}'")
+
+
+MAX_OPTION_INT = 1 << 30  # no count or size option is meaningful beyond this
+
+
+def require_count(value: int, name: str, minimum: int = 0, note: str = "") -> None:
+    """Options validation: an integer option in ``[minimum, MAX_OPTION_INT]``."""
+    require(
+        minimum <= value <= MAX_OPTION_INT,
+        f"{name} must be between {minimum} and {MAX_OPTION_INT}{note}, got {value}",
+    )
+
+
 def parse_options(cls: type[Pass], text: str) -> Any:
-    """Parse ``key=value key2=value2`` (the part between braces) into Options."""
+    """Parse ``key=value key2=value2`` (the part between braces) into Options.
+
+    Options are validated here (each Options class checks its values in
+    ``__post_init__``), so a bad value fails even when no op would match.
+    """
     hints = typing.get_type_hints(cls.Options)
     fields = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cls.Options)}
     values: dict[str, Any] = {}
@@ -88,7 +124,10 @@ def parse_options(cls: type[Pass], text: str) -> Any:
             raise PipelineError(f"pass '{cls.name}' has no option '{key}' (options: {known})")
         name = fields[key]
         values[name] = _convert_option(cls.name, key, hints[name], value.strip())
-    return cls.Options(**values)
+    try:
+        return cls.Options(**values)
+    except OptionError as err:
+        raise PipelineError(f"pass '{cls.name}': {err}") from None
 
 
 def _split_option_text(text: str) -> list[str]:

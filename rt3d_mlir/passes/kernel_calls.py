@@ -18,13 +18,12 @@ the rest of the model.
 
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Callable, Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import bufferization, func, memref, tensor
 
+from rt3d_mlir.codegen.literals import literal
 from rt3d_mlir.passes.framework import PassFailure
 from rt3d_mlir.passes.matchers import defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.targets import get_target
@@ -33,14 +32,6 @@ KERNEL_ATTR = "rt3d.kernel"
 TASKS_ATTR = "rt3d.parallel_tasks"
 FLOPS_ATTR = "rt3d.flops"  # useful FLOPs per call (2 x multiply-adds with kept weights)
 DENSE_FLOPS_ATTR = "rt3d.dense_flops"  # FLOPs of the same layer computed densely
-
-
-def _float_literal(value: float) -> str:
-    """An f32 literal MLIR parses, infinities and NaN included (as bit patterns)."""
-    value = float(value)
-    if math.isfinite(value):
-        return repr(value)
-    return "0x" + struct.pack(">f", value).hex().upper()
 
 
 class KernelText:
@@ -69,9 +60,8 @@ class KernelText:
         key = (value, type_)
         if key not in self._constants:
             name = f"%k{len(self._constants)}"
-            literal = _float_literal(value) if type_.startswith("f") else str(int(value))
             self._constants[key] = name
-            self._constant_lines.append(f"  {name} = arith.constant {literal} : {type_}")
+            self._constant_lines.append(f"  {name} = arith.constant {literal(value, type_)} : {type_}")
         return self._constants[key]
 
     def vconst_list(self, values: list[int], element: str) -> str:
@@ -81,18 +71,17 @@ class KernelText:
         if key not in self._constants:
             name = f"%k{len(self._constants)}"
             self._constants[key] = name  # type: ignore[index]
-            literal = ", ".join(str(v) for v in values)
-            self._constant_lines.append(f"  {name} = arith.constant dense<[{literal}]> : {type_}")
+            elements = ", ".join(literal(v, element) for v in values)
+            self._constant_lines.append(f"  {name} = arith.constant dense<[{elements}]> : {type_}")
         return self._constants[key]  # type: ignore[index]
 
     def vconst(self, value: int | float, lanes: int, element: str) -> str:
         key = (value, f"vector<{lanes}x{element}>")
         if key not in self._constants:
             name = f"%k{len(self._constants)}"
-            literal = _float_literal(value) if element.startswith("f") else str(int(value))
             self._constants[key] = name
             self._constant_lines.append(
-                f"  {name} = arith.constant dense<{literal}> : vector<{lanes}x{element}>"
+                f"  {name} = arith.constant dense<{literal(value, element)}> : vector<{lanes}x{element}>"
             )
         return self._constants[key]
 

@@ -35,7 +35,7 @@ from rt3d_mlir.dialect import (
     load_dialect,
 )
 from rt3d_mlir.kernel_packing import pack_kernel_groups
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.targets import get_target
@@ -47,6 +47,11 @@ class PackKernelGroupsOptions:
     vector_width: int = 0
     block_size: int = 0
     reorder_filters: bool = True
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        require_count(self.block_size, "block-size", note=" (0 chooses)")
 
 
 def _constant(array: np.ndarray) -> ir.Value:
@@ -63,8 +68,6 @@ class PackKernelGroups(Pass):
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)
         width = vector_lanes(self.options.target, self.options.vector_width, module.location)
-        if self.options.block_size < 0:
-            raise PassFailure("block-size must be >= 0 (0 chooses)", module.location)
         for op in ops_named(module, "rt3d.kgs_conv3d"):
             self._rewrite(op, width)
 
@@ -117,6 +120,7 @@ class PackKernelGroups(Pass):
                 op.results[0].type,
                 operands,
                 PackedConv3dParams(
+                    kernel_size=tuple(int(k) for k in weight.shape[2:]),  # type: ignore[arg-type]
                     strides=params.strides,
                     padding_low=params.padding_low,
                     padding_high=params.padding_high,

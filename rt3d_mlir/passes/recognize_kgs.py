@@ -18,7 +18,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from rt3d_mlir.dialect import KgsConv3dParams, build_kgs_conv3d, load_dialect
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import OptionError, Pass, PassFailure, register_pass, require
 from rt3d_mlir.passes.matchers import (
     constant_array,
     defining_op,
@@ -44,6 +44,17 @@ CONV_OP = "linalg.conv_3d_ncdhw_fcdhw"
 class RecognizeKgsOptions:
     group_shape: str = ""
     candidates: str = ",".join(format_group_shape(g) for g in DEFAULT_GROUP_SHAPE_CANDIDATES)
+
+    def __post_init__(self) -> None:
+        try:
+            if self.group_shape:
+                parse_group_shape(self.group_shape)
+            require(any(self.candidates.split(",")), "candidates must list group shapes")
+            for candidate in self.candidates.split(","):
+                if candidate:
+                    parse_group_shape(candidate)
+        except ValueError as err:
+            raise OptionError(str(err)) from None
 
 
 def _vector3(op: ir.Operation, name: str) -> tuple[int, int, int]:

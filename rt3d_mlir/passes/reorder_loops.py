@@ -38,7 +38,13 @@ from torch_mlir import ir
 
 from rt3d_mlir.dialect import load_dialect
 from rt3d_mlir.dialect.rt3d import LOOP_ORDERS, VECTOR_DIMS, packed_conv3d_params
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import (
+    Pass,
+    register_pass,
+    require,
+    require_count,
+    require_target,
+)
 from rt3d_mlir.passes.matchers import constant_array, ops_named
 from rt3d_mlir.targets import Target, get_target
 
@@ -58,6 +64,26 @@ class ReorderLoopsOptions:
     streaming_stores: str = "auto"
     lanes: int = 0  # override the target's f32 vector lanes
     registers: int = 0  # override the target's vector register count
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require(
+            not self.loop_order or self.loop_order in LOOP_ORDERS,
+            f"loop-order must be one of {', '.join(LOOP_ORDERS)}, got '{self.loop_order}'",
+        )
+        require(
+            not self.vector_dim or self.vector_dim in VECTOR_DIMS,
+            f"vector-dim must be one of {', '.join(VECTOR_DIMS)}, got '{self.vector_dim}'",
+        )
+        require(
+            self.streaming_stores in ("auto", "on", "off"),
+            f"streaming-stores must be auto, on or off, got '{self.streaming_stores}'",
+        )
+        require_count(self.tile_rows, "tile-rows", note=" (0 chooses)")
+        require_count(self.tile_cols, "tile-cols", note=" (0 chooses)")
+        require_count(self.accumulators, "accumulators", note=" (0 chooses)")
+        require_count(self.lanes, "lanes", note=" (0: the target's)")
+        require_count(self.registers, "registers", note=" (0: the target's)")
 
 
 def default_accumulators(target: Target) -> int:
@@ -103,28 +129,7 @@ class ReorderLoops(Pass):
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)
         opts = self.options
-        if opts.loop_order and opts.loop_order not in LOOP_ORDERS:
-            raise PassFailure(
-                f"loop-order must be one of {', '.join(LOOP_ORDERS)}, got '{opts.loop_order}'",
-                module.location,
-            )
-        if opts.vector_dim and opts.vector_dim not in VECTOR_DIMS:
-            raise PassFailure(
-                f"vector-dim must be one of {', '.join(VECTOR_DIMS)}, got '{opts.vector_dim}'",
-                module.location,
-            )
-        if opts.streaming_stores not in ("auto", "on", "off"):
-            raise PassFailure(
-                f"streaming-stores must be auto, on or off, got '{opts.streaming_stores}'", module.location
-            )
-        if opts.tile_rows < 0 or opts.tile_cols < 0:
-            raise PassFailure("tile-rows and tile-cols must be >= 0 (0 chooses)", module.location)
-        try:
-            target = get_target(opts.target)
-        except Exception as err:
-            raise PassFailure(str(err), module.location) from None
-        if opts.lanes < 0 or opts.registers < 0:
-            raise PassFailure("lanes and registers must be >= 0 (0: the target's)", module.location)
+        target = get_target(opts.target)
         if opts.lanes:
             target = dataclasses.replace(target, vector_bits=32 * opts.lanes)
         if opts.registers:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
     insert_kernel_module,
@@ -48,6 +48,12 @@ class VectorizeElementwiseOptions:
     vector_width: int = 0
     chunk: int = 16384  # elements per parallel task
     min_elements: int = 4096  # smaller ops are not worth a kernel
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        require_count(self.chunk, "chunk", 1)
+        require_count(self.min_elements, "min-elements")
 
 
 def _static_f32(value: ir.Value) -> tuple[int, ...] | None:

@@ -19,7 +19,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith
 
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
     insert_kernel_module,
@@ -42,6 +42,11 @@ class VectorizeMatmulOptions:
     target: str = "host"
     vector_width: int = 0
     unroll: int = 4
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        require_count(self.unroll, "unroll", 1, note="")
 
 
 def _weight_matrix(b: ir.Value) -> np.ndarray | None:
@@ -146,8 +151,6 @@ class VectorizeMatmul(Pass):
 
     def run(self, module: ir.Operation) -> None:
         lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
-        if self.options.unroll < 1:
-            raise PassFailure("unroll must be >= 1", module.location)
         for op in ops_named(module, "linalg.matmul"):
             self._rewrite(module, op, lanes)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.passes.framework import Pass, register_pass
+from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
     insert_kernel_module,
@@ -37,6 +37,11 @@ class VectorizePadOptions:
     target: str = "host"
     vector_width: int = 0
     min_elements: int = 4096  # smaller pads are not worth a kernel
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        require_count(self.min_elements, "min-elements")
 
 
 def pad_value(op: ir.Operation) -> float | None:

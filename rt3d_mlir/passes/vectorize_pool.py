@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.passes.framework import Pass, register_pass
+from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
     KernelText,
     insert_kernel_module,
@@ -44,6 +44,10 @@ _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
 class VectorizePoolOptions:
     target: str = "host"
     vector_width: int = 0
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
 
 
 @dataclass(frozen=True)

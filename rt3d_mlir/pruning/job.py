@@ -9,6 +9,7 @@ RNGs from (seed, phase, epoch) and the data order depends only on those.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
@@ -19,7 +20,9 @@ from typing import Any
 
 import torch
 
-from rt3d_mlir.frontend.checkpoint import atomic_torch_save, checkpoint_from_dict, save_checkpoint
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.fileio import seal, unseal, write_bytes, write_text
+from rt3d_mlir.frontend.checkpoint import read_checkpoint, save_checkpoint
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.flops import conv_flops, flops_reduction
@@ -99,6 +102,27 @@ class JobState:
     accuracy: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def load_state_file(path: str, map_location: Any = "cpu") -> dict[str, Any]:
+    """A job's resume state (``STATE_FILE``): checksummed, and read without unpickling code.
+
+    Raises ValueError with one line naming the file and suggesting ``--restart``.
+    """
+    hint = "delete it or run again with --restart"
+    try:
+        with open(path, "rb") as f:
+            data = unseal(f.read(), path)
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Rt3dError as err:
+        raise ValueError(f"cannot resume: {err}; {hint}") from None
+    except Exception as err:  # torch raises many kinds for a bad payload
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"cannot resume from '{path}' ({first}); {hint}") from None
+    names = {f.name for f in fields(JobState)} | {"fingerprint"}
+    if not isinstance(payload, dict) or not set(payload) <= names:
+        raise ValueError(f"cannot resume: '{path}' is not a pruning job state; {hint}")
+    return payload
 
 
 class Interrupted(Exception):
@@ -193,7 +217,9 @@ class PruneJob:
             os.makedirs(self.config.work_directory, exist_ok=True)
             payload = {f.name: getattr(self.state, f.name) for f in fields(self.state)}
             payload["fingerprint"] = self.config.fingerprint()
-            atomic_torch_save(payload, self._path(STATE_FILE))
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)
+            write_bytes(self._path(STATE_FILE), seal(buffer.getvalue()))
         self.env.barrier()
 
     def _load_state(self) -> bool:
@@ -208,8 +234,8 @@ class PruneJob:
             return False
         if present != self.env.world_size:
             raise ValueError(f"ranks disagree on whether '{path}' exists; give all ranks one work directory")
-        payload = torch.load(path, map_location=self.env.device, weights_only=False)
-        if payload.pop("fingerprint") != self.config.fingerprint():
+        payload = load_state_file(path, self.env.device)
+        if payload.pop("fingerprint", None) != self.config.fingerprint():
             raise ValueError(
                 f"work directory '{self.config.work_directory}' holds a run with different settings; "
                 "use another --work-dir or --restart"
@@ -357,8 +383,7 @@ class PruneJob:
         return report
 
     def _load_dense(self, path: str) -> None:
-        data = torch.load(path, map_location=self.env.device, weights_only=True)
-        checkpoint = checkpoint_from_dict(data, path)
+        checkpoint = read_checkpoint(path)
         if checkpoint.arch != self.config.arch:
             raise ValueError(f"dense checkpoint '{path}' is a {checkpoint.arch}, not a {self.config.arch}")
         try:
@@ -432,10 +457,7 @@ class PruneJob:
         fresh.load_state_dict(state)
         save_checkpoint(config.output, config.arch, self.model_kwargs, fresh, sparsity=sparsity,
                         input_shape=self.input_shape)
-        tmp = config.report_path + ".partial"
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=2)
-        os.replace(tmp, config.report_path)
+        write_text(config.report_path, json.dumps(report, indent=2))
         self.log(
             f"wrote {config.output} ({report['flops']['reduction']:.3g}x conv FLOPs reduction, "
             f"accuracy dense {report['accuracy'].get('dense', math.nan):.4f} -> "

@@ -1,4 +1,4 @@
-"""Checks every runtime applies to a call's input and optional output array."""
+"""Checks every runtime applies to a call's input and optional output array, and to thread counts."""
 
 from __future__ import annotations
 
@@ -30,3 +30,15 @@ def output_array(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     ):
         raise ArtifactError(f"out must be a writable C-contiguous float32 array of shape {shape}")
     return out
+
+
+INT32_MAX = (1 << 31) - 1
+
+
+def checked_threads(count: int) -> int:
+    """A thread count as the C ABI takes it: an int32 >= 1 (the glue caps it at MAX_THREADS)."""
+    if isinstance(count, bool) or not isinstance(count, int | np.integer):
+        raise ArtifactError(f"the thread count must be an integer, got {count!r}")
+    if not 1 <= int(count) <= INT32_MAX:
+        raise ArtifactError(f"the thread count must be between 1 and {INT32_MAX}, got {count}")
+    return int(count)

@@ -19,26 +19,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
-from rt3d_mlir.runtime.arrays import checked_input
+from rt3d_mlir.processes import run_process
+from rt3d_mlir.runtime.arrays import checked_input, checked_threads
 
-ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
 HARNESS_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.c")
 QEMU_PACKAGE_HINT = "Debian: apt-get install qemu-user, or run scripts/setup.sh"
-
-
-def elf_machine(path: str) -> str | None:
-    """The architecture an ELF file was built for (``x86_64``, ``aarch64``), or None."""
-    with open(path, "rb") as f:
-        header = f.read(20)
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    return ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown")
 
 
 def _qemu() -> str:
@@ -90,11 +80,10 @@ def harness_path() -> str:
     fd, partial = tempfile.mkstemp(prefix=".harness-", dir=cache)
     os.close(fd)
     try:
-        result = subprocess.run(
-            [*_cross_compiler(), "-O2", HARNESS_SOURCE, "-o", partial, "-ldl"],
-            capture_output=True,
-            text=True,
-        )
+        try:
+            result = run_process([*_cross_compiler(), "-O2", HARNESS_SOURCE, "-o", partial, "-ldl"])
+        except OSError as err:
+            raise ArtifactError(f"building the AArch64 run harness failed: {err.strerror}") from None
         if result.returncode != 0:
             message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
             raise ArtifactError(f"building the AArch64 run harness failed: {message}")
@@ -129,7 +118,10 @@ class EmulatedModel:
             self.threads = threads
 
     def _run(self, *args: str) -> str:
-        result = subprocess.run([*self._command, *args], capture_output=True, text=True)
+        try:
+            result = run_process([*self._command, *args])
+        except OSError as err:
+            raise ArtifactError(f"cannot run qemu-aarch64 for '{self.path}': {err.strerror}") from None
         if result.returncode != 0:
             message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
             raise ArtifactError(f"'{self.path}' under qemu-aarch64: {message}")
@@ -142,9 +134,7 @@ class EmulatedModel:
 
     @threads.setter
     def threads(self, count: int) -> None:
-        if int(count) < 1:
-            raise ArtifactError(f"the thread count must be at least 1, got {count}")
-        self._threads = int(count)
+        self._threads = checked_threads(count)
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         x = checked_input(x, self.input_shape)

@@ -9,20 +9,31 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from rt3d_mlir.contracts.shared_object import (
+    ABI_VERSION,
+    EXPORTED_SYMBOLS,
+    INFO_FORMAT,
+    INFO_SECTION,
+)
 from rt3d_mlir.errors import ArtifactError
-from rt3d_mlir.runtime.arrays import checked_input, output_array
-from rt3d_mlir.runtime.emulated import EmulatedModel, elf_machine
+from rt3d_mlir.runtime.arrays import checked_input, checked_threads, output_array
+from rt3d_mlir.runtime.elf import ELF_MACHINES, cpu_features, is_elf, read_elf
+from rt3d_mlir.runtime.emulated import EmulatedModel
 
 if TYPE_CHECKING:
     from rt3d_mlir.runtime.vulkan import VulkanModel
 
-ABI_VERSION = 2
-_ELF_MAGIC = b"\x7fELF"
 _ZIP_MAGIC = b"PK\x03\x04"  # a SPIR-V artifact
+
+
+def is_zip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == _ZIP_MAGIC
 
 
 class KernelProfile(NamedTuple):
@@ -43,7 +54,11 @@ class CompiledModel:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         self.path = os.fspath(path)
-        _check_file(self.path)
+        info = verify_artifact(self.path)
+        if info.machine != platform.machine():
+            raise ArtifactError(
+                f"'{self.path}' was built for {info.machine}, not for this {platform.machine()}"
+            )
         try:
             self._lib = ctypes.CDLL(os.path.abspath(self.path), mode=ctypes.RTLD_LOCAL)
         except OSError as err:
@@ -74,11 +89,6 @@ class CompiledModel:
                 getattr(lib, name).argtypes = [ctypes.c_int32]
         except AttributeError as err:
             raise ArtifactError(f"'{self.path}' is not an rt3d artifact: {err}") from None
-        version = lib.rt3d_abi_version()
-        if version != ABI_VERSION:
-            raise ArtifactError(
-                f"'{self.path}' uses artifact ABI version {version}; this runtime reads {ABI_VERSION}"
-            )
         self.target = lib.rt3d_target().decode()
         self.input_shape = _shape(lib.rt3d_input_shape(), lib.rt3d_input_rank())
         self.output_shape = _shape(lib.rt3d_output_shape(), lib.rt3d_output_rank())
@@ -92,9 +102,7 @@ class CompiledModel:
 
     @threads.setter
     def threads(self, count: int) -> None:
-        if int(count) < 1:
-            raise ArtifactError(f"the thread count must be at least 1, got {count}")
-        self._lib.rt3d_set_num_threads(int(count))
+        self._lib.rt3d_set_num_threads(checked_threads(count))
 
     def set_profiling(self, on: bool) -> None:
         """Start (and zero) or stop timing each generated kernel's calls."""
@@ -134,18 +142,59 @@ def _shape(pointer, rank: int) -> tuple[int, ...]:
     return tuple(int(pointer[i]) for i in range(rank))
 
 
-def _magic(path: str) -> bytes:
+@dataclass(frozen=True)
+class ArtifactInfo:
+    machine: str
+    target: str
+    cpu: str
+    features: tuple[str, ...]
+
+
+def verify_artifact(path: str) -> ArtifactInfo:
+    """Check a shared-object artifact before anything maps it (see :mod:`rt3d_mlir.runtime.elf`).
+
+    It must be a complete ELF shared object for a known machine that exports
+    the rt3d ABI and carries an info section of this ABI version; when built
+    for this machine's architecture, this CPU must have every instruction-set
+    extension the code was compiled for.
+    """
     if not os.path.exists(path):
         raise ArtifactError(f"artifact '{path}' does not exist")
-    with open(path, "rb") as f:
-        return f.read(4)
-
-
-def _check_file(path: str) -> None:
-    if _magic(path) != _ELF_MAGIC:
+    if not os.path.isfile(path):
+        raise ArtifactError(f"'{path}' is not a regular file")
+    if not is_elf(path):
         raise ArtifactError(
             f"'{path}' is not a compiled rt3d artifact (neither an ELF shared object nor a SPIR-V ZIP)"
         )
+    elf = read_elf(path)
+    if elf.machine not in ELF_MACHINES.values():
+        raise ArtifactError(f"'{path}' was built for {elf.machine}, which this runtime cannot run")
+    missing = [name for name in EXPORTED_SYMBOLS if name not in elf.exported]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ArtifactError(f"'{path}' is not an rt3d artifact: it does not export {missing[0]}{more}")
+    info = elf.info
+    if info is None or info.get("format") != INFO_FORMAT:
+        raise ArtifactError(
+            f"'{path}' is not an rt3d artifact of this version: it has no {INFO_SECTION} record"
+        )
+    if info.get("abi") != ABI_VERSION:
+        raise ArtifactError(
+            f"'{path}' uses artifact ABI version {info.get('abi')}; this runtime reads {ABI_VERSION}"
+        )
+    features = info.get("features")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise ArtifactError(f"'{path}': its {INFO_SECTION} record has no valid feature list")
+    result = ArtifactInfo(elf.machine, str(info.get("target")), str(info.get("cpu")), tuple(features))
+    if elf.machine == platform.machine():
+        have = cpu_features()
+        lacking = sorted(set(features) - have) if have is not None else []
+        if lacking:
+            raise ArtifactError(
+                f"'{path}' was compiled for CPU '{result.cpu}' and uses {', '.join(lacking)}, which this "
+                "CPU lacks; compile it again with --cpu native (or the CPU it is to run on)"
+            )
+    return result
 
 
 def load(
@@ -164,23 +213,22 @@ def load(
     device (:mod:`rt3d_mlir.runtime.vulkan`): ``device`` is an index or part
     of the device's name (default: the first GPU, else the first device);
     ``threads`` is ignored for it, and ``device`` applies to nothing else.
+
+    Every artifact is checked before it is mapped or dispatched
+    (:func:`verify_artifact`; the SPIR-V manifest against its kernels).
     """
     path = os.fspath(path)
-    if _magic(path) == _ZIP_MAGIC:
+    if not os.path.exists(path):
+        raise ArtifactError(f"artifact '{path}' does not exist")
+    if os.path.isfile(path) and not is_elf(path) and is_zip(path):
         from rt3d_mlir.runtime.vulkan import VulkanModel
 
         return VulkanModel(path, device=device)
     if device is not None:
         raise ArtifactError(f"'{path}' is not a SPIR-V artifact: a Vulkan device applies only to those")
-    _check_file(path)
-    machine = elf_machine(path)
-    if machine is not None and machine != platform.machine():
-        if machine != "aarch64":
-            raise ArtifactError(f"'{path}' was built for {machine}, which this runtime cannot run")
-        model = EmulatedModel(path, threads=threads)
-        if model.abi_version != ABI_VERSION:
-            raise ArtifactError(
-                f"'{path}' uses artifact ABI version {model.abi_version}; this runtime reads {ABI_VERSION}"
-            )
-        return model
+    info = verify_artifact(path)
+    if info.machine != platform.machine():
+        if info.machine != "aarch64":
+            raise ArtifactError(f"'{path}' was built for {info.machine}, which this runtime cannot run here")
+        return EmulatedModel(path, threads=threads)
     return CompiledModel(path, threads=threads)

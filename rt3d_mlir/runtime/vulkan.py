@@ -40,306 +40,27 @@ read it.
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import threading
-import zipfile
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from rt3d_mlir.contracts.spirv_artifact import TARGET_ENVS
 from rt3d_mlir.errors import ArtifactError
-from rt3d_mlir.runtime.arrays import checked_input, output_array
+from rt3d_mlir.runtime.arrays import checked_input, checked_threads, output_array
 from rt3d_mlir.runtime.shared_object import KernelProfile
+from rt3d_mlir.runtime.spirv_artifact import read_artifact
 
-FORMAT = "rt3d-spirv"
-FORMAT_VERSION = 1
-TARGET_ENVS = {"vulkan1.0": (1, 0), "vulkan1.1": (1, 1)}
-INIT_KINDS = ("none", "weights", "zero")
 NO_DEVICE_HINT = "install Mesa's lavapipe (apt-get install mesa-vulkan-drivers) or a GPU driver"
 
 _STAGING_BYTES = 64 << 20  # upload chunk for weights (the staging buffer's size at most)
-_ZIP_MAGIC = b"PK\x03\x04"
-_SPIRV_MAGIC = 0x07230203
 _UINT64_MAX = (1 << 64) - 1
 # Physical device types, and the default's order of preference (GPUs first, CPU last).
 _DEVICE_TYPES = {0: "other", 1: "integrated GPU", 2: "discrete GPU", 3: "virtual GPU", 4: "CPU"}
 _PREFERENCE = {2: 0, 1: 1, 3: 2, 0: 3, 4: 4}
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-class _Malformed(Exception):
-    """A problem in the artifact's contents (turned into an ArtifactError with the path)."""
-
-
-@dataclass(frozen=True)
-class _Buffer:
-    bytes: int
-    init: str
-    offset: int  # into weights.bin, for init == "weights"
-
-
-@dataclass(frozen=True)
-class _Kernel:
-    name: str
-    module: str
-    entry: str
-    bindings: int
-
-
-@dataclass(frozen=True)
-class _Dispatch:
-    kernel: str
-    buffers: tuple[int, ...]
-    groups: tuple[int, int, int]
-    label: str
-    flops: float
-    dense_flops: float
-
-
-@dataclass(frozen=True)
-class _Program:
-    target_env: str
-    input_buffer: int
-    input_shape: tuple[int, ...]
-    output_buffer: int
-    output_shape: tuple[int, ...]
-    buffers: list[_Buffer]
-    kernels: dict[str, _Kernel]
-    dispatches: list[_Dispatch]
-
-
-def _get(obj: Any, key: str, where: str) -> Any:
-    if not isinstance(obj, dict):
-        raise _Malformed(f"{where} must be a JSON object")
-    if key not in obj:
-        raise _Malformed(f"{where} has no '{key}'")
-    return obj[key]
-
-
-def _int(value: Any, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _Malformed(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _Malformed(f"{what} must be a list, got {value!r}")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _Malformed(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Malformed(f"{what} must be a number, got {value!r}")
-    return float(value)
-
-
-def _tensor(manifest: dict[str, Any], key: str, buffers: list[_Buffer]) -> tuple[int, tuple[int, ...]]:
-    spec = _get(manifest, key, "the manifest")
-    buffer = _int(_get(spec, "buffer", key), f"{key}.buffer")
-    if buffer >= len(buffers):
-        raise _Malformed(f"{key}.buffer {buffer} is not one of the {len(buffers)} buffers")
-    shape = tuple(_int(d, f"{key}.shape", 1) for d in _list(_get(spec, "shape", key), f"{key}.shape"))
-    dtype = spec.get("dtype", "float32")
-    if dtype != "float32":
-        raise _Malformed(f"{key}.dtype is '{dtype}'; this runtime reads float32 only")
-    need = 4 * int(np.prod(shape, dtype=np.int64))
-    if buffers[buffer].bytes < need:
-        raise _Malformed(
-            f"{key} of shape {shape} needs {need} bytes but buffer {buffer} has {buffers[buffer].bytes}"
-        )
-    return buffer, shape
-
-
-def _parse_manifest(manifest: Any, weights_size: int | None) -> _Program:
-    """Check the manifest against the format; ``weights_size`` is None without weights.bin."""
-    fmt = _get(manifest, "format", "the manifest")
-    if fmt != FORMAT:
-        raise _Malformed(f"manifest format is {fmt!r}, expected '{FORMAT}'")
-    version = _get(manifest, "version", "the manifest")
-    if version != FORMAT_VERSION:
-        raise _Malformed(f"manifest version is {version!r}; this runtime reads version {FORMAT_VERSION}")
-    target_env = manifest.get("target_env", "vulkan1.1")
-    if target_env not in TARGET_ENVS:
-        raise _Malformed(f"target_env {target_env!r} is not one of {', '.join(TARGET_ENVS)}")
-
-    buffers = []
-    for i, spec in enumerate(_list(_get(manifest, "buffers", "the manifest"), "buffers")):
-        where = f"buffers[{i}]"
-        size = _int(_get(spec, "bytes", where), f"{where}.bytes", 4)
-        if size % 4:
-            raise _Malformed(f"{where}.bytes must be a multiple of 4, got {size}")
-        init = spec.get("init", "none")
-        if init not in INIT_KINDS:
-            raise _Malformed(f"{where}.init is {init!r}, expected one of {', '.join(INIT_KINDS)}")
-        offset = 0
-        if init == "weights":
-            offset = _int(_get(spec, "offset", where), f"{where}.offset")
-            if weights_size is None:
-                raise _Malformed(f"{where} is initialised from weights, but the artifact has no weights.bin")
-            if offset + size > weights_size:
-                raise _Malformed(
-                    f"{where} reads weights.bin[{offset}:{offset + size}] past its end ({weights_size} bytes)"
-                )
-        buffers.append(_Buffer(size, init, offset))
-
-    kernels: dict[str, _Kernel] = {}
-    for i, spec in enumerate(_list(_get(manifest, "kernels", "the manifest"), "kernels")):
-        where = f"kernels[{i}]"
-        kernel = _Kernel(
-            name=_str(_get(spec, "name", where), f"{where}.name"),
-            module=_str(_get(spec, "module", where), f"{where}.module"),
-            entry=_str(_get(spec, "entry", where), f"{where}.entry"),
-            bindings=_int(_get(spec, "bindings", where), f"{where}.bindings", 1),
-        )
-        if kernel.name in kernels:
-            raise _Malformed(f"kernel name '{kernel.name}' is used twice")
-        kernels[kernel.name] = kernel
-
-    dispatches = []
-    for i, spec in enumerate(_list(_get(manifest, "dispatches", "the manifest"), "dispatches")):
-        where = f"dispatches[{i}]"
-        name = _get(spec, "kernel", where)
-        if name not in kernels:
-            raise _Malformed(f"{where} refers to unknown kernel {name!r}")
-        ids = tuple(
-            _int(b, f"{where}.buffers") for b in _list(_get(spec, "buffers", where), f"{where}.buffers")
-        )
-        for b in ids:
-            if b >= len(buffers):
-                raise _Malformed(f"{where} refers to unknown buffer {b} (the manifest has {len(buffers)})")
-        if len(ids) != kernels[name].bindings:
-            raise _Malformed(
-                f"{where} binds {len(ids)} buffers, but kernel '{name}' has {kernels[name].bindings} bindings"
-            )
-        groups = _list(_get(spec, "groups", where), f"{where}.groups")
-        if len(groups) != 3:
-            raise _Malformed(f"{where}.groups must be 3 integers, got {groups!r}")
-        x, y, z = (_int(g, f"{where}.groups", 1) for g in groups)
-        label = spec.get("label") or name
-        flops = _number(spec.get("flops", 0), f"{where}.flops")
-        dense = _number(spec.get("dense_flops", flops), f"{where}.dense_flops")
-        dispatches.append(_Dispatch(name, ids, (x, y, z), str(label), flops, dense))
-    if not dispatches:
-        raise _Malformed("the manifest has no dispatches")
-
-    input_buffer, input_shape = _tensor(manifest, "input", buffers)
-    output_buffer, output_shape = _tensor(manifest, "output", buffers)
-    if buffers[input_buffer].init != "none":
-        raise _Malformed(f"the input buffer {input_buffer} must have init 'none'")
-    return _Program(
-        target_env, input_buffer, input_shape, output_buffer, output_shape, buffers, kernels, dispatches
-    )
-
-
-def _check_module(code: bytes, kernel: _Kernel) -> None:
-    """Check a SPIR-V module's header, entry point and bindings against the manifest.
-
-    Only the preamble is read: entry points and decorations come before the
-    first type declaration in every valid module.
-    """
-    if len(code) < 20 or len(code) % 4:
-        raise _Malformed(f"{kernel.module} is not a SPIR-V module ({len(code)} bytes)")
-    words = np.frombuffer(code, dtype="<u4")
-    if int(words[0]) != _SPIRV_MAGIC:
-        raise _Malformed(f"{kernel.module} is not a SPIR-V module (bad magic number)")
-    entries: list[str] = []
-    used_bindings: set[int] = set()
-    i = 5
-    while i < len(words):
-        count, opcode = int(words[i]) >> 16, int(words[i]) & 0xFFFF
-        if count == 0 or i + count > len(words):
-            raise _Malformed(f"{kernel.module} is a truncated SPIR-V module")
-        if opcode == 15 and count >= 4 and int(words[i + 1]) == 5:  # OpEntryPoint GLCompute
-            entries.append(words[i + 3 : i + count].tobytes().split(b"\0")[0].decode(errors="replace"))
-        elif opcode == 71 and count >= 4 and int(words[i + 2]) == 33:  # OpDecorate ... Binding n
-            used_bindings.add(int(words[i + 3]))
-        elif 19 <= opcode <= 39 or opcode == 54:  # a type or OpFunction: past the annotations
-            break
-        i += count
-    if kernel.entry not in entries:
-        raise _Malformed(
-            f"{kernel.module} has no GLCompute entry point '{kernel.entry}' (it has {entries or 'none'})"
-        )
-    if used_bindings and max(used_bindings) >= kernel.bindings:
-        raise _Malformed(
-            f"{kernel.module} uses binding {max(used_bindings)}, but kernel '{kernel.name}' "
-            f"declares {kernel.bindings} bindings"
-        )
-
-
-def _stored_entry(path: str, info: zipfile.ZipInfo) -> np.ndarray | None:
-    """A read-only memory map of a stored (uncompressed) ZIP entry, or None if compressed."""
-    if info.compress_type != zipfile.ZIP_STORED or info.file_size == 0:
-        return None
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        header = f.read(30)
-    if len(header) < 30 or header[:4] != _ZIP_MAGIC:
-        raise _Malformed(f"the ZIP header of {info.filename} is corrupt")
-    name_length, extra_length = struct.unpack("<HH", header[26:30])
-    start = info.header_offset + 30 + name_length + extra_length
-    if start + info.file_size > os.path.getsize(path):
-        raise _Malformed(f"{info.filename} is truncated")
-    return np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
-
-
-def _read_artifact(path: str) -> tuple[_Program, dict[str, bytes], np.ndarray]:
-    """The checked program, each kernel's SPIR-V bytes, and weights.bin (maybe a memory map)."""
-    if not os.path.exists(path):
-        raise ArtifactError(f"artifact '{path}' does not exist")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            try:
-                manifest = json.loads(zf.read("manifest.json"))
-            except KeyError:
-                raise _Malformed("it has no manifest.json") from None
-            except (ValueError, UnicodeDecodeError) as err:
-                raise _Malformed(f"manifest.json is not valid JSON: {err}") from None
-            names = set(zf.namelist())
-            weights_info = zf.getinfo("weights.bin") if "weights.bin" in names else None
-            program = _parse_manifest(manifest, None if weights_info is None else weights_info.file_size)
-            modules = {}
-            for kernel in program.kernels.values():
-                if kernel.module not in names:
-                    raise _Malformed(
-                        f"kernel '{kernel.name}' needs {kernel.module}, which the artifact lacks"
-                    )
-                modules[kernel.name] = zf.read(kernel.module)
-                _check_module(modules[kernel.name], kernel)
-            weights = np.zeros(0, dtype=np.uint8)
-            if weights_info is not None:
-                mapped = _stored_entry(path, weights_info)
-                weights = mapped if mapped is not None else np.frombuffer(zf.read(weights_info), np.uint8)
-    except _Malformed as err:
-        raise ArtifactError(f"'{path}' is not a valid SPIR-V artifact: {err}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise ArtifactError(f"cannot read '{path}' as a SPIR-V artifact (a ZIP archive): {err}") from None
-    return program, modules, weights
-
-
-def is_spirv_artifact(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a ZIP whose manifest.json says ``"format": "rt3d-spirv"``."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != _ZIP_MAGIC:
-                return False
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read("manifest.json")).get("format") == FORMAT
-    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
-        return False
 
 
 # --------------------------------------------------------------------------- devices
@@ -449,7 +170,7 @@ class VulkanModel:
         self._profiled_cmd: Any = None
         self._query_pool: Any = None
         self._profiling = False
-        program, modules, weights = _read_artifact(self.path)
+        program, modules, weights = read_artifact(self.path)
         self._program = program
         self.input_shape: tuple[int, ...] = program.input_shape
         self.output_shape: tuple[int, ...] = program.output_shape
@@ -514,7 +235,13 @@ class VulkanModel:
         self._timestamp_bits = int(families[family].timestampValidBits)
         self._timestamp_period = float(props.limits.timestampPeriod)  # nanoseconds per tick
         queue_info = vk.VkDeviceQueueCreateInfo(queueFamilyIndex=family, queueCount=1, pQueuePriorities=[1.0])
-        device_info = vk.VkDeviceCreateInfo(queueCreateInfoCount=1, pQueueCreateInfos=[queue_info])
+        # Out-of-bounds buffer accesses of a kernel then stay inside its buffers (the manifest is
+        # checked against the modules' declared sizes either way; see docs/security.md).
+        self.robust_buffer_access = bool(vk.vkGetPhysicalDeviceFeatures(self._physical).robustBufferAccess)
+        features = vk.VkPhysicalDeviceFeatures(robustBufferAccess=int(self.robust_buffer_access))
+        device_info = vk.VkDeviceCreateInfo(
+            queueCreateInfoCount=1, pQueueCreateInfos=[queue_info], pEnabledFeatures=[features]
+        )
         self._device = vk.vkCreateDevice(self._physical, device_info, None)
         self._queue = vk.vkGetDeviceQueue(self._device, family, 0)
         memory = vk.vkGetPhysicalDeviceMemoryProperties(self._physical)
@@ -805,8 +532,7 @@ class VulkanModel:
 
     @threads.setter
     def threads(self, count: int) -> None:
-        if int(count) < 1:
-            raise ArtifactError(f"the thread count must be at least 1, got {count}")
+        checked_threads(count)
 
     def set_profiling(self, on: bool) -> None:
         """Start (and zero) or stop timing each dispatch on the GPU (Vulkan timestamp queries)."""

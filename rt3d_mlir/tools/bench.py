@@ -11,7 +11,8 @@ import tempfile
 from collections.abc import Sequence
 
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.tools.cli import ArgumentParser, parse_shape, run_tool, write_atomically
+from rt3d_mlir.fileio import check_output_path, write_text
+from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, parse_shape, run_tool
 
 DEFAULT_VARIANTS = "dense,kgs:4x4:2.6,kgs:4x4:4,kgs:16x16:2.6,kgs:16x16:4,vanilla:4x4:2.6,vanilla:4x4:4"
 
@@ -28,14 +29,19 @@ def build_parser() -> ArgumentParser:
         help="comma-separated: dense or SCHEME:GFxGC:RATE (random masks keeping 1/RATE of every conv)",
     )
     parser.add_argument("--input-size", default="16,112,112", help="D,H,W of the clip (default 16,112,112)")
-    parser.add_argument("--num-classes", type=int, default=101)
+    parser.add_argument("--num-classes", type=bounded_int(1), default=101)
     parser.add_argument(
-        "--width", type=float, default=1.0, help="channel width multiplier (default 1: full size)"
+        "--width",
+        type=bounded_float(0, 16, open_minimum=True),
+        default=1.0,
+        help="channel width multiplier (default 1: full size)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch, our builds and IREE")
-    parser.add_argument("--repeat", type=int, default=7, help="timed calls per candidate (median)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=bounded_int(1), default=2, help="threads for PyTorch, our builds and IREE"
+    )
+    parser.add_argument("--repeat", type=bounded_int(1), default=7, help="timed calls per candidate (median)")
+    parser.add_argument("--warmup", type=bounded_int(0), default=2, help="untimed calls first")
+    parser.add_argument("--seed", type=bounded_int(0, (1 << 63) - 1), default=0)
     parser.add_argument(
         "--iree-layers",
         action="store_true",
@@ -124,9 +130,9 @@ def _main(argv: Sequence[str] | None) -> int:
         raise Rt3dError(f"--input-size: {err}") from None
     if len(size) != 3:
         raise Rt3dError("--input-size must be D,H,W")
-    for name in ("threads", "repeat"):
-        if getattr(args, name) < 1:
-            raise Rt3dError(f"--{name} must be at least 1")
+    for path in (args.markdown, args.json):
+        if path:
+            check_output_path(path)  # fail before hours of measuring
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(
             "IREE is not installed: pip install iree-base-compiler==3.13.0 iree-base-runtime==3.13.0 "
@@ -171,10 +177,10 @@ def _main(argv: Sequence[str] | None) -> int:
     text = markdown(reports, layers, meta)
     print(text)
     if args.markdown:
-        write_atomically(args.markdown, lambda tmp: open(tmp, "w").write(text))
+        write_text(args.markdown, text)
     if args.json:
         data = bm.report_json(reports, layers, meta)
-        write_atomically(args.json, lambda tmp: open(tmp, "w").write(data))
+        write_text(args.json, data)
     return 0
 
 

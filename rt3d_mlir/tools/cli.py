@@ -1,16 +1,18 @@
-"""What every command-line tool shares: one-line errors, exit codes, atomic writes."""
+"""What every command-line tool shares: one-line errors, exit codes, interrupts, argument types."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
-import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
-from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.errors import Rt3dError, one_line
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -25,16 +27,52 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every ``finally`` cleans up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def _termination_raises() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise :class:`Terminated` in the main thread while the tool runs."""
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[signum] = signal.signal(signum, _terminate)
+        except ValueError:  # not the main thread: leave signals alone
+            break
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_tool(prog: str, body: Callable[[], int | None]) -> int:
     """Run a tool's body; turn failures into one stderr line and an exit code.
 
-    Set ``RT3D_DEBUG=1`` to see the traceback of an internal error.
+    Ctrl-C, SIGTERM and SIGHUP unwind the body like an exception, so child
+    processes are killed and temporary files removed (see
+    :mod:`rt3d_mlir.fileio`, :mod:`rt3d_mlir.processes`); the exit status is
+    then 128 + the signal number. Set ``RT3D_DEBUG=1`` to see the traceback
+    of an internal error.
     """
     try:
-        return int(body() or 0)
+        with _termination_raises():
+            return int(body() or 0)
     except Rt3dError as err:
-        sys.stderr.write(f"{prog}: error: {err}\n")
+        sys.stderr.write(f"{prog}: error: {one_line(str(err))}\n")
         return EXIT_ERROR
+    except Terminated as err:
+        sys.stderr.write(f"{prog}: terminated ({signal.Signals(err.signum).name})\n")
+        return 128 + err.signum
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return EXIT_INTERRUPTED
@@ -43,33 +81,73 @@ def run_tool(prog: str, body: Callable[[], int | None]) -> int:
             traceback.print_exc()
         text = str(err).strip().splitlines()
         sys.stderr.write(
-            f"{prog}: internal error: {type(err).__name__}: {text[0] if text else ''} "
+            f"{prog}: internal error: {type(err).__name__}: {one_line(text[0] if text else '', 300)} "
             "(set RT3D_DEBUG=1 for a traceback)\n"
         )
         return EXIT_ERROR
 
 
+MAX_DIMENSION = 1 << 31  # one tensor dimension; element counts are checked where shapes are used
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
+    """A shape ``N,C,D,H,W`` (or ``NxCx...``) of positive integers."""
     try:
         shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
     if not shape:
         raise argparse.ArgumentTypeError("empty shape")
+    if any(d < 1 or d >= MAX_DIMENSION for d in shape):
+        raise argparse.ArgumentTypeError(
+            f"dimensions must be between 1 and {MAX_DIMENSION - 1}, got '{text}'"
+        )
     return shape
 
 
-def write_atomically(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the result to ``path`` only if it succeeded."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise Rt3dError(f"output directory '{directory}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".rt3d-", suffix=".partial", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def bounded_int(minimum: int, maximum: int = (1 << 31) - 1) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[minimum, maximum]``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def bounded_float(
+    minimum: float = -math.inf, maximum: float = math.inf, *, open_minimum: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got '{text}'")
+        if value < minimum or value > maximum or (open_minimum and value == minimum):
+            low = f"> {minimum:g}" if open_minimum else f">= {minimum:g}"
+            high = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
+            raise argparse.ArgumentTypeError(f"must be {low}{high}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def group_shape(text: str) -> tuple[int, int]:
+    """An argparse type: a kernel-group shape ``GFxGC``."""
+    from rt3d_mlir.sparsity import parse_group_shape
+
+    try:
+        return parse_group_shape(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from rt3d_mlir.tools.cli import ArgumentParser, parse_shape, run_tool
+from rt3d_mlir.tools.cli import ArgumentParser, group_shape, parse_shape, run_tool
 
 STEPS = (
     "load",
@@ -38,6 +38,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--group-shape",
+        type=group_shape,
         help="kernel-group shape GFxGC used to find sparsity (default: from the checkpoint, "
         "else the largest each layer's zeros fit)",
     )
@@ -55,6 +56,12 @@ def build_parser() -> ArgumentParser:
         help="lower convolutions with the slow reference (dense masked linalg) path",
     )
     parser.add_argument("--keep-intermediates", metavar="DIR", help="keep the IR and sources in DIR")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow a model file whose loading runs code from it (a pickled nn.Module .pt, pickled "
+        "weights in a .pt2); only for files you trust",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -64,15 +71,6 @@ def _main(argv: Sequence[str] | None) -> int:
     from tqdm import tqdm
 
     from rt3d_mlir.compiler import compile_model
-    from rt3d_mlir.errors import Rt3dError
-    from rt3d_mlir.sparsity import parse_group_shape
-
-    group_shape = None
-    if args.group_shape:
-        try:
-            group_shape = parse_group_shape(args.group_shape)
-        except ValueError as err:
-            raise Rt3dError(str(err)) from None
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
     steps = SPIRV_STEPS if args.target == "spirv" else STEPS
@@ -94,11 +92,12 @@ def _main(argv: Sequence[str] | None) -> int:
             output=args.output,
             target=args.target,
             input_shape=args.input_shape,
-            group_shape=group_shape,
+            group_shape=args.group_shape,
             cpu=args.cpu,
             keep_intermediates=args.keep_intermediates,
             reference_kernels=args.reference_kernels,
             schedule=args.schedule,
+            trust_pickle=args.trust_pickle,
             progress=progress,
         )
         bar.update(bar.total - bar.n)

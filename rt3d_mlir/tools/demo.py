@@ -15,21 +15,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rt3d_mlir.tools.cli import ArgumentParser, run_tool
+from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, group_shape, run_tool
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="rt3d-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="out/demo", help="where to write checkpoints and the .so")
-    parser.add_argument("--width", type=float, default=0.25, help="C3D width multiplier")
-    parser.add_argument("--flops-reduction", type=float, default=2.6)
-    parser.add_argument("--group-shape", default="4x4")
-    parser.add_argument("--classes", type=int, default=4, help="synthetic motion classes (2-16)")
-    parser.add_argument("--dense-epochs", type=int, default=6)
-    parser.add_argument("--reweight-epochs", type=int, default=4)
-    parser.add_argument("--retrain-epochs", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs (median reported)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--width", type=bounded_float(0, 16, open_minimum=True), default=0.25, help="C3D width multiplier"
+    )
+    parser.add_argument("--flops-reduction", type=bounded_float(1, 1e6), default=2.6)
+    parser.add_argument(
+        "--group-shape", type=group_shape, default=(4, 4), help="KGS group GFxGC (default 4x4)"
+    )
+    parser.add_argument(
+        "--classes", type=bounded_int(2, 16), default=4, help="synthetic motion classes (2-16)"
+    )
+    parser.add_argument("--dense-epochs", type=bounded_int(0, 1 << 20), default=6)
+    parser.add_argument("--reweight-epochs", type=bounded_int(0, 1 << 20), default=4)
+    parser.add_argument("--retrain-epochs", type=bounded_int(0, 1 << 20), default=4)
+    parser.add_argument("--repeat", type=bounded_int(1), default=5, help="timed runs (median reported)")
+    parser.add_argument("--seed", type=bounded_int(0, (1 << 63) - 1), default=0)
     parser.add_argument("--restart", action="store_true", help="prune again even if a result exists")
     return parser
 
@@ -55,8 +61,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from rt3d_mlir.frontend import load_model_file
     from rt3d_mlir.pruning.job import DENSE_FILE, PruneJob, PruneJobConfig
     from rt3d_mlir.pruning.schemes import SparsityScheme
-    from rt3d_mlir.sparsity import parse_group_shape
-    from rt3d_mlir.tools.compile import main as compile_main
+    from rt3d_mlir.sparsity import format_group_shape
 
     os.makedirs(args.out_dir, exist_ok=True)
     pruned = os.path.join(args.out_dir, "c3d_kgs.pt")
@@ -64,7 +69,7 @@ def _main(argv: Sequence[str] | None) -> int:
     config = PruneJobConfig(
         arch="c3d", data="synthetic", output=pruned, data_options=data_options,
         model_kwargs={"width": args.width, "batch_norm": True, "dropout": 0.2},
-        scheme=SparsityScheme("kgs", parse_group_shape(args.group_shape)),
+        scheme=SparsityScheme("kgs", args.group_shape),
         flops_reduction=args.flops_reduction, dense_epochs=args.dense_epochs,
         reweight_epochs=args.reweight_epochs, retrain_epochs=args.retrain_epochs,
         optimizer="adamw", schedule="onecycle", lr=5e-4, retrain_lr=2e-4, weight_decay=1e-4,
@@ -74,14 +79,13 @@ def _main(argv: Sequence[str] | None) -> int:
         shutil.rmtree(config.work_directory, ignore_errors=True)
     print(f"[1/3] pruning C3D-BN (width {args.width}) on the synthetic motion data set "
           f"({args.classes} classes) to a "
-          f"{args.flops_reduction}x conv FLOPs reduction with {args.group_shape} KGS", flush=True)
+          f"{args.flops_reduction}x conv FLOPs reduction with {format_group_shape(args.group_shape)} KGS",
+          flush=True)
     report = PruneJob(config, log=lambda msg: print("      " + msg, flush=True)).run()
 
     artifact = os.path.join(args.out_dir, "c3d_kgs.so")
     print(f"[2/3] compiling {pruned} -> {artifact}", flush=True)
-    status = compile_main([pruned, "-o", artifact, "--target", "host", "-q"])
-    if status:
-        return status
+    rt3d_mlir.compile(pruned, output=artifact, target="host")
 
     print("[3/3] running the compiled model on the validation clips", flush=True)
     compiled = rt3d_mlir.load(artifact, threads=2)

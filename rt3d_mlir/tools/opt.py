@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.tools.cli import EXIT_ERROR, ArgumentParser, run_tool
+from rt3d_mlir.fileio import check_output_path, write_text
+from rt3d_mlir.tools.cli import EXIT_ERROR, ArgumentParser, bounded_int, run_tool
 
 SPLIT_MARKER = re.compile(r"^// -----\s*$", re.MULTILINE)
 _FILE_LOC = re.compile(r'^loc\("(?P<file>[^"]*)":(?P<line>\d+):(?P<col>\d+)\)$')
@@ -30,7 +31,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--list-passes", action="store_true", help="list the rt3d passes and exit")
     parser.add_argument(
         "--mlir-elide-elementsattrs-if-larger",
-        type=int,
+        type=bounded_int(0),
         default=None,
         metavar="N",
         help="print large constants as dense_resource<__elided__>",
@@ -88,6 +89,8 @@ def _main(argv: Sequence[str] | None) -> int:
         for name, cls in sorted(PASS_REGISTRY.items()):
             print(f"{name}: {cls.summary}")
         return 0
+    if args.output != "-":
+        check_output_path(args.output)
     if args.input == "-":
         text, filename = sys.stdin.read(), "<stdin>"
     else:
@@ -125,8 +128,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.output == "-":
         sys.stdout.write(rendered)
     elif not failed:
-        with open(args.output, "w") as f:
-            f.write(rendered)
+        write_text(args.output, rendered)
     return EXIT_ERROR if failed else 0
 
 

@@ -14,14 +14,16 @@ import sys
 from collections.abc import Sequence
 
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.tools.cli import ArgumentParser, run_tool
+from rt3d_mlir.fileio import check_output_path
+from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, group_shape, run_tool
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="rt3d-prune", description=__doc__.split("\n\n")[0])
     model = p.add_argument_group("model")
     model.add_argument("--arch", default="c3d", help="c3d, r2plus1d or s3d (default: c3d)")
-    model.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    model.add_argument("--width", type=bounded_float(0, 16, open_minimum=True), default=1.0,
+                       help="channel width multiplier")
     model.add_argument("--batch-norm", action="store_true",
                        help="C3D with BatchNorm after each conv (trains from scratch more easily)")
     model.add_argument("--dense", metavar="CHECKPOINT", help="start from this dense rt3d checkpoint")
@@ -30,35 +32,37 @@ def build_parser() -> ArgumentParser:
                       help="synthetic | ucf101:PATH | hmdb51:PATH (default: synthetic)")
     data.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                       help="data set option, e.g. samples=2000 or split=2 (repeatable)")
-    data.add_argument("--batch-size", type=int, default=16)
-    data.add_argument("--workers", type=int, default=2, help="data loader worker processes")
-    data.add_argument("--threads", type=int, help="torch threads per process (default: cores / processes)")
+    data.add_argument("--batch-size", type=bounded_int(1, 1 << 20), default=16)
+    data.add_argument("--workers", type=bounded_int(0, 1024), default=2, help="data loader worker processes")
+    data.add_argument("--threads", type=bounded_int(1, 4096),
+                      help="torch threads per process (default: cores / processes)")
     sparsity = p.add_argument_group("sparsity")
     sparsity.add_argument("--scheme", default="kgs", help="kgs or vanilla (default: kgs)")
-    sparsity.add_argument("--group-shape", default="4x4", help="kernel group GFxGC (default: 4x4)")
+    sparsity.add_argument("--group-shape", type=group_shape, default=(4, 4),
+                          help="kernel group GFxGC (default: 4x4)")
     sparsity.add_argument("--unit", default="position",
                           help="KGS pruning unit: position (kd,kh,kw) or spatial (kh,kw through depth)")
-    sparsity.add_argument("--flops-reduction", type=float,
+    sparsity.add_argument("--flops-reduction", type=bounded_float(1, 1e6),
                           help="whole-model conv FLOPs reduction target, e.g. 2.6")
     sparsity.add_argument("--config", metavar="JSON",
                           help='per-layer config list: [{"module": "features.conv2a", "rate": 3}, ...]')
     sparsity.add_argument("--skip", action="append", metavar="MODULE",
                           help="Conv3d to keep dense (repeatable; default: the first conv)")
     train = p.add_argument_group("training")
-    train.add_argument("--dense-epochs", type=int, default=10)
-    train.add_argument("--reweight-epochs", type=int, default=8)
-    train.add_argument("--reweight-every", type=int, default=2,
+    train.add_argument("--dense-epochs", type=bounded_int(0, 1 << 20), default=10)
+    train.add_argument("--reweight-epochs", type=bounded_int(0, 1 << 20), default=8)
+    train.add_argument("--reweight-every", type=bounded_int(1, 1 << 20), default=2,
                        help="recompute the reweighting factors every N epochs")
-    train.add_argument("--penalty", type=float, default=1e-4, help="group penalty strength lambda")
-    train.add_argument("--retrain-epochs", type=int, default=8)
+    train.add_argument("--penalty", type=bounded_float(0), default=1e-4, help="group penalty strength lambda")
+    train.add_argument("--retrain-epochs", type=bounded_int(0, 1 << 20), default=8)
     train.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
     train.add_argument("--schedule", default="cosine", choices=("cosine", "onecycle"),
                        help="learning-rate schedule within each phase")
-    train.add_argument("--lr", type=float, default=0.05)
-    train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--retrain-lr", type=float, default=0.01)
+    train.add_argument("--lr", type=bounded_float(0, open_minimum=True), default=0.05)
+    train.add_argument("--weight-decay", type=bounded_float(0), default=5e-4)
+    train.add_argument("--retrain-lr", type=bounded_float(0, open_minimum=True), default=0.01)
     train.add_argument("--distill", action="store_true", help="distil from the dense model when retraining")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=bounded_int(0, (1 << 63) - 1), default=0)
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", required=True, help="pruned rt3d checkpoint to write")
     out.add_argument("--report", help="JSON report (default: OUTPUT with .json)")
@@ -96,10 +100,9 @@ def config_from_args(args) -> object:
 
     from rt3d_mlir.pruning.job import PruneJobConfig
     from rt3d_mlir.pruning.schemes import SparsityScheme, parse_layer_config
-    from rt3d_mlir.sparsity import parse_group_shape
 
     try:
-        scheme = SparsityScheme(args.scheme, parse_group_shape(args.group_shape), args.unit)
+        scheme = SparsityScheme(args.scheme, args.group_shape, args.unit)
         layers = None
         if args.config:
             try:
@@ -113,8 +116,6 @@ def config_from_args(args) -> object:
         raise Rt3dError(str(err)) from None
     if args.flops_reduction is None and not (layers and all(layer.rate for layer in layers)):
         raise Rt3dError("give --flops-reduction or a --config with a rate for every layer")
-    if args.flops_reduction is not None and args.flops_reduction < 1:
-        raise Rt3dError(f"--flops-reduction must be >= 1, got {args.flops_reduction}")
     config = PruneJobConfig(
         arch=args.arch, data=args.data, output=args.output,
         model_kwargs=_model_kwargs(args),
@@ -142,6 +143,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.arch not in ARCHITECTURES:
         raise Rt3dError(f"unknown architecture '{args.arch}' (choose from {', '.join(ARCHITECTURES)})")
     config = config_from_args(args)
+    check_output_path(config.output)  # before hours of training
+    check_output_path(config.report_path)
     from tqdm import tqdm
 
     from rt3d_mlir.pruning.distributed import setup_distributed, teardown_distributed

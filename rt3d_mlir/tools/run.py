@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.tools.cli import ArgumentParser, run_tool, write_atomically
+from rt3d_mlir.fileio import atomic_output, check_output_path
+from rt3d_mlir.tools.cli import ArgumentParser, bounded_int, run_tool
 
 
 def build_parser() -> ArgumentParser:
@@ -20,10 +21,12 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--input", required=True, help="input array (.npy)")
     parser.add_argument("--output", help="where to save the output array (.npy)")
-    parser.add_argument("--repeat", type=int, default=1, help="run N times and report the median time")
+    parser.add_argument(
+        "--repeat", type=bounded_int(1), default=1, help="run N times and report the median time"
+    )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=bounded_int(1),
         help="threads the kernels use (default: $RT3D_NUM_THREADS, else all CPUs; ignored for .spv)",
     )
     parser.add_argument(
@@ -45,10 +48,8 @@ def _load_input(path: str) -> np.ndarray:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.repeat < 1:
-        raise Rt3dError("--repeat must be at least 1")
-    if args.threads is not None and args.threads < 1:
-        raise Rt3dError("--threads must be at least 1")
+    if args.output:
+        check_output_path(args.output)  # fail before running the model
     from rt3d_mlir.runtime import load
 
     model = load(args.artifact, threads=args.threads, device=args.device)
@@ -61,13 +62,8 @@ def _main(argv: Sequence[str] | None) -> int:
         times.append(time.perf_counter() - start)
     assert y is not None
     if args.output:
-        out = args.output
-
-        def save(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, y)
-
-        write_atomically(out, save)
+        with atomic_output(args.output) as tmp, open(tmp, "wb") as f:
+            np.save(f, y)
     where = getattr(model, "device_name", None) or f"{model.threads} thread(s)"
     print(
         f"output shape {tuple(y.shape)}, median latency {1e3 * float(np.median(times)):.2f} ms "

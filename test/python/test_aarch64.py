@@ -17,7 +17,7 @@ import rt3d_mlir
 from rt3d_mlir.backend.toolchain import CLANG, find_tool
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.runtime import EmulatedModel
-from rt3d_mlir.runtime.emulated import elf_machine
+from rt3d_mlir.runtime.elf import read_elf
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_aarch64_build_matches_torch_under_qemu(arch, scheme, group_shape, tmp_p
     apply_random_masks(model, group_shape, 0.4, scheme, seed=3)
     out = tmp_path / f"{arch}.so"
     rt3d_mlir.compile(model, x, output=out, target="aarch64", group_shape=group_shape)
-    assert elf_machine(str(out)) == "aarch64"
+    assert read_elf(str(out)).machine == "aarch64"
     compiled = rt3d_mlir.load(out)
     assert isinstance(compiled, EmulatedModel) and compiled.target == "aarch64"
     assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL

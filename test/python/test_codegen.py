@@ -43,7 +43,7 @@ def test_thread_counts_give_identical_outputs(pruned_c3d):
     two = model(x.numpy())
     # Tasks own disjoint outputs and each sums in a fixed order: bit-identical.
     np.testing.assert_array_equal(one, two)
-    with pytest.raises(rt3d_mlir.Rt3dError, match="at least 1"):
+    with pytest.raises(rt3d_mlir.Rt3dError, match="between 1 and"):
         model.threads = 0
 
 

@@ -11,7 +11,7 @@ from torch_mlir import ir
 
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.dialect import kgs_conv3d_params
-from rt3d_mlir.frontend import import_to_linalg, prepare_for_import
+from rt3d_mlir.frontend import import_to_linalg
 from rt3d_mlir.models import build_model
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.matchers import ops_named
@@ -81,7 +81,7 @@ def test_odd_shapes_match_torch(group_shape, tmp_path):
 
 
 def _recognized(model: nn.Module, x: torch.Tensor, pipeline: str) -> list[dict]:
-    module = import_to_linalg(prepare_for_import(model), x)
+    module = import_to_linalg(model, x)
     with module.context:
         run_pipeline(module, pipeline)
         return [

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import pytest
 import torch
 from conftest import REL_TOL, compile_and_run, randomize_batch_norms, relative_error, torch_output
@@ -11,7 +15,13 @@ from torch.nn.utils import prune as torch_prune
 
 import rt3d_mlir
 from rt3d_mlir.errors import ModelLoadError
-from rt3d_mlir.frontend import load_model_file, prepare_for_import, save_checkpoint
+from rt3d_mlir.frontend import (
+    fold_batch_norms,
+    import_to_linalg,
+    load_model_file,
+    prepare_for_import,
+    save_checkpoint,
+)
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
 
@@ -25,15 +35,84 @@ def small_c3d() -> nn.Module:
     return model
 
 
-def test_pickled_module(tmp_path):
+class RunsCode:
+    """Unpickling this touches a marker file: proof that a loader ran code from a file."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_module_needs_trust(tmp_path):
     model = small_c3d()
     path = tmp_path / "model.pt"
     torch.save(model, path)
-    loaded = load_model_file(path)
+    expected = r"pickled Python object \(rt3d_mlir.models.c3d.C3D\).*--trust-pickle"
+    with pytest.raises(ModelLoadError, match=expected):
+        load_model_file(path)
+    with pytest.raises(ModelLoadError, match="trust_pickle=True"):
+        rt3d_mlir.compile(str(path), output=tmp_path / "m.so")
+    assert not (tmp_path / "m.so").exists()
+    loaded = load_model_file(path, trust_pickle=True)
     assert loaded.module is not None and loaded.default_input_shape == C3D_SHAPE
     x = torch.randn(*C3D_SHAPE)
-    got = compile_and_run(str(path), x, tmp_path / "m.so")
+    got = compile_and_run(str(path), x, tmp_path / "m.so", trust_pickle=True)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+def test_hostile_pickle_runs_no_code(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "hostile.pt"
+    torch.save({"format": "rt3d-checkpoint", "payload": RunsCode(marker)}, path)
+    with pytest.raises(ModelLoadError, match="unpickling it can run code"):
+        load_model_file(path)
+    assert not marker.exists()
+    with pytest.raises(ModelLoadError):  # trusted: the code runs (and the file is no model)
+        load_model_file(path, trust_pickle=True)
+    assert marker.exists()
+
+
+def _rewrite_archive(source, target, edit) -> None:
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, edit(info.filename, zin.read(info.filename)))
+
+
+def _pickled(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("part", ["weight payload", "sample inputs", "constant object"])
+def test_hostile_pt2_runs_no_code(tmp_path, part):
+    model = nn.Sequential(nn.Conv3d(3, 4, 3)).eval()
+    good = tmp_path / "good.pt2"
+    torch.export.save(torch.export.export(model, (torch.randn(1, 3, 4, 4, 4),)), good)
+    marker = tmp_path / "ran"
+
+    def edit(name: str, data: bytes) -> bytes:
+        if part == "weight payload":
+            if name.endswith("model_weights_config.json"):
+                config = json.loads(data)
+                config["config"]["0.weight"]["use_pickle"] = True
+                return json.dumps(config).encode()
+            if name.endswith("weights/weight_0"):
+                return _pickled(RunsCode(marker))
+        if part == "sample inputs" and "sample_inputs" in name:
+            return _pickled(RunsCode(marker))
+        if part == "constant object" and name.endswith("model_constants_config.json"):
+            return json.dumps({"config": {"c": {"path_name": "opaque_obj_0", "use_pickle": False}}}).encode()
+        return data
+
+    bad = tmp_path / "hostile.pt2"
+    _rewrite_archive(good, bad, edit)
+    with pytest.raises(ModelLoadError, match=r"can run code.*--trust-pickle"):
+        load_model_file(bad)
+    assert not marker.exists()
+    assert load_model_file(good).program is not None
 
 
 def test_exported_program(tmp_path):
@@ -96,21 +175,87 @@ def test_parametrizations_are_baked_in():
     assert torch.equal(prepared.features.conv3a.weight, expected)
 
 
-def test_batchnorm_folding_keeps_zeros_and_numerics():
-    model = build_model("r2plus1d", width=1 / 16, input_size=(8, 16, 16))
+class Conv3DSimple(nn.Conv3d):
+    """A Conv3d subclass, as torchvision's video models use."""
+
+
+class SubclassedConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = Conv3DSimple(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm3d(8)
+        self.conv2 = nn.Conv3d(8, 8, (1, 3, 3), padding=(0, 1, 1))
+        self.bn2 = nn.BatchNorm3d(8)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)) + x)
+        return self.fc(self.pool(x).flatten(1))
+
+
+def _batch_norm_ops(program) -> list[str]:
+    return [str(n.target) for n in program.graph.nodes if "batch_norm" in str(n.target)]
+
+
+@pytest.mark.parametrize("arch", ["r2plus1d", "subclassed"])
+def test_batchnorm_folding_on_the_exported_graph(arch):
+    if arch == "r2plus1d":
+        model = build_model("r2plus1d", width=1 / 16, input_size=(8, 16, 16))
+    else:
+        model = SubclassedConvNet()
     randomize_batch_norms(model)
     model.eval()
     apply_random_masks(model, (4, 4), 0.4, "kgs", seed=4)
-    prepared = prepare_for_import(model)
-    assert not any(isinstance(m, nn.BatchNorm3d) for m in prepared.modules())
-    before = {n: m.weight for n, m in model.named_modules() if isinstance(m, nn.Conv3d)}
-    after = {n: m.weight for n, m in prepared.named_modules() if isinstance(m, nn.Conv3d)}
-    assert before.keys() == after.keys()
-    for name, weight in before.items():
-        assert torch.equal(weight == 0, after[name] == 0), name
     x = torch.randn(1, 3, 8, 16, 16)
+    program = torch.export.export(model, (x,))
+    assert _batch_norm_ops(program)
+    folded = fold_batch_norms(program)
+    assert not isinstance(folded, torch.export.ExportedProgram)
+    assert _batch_norm_ops(folded) == []
+    kept_zeros = {n: (m.weight == 0) for n, m in model.named_modules() if isinstance(m, nn.Conv3d)}
+    folded_weights = [t for name, t in folded.named_buffers() if name.startswith("_rt3d_folded_weight")]
+    assert len(folded_weights) == len(kept_zeros)  # every conv is followed by a batch norm
+    zero_patterns = sorted(int(z.sum()) for z in kept_zeros.values())
+    assert sorted(int((w == 0).sum()) for w in folded_weights) == zero_patterns
     with torch.no_grad():
-        assert torch.allclose(model(x), prepared(x), rtol=1e-4, atol=1e-5)
+        assert torch.allclose(model(x), folded(x), rtol=1e-4, atol=1e-5)
+
+
+def test_pt_pt2_and_checkpoint_compile_to_the_same_kernels(tmp_path):
+    """Batch norms fold whatever the format: the three files give one kernel sequence."""
+    from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
+    from rt3d_mlir.passes import run_pipeline
+
+    kwargs = {"width": 1 / 16, "input_size": [8, 16, 16]}
+    model = build_model("r2plus1d", **kwargs)
+    randomize_batch_norms(model)
+    model.eval()
+    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=5)
+    x = torch.randn(1, 3, 8, 16, 16)
+    files = {"pt": tmp_path / "m.pt", "pt2": tmp_path / "m.pt2", "checkpoint": tmp_path / "ckpt.pt"}
+    torch.save(model, files["pt"])
+    torch.export.save(torch.export.export(model, (x,)), files["pt2"])
+    save_checkpoint(files["checkpoint"], "r2plus1d", kwargs, model)
+    shapes = {}
+    for kind, path in files.items():
+        loaded = load_model_file(path, trust_pickle=kind == "pt")
+        module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
+        assert "math.sqrt" not in str(module), f"{kind}: a batch norm was not folded"
+        with module.context:
+            run_pipeline(module, f"builtin.module({sparse_conv_pipeline((4, 4), target='host')})")
+        forward = next(op for op in module.body.operations if "forward" in str(op.attributes["sym_name"]))
+        shapes[kind] = [
+            op.name if op.name != "func.call" else str(op.attributes["callee"]).split("_")[0]
+            for op in forward.regions[0].blocks[0].operations
+        ]
+        out = tmp_path / f"{kind}.so"
+        rt3d_mlir.compile(str(path), output=out, trust_pickle=kind == "pt")
+        got = rt3d_mlir.load(out)(x.numpy())
+        assert relative_error(got, torch_output(model, x)) <= REL_TOL, kind
+    assert shapes["pt"] == shapes["pt2"] == shapes["checkpoint"]
+    assert sum(name == "@rt3d" for name in shapes["pt2"]) >= 10
 
 
 @pytest.mark.parametrize(

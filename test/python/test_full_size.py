@@ -12,6 +12,7 @@ import rt3d_mlir
 from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.frontend import save_checkpoint
 from rt3d_mlir.sparsity import DEFAULT_GROUP_SHAPE_CANDIDATES, choose_group_shape, kernel_group_masks
 from rt3d_mlir.targets import host_target
 
@@ -23,7 +24,7 @@ def test_full_c3d_compiles_within_memory_bounds(tmp_path):
     model = build_model("c3d").eval()
     apply_random_masks(model, (4, 4), 0.4, "kgs", seed=0, skip=["features.conv1a"])
     path = tmp_path / "c3d.pt"
-    torch.save(model, path)
+    save_checkpoint(path, "c3d", {}, model)
     out = tmp_path / "c3d.so"
     script = (
         "import resource, sys, rt3d_mlir\n"

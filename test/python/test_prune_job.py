@@ -16,7 +16,7 @@ from conftest import REL_TOL, relative_error
 
 import rt3d_mlir
 from rt3d_mlir.frontend import load_model_file
-from rt3d_mlir.pruning.job import STATE_FILE, Interrupted, PruneJob, PruneJobConfig
+from rt3d_mlir.pruning.job import STATE_FILE, Interrupted, PruneJob, PruneJobConfig, load_state_file
 from rt3d_mlir.pruning.schemes import SparsityScheme
 from rt3d_mlir.sparsity import group_shape_fits, kernel_group_masks
 
@@ -135,7 +135,7 @@ def test_cli_interrupt_then_resume_matches_uninterrupted(reference, tmp_path):
     state = tmp_path / "cli.pt.work" / STATE_FILE
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if state.exists() and torch.load(state, weights_only=False)["phase"] != "dense":
+        if state.exists() and load_state_file(str(state))["phase"] != "dense":
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
@@ -144,7 +144,7 @@ def test_cli_interrupt_then_resume_matches_uninterrupted(reference, tmp_path):
         assert process.returncode == 130, stderr
         assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "rt3d-prune: interrupted"
         assert not out.exists()
-        torch.load(state, weights_only=False)  # the checkpoint is intact
+        load_state_file(str(state))  # the checkpoint is intact
         result = cli(*CLI_ARGS, "-o", str(out))
         assert result.returncode == 0, result.stderr
         assert "resuming from" in result.stderr
@@ -153,7 +153,7 @@ def test_cli_interrupt_then_resume_matches_uninterrupted(reference, tmp_path):
 
 def test_cli_errors(tmp_path):
     result = cli("--flops-reduction", "0.5", "-o", str(tmp_path / "x.pt"))
-    assert result.returncode == 1 and "must be >= 1" in result.stderr
+    assert result.returncode == 2 and "must be >= 1" in result.stderr
     result = cli("-o", str(tmp_path / "x.pt"))
     assert result.returncode == 1 and "give --flops-reduction" in result.stderr
     result = cli("--arch", "vgg", "--flops-reduction", "2", "-o", str(tmp_path / "x.pt"))

@@ -64,8 +64,8 @@ def test_spirv_build_matches_torch_on_lavapipe(arch, scheme, group_shape, tmp_pa
 def tiny_c3d_file(tmp_path_factory):
     model, x = tiny("c3d")
     apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
-    path = tmp_path_factory.mktemp("spirv") / "model.pt"
-    torch.save(model, path)
+    path = tmp_path_factory.mktemp("spirv") / "model.pt2"
+    torch.export.save(torch.export.export(model, (x,)), path)
     return model, x, path
 
 

@@ -18,8 +18,10 @@ from test_cli import assert_one_line_error, run
 
 import rt3d_mlir
 from rt3d_mlir.errors import ArtifactError
+from rt3d_mlir.runtime import spirv_artifact
 from rt3d_mlir.runtime import vulkan as vulkan_runtime
-from rt3d_mlir.runtime.vulkan import VulkanModel, is_spirv_artifact, vulkan_devices
+from rt3d_mlir.runtime.spirv_artifact import is_spirv_artifact
+from rt3d_mlir.runtime.vulkan import VulkanModel, vulkan_devices
 
 N = 1000  # elements per vector: not a multiple of the workgroup size, so the bounds check matters
 GROUPS = [(N + 63) // 64, 1, 1]
@@ -27,7 +29,8 @@ BIAS = -0.25
 TARGET_ENV = "vulkan1.1"
 
 # An elementwise compute kernel over i = gl_GlobalInvocationID.x < N, with
-# storage buffers %b0 .. %b{k-1} (float arrays) at set 0, bindings 0 .. k-1.
+# storage buffers %b0 .. %b{k-1} (float arrays of the kernel's sizes) at set
+# 0, bindings 0 .. k-1.
 _KERNEL = """
 OpCapability Shader
 %glsl = OpExtInstImport "GLSL.std.450"
@@ -35,9 +38,6 @@ OpMemoryModel Logical GLSL450
 OpEntryPoint GLCompute %main "{entry}" %gid
 OpExecutionMode %main LocalSize 64 1 1
 OpDecorate %gid BuiltIn GlobalInvocationId
-OpDecorate %arr ArrayStride 4
-OpMemberDecorate %Buf 0 Offset 0
-OpDecorate %Buf Block
 {decorations}
 %void = OpTypeVoid
 %fn = OpTypeFunction %void
@@ -47,9 +47,6 @@ OpDecorate %Buf Block
 %v3uint = OpTypeVector %uint 3
 %ptr_in = OpTypePointer Input %v3uint
 %gid = OpVariable %ptr_in Input
-%arr = OpTypeRuntimeArray %float
-%Buf = OpTypeStruct %arr
-%ptr_buf = OpTypePointer StorageBuffer %Buf
 %ptr_f = OpTypePointer StorageBuffer %float
 {variables}
 %u0 = OpConstant %uint 0
@@ -75,7 +72,7 @@ OpReturn
 OpFunctionEnd
 """
 
-# name -> (bindings, body); %bK is binding K.
+# name -> (bindings, body, float elements of each binding); %bK is binding K.
 KERNELS = {
     # y = max(x * w + bias, 0), w a "weights" buffer
     "affine_relu": (3, """
@@ -88,7 +85,7 @@ KERNELS = {
 %r = OpExtInst %float %glsl FMax %a %f0
 %py = OpAccessChain %ptr_f %b2 %u0 %i
 OpStore %py %r
-"""),
+""", (N, N, N)),
     # dst = 2 * src + 1 (exact in float32)
     "scale": (2, """
 %px = OpAccessChain %ptr_f %b0 %u0 %i
@@ -97,7 +94,7 @@ OpStore %py %r
 %a = OpFAdd %float %m %f1
 %py = OpAccessChain %ptr_f %b1 %u0 %i
 OpStore %py %a
-"""),
+""", (N, N)),
     # padded[i + 1] = x[i]: the borders padded[0] and padded[N + 1] are never written
     "pad": (2, """
 %px = OpAccessChain %ptr_f %b0 %u0 %i
@@ -105,7 +102,7 @@ OpStore %py %a
 %j = OpIAdd %uint %i %u1
 %py = OpAccessChain %ptr_f %b1 %u0 %j
 OpStore %py %x
-"""),
+""", (N, N + 2)),
     # y[i] = padded[i] + padded[i + 1] + padded[i + 2]
     "sum3": (2, """
 %p0 = OpAccessChain %ptr_f %b0 %u0 %i
@@ -120,17 +117,32 @@ OpStore %py %x
 %t = OpFAdd %float %s %v2
 %py = OpAccessChain %ptr_f %b1 %u0 %i
 OpStore %py %t
-"""),
+""", (N + 2, N)),
 }
 
 
-def kernel_asm(name: str, bindings: int | None = None, entry: str | None = None) -> str:
-    declared, body = KERNELS[name]
+def kernel_asm(
+    name: str, bindings: int | None = None, entry: str | None = None, unsized: bool = False
+) -> str:
+    declared, body, lengths = KERNELS[name]
     count = declared if bindings is None else bindings
-    decorations = "\n".join(
-        f"OpDecorate %b{j} DescriptorSet 0\nOpDecorate %b{j} Binding {j}" for j in range(count)
-    )
-    variables = "\n".join(f"%b{j} = OpVariable %ptr_buf StorageBuffer" for j in range(count))
+    lengths = (*lengths, *[N] * (count - len(lengths)))
+    decorations, variables = [], []
+    for j in range(count):
+        decorations += [
+            f"OpDecorate %b{j} DescriptorSet 0", f"OpDecorate %b{j} Binding {j}",
+            f"OpDecorate %arr{j} ArrayStride 4", f"OpMemberDecorate %Buf{j} 0 Offset 0",
+            f"OpDecorate %Buf{j} Block",
+        ]
+        array = "OpTypeRuntimeArray %float" if unsized else f"OpTypeArray %float %len{j}"
+        variables += [
+            f"%len{j} = OpConstant %uint {lengths[j]}",
+            f"%arr{j} = {array}",
+            f"%Buf{j} = OpTypeStruct %arr{j}",
+            f"%ptr_buf{j} = OpTypePointer StorageBuffer %Buf{j}",
+            f"%b{j} = OpVariable %ptr_buf{j} StorageBuffer",
+        ]
+    decorations, variables = "\n".join(decorations), "\n".join(variables)
     if name == "affine_relu":
         decorations += "\nOpDecorate %m NoContraction"  # x * w + b rounded twice, as numpy does
     return _KERNEL.format(
@@ -168,14 +180,14 @@ def write_artifact(path, manifest: dict, modules: dict[str, bytes], weights: byt
 def manifest(buffers: list[dict], kernels: list[str], dispatches: list[dict], output: int) -> dict:
     return {
         "format": "rt3d-spirv",
-        "version": 1,
+        "version": 2,
         "target_env": TARGET_ENV,
         "input": {"buffer": 0, "shape": [1, N], "dtype": "float32"},
         "output": {"buffer": output, "shape": [1, N], "dtype": "float32"},
         "buffers": buffers,
         "kernels": [
             {"name": k, "module": f"kernels/{k}.spv", "entry": k, "bindings": KERNELS[k][0],
-             "workgroup_size": [64, 1, 1]}
+             "workgroup_size": [64, 1, 1], "groups": GROUPS}
             for k in kernels
         ],
         "dispatches": dispatches,
@@ -339,7 +351,7 @@ def _mutate(m: dict, edit) -> dict:
 
 
 MALFORMED = {
-    "bad-version": (lambda m: m.update(version=2), "manifest version is 2; this runtime reads version 1"),
+    "bad-version": (lambda m: m.update(version=1), "manifest version is 1; this runtime reads version 2"),
     "bad-format": (lambda m: m.update(format="onnx"), "manifest format is 'onnx'"),
     "unknown-kernel": (lambda m: m["dispatches"][0].update(kernel="conv9"), "unknown kernel 'conv9'"),
     "unknown-buffer": (lambda m: m["dispatches"][0].update(buffers=[0, 1, 7]), "unknown buffer 7"),
@@ -349,7 +361,29 @@ MALFORMED = {
     "missing-field": (lambda m: m["kernels"][0].pop("entry"), "kernels[0] has no 'entry'"),
     "bad-groups": (lambda m: m["dispatches"][0].update(groups=[1, 1]), "groups must be 3 integers"),
     "odd-size": (lambda m: m["buffers"][2].update(bytes=4 * N + 2), "multiple of 4"),
-    "small-output": (lambda m: m["buffers"][2].update(bytes=8), "needs 4000 bytes but buffer 2 has 8"),
+    "small-output": (lambda m: m["buffers"][2].update(bytes=8), "is 4000 bytes but buffer 2 has 8"),
+    "large-output": (lambda m: m["buffers"][2].update(bytes=8000), "is 4000 bytes but buffer 2 has 8000"),
+    "output-shape": (lambda m: m["output"].update(shape=[1, 2 * N]), "is 8000 bytes but buffer 2 has 4000"),
+    # what the kernel reads and writes, from its SPIR-V module
+    "shrunken-buffer": (
+        lambda m: m["buffers"][1].update(bytes=400),
+        "binds buffer 1 of 400 bytes to binding 1, where kernel 'affine_relu' accesses 4000 bytes",
+    ),
+    "wrong-buffer": (
+        lambda m: (m["buffers"].append({"bytes": 40, "init": "none"}),
+                   m["dispatches"][0].update(buffers=[0, 3, 2])),
+        "binds buffer 3 of 40 bytes to binding 1",
+    ),
+    "grown-grid": (
+        lambda m: m["dispatches"][0].update(groups=[100, 1, 1]),
+        "launches a (100, 1, 1) grid, but kernel 'affine_relu' was built for (16, 1, 1)",
+    ),
+    "workgroup": (
+        lambda m: m["kernels"][0].update(workgroup_size=[32, 1, 1]),
+        "runs (64, 1, 1) invocations per workgroup, not (32, 1, 1)",
+    ),
+    "nan-flops": (lambda m: m["dispatches"][0].update(flops=float("nan")), "must be a finite number"),
+    "huge-size": (lambda m: m["buffers"][0].update(bytes=1 << 80), "must be an integer in"),
     "wrong-entry": (lambda m: m["kernels"][0].update(entry="main"), "no GLCompute entry point 'main'"),
 }
 
@@ -387,6 +421,43 @@ def test_broken_archives_and_modules(spirv, tmp_path):
                           affine_weights())
     with pytest.raises(ArtifactError, match="bad magic number"):
         rt3d_mlir.load(path)
+    # A module whose buffers have no size: nothing to check a manifest against.
+    unsized = assemble(kernel_asm("affine_relu", unsized=True), tmp_path)
+    path = write_artifact(tmp_path / "unsized.spv", affine_manifest(), {"affine_relu": unsized},
+                          affine_weights())
+    with pytest.raises(ArtifactError, match="declares an unsized buffer"):
+        rt3d_mlir.load(path)
+
+
+def test_members_are_not_inflated_past_the_format_limits(spirv, tmp_path):
+    """A small archive whose deflated members claim (or would expand to) huge sizes is refused unread."""
+    bomb = tmp_path / "bomb.spv"
+    huge = b"\0" * (spirv_artifact.MAX_MODULE_BYTES + 1)
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(affine_manifest()))
+        zf.writestr("kernels/affine_relu.spv", huge)
+        zf.writestr("weights.bin", affine_weights())
+    assert bomb.stat().st_size < len(huge) // 100
+    with pytest.raises(ArtifactError, match="claims 16777217 bytes, more than the 16777216 allowed"):
+        rt3d_mlir.load(bomb)
+    manifest_bomb = tmp_path / "manifest-bomb.spv"
+    with zipfile.ZipFile(manifest_bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", b" " * (spirv_artifact.MAX_MANIFEST_BYTES + 1))
+    with pytest.raises(ArtifactError, match=r"manifest\.json claims"):
+        rt3d_mlir.load(manifest_bomb)
+    # Compressed weights: no more than the buffers need (plus alignment slack) is inflated.
+    padded_weights = tmp_path / "weights-bomb.spv"
+    with zipfile.ZipFile(padded_weights, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(affine_manifest()))
+        zf.writestr("kernels/affine_relu.spv", spirv["affine_relu"])
+        zf.writestr("weights.bin", affine_weights() + b"\0" * (64 << 20))
+    with pytest.raises(ArtifactError, match=r"weights\.bin claims"):
+        rt3d_mlir.load(padded_weights)
+
+
+def test_robust_buffer_access_is_enabled_where_offered(affine):
+    with rt3d_mlir.load(affine) as model:
+        assert model.robust_buffer_access  # lavapipe offers it, as desktop GPUs do
 
 
 def test_out_of_device_memory_is_a_clear_error_and_frees_what_was_made(affine, monkeypatch):

@@ -40,6 +40,6 @@ func.func @no_bias_strided(%x: tensor<1x3x5x5x5xf32>, %w: tensor<3x3x3x3x3xf32>)
 // CHECK-SAME: loop_order = "dfhw"
 // CHECK-SAME: tile_sizes = array<i64: 1, 3>
 func.func @packed(%x: tensor<1x2x4x4x4xf32>, %w: tensor<16xf32>, %off: tensor<2xi32>, %starts: tensor<2xi32>, %lanes: tensor<4xi32>, %bias: tensor<4xf32>) -> tensor<1x3x4x4x4xf32> {
-  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "dfhw", tile_sizes = array<i64: 1, 3>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "dfhw", tile_sizes = array<i64: 1, 3>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }

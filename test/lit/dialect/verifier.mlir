@@ -71,7 +71,7 @@ func.func @packed_weights(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
   %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
   %bias = arith.constant dense<0.0> : tensor<4xf32>
-  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<15xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<15xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }
 
@@ -84,6 +84,121 @@ func.func @packed_order(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
   %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
   %bias = arith.constant dense<0.0> : tensor<4xf32>
-  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "whdf"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "whdf"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op input must have f32 elements, got f16
+func.func @kgs_element_type(%x: tensor<1x2x4x4x4xf16>, %w: tensor<4x2x1x1x1xf16>) -> tensor<1x4x4x4x4xf16> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf16>, tensor<4x2x1x1x1xf16>) -> tensor<1x4x4x4x4xf16>
+  return %0 : tensor<1x4x4x4x4xf16>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op 'operandSegmentSizes' [1, 1, 1] describes 3 operands, the op has 2
+func.func @kgs_segments(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none", operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.kgs_conv3d' op requires 'operandSegmentSizes' (array<i32>) for its optional operand
+func.func @kgs_no_segments(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
+  %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "none"} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
+  return %0 : tensor<1x4x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op entry_offsets[1] = 96 is not a channel run and kernel position inside the padded input (1, 2, 4, 4, 6)
+func.func @packed_offset_outside(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 96]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op entry_offsets[0] = -1 is not a channel run and kernel position inside the padded input (1, 2, 4, 4, 6)
+func.func @packed_offset_negative(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[-1, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op out_channels holds 3, outside -1 (no filter) and the result's 3 channels
+func.func @packed_lane_channel(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op block_starts must rise from 0 to the 2 entries, got [0, 1, 0, 2]...
+func.func @packed_block_starts(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<8xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 1, 0, 2]> : tensor<4xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1, -1, -1]> : tensor<6xi32>
+  %bias = arith.constant dense<0.0> : tensor<6xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<8xf32>, tensor<2xi32>, tensor<4xi32>, tensor<6xi32>, tensor<6xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op result shape (1, 3, 4, 4, 4) does not match the computed output shape (1, 3, 4, 4, 2)
+func.func @packed_result_shape(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 5>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op requires 'kernel_size' as array<i64> of 3 entries >= 1
+func.func @packed_no_kernel_size(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op entry_offsets must have i32 elements, got i64
+func.func @packed_table_type(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi64>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi64>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }

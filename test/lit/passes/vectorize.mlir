@@ -66,7 +66,7 @@ func.func @conv(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
   %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
   %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
-  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, kept_weights = 8 : i64, dense_weights = 24 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, kept_weights = 8 : i64, dense_weights = 24 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }
 
@@ -111,6 +111,6 @@ func.func @width(%arg0: tensor<1x2x4x4x6xf32>) -> tensor<1x3x4x3x6xf32> {
   %starts = arith.constant dense<[0, 1, 2]> : tensor<3xi32>
   %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
   %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
-  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 2, 6>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 4 : i64, streaming_stores = true} : (tensor<1x2x4x4x6xf32>, tensor<8xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x3x6xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 2, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 2, 6>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 4 : i64, streaming_stores = true} : (tensor<1x2x4x4x6xf32>, tensor<8xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x3x6xf32>
   return %0 : tensor<1x3x4x3x6xf32>
 }

@@ -1,0 +1,1 @@
+"""Kernel code generation shared by the CPU and GPU targets."""
