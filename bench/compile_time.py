@@ -3,7 +3,7 @@
     .venv/bin/python bench/compile_time.py [--repeat 3]
 
 Each compile runs in a fresh subprocess (so peak RSS is the compile's own);
-the model is saved to a temporary .pt first and that save is not timed.
+the model is saved to a temporary rt3d checkpoint first and that save is not timed.
 Prints a markdown table.
 """
 
@@ -30,8 +30,7 @@ print(json.dumps({"seconds": elapsed,
 
 
 def save_model(arch: str, directory: str) -> str:
-    import torch
-
+    from rt3d_mlir.frontend.checkpoint import save_checkpoint
     from rt3d_mlir.models import build_model
     from rt3d_mlir.pruning import apply_random_masks
 
@@ -39,7 +38,7 @@ def save_model(arch: str, directory: str) -> str:
     first = {"c3d": "features.conv1a", "r2plus1d": "stem.0"}[arch]
     apply_random_masks(model, (4, 4), 0.4, "kgs", seed=0, skip=[first])
     path = os.path.join(directory, f"{arch}.pt")
-    torch.save(model, path)
+    save_checkpoint(path, arch, {}, model)
     return path
 
 

@@ -13,7 +13,7 @@ from rt3d_mlir.backend import build_shared_object, get_target, require_toolchain
 from rt3d_mlir.backend.pipelines import sparse_conv_pipeline, spirv_pipeline
 from rt3d_mlir.backend.spirv_binary import build_spirv_artifact
 from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
-from rt3d_mlir.fileio import check_output_path
+from rt3d_mlir.fileio import check_output_directory, check_output_path
 from rt3d_mlir.frontend import (
     FUNCTION_NAME,
     LoadedModel,
@@ -102,6 +102,8 @@ def compile_model(
         toolchain = require_toolchain(target_info, cpu)
     output = os.fspath(output)
     check_output_path(output)  # before minutes of work
+    if keep_intermediates:
+        check_output_directory(keep_intermediates)
     step("load")
     loaded = _loaded(model, trust_pickle)
     shape = _resolve_input_shape(loaded, example_input, input_shape)

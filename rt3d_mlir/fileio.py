@@ -59,6 +59,20 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     return absolute
 
 
+def check_output_directory(path: str | os.PathLike[str]) -> str:
+    """A directory a tool may write files into (created if missing), or an OutputError."""
+    path = os.fspath(path)
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+        raise OutputError(f"'{path}' exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create directory '{path}': {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to directory '{path}' (permission denied)")
+    return os.path.abspath(path)
+
+
 def _default_mode(executable: bool) -> int:
     umask = os.umask(0)
     os.umask(umask)

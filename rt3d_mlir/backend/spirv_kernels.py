@@ -22,6 +22,7 @@ invocation than with one (bench/RESULTS.md).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -97,6 +98,13 @@ class GpuKernelText:
             self._constants[key] = f"%f{len(self._constants)}"
         return self._constants[key]
 
+    def integer(self, value: int, type_: str) -> str:
+        """An integer constant of type ``type_`` (``i1``, ``i32``, ...)."""
+        key = (type_, str(int(value)))
+        if key not in self._constants:
+            self._constants[key] = f"%i{len(self._constants)}"
+        return self._constants[key]
+
     def arg(self, i: int) -> str:
         return f"%arg{i}"
 
@@ -166,10 +174,7 @@ class GpuKernelText:
         args = ", ".join(f"%arg{i}: {b.memref}" for i, b in enumerate(self.bindings))
         consts = []
         for (kind, value), name in self._constants.items():
-            if kind == "index":
-                consts.append(f"{name} = arith.constant {value} : index")
-            else:
-                consts.append(f"{name} = arith.constant {value} : f32")
+            consts.append(f"{name} = arith.constant {value} : {kind}")
         body = ["      " + c for c in consts] + self.lines
         wg = ", ".join(str(v) for v in workgroup)
         return "\n".join(
@@ -288,7 +293,8 @@ def generic_kernel(
     init: GenericOperand | None,
     bindings: Sequence[Binding],
     out_binding: int,
-    captured: dict[ir.Value, float],
+    captured: dict[ir.Value, float | int],
+    gathered: dict[ir.Value, tuple[int, tuple[int, ...]]] | None = None,
 ) -> Kernel:
     """The first result of a ``linalg.generic``: one invocation per point of its
     parallel loops, the reduction loops (if any) run serially inside, and the
@@ -296,8 +302,11 @@ def generic_kernel(
 
     ``init`` is where the result's initial value comes from (a buffer or a
     constant fill), None when the body never reads it. ``captured`` maps
-    values defined outside the body (f32 scalar constants) to their value.
+    values defined outside the body (f32 or index constants) to their value;
+    ``gathered`` maps tensors the body reads with ``tensor.extract`` at
+    computed indices (adaptive pooling windows) to (binding, shape).
     """
+    gathered = gathered or {}
     maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
     out_type = ir.RankedTensorType(op.results[0].type)
@@ -325,7 +334,15 @@ def generic_kernel(
         return k.load(operand.binding, k.linearize(idx, operand.shape))
 
     def emit_body(dims: list[str], acc: str | None) -> str:
-        names: dict[ir.Value, str] = {v: k.f32(c) for v, c in captured.items()}
+        names: dict[ir.Value, str] = {}
+        for v, c in captured.items():
+            type_ = _narrow(str(v.type))
+            if type_ == "index":
+                names[v] = k.index(int(c))
+            elif type_.startswith("f"):
+                names[v] = k.f32(c)
+            else:
+                names[v] = k.integer(_fits_i32(int(c)), type_)
         for arg, operand in zip(block.arguments, inputs, strict=False):
             if arg in used and (operand.binding is not None or operand.scalar is not None):
                 names[arg] = operand_value(operand, dims)
@@ -338,11 +355,23 @@ def generic_kernel(
                 continue
             if body_op.operation.name == "linalg.index":
                 value = dims[ir.IntegerAttr(body_op.attributes["dim"]).value]
+            elif body_op.operation.name == "tensor.extract" and body_op.operands[0] in gathered:
+                binding, shape = gathered[body_op.operands[0]]
+                # indices past a window's edge are computed but never selected: clamp the load
+                index = [names[v] for v in list(body_op.operands)[1:]]
+                clamped = [
+                    k.op(f"arith.minui {i}, {k.index(size - 1)} : index")
+                    for i, size in zip(index, shape, strict=True)
+                ]
+                value = k.load(binding, k.linearize(clamped, shape))
             else:
                 operands = ", ".join(names[v] for v in body_op.operands)
-                attrs = ", ".join(f"{a} = {body_op.attributes[a]}" for a in body_op.attributes)
-                types_in = ", ".join(str(v.type) for v in body_op.operands)
-                types_out = ", ".join(str(r.type) for r in body_op.results)
+                attrs = ", ".join(
+                    f"{a} = {_narrow(str(body_op.attributes[a])) if a == 'value' else body_op.attributes[a]}"
+                    for a in body_op.attributes
+                )
+                types_in = ", ".join(_narrow(str(v.type)) for v in body_op.operands)
+                types_out = ", ".join(_narrow(str(r.type)) for r in body_op.results)
                 attr_text = f" {{{attrs}}}" if attrs else ""
                 value = k.op(
                     f'"{body_op.operation.name}"({operands}){attr_text} : ({types_in}) -> ({types_out})'
@@ -386,6 +415,22 @@ def generic_kernel(
     if reduction and any(o.operation.name == "arith.mulf" for o in body_ops):
         flops = 2 * math.prod(loop_sizes)
     return Kernel(name, k.text(), k.bindings, linear_grid(points), flops)
+
+
+def _narrow(text: str) -> str:
+    """64-bit integer types as 32-bit ones: kernels run without the Int64 capability.
+
+    64-bit integers in generic bodies are index arithmetic (pooling window
+    bounds and counts, via ``arith.index_cast``), whose values stay far below
+    2**31 because every tensor indexes with 32-bit offsets.
+    """
+    return re.sub(r"\bi64\b", "i32", text)
+
+
+def _fits_i32(value: int) -> int:
+    if not -(1 << 31) <= value < (1 << 31):
+        raise NotImplementedError(f"a 64-bit integer constant ({value}) that does not fit 32 bits")
+    return value
 
 
 def _slice_for_first_result(body: list[ir.Operation]) -> list[ir.Operation]:

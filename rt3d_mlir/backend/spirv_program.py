@@ -265,23 +265,37 @@ class ProgramBuilder:
         reads_out = any(True for _ in block.arguments[n_inputs].uses)
         reduces = any("reduction" in it for it in iterators)
         init = operand(out_value, maps[n_inputs]) if (reads_out or reduces) else None
+        inside = set(block.arguments) | {r for body_op in block.operations for r in body_op.results}
+        captured: dict[ir.Value, float | int] = {}  # float, index and integer constants
+        gathered: dict[ir.Value, tuple[int, tuple[int, ...]]] = {}  # tensors read with tensor.extract
+        for body_op in block.operations:
+            for position, value in enumerate(body_op.operands):
+                if value in inside:
+                    continue
+                if body_op.operation.name == "tensor.extract" and position == 0 and value in self.values:
+                    tensor = self.values[value]
+                    gathered[value] = (bind(tensor), tensor.shape)
+                    continue
+                attr = constant_attr(value)
+                if isinstance(attr, ir.FloatAttr):
+                    captured[value] = float(attr.value)
+                elif isinstance(attr, ir.IntegerAttr):
+                    captured[value] = int(attr.value)
+                else:
+                    raise UnsupportedModelError(
+                        f"a linalg.generic body reads an outside value it cannot ({body_op.operation.name})"
+                    )
         shape = _shape(op.results[0])
         out = self.new_buffer(math.prod(shape))
         buffers.append(out)
         bindings.append(Binding(math.prod(shape)))
+        out_binding = len(buffers) - 1
         for result in list(op.results)[1:]:
             self.values[result] = Tensor(_shape(result))  # unused (checked above)
-        inside = set(block.arguments) | {r for body_op in block.operations for r in body_op.results}
-        captured = {}
-        for body_op in block.operations:
-            for value in body_op.operands:
-                if value not in inside:
-                    scalar = _scalar_constant(value)
-                    if scalar is None:
-                        raise UnsupportedModelError("a linalg.generic body uses a non-constant outside value")
-                    captured[value] = scalar
         try:
-            kernel = kernels.generic_kernel("k", op, inputs, init, bindings, len(buffers) - 1, captured)
+            kernel = kernels.generic_kernel(
+                "k", op, inputs, init, bindings, out_binding, captured, gathered
+            )
         except NotImplementedError as err:
             raise UnsupportedModelError(f"the spirv target cannot generate {err}") from None
         self.dispatch(kernel, buffers, "generic")

@@ -9,6 +9,9 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import shutil
+import tempfile
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -59,10 +62,7 @@ class CompiledModel:
             raise ArtifactError(
                 f"'{self.path}' was built for {info.machine}, not for this {platform.machine()}"
             )
-        try:
-            self._lib = ctypes.CDLL(os.path.abspath(self.path), mode=ctypes.RTLD_LOCAL)
-        except OSError as err:
-            raise ArtifactError(f"cannot load '{self.path}': {err}") from None
+        self._lib = _dlopen(self.path)
         lib = self._lib
         try:
             lib.rt3d_abi_version.restype = ctypes.c_uint32
@@ -136,6 +136,44 @@ class CompiledModel:
             f"CompiledModel('{self.path}', target={self.target}, "
             f"input_shape={self.input_shape}, output_shape={self.output_shape})"
         )
+
+
+_LOADED_PATHS: dict[str, tuple[int, int]] = {}  # absolute path -> (device, inode) dlopen'ed there
+_LOADED_FILES: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> (mtime ns, size) then
+_LOADED_LOCK = threading.Lock()
+
+
+def _dlopen(path: str) -> ctypes.CDLL:
+    """``dlopen`` an artifact, never getting back a stale library for a rebuilt file.
+
+    The dynamic loader hands back a library already loaded under the same
+    name, or from a file with the same device and inode, so in one process a
+    recompiled artifact would silently run the old code. A file rebuilt at a
+    path loaded before is opened through a uniquely named symlink (the loader
+    then maps it by its new inode); a file whose inode number was reused by a
+    rebuild is copied to a fresh file first.
+    """
+    absolute = os.path.abspath(path)
+    info = os.stat(absolute)
+    identity, version = (info.st_dev, info.st_ino), (info.st_mtime_ns, info.st_size)
+    with _LOADED_LOCK, tempfile.TemporaryDirectory(prefix="rt3d-load-") as directory:
+        alias = os.path.join(directory, os.path.basename(absolute))
+        try:
+            if _LOADED_FILES.get(identity, version) != version:
+                shutil.copyfile(absolute, alias)  # the loader would match the old file's inode
+                identity = (os.stat(alias).st_dev, os.stat(alias).st_ino)
+                target = alias
+            elif _LOADED_PATHS.get(absolute, identity) != identity:
+                os.symlink(absolute, alias)  # the loader would match the old library's name
+                target = alias
+            else:
+                target = absolute
+            lib = ctypes.CDLL(target, mode=ctypes.RTLD_LOCAL)
+        except OSError as err:
+            raise ArtifactError(f"cannot load '{path}': {err.strerror or err}") from None
+        _LOADED_PATHS[absolute] = identity
+        _LOADED_FILES[identity] = version
+    return lib
 
 
 def _shape(pointer, rank: int) -> tuple[int, ...]:

@@ -6,13 +6,11 @@ import os
 import subprocess
 import sys
 
-import torch
-
 import rt3d_mlir
+from rt3d_mlir.frontend import save_checkpoint
 from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
-from rt3d_mlir.frontend import save_checkpoint
 from rt3d_mlir.sparsity import DEFAULT_GROUP_SHAPE_CANDIDATES, choose_group_shape, kernel_group_masks
 from rt3d_mlir.targets import host_target
 

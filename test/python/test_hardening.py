@@ -228,6 +228,8 @@ def test_outputs_that_are_not_regular_files_are_refused(checkpoint, tmp_path):
     ):
         result = run("rt3d-compile", str(path), "-o", str(output))
         assert_one_line_error(result, message)
+    result = run("rt3d-compile", str(path), "-o", str(tmp_path / "m.so"), "--keep-intermediates", str(victim))
+    assert_one_line_error(result, "exists and is not a directory")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.path.islink(link)
     assert victim.read_text() == "keep me"
     assert sorted(os.listdir(tmp_path)) == ["adir", "link.so", "pipe.so", "victim.txt"]
@@ -428,3 +430,16 @@ def test_unsupported_operator_is_named_at_import(tmp_path):
 def test_python_entry_points_use_the_same_checks(tmp_path):
     with pytest.raises(OutputError, match="is a directory"):
         rt3d_mlir.compile(nn.Sequential(nn.Conv3d(3, 4, 3)), torch.randn(1, 3, 4, 6, 6), output=tmp_path)
+
+
+def test_rebuilt_artifact_at_the_same_path_is_not_served_stale(tmp_path):
+    """The dynamic loader returns a library already loaded under the same name: a rebuilt
+    artifact must still run its new code in the same process."""
+    out = tmp_path / "model.so"
+    x = torch.randn(1, 3, 4, 6, 6)
+    for scale in (1.0, -2.0, 3.0):
+        model = nn.Sequential(nn.Conv3d(3, 4, 3)).eval()
+        with torch.no_grad():
+            model[0].weight.mul_(scale)
+        rt3d_mlir.compile(model, x, output=out)
+        assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL

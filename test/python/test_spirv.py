@@ -12,6 +12,7 @@ import torch
 from conftest import REL_TOL, relative_error, torch_output
 from test_cli import assert_one_line_error, run
 from test_compile_numerics import tiny
+from torch import nn
 
 import rt3d_mlir
 from rt3d_mlir.pruning import apply_random_masks
@@ -166,3 +167,101 @@ def test_spirv_layers_beyond_the_three_models(layers, tmp_path):
     rt3d_mlir.compile(model, x, output=out, target="spirv")
     spirv_val(out, tmp_path)
     assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+# ----------------------------------------------------------------- generated combinations
+
+
+class Generated(nn.Module):
+    """A small random network from a menu of the layers the target accepts, with odd shapes.
+
+    Batch norms sit both right after a convolution (folded on the exported graph) and after an
+    activation (kept: its epsilon, 1e-05, reaches the kernel text as a float constant).
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        channels = int(rng.integers(3, 6))
+        self.input_shape = (1, channels, int(rng.integers(3, 6)), int(rng.integers(5, 10)),
+                            int(rng.integers(5, 10)))
+        layers: list[nn.Module] = []
+        for _ in range(int(rng.integers(1, 3))):
+            out = int(rng.integers(3, 9))
+            kernel = tuple(int(k) for k in rng.choice([1, 2, 3], 3))
+            stride = tuple(int(s) for s in rng.choice([1, 1, 2], 3))
+            padding = tuple(k // 2 for k in kernel)
+            layers.append(nn.Conv3d(channels, out, kernel, stride, padding, bias=bool(rng.integers(2))))
+            if rng.integers(2):
+                layers.append(nn.BatchNorm3d(out))
+            layers.append([nn.ReLU(), nn.Sigmoid(), nn.SiLU(), nn.Tanh()][int(rng.integers(4))])
+            if rng.integers(2):
+                layers.append(nn.BatchNorm3d(out, eps=float(rng.choice([1e-5, 1e-3, 0.1]))))
+            pool = int(rng.integers(3))
+            if pool == 1:
+                layers.append(nn.MaxPool3d((1, 2, 2), (1, 2, 2), (0, 1, 1)))
+            elif pool == 2:
+                layers.append(nn.AvgPool3d((1, 2, 2), ceil_mode=True))
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool3d(1) if rng.integers(2) else nn.AdaptiveMaxPool3d(1)
+        self.head = nn.Linear(channels, int(rng.integers(2, 7)))
+        self.softmax = bool(rng.integers(2))
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+
+    def forward(self, x):
+        y = self.head(self.pool(self.features(x)).flatten(1))
+        return torch.softmax(y, dim=-1) if self.softmax else y
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_generated_layer_combinations_parse_and_match_on_both_formats(seed, tmp_path):
+    """The generated kernel text parses for every combination (a float printed with repr(), such as
+    BatchNorm's 1e-05, once broke .pt2 models), from a pickled module and from an ExportedProgram."""
+    torch.manual_seed(seed)
+    model = Generated(seed).eval()
+    x = torch.randn(*model.input_shape)
+    expected = torch_output(model, x)
+    pickled, exported = tmp_path / "m.pt", tmp_path / "m.pt2"
+    torch.save(model, pickled)
+    torch.export.save(torch.export.export(model, (x,)), exported)
+    for path in (pickled, exported):
+        out = tmp_path / f"{path.suffix[1:]}.spv"
+        rt3d_mlir.compile(str(path), output=out, target="spirv", trust_pickle=path == pickled,
+                          input_shape=x.shape)
+        spirv_val(out, tmp_path)
+        with rt3d_mlir.load(out) as compiled:
+            assert relative_error(compiled(x.numpy()), expected) <= REL_TOL, path.name
+
+
+def test_tampered_manifest_of_a_compiled_model_is_refused(tiny_c3d_file, tmp_path):
+    """Shrinking any buffer a kernel uses, or growing a grid, is caught against the kernels' SPIR-V."""
+    _, x, path = tiny_c3d_file
+    np.save(tmp_path / "x.npy", x.numpy())
+    good = tmp_path / "good.spv"
+    rt3d_mlir.compile(str(path), output=good, target="spirv")
+    with zipfile.ZipFile(good) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    conv = next(d for d in manifest["dispatches"] if d["label"].startswith("conv"))
+    edits = {
+        "shrunken weights": lambda m: m["buffers"][conv["buffers"][1]].update(bytes=16),
+        "shrunken output": lambda m: m["buffers"][conv["buffers"][-1]].update(bytes=16),
+        "grown grid": lambda m: next(d for d in m["dispatches"] if d["label"] == conv["label"]).update(
+            groups=[conv["groups"][0] + 1, *conv["groups"][1:]]
+        ),
+    }
+    for name, edit in edits.items():
+        tampered = json.loads(members["manifest.json"])
+        edit(tampered)
+        bad = tmp_path / "bad.spv"
+        with zipfile.ZipFile(bad, "w") as archive:
+            for member, data in members.items():
+                archive.writestr(member, json.dumps(tampered) if member == "manifest.json" else data)
+        with pytest.raises(rt3d_mlir.Rt3dError, match="is not a valid SPIR-V artifact"):
+            rt3d_mlir.load(bad)
+        result = run("rt3d-run", str(bad), "--input", str(tmp_path / "x.npy"))
+        assert_one_line_error(result, "is not a valid SPIR-V artifact"), name
