@@ -284,18 +284,20 @@ def kgs_conv3d_problem(op: ir.Operation) -> str | None:
             f"'masks' shape {tuple(masks_type.shape)} does not match weight {w_shape} "
             f"with group shape {values['group_shape']}: expected {expected_masks}"
         )
-    expected_y = conv_output_shape(
-        x_shape,
-        w_shape,
-        values["strides"],
-        values["padding_low"],
-        values["padding_high"],
-        values["dilations"],
+    return _result_shape_problem(x_shape, w_shape, y_shape, values)
+
+
+def _result_shape_problem(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], y_shape: tuple[int, ...], values: dict
+) -> str | None:
+    """The result shape of a convolution with these attributes, checked against ``y_shape``."""
+    expected = conv_output_shape(
+        x_shape, w_shape, *(values[k] for k in ("strides", "padding_low", "padding_high", "dilations"))
     )
-    if min(expected_y[2:]) < 1:
-        return f"window does not fit the padded input: output spatial shape {expected_y[2:]}"
-    if y_shape != expected_y:
-        return f"result shape {y_shape} does not match the computed output shape {expected_y}"
+    if min(expected[2:]) < 1:
+        return f"window does not fit the padded input: output spatial shape {expected[2:]}"
+    if y_shape != expected:
+        return f"result shape {y_shape} does not match the computed output shape {expected}"
     return None
 
 
@@ -478,18 +480,10 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         )
     if shapes[4][0] != blocks * block or shapes[5][0] != blocks * block:
         return f"out_channels and bias must have blocks x block_size = {blocks * block} elements"
-    expected = conv_output_shape(
-        x_shape,
-        (y_shape[1], x_shape[1], *values["kernel_size"]),
-        values["strides"],
-        values["padding_low"],
-        values["padding_high"],
-        values["dilations"],
-    )
-    if min(expected[2:]) < 1:
-        return f"window does not fit the padded input: output spatial shape {expected[2:]}"
-    if y_shape != expected:
-        return f"result shape {y_shape} does not match the computed output shape {expected}"
+    w_shape = (y_shape[1], x_shape[1], *values["kernel_size"])
+    problem = _result_shape_problem(x_shape, w_shape, y_shape, values)
+    if problem:
+        return problem
     if y_shape[1] > blocks * block:
         return f"result shape {y_shape} does not fit {blocks} blocks of {block} filters"
     problem = _table_problem(op, x_shape, y_shape, values, unroll, entries)

@@ -128,6 +128,15 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def pickle_refusal(
+    source: str, err: BaseException, what: str = "is a pickled Python object"
+) -> ModelLoadError:
+    """The error for a file whose loading would unpickle code, naming the first global it needs."""
+    found = _GLOBAL.search(str(err))
+    name = f" ({found.group(1)})" if found else ""
+    return ModelLoadError(f"'{source}' {what}{name}, and unpickling can run code from the file; {TRUST_HINT}")
+
+
 def torch_load(source: str, trust_pickle: bool = False) -> Any:
     """``torch.load`` of a file that may be hostile: ``weights_only`` unless ``trust_pickle``.
 
@@ -144,12 +153,7 @@ def torch_load(source: str, trust_pickle: bool = False) -> Any:
                 f"{_first_line(err)}"
             ) from None
         if not trust_pickle:
-            found = _GLOBAL.search(str(err))
-            what = f" ({found.group(1)})" if found else ""
-            raise ModelLoadError(
-                f"'{source}' is a pickled Python object{what}, and unpickling it can run code from the "
-                f"file; {TRUST_HINT}"
-            ) from None
+            raise pickle_refusal(source, err) from None
     except Exception as err:  # the weights-only unpickler raises many kinds for a corrupt file
         raise ModelLoadError(
             f"cannot read '{source}' as a PyTorch file (truncated or not a model file?): {_first_line(err)}"

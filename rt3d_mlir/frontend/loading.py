@@ -31,12 +31,17 @@ import torch
 from torch import nn
 
 from rt3d_mlir.errors import ModelLoadError
-from rt3d_mlir.frontend.checkpoint import TRUST_FLAG, checkpoint_from_dict, is_checkpoint, torch_load
+from rt3d_mlir.frontend.checkpoint import (
+    TRUST_FLAG,
+    checkpoint_from_dict,
+    is_checkpoint,
+    pickle_refusal,
+    torch_load,
+)
 
 ACCEPTED = (
     "an rt3d checkpoint, a torch.export ExportedProgram (.pt2) or a pickled nn.Module (.pt, trusted only)"
 )
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _PAYLOAD_CONFIG = re.compile(r"data/(weights|constants)/[^/]+_(weights|constants)_config\.json")
 
 
@@ -174,12 +179,7 @@ def load_exported_program(source: str, trust_pickle: bool = False) -> torch.expo
     except ModelLoadError:
         raise
     except pickle.UnpicklingError as err:
-        found = _GLOBAL.search(str(err))
-        what = f" ({found.group(1)})" if found else ""
-        raise ModelLoadError(
-            f"'{source}' holds pickled Python objects{what}, and unpickling them can run code from the "
-            f"file; {TRUST_FLAG}"
-        ) from None
+        raise pickle_refusal(source, err, "holds pickled Python objects") from None
     except Exception as err:  # torch raises many kinds for bad archives
         raise ModelLoadError(f"cannot read '{source}' as an ExportedProgram: {_first_line(err)}") from None
 

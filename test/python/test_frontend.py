@@ -66,7 +66,7 @@ def test_hostile_pickle_runs_no_code(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "hostile.pt"
     torch.save({"format": "rt3d-checkpoint", "payload": RunsCode(marker)}, path)
-    with pytest.raises(ModelLoadError, match="unpickling it can run code"):
+    with pytest.raises(ModelLoadError, match="unpickling can run code"):
         load_model_file(path)
     assert not marker.exists()
     with pytest.raises(ModelLoadError):  # trusted: the code runs (and the file is no model)

@@ -72,7 +72,7 @@ def test_compile_refuses_pickled_code_unless_trusted(checkpoint, tmp_path):
     hostile = tmp_path / "hostile.pt"
     torch.save({"weights": RunsCode(marker)}, hostile)
     result = run("rt3d-compile", str(hostile), "-o", str(tmp_path / "m.so"))
-    assert_one_line_error(result, "unpickling it can run code", "--trust-pickle")
+    assert_one_line_error(result, "unpickling can run code", "--trust-pickle")
     assert not marker.exists() and not (tmp_path / "m.so").exists()
 
     model, _ = checkpoint
@@ -93,7 +93,7 @@ def test_prune_dense_checkpoint_runs_no_code(tmp_path):
     torch.save(payload, hostile)
     result = run("rt3d-prune", "--dense", str(hostile), "--flops-reduction", "2",
                  "--data-option", "samples=8", "-o", str(tmp_path / "out.pt"))
-    assert_one_line_error(result, "unpickling it can run code")
+    assert_one_line_error(result, "unpickling can run code")
     assert not marker.exists()
 
 
