@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch_mlir import ir
 
-from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
+from rt3d_mlir.backend.cpu import sparse_conv_pipeline
 from rt3d_mlir.dialect import packed_conv3d_params
 from rt3d_mlir.frontend import import_to_linalg
+from rt3d_mlir.ir_matchers import constant_array, ops_named
 from rt3d_mlir.models import build_model
 from rt3d_mlir.passes import run_pipeline
-from rt3d_mlir.passes.matchers import constant_array, ops_named
 from rt3d_mlir.pruning import apply_random_masks
 
 A76_GHZ = 2.84

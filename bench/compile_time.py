@@ -30,7 +30,7 @@ print(json.dumps({"seconds": elapsed,
 
 
 def save_model(arch: str, directory: str) -> str:
-    from rt3d_mlir.frontend.checkpoint import save_checkpoint
+    from rt3d_mlir.contracts.checkpoint import save_checkpoint
     from rt3d_mlir.models import build_model
     from rt3d_mlir.pruning import apply_random_masks
 

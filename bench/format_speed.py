@@ -46,7 +46,7 @@ def main() -> None:
 
     import rt3d_mlir
     from rt3d_mlir.benchmarking import interleaved_medians
-    from rt3d_mlir.frontend.checkpoint import save_checkpoint
+    from rt3d_mlir.contracts.checkpoint import save_checkpoint
     from rt3d_mlir.models import build_model
     from rt3d_mlir.pruning import apply_random_masks
     from rt3d_mlir.pruning.flops import conv_flops, flops_reduction

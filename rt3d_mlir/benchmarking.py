@@ -136,7 +136,7 @@ def compile_in_subprocess(
 ) -> tuple[str, float, float]:
     """Compile ``model`` (an ``arch`` built with ``kwargs``) from an rt3d checkpoint in a fresh
     process: (artifact, seconds with import, peak RSS MiB)."""
-    from rt3d_mlir.frontend.checkpoint import save_checkpoint
+    from rt3d_mlir.contracts.checkpoint import save_checkpoint
 
     path = os.path.join(workdir, f"{name}.pt")
     out = os.path.join(workdir, f"{name}.so")

@@ -1,17 +1,18 @@
-"""The compiler driver: a model (file, nn.Module or ExportedProgram) to an artifact."""
+"""The compiler driver: a model (file, nn.Module or ExportedProgram) to an artifact.
+
+load -> import (export, fold batch norms, torch-mlir to linalg) -> the
+target's stages (:mod:`rt3d_mlir.backend.targets`) -> the target's emit.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from rt3d_mlir.backend import build_shared_object, get_target, require_toolchain
-from rt3d_mlir.backend.pipelines import sparse_conv_pipeline, spirv_pipeline
-from rt3d_mlir.backend.spirv_binary import build_spirv_artifact
+from rt3d_mlir.backend import BuildOptions, compile_target, target_steps
 from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
 from rt3d_mlir.fileio import check_output_directory, check_output_path
 from rt3d_mlir.frontend import (
@@ -21,7 +22,6 @@ from rt3d_mlir.frontend import (
     import_to_linalg,
     load_model_file,
 )
-from rt3d_mlir.passes import run_pipeline
 
 ModelLike = str | os.PathLike[str] | nn.Module | torch.export.ExportedProgram
 
@@ -60,6 +60,14 @@ def _resolve_input_shape(
     return shape
 
 
+FRONT_STEPS = ("load", "import")
+
+
+def compile_steps(target: str) -> tuple[str, ...]:
+    """Every progress step of compiling for ``target``, in order (what ``progress`` receives)."""
+    return FRONT_STEPS + target_steps(target)
+
+
 def compile_model(
     model: ModelLike,
     example_input: torch.Tensor | None = None,
@@ -84,52 +92,26 @@ def compile_model(
     ``schedule`` overrides the loop schedule chosen for every convolution
     (``rt3d-reorder-loops`` options, e.g. ``"tile-cols=8 vector-dim=width"``).
     ``trust_pickle`` allows model files whose loading runs code from the
-    file (a pickled ``nn.Module``); see ``docs/security.md``.
+    file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``
+    is called with each step's name (:func:`compile_steps`) as it starts.
     """
     step = progress or (lambda _msg: None)
-    if not re.fullmatch(r"(\s*[a-z-]+=[A-Za-z0-9_]+)*\s*", schedule):
-        raise UnsupportedModelError(
-            f"schedule must be 'option=value' pairs of rt3d-reorder-loops, got '{schedule}'"
-        )
-    target_info = get_target(target)
-    toolchain = None
-    if target_info.gpu:
-        if cpu or reference_kernels or schedule:
-            raise UnsupportedModelError(
-                "--cpu, --schedule and --reference-kernels apply to CPU targets, not to spirv"
-            )
-    else:
-        toolchain = require_toolchain(target_info, cpu)
+    compiler = compile_target(target)
+    options = BuildOptions(cpu, reference_kernels, schedule, keep_intermediates)
     output = os.fspath(output)
     check_output_path(output)  # before minutes of work
     if keep_intermediates:
         check_output_directory(keep_intermediates)
-    step("load")
-    loaded = _loaded(model, trust_pickle)
-    shape = _resolve_input_shape(loaded, example_input, input_shape)
-    x = example_input if example_input is not None else torch.zeros(shape)
-    step("import")
-    module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
-    with module.context:
-        step("sparse convolutions")
-        if target_info.gpu:
-            run_pipeline(module, f"builtin.module({spirv_pipeline(group_shape or loaded.group_shape)})")
-            build_spirv_artifact(module, FUNCTION_NAME, output, progress=step)
-            return output
-        pipeline = sparse_conv_pipeline(
-            group_shape or loaded.group_shape,
-            target=target,
-            reference=reference_kernels,
-            schedule=schedule,
-        )
-        run_pipeline(module, f"builtin.module({pipeline})")
-        assert toolchain is not None
-        build_shared_object(
-            module,
-            FUNCTION_NAME,
-            output,
-            toolchain,
-            keep_dir=keep_intermediates,
-            progress=step,
-        )
+    with compiler.open(options) as build:  # options and toolchain checked before any work
+        step("load")
+        loaded = _loaded(model, trust_pickle)
+        shape = _resolve_input_shape(loaded, example_input, input_shape)
+        x = example_input if example_input is not None else torch.zeros(shape)
+        step("import")
+        module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
+        with module.context:
+            for name, run in build.stages(FUNCTION_NAME, group_shape or loaded.group_shape):
+                step(name)
+                run(module)
+            build.emit(module, output, step)
     return output

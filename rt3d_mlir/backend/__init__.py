@@ -1,6 +1,5 @@
-"""Lowered IR to artifacts: targets, pipelines, toolchain calls, the C ABI."""
+"""Lowered IR to artifacts: one compile target per kind (``cpu``, ``spirv``), the C ABI glue, the tools."""
 
-from rt3d_mlir.backend.shared_object import build_shared_object, require_toolchain
-from rt3d_mlir.backend.targets import TARGETS, Target, get_target
+from rt3d_mlir.backend.targets import BuildOptions, CompileTarget, compile_target, target_steps
 
-__all__ = ["TARGETS", "Target", "build_shared_object", "get_target", "require_toolchain"]
+__all__ = ["BuildOptions", "CompileTarget", "compile_target", "target_steps"]

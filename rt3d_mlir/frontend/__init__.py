@@ -1,6 +1,6 @@
 """From model files to linalg-on-tensors: loading, preparation, import."""
 
-from rt3d_mlir.frontend.checkpoint import Checkpoint, save_checkpoint
+from rt3d_mlir.contracts.checkpoint import Checkpoint, save_checkpoint
 from rt3d_mlir.frontend.importer import FUNCTION_NAME, check_input_shape, import_to_linalg
 from rt3d_mlir.frontend.loading import LoadedModel, load_model_file
 from rt3d_mlir.frontend.preparation import bake_pruning, fold_batch_norms, prepare_for_import

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rt3d_mlir.errors import ModelLoadError
-from rt3d_mlir.frontend.checkpoint import (
+from rt3d_mlir.contracts.checkpoint import (
     TRUST_FLAG,
     checkpoint_from_dict,
     is_checkpoint,
     pickle_refusal,
     torch_load,
 )
+from rt3d_mlir.errors import ModelLoadError
 
 ACCEPTED = (
     "an rt3d checkpoint, a torch.export ExportedProgram (.pt2) or a pickled nn.Module (.pt, trusted only)"

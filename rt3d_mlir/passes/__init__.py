@@ -2,6 +2,9 @@
 
 from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     externalize_weights,
+    gpu_conv,
+    gpu_copy,
+    gpu_generic,
     lower_kgs_to_linalg,
     memref_copy_to_linalg,
     pack_kernel_groups,
@@ -14,6 +17,14 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     vectorize_pool,
 )
 from rt3d_mlir.passes.framework import PASS_REGISTRY, Pass, PassFailure, register_pass
-from rt3d_mlir.passes.pipeline import parse_pipeline, run_pipeline
+from rt3d_mlir.passes.pipeline import check_pipeline, parse_pipeline, run_pipeline
 
-__all__ = ["PASS_REGISTRY", "Pass", "PassFailure", "parse_pipeline", "register_pass", "run_pipeline"]
+__all__ = [
+    "PASS_REGISTRY",
+    "Pass",
+    "PassFailure",
+    "check_pipeline",
+    "parse_pipeline",
+    "register_pass",
+    "run_pipeline",
+]

@@ -18,12 +18,11 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import bufferization, memref
 
+from rt3d_mlir.dialect.attributes import BLOB_OFFSET_ATTR, BLOB_SIZE_ATTR
+from rt3d_mlir.ir_matchers import constant_array, ops_named
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require, require_count
-from rt3d_mlir.passes.matchers import constant_array, ops_named
 
 BLOB_ALIGNMENT = 64
-OFFSET_ATTR = "rt3d.blob_offset"
-SIZE_ATTR = "rt3d.blob_size"
 
 
 @dataclass
@@ -97,10 +96,10 @@ class ExternalizeWeights(Pass):
                         constant=True,
                         alignment=BLOB_ALIGNMENT,
                     )
-                    global_op.operation.attributes[OFFSET_ATTR] = ir.IntegerAttr.get(
+                    global_op.operation.attributes[BLOB_OFFSET_ATTR] = ir.IntegerAttr.get(
                         ir.IntegerType.get_signless(64), offset
                     )
-                    global_op.operation.attributes[SIZE_ATTR] = ir.IntegerAttr.get(
+                    global_op.operation.attributes[BLOB_SIZE_ATTR] = ir.IntegerAttr.get(
                         ir.IntegerType.get_signless(64), len(data)
                     )
                 blob.write(data)

@@ -14,9 +14,9 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import kgs_conv3d_operands, kgs_conv3d_params
+from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.passes.builders import f32_zero, zero_pad
 from rt3d_mlir.passes.framework import Pass, register_pass
-from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.sparsity import expand_masks
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from torch_mlir import ir
 from torch_mlir.dialects import linalg
 
+from rt3d_mlir.ir_matchers import ops_named
 from rt3d_mlir.passes.framework import Pass, register_pass
-from rt3d_mlir.passes.matchers import ops_named
 
 
 @register_pass

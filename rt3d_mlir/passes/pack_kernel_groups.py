@@ -34,10 +34,11 @@ from rt3d_mlir.dialect import (
     kgs_conv3d_params,
     load_dialect,
 )
+from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
+from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import vector_lanes
-from rt3d_mlir.passes.matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.targets import get_target
 
 
@@ -131,8 +132,8 @@ class PackKernelGroups(Pass):
                 ),
             )
         i64 = ir.IntegerType.get_signless(64)
-        new.attributes["dense_weights"] = ir.IntegerAttr.get(i64, int(weight.size))
-        new.attributes["kept_weights"] = ir.IntegerAttr.get(i64, int(np.count_nonzero(packed.weights)))
+        new.attributes[DENSE_WEIGHTS_ATTR] = ir.IntegerAttr.get(i64, int(weight.size))
+        new.attributes[KEPT_WEIGHTS_ATTR] = ir.IntegerAttr.get(i64, int(np.count_nonzero(packed.weights)))
         producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
         op.results[0].replace_all_uses_with(new.results[0])
         op.erase()

@@ -83,6 +83,13 @@ def parse_pipeline(text: str) -> list[PipelineElement]:
     return elements
 
 
+def check_pipeline(text: str) -> None:
+    """Parse a pipeline and check every rt3d pass's options, before any module exists."""
+    for element in parse_pipeline(text):
+        if element.name in PASS_REGISTRY:
+            instantiate(element)
+
+
 def instantiate(element: PipelineElement) -> Pass:
     cls = PASS_REGISTRY[element.name]
     return cls(parse_options(cls, element.options or ""))

@@ -18,8 +18,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from rt3d_mlir.dialect import KgsConv3dParams, build_kgs_conv3d, load_dialect
-from rt3d_mlir.passes.framework import OptionError, Pass, PassFailure, register_pass, require
-from rt3d_mlir.passes.matchers import (
+from rt3d_mlir.ir_matchers import (
     constant_array,
     defining_op,
     erase_dead_producers,
@@ -29,6 +28,7 @@ from rt3d_mlir.passes.matchers import (
     relu_input,
     single_use,
 )
+from rt3d_mlir.passes.framework import OptionError, Pass, PassFailure, register_pass, require
 from rt3d_mlir.sparsity import (
     DEFAULT_GROUP_SHAPE_CANDIDATES,
     choose_group_shape,

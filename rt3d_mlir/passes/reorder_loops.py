@@ -38,6 +38,7 @@ from torch_mlir import ir
 
 from rt3d_mlir.dialect import load_dialect
 from rt3d_mlir.dialect.rt3d import LOOP_ORDERS, VECTOR_DIMS, packed_conv3d_params
+from rt3d_mlir.ir_matchers import constant_array, ops_named
 from rt3d_mlir.passes.framework import (
     Pass,
     register_pass,
@@ -45,7 +46,6 @@ from rt3d_mlir.passes.framework import (
     require_count,
     require_target,
 )
-from rt3d_mlir.passes.matchers import constant_array, ops_named
 from rt3d_mlir.targets import Target, get_target
 
 MAX_ACCUMULATORS = 14

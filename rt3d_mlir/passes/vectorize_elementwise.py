@@ -18,28 +18,20 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
-from rt3d_mlir.passes.kernel_calls import (
-    KernelText,
-    insert_kernel_module,
-    kernel_module_text,
-    memref_type_text,
-    replace_with_kernel_call,
-    static_size,
-    unique_kernel_names,
-    vector_lanes,
-)
-from rt3d_mlir.passes.matchers import (
+from rt3d_mlir.codegen.cpu.elementwise import BINARY, elementwise_kernel_text
+from rt3d_mlir.ir_matchers import (
     constant_attr,
     generic_body,
     ops_named,
+    static_size,
 )
-
-BINARY = ("arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf")
-CMPF_PREDICATES = {
-    0: "false", 1: "oeq", 2: "ogt", 3: "oge", 4: "olt", 5: "ole", 6: "one", 7: "ord",
-    8: "ueq", 9: "ugt", 10: "uge", 11: "ult", 12: "ule", 13: "une", 14: "uno", 15: "true",
-}  # fmt: skip
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
+from rt3d_mlir.passes.kernel_calls import (
+    insert_kernel_module,
+    replace_with_kernel_call,
+    unique_kernel_names,
+    vector_lanes,
+)
 
 
 @dataclass
@@ -88,74 +80,6 @@ def match_elementwise(op: ir.Operation) -> bool:
             if not isinstance(constant_attr(operand), ir.FloatAttr):
                 return False
     return True
-
-
-def elementwise_kernel_text(
-    kernel: str, dispatch: str, op: ir.Operation, size: int, lanes: int, chunk: int
-) -> tuple[str, int]:
-    """The kernel (inputs, then the output buffer) and how many of the op's operands it reads."""
-    body_ops = generic_body(op)
-    block = op.regions[0].blocks[0]
-    used_args = [a for a in block.arguments if any(True for _ in a.uses)]
-    inputs = [i for i, a in enumerate(block.arguments) if a in used_args]
-    flat = memref_type_text(size, "f32")
-    vec = f"vector<{lanes}xf32>"
-    mvec = f"vector<{lanes}xi1>"
-    k = KernelText()
-    k.indent = 2
-    tasks = -(-size // chunk)
-    full = (size // lanes) * lanes
-
-    def replay(at: str, mask: str | None) -> None:
-        names: dict[ir.Value, str] = {}
-        for i in inputs:
-            if mask is None:
-                names[block.arguments[i]] = k.op(f"vector.load %in{i}[{at}] : {flat}, {vec}")
-            else:
-                zero = k.vconst(0.0, lanes, "f32")
-                names[block.arguments[i]] = k.op(
-                    f"vector.maskedload %in{i}[{at}], {mask}, {zero} : {flat}, {mvec}, {vec} into {vec}"
-                )
-
-        def value(v: ir.Value) -> str:
-            if v in names:
-                return names[v]
-            return k.vconst(float(ir.FloatAttr(constant_attr(v)).value), lanes, "f32")
-
-        for inner in body_ops[:-1]:
-            operands = [value(v) for v in inner.operands]
-            if inner.name in BINARY or inner.name == "arith.negf":
-                result = k.op(f"{inner.name} {', '.join(operands)} : {vec}")
-            elif inner.name == "arith.cmpf":
-                predicate = CMPF_PREDICATES[int(ir.IntegerAttr(inner.attributes["predicate"]).value)]
-                result = k.op(f"arith.cmpf {predicate}, {operands[0]}, {operands[1]} : {vec}")
-            else:  # arith.select
-                result = k.op(f"arith.select {operands[0]}, {operands[1]}, {operands[2]} : {mvec}, {vec}")
-            names[inner.results[0]] = result
-        out = value(body_ops[-1].operands[0])
-        if mask is None:
-            k.emit(f"vector.store {out}, %out[{at}] : {flat}, {vec}")
-        else:
-            k.emit(f"vector.maskedstore %out[{at}], {mask}, {out} : {flat}, {mvec}, {vec}")
-
-    start = k.index(("%task", chunk))
-    end = k.op(f"arith.minui {k.index((start, 1), (chunk, 1))}, {k.const(full)} : index")
-    i = k.fresh("i")
-    k.emit(f"scf.for {i} = {start} to {end} step {k.const(lanes)} {{")
-    k.indent += 1
-    replay(i, None)
-    k.indent -= 1
-    k.emit("}")
-    if size - full:
-        last = k.op(f"arith.cmpi eq, %task, {k.const(tasks - 1)} : index")
-        k.emit(f"scf.if {last} {{")
-        k.indent += 1
-        mask = k.op(f"vector.constant_mask [{size - full}] : {mvec}")
-        replay(k.const(full), mask)
-        k.indent -= 1
-        k.emit("}")
-    args = [(f"%in{i}", flat) for i in inputs] + [("%out", flat)]
-    return kernel_module_text(kernel, dispatch, args, tasks, k, "%task"), inputs
 
 
 @register_pass

@@ -19,21 +19,19 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith
 
-from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
-from rt3d_mlir.passes.kernel_calls import (
-    KernelText,
-    insert_kernel_module,
-    kernel_module_text,
-    memref_type_text,
-    replace_with_kernel_call,
-    unique_kernel_names,
-    vector_lanes,
-)
-from rt3d_mlir.passes.matchers import (
+from rt3d_mlir.codegen.cpu.matmul import matmul_kernel_text, pack_matmul_weights
+from rt3d_mlir.ir_matchers import (
     constant_array,
     defining_op,
     is_float_constant,
     ops_named,
+)
+from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
+from rt3d_mlir.passes.kernel_calls import (
+    insert_kernel_module,
+    replace_with_kernel_call,
+    unique_kernel_names,
+    vector_lanes,
 )
 
 
@@ -68,79 +66,6 @@ def _zero_init(value: ir.Value) -> bool:
         return is_float_constant(init.operands[0], 0.0)
     array = constant_array(value)
     return array is not None and not array.any()
-
-
-def pack_matmul_weights(weight: np.ndarray, lanes: int) -> np.ndarray:
-    """``W[N, K]`` to ``[ceil(N/lanes)][K][lanes]`` (zero columns pad N)."""
-    n, k = weight.shape
-    blocks = -(-n // lanes)
-    padded = np.zeros((blocks * lanes, k), dtype=np.float32)
-    padded[:n] = weight
-    return np.ascontiguousarray(padded.reshape(blocks, lanes, k).transpose(0, 2, 1)).reshape(-1)
-
-
-def matmul_kernel_text(
-    kernel: str, dispatch: str, m: int, k_dim: int, n: int, lanes: int, unroll: int
-) -> str:
-    blocks = -(-n // lanes)
-    vec = f"vector<{lanes}xf32>"
-    kt = KernelText()
-    kt.indent = 2
-    t = "%task"
-    row = kt.op(f"arith.divui {t}, {kt.const(blocks)} : index")
-    block = kt.op(f"arith.remui {t}, {kt.const(blocks)} : index")
-    a_base = kt.index((row, k_dim))
-    w_base = kt.index((block, k_dim * lanes))
-    zero = kt.vconst(0.0, lanes, "f32")
-    a_type = memref_type_text(m * k_dim, "f32")
-    w_type = memref_type_text(blocks * k_dim * lanes, "f32")
-    unroll = max(1, min(unroll, k_dim))
-    full = (k_dim // unroll) * unroll
-    accs = [zero] * unroll
-    if full:
-        kk = kt.fresh("k")
-        names = [kt.fresh("acc") for _ in range(unroll)]
-        results = kt.fresh("sum")
-        inits = ", ".join(f"{a} = {zero}" for a in names)
-        kt.emit(
-            f"{results}:{unroll} = scf.for {kk} = {kt.const(0)} to {kt.const(full)} step {kt.const(unroll)} "
-            f"iter_args({inits}) -> ({', '.join([vec] * unroll)}) {{"
-        )
-        kt.indent += 1
-        updated = []
-        for u in range(unroll):
-            a_at = kt.index((a_base, 1), (kk, 1), (u, 1))
-            a = kt.op(f"memref.load %a[{a_at}] : {a_type}")
-            a_vec = kt.op(f"vector.broadcast {a} : f32 to {vec}")
-            w_at = kt.index((w_base, 1), (kk, lanes), (u * lanes, 1))
-            w = kt.op(f"vector.load %w[{w_at}] : {w_type}, {vec}")
-            updated.append(kt.op(f"vector.fma {a_vec}, {w}, {names[u]} : {vec}"))
-        kt.emit(f"scf.yield {', '.join(updated)} : {', '.join([vec] * unroll)}")
-        kt.indent -= 1
-        kt.emit("}")
-        accs = [f"{results}#{u}" for u in range(unroll)]
-    for kk in range(full, k_dim):  # the remainder, unrolled
-        a_at = kt.index((a_base, 1), (kk, 1))
-        a = kt.op(f"memref.load %a[{a_at}] : {a_type}")
-        a_vec = kt.op(f"vector.broadcast {a} : f32 to {vec}")
-        w_at = kt.index((w_base, 1), (kk * lanes, 1))
-        w = kt.op(f"vector.load %w[{w_at}] : {w_type}, {vec}")
-        slot = kk % unroll
-        accs[slot] = kt.op(f"vector.fma {a_vec}, {w}, {accs[slot]} : {vec}")
-    total = accs[0]
-    for acc in accs[1:]:
-        total = kt.op(f"arith.addf {total}, {acc} : {vec}")
-    first = kt.index((block, lanes))
-    remaining = kt.op(f"arith.subi {kt.const(n)}, {first} : index")
-    mask = kt.op(f"vector.create_mask {remaining} : vector<{lanes}xi1>")
-    out_at = kt.index((row, n), (first, 1))
-    kt.emit(
-        f"vector.maskedstore %out[{out_at}], {mask}, {total} : "
-        f"{memref_type_text(m * n, 'f32')}, vector<{lanes}xi1>, {vec}"
-    )
-    args = [("%a", a_type), ("%w", w_type), ("%out", memref_type_text(m * n, "f32"))]
-    flops = 2 * m * n * k_dim
-    return kernel_module_text(kernel, dispatch, args, m * blocks, kt, t, flops=flops, dense_flops=flops)
 
 
 @register_pass

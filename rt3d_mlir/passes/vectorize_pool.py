@@ -20,21 +20,19 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
-from rt3d_mlir.passes.kernel_calls import (
-    KernelText,
-    insert_kernel_module,
-    kernel_module_text,
-    memref_type_text,
-    replace_with_kernel_call,
-    unique_kernel_names,
-    vector_lanes,
-)
-from rt3d_mlir.passes.matchers import (
+from rt3d_mlir.codegen.cpu.pool import PoolShape, pool_kernel_text
+from rt3d_mlir.ir_matchers import (
     constant_attr,
     defining_op,
     generic_body,
     ops_named,
+)
+from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
+from rt3d_mlir.passes.kernel_calls import (
+    insert_kernel_module,
+    replace_with_kernel_call,
+    unique_kernel_names,
+    vector_lanes,
 )
 
 _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
@@ -48,15 +46,6 @@ class VectorizePoolOptions:
     def __post_init__(self) -> None:
         require_target(self.target)
         require_count(self.vector_width, "vector-width", note=" (0: the target's)")
-
-
-@dataclass(frozen=True)
-class PoolShape:
-    input: tuple[int, ...]  # N, C, D, H, W (already padded)
-    output: tuple[int, ...]
-    window: tuple[int, int, int]
-    strides: tuple[int, int, int]
-    init: float
 
 
 def _strides(input_map: ir.AffineMap) -> tuple[int, int, int] | None:
@@ -107,72 +96,6 @@ def match_max_pool(op: ir.Operation) -> PoolShape | None:
     if len(window) != 3:
         return None
     return PoolShape(shapes[0], shapes[2], window, strides, float(value.value))  # type: ignore[arg-type]
-
-
-def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
-    n, c, d, h, w = shape.input
-    _, _, d_o, h_o, w_o = shape.output
-    kd, kh, kw = shape.window
-    sd, sh, sw = shape.strides
-    vec = f"vector<{lanes}xf32>"
-    in_type = memref_type_text(n * c * d * h * w, "f32")
-    out_type = memref_type_text(n * c * d_o * h_o * w_o, "f32")
-    k = KernelText()
-    k.indent = 2
-    task = "%task"
-    plane = k.op(f"arith.divui {task}, {k.const(d_o)} : index")  # n * C + c
-    z = k.op(f"arith.remui {task}, {k.const(d_o)} : index")
-    in_base = k.index((plane, d * h * w), (z, sd * h * w))
-    out_base = k.index((plane, d_o * h_o * w_o), (z, h_o * w_o))
-    init = k.vconst(shape.init, lanes, "f32")
-    strided = k.vconst_list([i * sw for i in range(lanes)], "i32") if sw != 1 else None
-
-    def columns(row: str, w0: str | int, count: int) -> None:
-        mask = k.op(f"vector.constant_mask [{count}] : vector<{lanes}xi1>") if count < lanes else None
-        acc = init
-        for a in range(kd):
-            for b in range(kh):
-                for e in range(kw):
-                    at = k.index((in_base, 1), (row, sh * w), (w0, sw), (a * h * w + b * w + e, 1))
-                    if strided is not None:
-                        all_lanes = mask or k.op(f"vector.constant_mask [{lanes}] : vector<{lanes}xi1>")
-                        x = k.op(
-                            f"vector.gather %input[{at}][{strided}], {all_lanes}, {init} : {in_type}, "
-                            f"vector<{lanes}xi32>, vector<{lanes}xi1>, {vec} into {vec}"
-                        )
-                    elif mask is not None:
-                        x = k.op(
-                            f"vector.maskedload %input[{at}], {mask}, {init} : {in_type}, "
-                            f"vector<{lanes}xi1>, {vec} into {vec}"
-                        )
-                    else:
-                        x = k.op(f"vector.load %input[{at}] : {in_type}, {vec}")
-                    acc = k.op(f"arith.maximumf {acc}, {x} : {vec}")
-        out_at = k.index((out_base, 1), (row, w_o), (w0, 1))
-        if mask is None:
-            k.emit(f"vector.store {acc}, %output[{out_at}] : {out_type}, {vec}")
-        else:
-            k.emit(
-                f"vector.maskedstore %output[{out_at}], {mask}, {acc} : {out_type}, vector<{lanes}xi1>, {vec}"
-            )
-
-    row = k.fresh("h")
-    k.emit(f"scf.for {row} = {k.const(0)} to {k.const(h_o)} step {k.const(1)} {{")
-    k.indent += 1
-    full = (w_o // lanes) * lanes
-    if full:
-        w0 = k.fresh("w")
-        k.emit(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {k.const(lanes)} {{")
-        k.indent += 1
-        columns(row, w0, lanes)
-        k.indent -= 1
-        k.emit("}")
-    if w_o - full:
-        columns(row, full, w_o - full)
-    k.indent -= 1
-    k.emit("}")
-    args = [("%input", in_type), ("%output", out_type)]
-    return kernel_module_text(kernel, dispatch, args, n * c * d_o, k, task)
 
 
 @register_pass

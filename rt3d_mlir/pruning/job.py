@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
+from rt3d_mlir.contracts.checkpoint import read_checkpoint, save_checkpoint
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import seal, unseal, write_bytes, write_text
-from rt3d_mlir.frontend.checkpoint import read_checkpoint, save_checkpoint
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.flops import conv_flops, flops_reduction

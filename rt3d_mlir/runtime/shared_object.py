@@ -13,7 +13,6 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -26,30 +25,7 @@ from rt3d_mlir.contracts.shared_object import (
 from rt3d_mlir.errors import ArtifactError
 from rt3d_mlir.runtime.arrays import checked_input, checked_threads, output_array
 from rt3d_mlir.runtime.elf import ELF_MACHINES, cpu_features, is_elf, read_elf
-from rt3d_mlir.runtime.emulated import EmulatedModel
-
-if TYPE_CHECKING:
-    from rt3d_mlir.runtime.vulkan import VulkanModel
-
-_ZIP_MAGIC = b"PK\x03\x04"  # a SPIR-V artifact
-
-
-def is_zip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == _ZIP_MAGIC
-
-
-class KernelProfile(NamedTuple):
-    name: str
-    seconds: float  # summed over calls
-    calls: int
-    flops: float  # per call, with the kept weights (2 x multiply-adds)
-    dense_flops: float  # per call, had the layer been dense
-
-    @property
-    def gflops_per_second(self) -> float:
-        """Achieved rate on kept FLOPs."""
-        return self.flops * self.calls / self.seconds / 1e9 if self.seconds > 0 else 0.0
+from rt3d_mlir.runtime.profile import KernelProfile
 
 
 class CompiledModel:
@@ -233,40 +209,3 @@ def verify_artifact(path: str) -> ArtifactInfo:
                 "CPU lacks; compile it again with --cpu native (or the CPU it is to run on)"
             )
     return result
-
-
-def load(
-    path: str | os.PathLike[str], threads: int | None = None, device: int | str | None = None
-) -> CompiledModel | EmulatedModel | VulkanModel:
-    """Load a compiled artifact; the result maps a numpy input to a numpy output.
-
-    ``threads`` sets how many threads its kernels use (default: the
-    ``RT3D_NUM_THREADS`` environment variable, else all CPUs). The setting
-    belongs to the loaded library, so it is shared by every ``load`` of the
-    same file in one process. An artifact for another architecture
-    (AArch64 on an x86-64 host) runs under qemu through a small harness
-    (:mod:`rt3d_mlir.runtime.emulated`): same interface, slower.
-
-    A SPIR-V artifact (a ZIP, ``docs/spirv_artifact.md``) runs on a Vulkan
-    device (:mod:`rt3d_mlir.runtime.vulkan`): ``device`` is an index or part
-    of the device's name (default: the first GPU, else the first device);
-    ``threads`` is ignored for it, and ``device`` applies to nothing else.
-
-    Every artifact is checked before it is mapped or dispatched
-    (:func:`verify_artifact`; the SPIR-V manifest against its kernels).
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ArtifactError(f"artifact '{path}' does not exist")
-    if os.path.isfile(path) and not is_elf(path) and is_zip(path):
-        from rt3d_mlir.runtime.vulkan import VulkanModel
-
-        return VulkanModel(path, device=device)
-    if device is not None:
-        raise ArtifactError(f"'{path}' is not a SPIR-V artifact: a Vulkan device applies only to those")
-    info = verify_artifact(path)
-    if info.machine != platform.machine():
-        if info.machine != "aarch64":
-            raise ArtifactError(f"'{path}' was built for {info.machine}, which this runtime cannot run here")
-        return EmulatedModel(path, threads=threads)
-    return CompiledModel(path, threads=threads)

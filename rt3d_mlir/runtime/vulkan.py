@@ -51,7 +51,7 @@ import numpy as np
 from rt3d_mlir.contracts.spirv_artifact import TARGET_ENVS
 from rt3d_mlir.errors import ArtifactError
 from rt3d_mlir.runtime.arrays import checked_input, checked_threads, output_array
-from rt3d_mlir.runtime.shared_object import KernelProfile
+from rt3d_mlir.runtime.profile import KernelProfile
 from rt3d_mlir.runtime.spirv_artifact import read_artifact
 
 NO_DEVICE_HINT = "install Mesa's lavapipe (apt-get install mesa-vulkan-drivers) or a GPU driver"

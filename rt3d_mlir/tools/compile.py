@@ -8,17 +8,6 @@ from collections.abc import Sequence
 
 from rt3d_mlir.tools.cli import ArgumentParser, group_shape, parse_shape, run_tool
 
-STEPS = (
-    "load",
-    "import",
-    "sparse convolutions",
-    "bufferize",
-    "lower to LLVM dialect",
-    "translate to LLVM IR",
-    "compile and link",
-)
-SPIRV_STEPS = ("load", "import", "sparse convolutions", "gpu kernels", "spir-v", "write")
-
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
@@ -70,10 +59,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from rt3d_mlir.compiler import compile_model
+    from rt3d_mlir.compiler import compile_model, compile_steps
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
-    steps = SPIRV_STEPS if args.target == "spirv" else STEPS
+    steps = compile_steps(args.target)
     with tqdm(total=len(steps), disable=args.quiet or not interactive, file=sys.stderr, mininterval=0,
               leave=False,
               bar_format="rt3d-compile [{n_fmt}/{total_fmt}] {desc}") as bar:

@@ -12,9 +12,9 @@ from torch_mlir import ir
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.dialect import kgs_conv3d_params
 from rt3d_mlir.frontend import import_to_linalg
+from rt3d_mlir.ir_matchers import ops_named
 from rt3d_mlir.models import build_model
 from rt3d_mlir.passes import run_pipeline
-from rt3d_mlir.passes.matchers import ops_named
 from rt3d_mlir.pruning import apply_random_masks
 
 TINY = {

@@ -225,7 +225,7 @@ def test_batchnorm_folding_on_the_exported_graph(arch):
 
 def test_pt_pt2_and_checkpoint_compile_to_the_same_kernels(tmp_path):
     """Batch norms fold whatever the format: the three files give one kernel sequence."""
-    from rt3d_mlir.backend.pipelines import sparse_conv_pipeline
+    from rt3d_mlir.backend.cpu import sparse_conv_pipeline
     from rt3d_mlir.passes import run_pipeline
 
     kwargs = {"width": 1 / 16, "input_size": [8, 16, 16]}

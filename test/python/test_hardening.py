@@ -22,8 +22,8 @@ from test_cli import BIN, assert_one_line_error, run
 from torch import nn
 
 import rt3d_mlir
+from rt3d_mlir.backend.cpu import require_toolchain
 from rt3d_mlir.backend.cpu_features import cpu_features
-from rt3d_mlir.backend.shared_object import require_toolchain
 from rt3d_mlir.backend.targets import get_target
 from rt3d_mlir.contracts.shared_object import EXPORTED_SYMBOLS, INFO_SECTION
 from rt3d_mlir.errors import ArtifactError, ModelLoadError

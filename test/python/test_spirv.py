@@ -103,7 +103,7 @@ def test_spirv_rejects_cpu_options(tiny_c3d_file, tmp_path):
 
 def test_conv_tiles_with_a_partial_last_tile(tmp_path):
     """1000 output positions: 8 per invocation, the second 512-position tile only partly valid."""
-    from rt3d_mlir.backend.spirv_kernels import positions_per_invocation
+    from rt3d_mlir.codegen.gpu.conv import positions_per_invocation
 
     assert [positions_per_invocation(n) for n in (1000, 784, 32)] == [8, 2, 1]
     torch.manual_seed(0)

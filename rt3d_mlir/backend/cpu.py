@@ -1,10 +1,19 @@
-"""Lowered IR to a shared object: LLVM dialect -> LLVM 22 IR -> clang-22 + lld."""
+"""The CPU targets (host x86-64, AArch64): imported linalg to a shared object with the rt3d C ABI.
+
+Stages: the sparse-convolution passes (``rt3d-recognize-kgs``, packing,
+scheduling, the vector kernels of :mod:`rt3d_mlir.codegen.cpu`),
+bufferization (weights move to a binary blob), lowering to the LLVM
+dialect. Emit: LLVM dialect -> LLVM 22 IR (``mlir-translate-22``) -> one
+shared object with the C glue of :mod:`rt3d_mlir.backend.abi`
+(``clang-22`` + ``lld``), written atomically.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from torch_mlir import ir
@@ -18,16 +27,88 @@ from rt3d_mlir.backend.abi import (
     wrapper_source,
 )
 from rt3d_mlir.backend.cpu_features import cpu_features
-from rt3d_mlir.backend.pipelines import LOOPS_TO_LLVM, bufferize_pipeline
-from rt3d_mlir.backend.targets import Target
+from rt3d_mlir.backend.targets import Build, BuildOptions, CompileTarget, Stage
 from rt3d_mlir.backend.toolchain import CLANG, LLD, MLIR_TRANSLATE, find_tool, run_tool
 from rt3d_mlir.contracts.shared_object import FORWARD_IMPL_SYMBOL
+from rt3d_mlir.dialect.attributes import (
+    BLOB_OFFSET_ATTR,
+    BLOB_SIZE_ATTR,
+    DENSE_FLOPS_ATTR,
+    FLOPS_ATTR,
+    KERNEL_ATTR,
+    TASKS_ATTR,
+)
 from rt3d_mlir.errors import ToolchainError, UnsupportedModelError, describe_location
-from rt3d_mlir.fileio import atomic_output
-from rt3d_mlir.passes import run_pipeline
-from rt3d_mlir.passes.externalize_weights import OFFSET_ATTR, SIZE_ATTR
-from rt3d_mlir.passes.kernel_calls import DENSE_FLOPS_ATTR, FLOPS_ATTR, KERNEL_ATTR, TASKS_ATTR, int_attr
-from rt3d_mlir.passes.matchers import ops_named
+from rt3d_mlir.fileio import atomic_output, write_text
+from rt3d_mlir.ir_matchers import int_attr, ops_named
+from rt3d_mlir.passes import check_pipeline, run_pipeline
+from rt3d_mlir.sparsity import format_group_shape
+from rt3d_mlir.targets import Target
+
+
+def sparse_conv_pipeline(
+    group_shape: tuple[int, int] | None,
+    target: str = "host",
+    reference: bool = False,
+    schedule: str = "",
+) -> str:
+    """Recognize kernel-group sparse convolutions and generate their vector kernels.
+
+    ``reference=True`` lowers them to dense masked linalg convolutions
+    instead (slow, obviously correct). Convolutions the generator does not
+    take (non-constant weights) always get the reference lowering.
+    """
+    option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
+    target_option = f"{{target={target}}}"
+    steps = [f"rt3d-recognize-kgs{option}"]
+    if not reference:
+        steps += [
+            f"rt3d-pack-kernel-groups{target_option}",
+            f"rt3d-reorder-loops{{target={target} {schedule}}}",
+            "rt3d-vectorize",
+            f"rt3d-vectorize-matmul{target_option}",
+            f"rt3d-vectorize-pool{target_option}",
+            f"rt3d-vectorize-elementwise{target_option}",
+            f"rt3d-vectorize-pad{target_option}",
+        ]
+    steps += ["rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
+    return ", ".join(steps)
+
+
+def bufferize_pipeline(blob_file: str) -> str:
+    """Tensors to buffers; the model output becomes a caller-provided out-param."""
+    return ", ".join(
+        [
+            f"rt3d-externalize-weights{{blob-file={blob_file}}}",
+            "one-shot-bufferize{bufferize-function-boundaries "
+            "function-boundary-type-conversion=identity-layout-map}",
+            "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
+            "canonicalize",
+            "buffer-deallocation-pipeline",
+        ]
+    )
+
+
+LOOPS_TO_LLVM = ", ".join(
+    [
+        "rt3d-memref-copy-to-linalg",
+        "convert-linalg-to-loops",
+        "lower-affine",
+        "canonicalize",
+        "cse",
+        "convert-scf-to-cf",
+        "convert-vector-to-llvm",
+        "expand-strided-metadata",
+        "finalize-memref-to-llvm{use-generic-functions=1}",
+        "convert-math-to-llvm",
+        "convert-math-to-libm",  # what has no LLVM intrinsic (erf, tanh, ...) calls the C math library
+        "convert-arith-to-llvm",
+        "convert-index-to-llvm",
+        "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}",
+        "convert-cf-to-llvm",
+        "reconcile-unrealized-casts",
+    ]
+)
 
 
 def entry_function(module: ir.Module, name: str) -> ir.Operation:
@@ -109,12 +190,12 @@ def _require_llvm_dialect(module: ir.Module) -> None:
 def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
     symbols = []
     for op in ops_named(module.operation, "memref.global"):
-        if OFFSET_ATTR in op.attributes:
+        if BLOB_OFFSET_ATTR in op.attributes:
             symbols.append(
                 WeightSymbol(
                     name=ir.StringAttr(op.attributes["sym_name"]).value,
-                    offset=ir.IntegerAttr(op.attributes[OFFSET_ATTR]).value,
-                    size=ir.IntegerAttr(op.attributes[SIZE_ATTR]).value,
+                    offset=ir.IntegerAttr(op.attributes[BLOB_OFFSET_ATTR]).value,
+                    size=ir.IntegerAttr(op.attributes[BLOB_SIZE_ATTR]).value,
                 )
             )
     return symbols
@@ -140,39 +221,63 @@ def _dispatches(module: ir.Module) -> list[Dispatch]:
     return found
 
 
-def build_shared_object(
-    module: ir.Module,
-    function_name: str,
-    output: str,
-    toolchain: Toolchain,
-    keep_dir: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> None:
-    """Compile a module whose ``function_name`` is the model into ``output``.
+class CpuTarget(CompileTarget):
+    """``host`` or ``aarch64``: a shared object with the rt3d C ABI."""
 
-    The output file appears only when everything succeeded (it is written
-    under a temporary name and renamed).
-    """
-    target = toolchain.target
-    step = progress or (lambda _msg: None)
+    STEPS = ("sparse convolutions", "bufferize", "lower to LLVM dialect", "translate to LLVM IR",
+             "compile and link")
 
-    func = entry_function(module, function_name)
-    input_shape, output_shape = entry_signature(func)
-    func.attributes["sym_name"] = ir.StringAttr.get(FORWARD_IMPL_SYMBOL, module.context)
+    def __init__(self, machine: Target) -> None:
+        self.machine = machine
+        self.name = machine.name  # type: ignore[misc]
 
-    with tempfile.TemporaryDirectory(prefix="rt3d-build-") as tmp:
-        work = keep_dir or tmp
-        os.makedirs(work, exist_ok=True)
-        blob = os.path.join(work, "weights.bin")
-        step("bufferize")
-        run_pipeline(module, f"builtin.module({bufferize_pipeline(blob)})")
-        weights = _weight_symbols(module)
-        dispatches = _dispatches(module)
-        if not weights:
-            open(blob, "wb").close()
-        step("lower to LLVM dialect")
+    @contextlib.contextmanager
+    def open(self, options: BuildOptions) -> Iterator[CpuBuild]:
+        toolchain = require_toolchain(self.machine, options.cpu)
+        # the schedule's options are checked here, before minutes of import
+        check_pipeline(sparse_conv_pipeline(None, self.name, options.reference_kernels, options.schedule))
+        with tempfile.TemporaryDirectory(prefix="rt3d-build-") as tmp:
+            work = options.keep_intermediates or tmp
+            os.makedirs(work, exist_ok=True)
+            yield CpuBuild(toolchain, options, work)
+
+
+class CpuBuild(Build):
+    def __init__(self, toolchain: Toolchain, options: BuildOptions, work: str) -> None:
+        self.toolchain, self.options, self.work = toolchain, options, work
+        self.blob = os.path.join(work, "weights.bin")
+        self.shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+        self.weights: list[WeightSymbol] = []
+        self.dispatches: list[Dispatch] = []
+        self.function = ""
+
+    def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
+        options, target = self.options, self.toolchain.target.name
+        self.function = function
+        sparse = sparse_conv_pipeline(group_shape, target, options.reference_kernels, options.schedule)
+        return [
+            ("sparse convolutions", lambda module: run_pipeline(module, f"builtin.module({sparse})")),
+            ("bufferize", self._bufferize),
+            ("lower to LLVM dialect", self._lower),
+        ]
+
+    def _bufferize(self, module: ir.Module) -> None:
+        func = entry_function(module, self.function)
+        self.shapes = entry_signature(func)
+        func.attributes["sym_name"] = ir.StringAttr.get(FORWARD_IMPL_SYMBOL, module.context)
+        run_pipeline(module, f"builtin.module({bufferize_pipeline(self.blob)})")
+        self.weights = _weight_symbols(module)
+        self.dispatches = _dispatches(module)
+        if not self.weights:
+            open(self.blob, "wb").close()
+
+    def _lower(self, module: ir.Module) -> None:
         run_pipeline(module, f"builtin.module({LOOPS_TO_LLVM})")
         _require_llvm_dialect(module)
+
+    def emit(self, module: ir.Module, output: str, step: Callable[[str], None]) -> None:
+        toolchain, work = self.toolchain, self.work
+        target = toolchain.target
         llvm_mlir = os.path.join(work, "model.llvm.mlir")
         with open(llvm_mlir, "w") as f:
             module.operation.print(file=f, large_elements_limit=None)
@@ -180,14 +285,11 @@ def build_shared_object(
         llvm_ir = os.path.join(work, "model.ll")
         run_tool([toolchain.mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
         wrapper = os.path.join(work, "abi.c")
-        with open(wrapper, "w") as f:
-            f.write(wrapper_source(target.name, input_shape, output_shape, dispatches, toolchain.info()))
+        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, toolchain.info()))
         assembly = os.path.join(work, "weights.S")
-        with open(assembly, "w") as f:
-            f.write(weights_assembly(os.path.abspath(blob), weights))
+        write_text(assembly, weights_assembly(os.path.abspath(self.blob), self.weights))
         exports = os.path.join(work, "exports.map")
-        with open(exports, "w") as f:
-            f.write(version_script())
+        write_text(exports, version_script())
         step("compile and link")
         with atomic_output(output, executable=True) as partial:
             run_tool(

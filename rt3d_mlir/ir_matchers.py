@@ -139,3 +139,17 @@ def relu_input(op: ir.Operation) -> ir.Value | None:
         ):
             return op.operands[0]
     return None
+
+
+def static_size(shaped: ir.Type | ir.Value) -> int:
+    """Elements of a static shaped type (or of a value's type)."""
+    type_ = shaped.type if isinstance(shaped, ir.Value) else shaped
+    size = 1
+    for dim in ir.ShapedType(type_).shape:
+        size *= dim
+    return size
+
+
+def int_attr(op: ir.Operation, name: str) -> int:
+    """An integer attribute of ``op``, 0 when absent."""
+    return int(ir.IntegerAttr(op.attributes[name]).value) if name in op.attributes else 0

@@ -1,0 +1,352 @@
+"""The CPU kernel of ``rt3d.packed_conv3d`` (called by the ``rt3d-vectorize`` pass).
+
+The kernel maps a block's ``B`` filters to the lanes of a
+``vector<Bxf32>``; for one parallel task (batch, filter block, output depth)
+it walks the output plane in register tiles of ``rows x cols`` positions
+(``tile_sizes``), each tile holding ``rows*cols`` accumulators initialized
+with the block's bias. For each of the block's kept entries (a run of ``U``
+input channels at one kernel position: the offset comes from the entry
+table) and each channel of the run, it loads the ``B`` weights once and
+issues one broadcast-FMA per accumulator. Only kept entries are visited, so
+the work is proportional to the kept weights; no lane diverges. The
+epilogue applies ReLU and transposes the tile through a small stack buffer
+so that each filter's outputs are written as one contiguous masked store
+to its output channel (``out_channels``, the filter permutation) of the
+NCDHW result. Tiles at the plane's right and bottom edges get
+their own, smaller, tile code (all shapes are static).
+
+The input is zero-padded once (``tensor.pad``) before the call. The task
+space is ``N x blocks x D_out`` ordered by ``loop_order`` and split across
+threads by the artifact's runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
+from rt3d_mlir.codegen.text import KernelText
+from rt3d_mlir.dialect.rt3d import PackedConv3dParams
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    batch: int
+    channels: int
+    padded: tuple[int, int, int]  # D, H, W of the zero-padded input
+    filters: int
+    out: tuple[int, int, int]  # D, H, W of the output
+    blocks: int
+    entries: int
+    weights: int
+    kept_weights: int = 0
+    dense_weights: int = 0
+
+
+@dataclass
+class _Block:
+    """Per-block values, emitted where the block index becomes known."""
+
+    first: str  # first and one-past-last entry
+    last: str
+    lane0: str  # index of the block's first lane in the lane tables
+    bias: str = ""  # filters in lanes: the bias vector
+
+
+class _ConvKernel:
+    """Emits one packed convolution's kernel body (see the module docstring)."""
+
+    def __init__(self, geo: ConvGeometry, p: PackedConv3dParams) -> None:
+        self.geo, self.p = geo, p
+        self.k = KernelText()
+        self.lanes, self.unroll = p.block_size, p.channel_unroll
+        self.width_mode = p.vector_dim == "width"
+        # Vector length: the block's filters, or (width mode) the target's.
+        self.vlanes = (p.vector_lanes or p.block_size) if self.width_mode else p.block_size
+        if p.tile_sizes is None and not self.width_mode:
+            raise ValueError("a filters-in-lanes conv kernel needs its tile_sizes (rt3d-reorder-loops)")
+        self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
+        d_p, h_p, w_p = geo.padded
+        self.channel_stride = d_p * h_p * w_p
+        self.plane = geo.out[0] * geo.out[1] * geo.out[2]
+        self.vec = f"vector<{self.vlanes}xf32>"
+        self.input_type = memref_type(geo.batch * geo.channels * self.channel_stride, "f32")
+        self.output_type = memref_type(geo.batch * geo.filters * self.plane, "f32")
+        self.table_type = memref_type(geo.blocks * self.lanes, "i32")
+        self.bias_type = memref_type(geo.blocks * self.lanes, "f32")
+        self.weights_type = memref_type(geo.weights, "f32")
+        self.zero = self.k.vconst(0.0, self.vlanes, "f32")
+
+    # -- structure ---------------------------------------------------------
+
+    def tasks(self) -> int:
+        geo = self.geo
+        if self.p.loop_order == "dhfw":
+            return geo.batch * geo.out[0]
+        return geo.batch * geo.blocks * geo.out[0]
+
+    def emit_body(self, task: str) -> None:
+        k, geo = self.k, self.geo
+        d_o = geo.out[0]
+        order = self.p.loop_order or "fdhw"
+        if order == "dhfw":
+            n = k.op(f"arith.divui {task}, {k.const(d_o)} : index")
+            d = k.op(f"arith.remui {task}, {k.const(d_o)} : index")
+        else:
+            inner = d_o if order == "fdhw" else geo.blocks
+            per_n = geo.blocks * d_o
+            n = k.op(f"arith.divui {task}, {k.const(per_n)} : index")
+            rest = k.op(f"arith.remui {task}, {k.const(per_n)} : index")
+            outer_index = k.op(f"arith.divui {rest}, {k.const(inner)} : index")
+            inner_index = k.op(f"arith.remui {rest}, {k.const(inner)} : index")
+            block, d = (outer_index, inner_index) if order == "fdhw" else (inner_index, outer_index)
+        sd, _, _ = self.p.strides
+        _, h_p, w_p = geo.padded
+        self.in_base = k.index((n, geo.channels * self.channel_stride), (d, sd * h_p * w_p))
+        self.out_base = k.index((n, geo.filters * self.plane), (d, geo.out[1] * geo.out[2]))
+        if order == "dhfw":
+            # Rows outermost, then every block on that row group: the input
+            # rows stay in cache while all filter blocks use them.
+            def per_row_group(rows: int, h0: str | int) -> None:
+                b = k.fresh("b")
+                with k.region(f"scf.for {b} = {k.const(0)} to {k.const(geo.blocks)} step {k.const(1)} {{"):
+                    self.row_group(self.block_values(b), rows, h0)
+
+            self.for_row_groups(per_row_group)
+        else:
+            values = self.block_values(block)
+            self.for_row_groups(lambda rows, h0: self.row_group(values, rows, h0))
+
+    def for_row_groups(self, emit) -> None:
+        k, h_o, rows = self.k, self.geo.out[1], self.rows
+        full = (h_o // rows) * rows
+        if full:
+            h0 = k.fresh("h")
+            with k.region(f"scf.for {h0} = {k.const(0)} to {k.const(full)} step {k.const(rows)} {{"):
+                emit(rows, h0)
+        if h_o - full:
+            emit(h_o - full, full)
+
+    def block_values(self, block: str) -> _Block:
+        k, lanes, blocks = self.k, self.lanes, self.geo.blocks
+        next_block = k.op(f"arith.addi {block}, {k.const(1)} : index")
+        first = k.op(f"memref.load %starts[{block}] : memref<{blocks + 1}xi32>")
+        last = k.op(f"memref.load %starts[{next_block}] : memref<{blocks + 1}xi32>")
+        values = _Block(
+            first=k.op(f"arith.index_cast {first} : i32 to index"),
+            last=k.op(f"arith.index_cast {last} : i32 to index"),
+            lane0=k.index((block, lanes)),
+        )
+        if not self.width_mode:
+            values.bias = k.op(f"vector.load %bias[{values.lane0}] : {self.bias_type}, {self.vec}")
+        return values
+
+    def row_group(self, b: _Block, rows: int, h0: str | int) -> None:
+        k, w_o, cols = self.k, self.geo.out[2], self.cols
+        tile = self.width_tile if self.width_mode else self.filter_tile
+        full = (w_o // cols) * cols
+        if full:
+            w0 = k.fresh("w")
+            with k.region(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {k.const(cols)} {{"):
+                tile(b, rows, cols, h0, w0)
+        if w_o - full:
+            tile(b, rows, w_o - full, h0, full)
+
+    def entry_loop(self, b: _Block, base: str, inits: list[str], body) -> list[str]:
+        """``scf.for`` over the block's entries carrying ``inits``; the results."""
+        k, count = self.k, len(inits)
+        accs = [k.fresh("acc") for _ in range(count)]
+        results = k.fresh("tile")
+        entry = k.fresh("e")
+        types = ", ".join([self.vec] * count)
+        carried = ", ".join(f"{a} = {i}" for a, i in zip(accs, inits, strict=True))
+        header = (
+            f"{results}:{count} = scf.for {entry} = {b.first} to {b.last} step {k.const(1)} "
+            f"iter_args({carried}) -> ({types}) {{"
+        )
+        with k.region(header):
+            offset = k.op(f"memref.load %offsets[{entry}] : memref<{self.geo.entries}xi32>")
+            offset = k.op(f"arith.index_cast {offset} : i32 to index")
+            at = k.op(f"arith.addi {base}, {offset} : index")
+            weight_at = k.index((entry, self.unroll * self.lanes))
+            updated = body(at, weight_at, list(accs))
+            k.emit(f"scf.yield {', '.join(updated)} : {types}")
+        return [f"{results}#{i}" for i in range(count)]
+
+    def rectified(self, value: str) -> str:
+        if self.p.activation == "relu":
+            return self.k.op(f"arith.maximumf {value}, {self.zero} : {self.vec}")
+        return value
+
+    # -- filters in lanes --------------------------------------------------
+
+    def filter_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+        k, vec = self.k, self.vec
+        _, sh, sw = self.p.strides
+        w_p = self.geo.padded[2]
+        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, sw))
+
+        def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            for u in range(self.unroll):
+                w_index = k.index((weight_at, 1), (u * self.lanes, 1))
+                weights = k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {vec}")
+                for i in range(rows):
+                    for j in range(cols):
+                        x_index = k.index((at, 1), (u * self.channel_stride + i * sh * w_p + j * sw, 1))
+                        x = k.op(f"memref.load %input[{x_index}] : {self.input_type}")
+                        xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
+                        slot = i * cols + j
+                        current[slot] = k.op(f"vector.fma {xs}, {weights}, {current[slot]} : {vec}")
+            return current
+
+        results = self.entry_loop(b, base, [b.bias] * (rows * cols), body)
+        values = [[self.rectified(results[i * cols + j]) for j in range(cols)] for i in range(rows)]
+        self.transposed_store(b, values, h0, w0)
+
+    def transposed_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
+        """Write ``values[row][col]`` (each the block's filters in lanes) to NCDHW rows.
+
+        Each run of up to ``lanes`` columns is stored to a stack scratch tile
+        (contiguous vector stores), read back one filter at a time with a
+        strided gather from that L1-resident tile, and written as one
+        contiguous masked store to the filter's (permuted) output row. A
+        direct ``vector.scatter`` of each accumulator touches ``lanes``
+        output lines per store and measured 10-30 % slower on large planes.
+        """
+        k, vec, lanes = self.k, self.vec, self.lanes
+        w_o = self.geo.out[2]
+        ivec = f"vector<{lanes}xi32>"
+        scratch = f"memref<{lanes * lanes}xf32>"
+        strided = k.vconst_list([j * lanes for j in range(lanes)], "i32")
+        channels = k.op(f"vector.load %out_channels[{b.lane0}] : {self.table_type}, {ivec}")
+        for i, row in enumerate(values):
+            for c0 in range(0, len(row), lanes):
+                run = row[c0 : c0 + lanes]
+                for j, value in enumerate(run):
+                    k.emit(f"vector.store {value}, %scratch[{k.const(j * lanes)}] : {scratch}, {vec}")
+                mask = k.op(f"vector.constant_mask [{len(run)}] : vector<{lanes}xi1>")
+                for lane in range(lanes):
+                    channel = k.op(f"vector.extract {channels}[{lane}] : i32 from {ivec}")
+                    used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
+                    with k.region(f"scf.if {used} {{"):
+                        channel = k.op(f"arith.index_cast {channel} : i32 to index")
+                        outputs = k.op(
+                            f"vector.gather %scratch[{k.const(lane)}][{strided}], {mask}, {self.zero} : "
+                            f"{scratch}, {ivec}, vector<{lanes}xi1>, {vec} into {vec}"
+                        )
+                        at_out = k.index(
+                            (self.out_base, 1), (channel, self.plane), (h0, w_o), (w0, 1), (i * w_o + c0, 1)
+                        )
+                        k.emit(
+                            f"vector.maskedstore %output[{at_out}], {mask}, {outputs} : "
+                            f"{self.output_type}, vector<{lanes}xi1>, {vec}"
+                        )
+
+    # -- output columns in lanes -------------------------------------------
+
+    def width_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+        """``rows x cols`` outputs of each of the block's filters, columns in the lanes.
+
+        Accumulators: filter x row x column vector. Per entry and channel,
+        one contiguous input-vector load (W stride 1) per row and column
+        vector, reused by every filter, and one FMA per accumulator with the
+        filter's weight broadcast. Each accumulator is a run of one filter's
+        outputs, stored contiguously to its (permuted) output channel: no
+        scatter. A partial last vector is masked. With ``streaming_stores``
+        full-vector stores are non-temporal, so an output much larger than
+        the cache is written without first reading each line (for C3D's
+        conv1a this doubled the kernel's speed).
+        """
+        k, vec, lanes, filters = self.k, self.vec, self.vlanes, self.lanes
+        sh = self.p.strides[1]
+        w_p, w_o = self.geo.padded[2], self.geo.out[2]
+        vectors = -(-cols // lanes)
+        tail = cols - (vectors - 1) * lanes
+        mask = k.op(f"vector.constant_mask [{tail}] : vector<{lanes}xi1>") if tail < lanes else None
+        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, 1))
+
+        def slot(f: int, r: int, v: int) -> int:
+            return (f * rows + r) * vectors + v
+
+        inits = []
+        for f in range(filters):
+            bias = k.op(f"memref.load %bias[{k.index((b.lane0, 1), (f, 1))}] : {self.bias_type}")
+            bias = k.op(f"vector.broadcast {bias} : f32 to {vec}")
+            inits += [bias] * (rows * vectors)
+
+        def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            for u in range(self.unroll):
+                weights = []
+                for f in range(filters):
+                    w_at = k.index((weight_at, 1), (u * filters + f, 1))
+                    w = k.op(f"memref.load %weights[{w_at}] : {self.weights_type}")
+                    weights.append(k.op(f"vector.broadcast {w} : f32 to {vec}"))
+                for r in range(rows):
+                    for v in range(vectors):
+                        x_at = k.index((at, 1), (u * self.channel_stride + r * sh * w_p + v * lanes, 1))
+                        if mask is not None and v == vectors - 1:
+                            x = k.op(
+                                f"vector.maskedload %input[{x_at}], {mask}, {self.zero} : "
+                                f"{self.input_type}, vector<{lanes}xi1>, {vec} into {vec}"
+                            )
+                        else:
+                            x = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {vec}")
+                        for f in range(filters):
+                            i = slot(f, r, v)
+                            current[i] = k.op(f"vector.fma {weights[f]}, {x}, {current[i]} : {vec}")
+            return current
+
+        results = self.entry_loop(b, base, inits, body)
+        for f in range(filters):
+            lane = k.index((b.lane0, 1), (f, 1))
+            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
+            used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
+            with k.region(f"scf.if {used} {{"):
+                channel = k.op(f"arith.index_cast {channel} : i32 to index")
+                for r in range(rows):
+                    for v in range(vectors):
+                        value = self.rectified(results[slot(f, r, v)])
+                        out_at = k.index(
+                            (self.out_base, 1),
+                            (channel, self.plane),
+                            (h0, w_o),
+                            (w0, 1),
+                            (r * w_o + v * lanes, 1),
+                        )
+                        if mask is not None and v == vectors - 1:
+                            k.emit(
+                                f"vector.maskedstore %output[{out_at}], {mask}, {value} : "
+                                f"{self.output_type}, vector<{lanes}xi1>, {vec}"
+                            )
+                        else:
+                            hint = " {nontemporal = true}" if self.p.streaming_stores else ""
+                            k.emit(
+                                f"vector.store {value}, %output[{out_at}]{hint} : {self.output_type}, {vec}"
+                            )
+
+
+def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedConv3dParams) -> str:
+    """MLIR text of the kernel function and its dispatch declaration."""
+    emitter = _ConvKernel(geo, p)
+    emitter.emit_body(TASK)
+    lanes = p.block_size
+    args = [
+        ("%input", emitter.input_type),
+        ("%weights", emitter.weights_type),
+        ("%offsets", memref_type(geo.entries, "i32")),
+        ("%starts", memref_type(geo.blocks + 1, "i32")),
+        ("%out_channels", memref_type(geo.blocks * lanes, "i32")),
+        ("%bias", memref_type(geo.blocks * lanes, "f32")),
+        ("%output", emitter.output_type),
+    ]
+    positions = geo.batch * geo.out[0] * geo.out[1] * geo.out[2]
+    return kernel_module(
+        kernel,
+        dispatch,
+        args,
+        emitter.tasks(),
+        emitter.k,
+        flops=2 * geo.kept_weights * positions,
+        dense_flops=2 * geo.dense_weights * positions,
+        scratch_floats=0 if emitter.width_mode else lanes * lanes,
+    )

@@ -1,0 +1,86 @@
+"""The CPU kernel of a constant ``tensor.pad`` of a 5-D activation (called by ``rt3d-vectorize-pad``).
+
+Each padded row is written once: the low padding, the input row (vector
+loads and stores, the last vector masked), the high padding; rows and
+planes entirely in the padding are filled. One task per (batch x channel,
+padded depth).
+"""
+
+from __future__ import annotations
+
+from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
+from rt3d_mlir.codegen.text import KernelText
+
+
+def pad_kernel_text(
+    kernel: str,
+    dispatch: str,
+    in_shape: tuple[int, ...],
+    low: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    value: float,
+    lanes: int,
+) -> str:
+    n, c, d, h, w = in_shape
+    _, _, d_p, h_p, w_p = out_shape
+    in_type = memref_type(n * c * d * h * w, "f32")
+    out_type = memref_type(n * c * d_p * h_p * w_p, "f32")
+    vec = f"vector<{lanes}xf32>"
+    mvec = f"vector<{lanes}xi1>"
+    k = KernelText()
+    fill = k.vconst(value, lanes, "f32")
+    plane = k.op(f"arith.divui {TASK}, {k.const(d_p)} : index")  # n * C + c
+    z = k.op(f"arith.remui {TASK}, {k.const(d_p)} : index")
+    out_plane = k.index((plane, d_p * h_p * w_p), (z, h_p * w_p))
+
+    def fill_run(at: str, count: int) -> None:
+        """``count`` padding values from ``at`` (vectors, the last one masked)."""
+        for start in range(0, count, lanes):
+            where = k.index((at, 1), (start, 1))
+            if count - start >= lanes:
+                k.emit(f"vector.store {fill}, %output[{where}] : {out_type}, {vec}")
+            else:
+                mask = k.op(f"vector.constant_mask [{count - start}] : {mvec}")
+                k.emit(f"vector.maskedstore %output[{where}], {mask}, {fill} : {out_type}, {mvec}, {vec}")
+
+    def copy_run(src: str, dst: str, count: int) -> None:
+        full = (count // lanes) * lanes
+        if full:
+            i = k.fresh("x")
+            with k.region(f"scf.for {i} = {k.const(0)} to {k.const(full)} step {k.const(lanes)} {{"):
+                v = k.op(f"vector.load %input[{k.index((src, 1), (i, 1))}] : {in_type}, {vec}")
+                k.emit(f"vector.store {v}, %output[{k.index((dst, 1), (i, 1))}] : {out_type}, {vec}")
+        if count - full:
+            mask = k.op(f"vector.constant_mask [{count - full}] : {mvec}")
+            v = k.op(
+                f"vector.maskedload %input[{k.index((src, 1), (full, 1))}], {mask}, {fill} : "
+                f"{in_type}, {mvec}, {vec} into {vec}"
+            )
+            k.emit(
+                f"vector.maskedstore %output[{k.index((dst, 1), (full, 1))}], {mask}, {v} : "
+                f"{out_type}, {mvec}, {vec}"
+            )
+
+    def in_range(index: str, lo: int, size: int) -> str:
+        above = k.op(f"arith.cmpi uge, {index}, {k.const(lo)} : index")
+        below = k.op(f"arith.cmpi ult, {index}, {k.const(lo + size)} : index")
+        return k.op(f"arith.andi {above}, {below} : i1")
+
+    interior_plane = in_range(z, low[2], d)
+    y = k.fresh("y")
+    with k.region(f"scf.for {y} = {k.const(0)} to {k.const(h_p)} step {k.const(1)} {{"):
+        row_at = k.index((out_plane, 1), (y, w_p))
+        interior_row = k.op(f"arith.andi {interior_plane}, {in_range(y, low[3], h)} : i1")
+        with k.region(f"scf.if {interior_row} {{", "} else {"):
+            src_z = k.op(f"arith.subi {z}, {k.const(low[2])} : index")
+            src_y = k.op(f"arith.subi {y}, {k.const(low[3])} : index")
+            src = k.index((plane, d * h * w), (src_z, h * w), (src_y, w))
+            if low[4]:
+                fill_run(row_at, low[4])
+            copy_run(src, k.index((row_at, 1), (low[4], 1)), w)
+            if w_p - w - low[4]:
+                fill_run(k.index((row_at, 1), (low[4] + w, 1)), w_p - w - low[4])
+        with k.region(None):
+            fill_run(row_at, w_p)
+    args = [("%input", in_type), ("%output", out_type)]
+    return kernel_module(kernel, dispatch, args, n * c * d_p, k)

@@ -1,0 +1,66 @@
+"""GPU copy kernels: a constant pad, one operand of a concat, a fill (``rt3d-gpu-copy``).
+
+One invocation per element written (:func:`~rt3d_mlir.codegen.gpu.kernel.linear_grid`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rt3d_mlir.codegen.gpu.kernel import Binding, GpuKernel, Kernel, linear_grid
+
+
+def pad_kernel(
+    name: str, in_shape: Sequence[int], low: Sequence[int], high: Sequence[int], value: float
+) -> Kernel:
+    """Copy into a larger tensor, filling the border with ``value``."""
+    out_shape = [s + lo + hi for s, lo, hi in zip(in_shape, low, high, strict=True)]
+    points = math.prod(out_shape)
+    k = GpuKernel(name, [Binding(math.prod(in_shape)), Binding(points)])
+    linear, ok = k.linear_id(points)
+    with k.region(f"scf.if {ok} {{"):
+        idx = k.delinearize(linear, out_shape)
+        src, inside = [], None
+        for i, (pos, lo, size) in enumerate(zip(idx, low, in_shape, strict=True)):
+            if lo == 0 and out_shape[i] == size:
+                src.append(pos)
+                continue
+            shifted = k.op(f"arith.subi {pos}, {k.const(lo)} : index") if lo else pos
+            # unsigned compare: a negative shifted index wraps to a huge value
+            test = k.op(f"arith.cmpi ult, {shifted}, {k.const(size)} : index")
+            inside = test if inside is None else k.op(f"arith.andi {inside}, {test} : i1")
+            src.append(shifted)
+        if inside is None:
+            k.store(k.load(0, k.linearize(src, in_shape)), 1, linear)
+        else:
+            result = k.fresh()
+            with k.region(f"{result} = scf.if {inside} -> (f32) {{", "} else {"):
+                k.emit(f"scf.yield {k.load(0, k.linearize(src, in_shape))} : f32")
+            with k.region(None):
+                k.emit(f"scf.yield {k.const(value, 'f32')} : f32")
+            k.store(result, 1, linear)
+    return k.kernel(linear_grid(points))
+
+
+def copy_slice_kernel(
+    name: str, in_shape: Sequence[int], out_shape: Sequence[int], axis: int, offset: int
+) -> Kernel:
+    """Copy a tensor into ``out`` at ``offset`` along ``axis`` (one operand of a concat)."""
+    points = math.prod(in_shape)
+    k = GpuKernel(name, [Binding(points), Binding(math.prod(out_shape))])
+    linear, ok = k.linear_id(points)
+    with k.region(f"scf.if {ok} {{"):
+        idx = k.delinearize(linear, in_shape)
+        idx[axis] = k.add(idx[axis], k.const(offset))
+        k.store(k.load(0, linear), 1, k.linearize(idx, out_shape))
+    return k.kernel(linear_grid(points))
+
+
+def fill_kernel(name: str, points: int, value: float) -> Kernel:
+    """Write ``value`` to every element of a buffer of ``points`` elements."""
+    k = GpuKernel(name, [Binding(points)])
+    linear, ok = k.linear_id(points)
+    with k.region(f"scf.if {ok} {{"):
+        k.store(k.const(value, "f32"), 0, linear)
+    return k.kernel(linear_grid(points))

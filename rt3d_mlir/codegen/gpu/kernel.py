@@ -1,0 +1,90 @@
+"""The frame every GPU kernel shares: a ``gpu.module`` with one ``gpu.func`` over flat buffers.
+
+Every shape, stride and buffer offset is a constant of the kernel, so a
+dispatch needs no push constants. Buffers are bound in argument order
+(descriptor set 0, binding = argument index) as flat static memrefs; the
+last binding is the one the kernel writes. Most kernels give each
+invocation one point of a linear iteration space of ``points`` elements,
+split into workgroups of ``WORKGROUP`` invocations laid out on a 2-D grid
+(Vulkan guarantees only 65535 workgroups per dimension), and guard every
+grid axis, so a grid larger than the kernel was built for stays in bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rt3d_mlir.codegen.text import KernelText
+
+WORKGROUP = 64
+MAX_GROUPS_X = 32768
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One kernel argument: a flat buffer of ``count`` elements of ``element`` type."""
+
+    count: int
+    element: str = "f32"  # "f32", "i32" or "vector<4xf32>"
+
+    @property
+    def memref(self) -> str:
+        return f"memref<{self.count}x{self.element}>"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    text: str  # a gpu.module
+    bindings: tuple[Binding, ...]
+    groups: tuple[int, int, int]
+    flops: int = 0  # 2 x multiply-adds executed (conv and matmul-like kernels)
+
+
+def linear_grid(points: int) -> tuple[int, int, int]:
+    groups = max(1, math.ceil(points / WORKGROUP))
+    x = min(groups, MAX_GROUPS_X)
+    return x, math.ceil(groups / x), 1
+
+
+class GpuKernel(KernelText):
+    """A kernel body over ``bindings`` (``%arg0`` ...), rendered as a ``gpu.module``."""
+
+    def __init__(self, name: str, bindings: Sequence[Binding]) -> None:
+        super().__init__()
+        self.name = name
+        self.bindings = tuple(bindings)
+
+    def load(self, arg: int, offset: str) -> str:
+        return self.op(f"memref.load %arg{arg}[{offset}] : {self.bindings[arg].memref}")
+
+    def store(self, value: str, arg: int, offset: str) -> None:
+        self.emit(f"memref.store {value}, %arg{arg}[{offset}] : {self.bindings[arg].memref}")
+
+    def linear_id(self, points: int) -> tuple[str, str]:
+        """(linear invocation id, in-range flag) on the grid of :func:`linear_grid`."""
+        gx = linear_grid(points)[0]
+        bx = self.op("gpu.block_id x")
+        by = self.op("gpu.block_id y")
+        tx = self.op("gpu.thread_id x")
+        linear = self.index((by, gx * WORKGROUP), (bx, WORKGROUP), (tx, 1))
+        ok = self.op(f"arith.cmpi ult, {linear}, {self.const(points)} : index")
+        return linear, ok
+
+    def kernel(self, groups: tuple[int, int, int], flops: int = 0) -> Kernel:
+        """The finished kernel, launched on ``groups`` workgroups."""
+        args = ", ".join(f"%arg{i}: {b.memref}" for i, b in enumerate(self.bindings))
+        abi = f"#spirv.entry_point_abi<workgroup_size = [{WORKGROUP}, 1, 1]>"
+        text = "\n".join(
+            [
+                f"gpu.module @{self.name} {{",
+                f"  gpu.func @{self.name}({args}) kernel attributes {{spirv.entry_point_abi = {abi}}} {{",
+                self.render(indent=2),
+                "    gpu.return",
+                "  }",
+                "}",
+            ]
+        )
+        return Kernel(self.name, text, self.bindings, groups, flops)
