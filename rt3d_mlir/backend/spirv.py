@@ -46,19 +46,11 @@ from rt3d_mlir.contracts.spirv_artifact import (
     Kernel,
     Program,
 )
-from rt3d_mlir.dialect.attributes import (
-    DENSE_FLOPS_ATTR,
-    FLOPS_ATTR,
-    GPU_KERNEL_ATTR,
-    GROUPS_ATTR,
-    IN_PLACE_ATTR,
-    LABEL_ATTR,
-    ZERO_INIT_ATTR,
-)
 from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_location
 from rt3d_mlir.fileio import atomic_output
-from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named
+from rt3d_mlir.ir_matchers import constant_array, ops_named
 from rt3d_mlir.passes import run_pipeline
+from rt3d_mlir.passes.gpu_dispatch import dispatch_info
 from rt3d_mlir.sparsity import format_group_shape
 
 WEIGHT_ALIGNMENT = 256
@@ -132,8 +124,8 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
             continue  # nothing reads it (a dispatch binding it is refused below)
         elif name == "func.call":
             callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
-            declaration = declarations.get(callee)
-            if declaration is None or GPU_KERNEL_ATTR not in declaration.attributes:
+            info = dispatch_info(declarations[callee]) if callee in declarations else None
+            if info is None:
                 raise UnsupportedModelError(f"the spirv target cannot call '{callee}'")
             bound = []
             for value in op.operands:
@@ -141,30 +133,25 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
                     where = describe_location(op.location)
                     raise UnsupportedModelError(f"the spirv target binds a tensor nothing wrote ({where})")
                 bound.append(buffer_of[value])
-            if IN_PLACE_ATTR in declaration.attributes:
+            if info.in_place:
                 result = bound[-1]
             else:
-                zero = ZERO_INIT_ATTR in declaration.attributes
-                result = new_buffer(math.prod(_shape(op.results[0])), "zero" if zero else "none")
+                result = new_buffer(math.prod(_shape(op.results[0])), "zero" if info.zero_init else "none")
                 bound.append(result)
             buffer_of[op.results[0]] = result
-            symbol = ir.FlatSymbolRefAttr(declaration.attributes[GPU_KERNEL_ATTR]).value
-            if symbol not in gpu_modules:
-                raise UnsupportedModelError(f"dispatch '{callee}' names kernel @{symbol}, not in the module")
-            _check_bindings(callee, symbol, gpu_modules[symbol], [*op.operands, op.results[0]], len(bound))
-            groups = tuple(int(g) for g in ir.DenseI64ArrayAttr(declaration.attributes[GROUPS_ATTR]))
-            if symbol not in kernels:
-                kernels[symbol] = Kernel(
-                    symbol, f"{KERNEL_DIRECTORY}{symbol}.spv", symbol, len(bound), (WORKGROUP, 1, 1),
-                    groups,  # type: ignore[arg-type]
+            if info.kernel not in gpu_modules:
+                raise UnsupportedModelError(f"dispatch '{callee}' names @{info.kernel}, not in the module")
+            values = [*op.operands, op.results[0]]
+            _check_bindings(callee, info.kernel, gpu_modules[info.kernel], values, len(bound))
+            if info.kernel not in kernels:
+                module_path = f"{KERNEL_DIRECTORY}{info.kernel}.spv"
+                kernels[info.kernel] = Kernel(
+                    info.kernel, module_path, info.kernel, len(bound), (WORKGROUP, 1, 1), info.groups
                 )
-            label = ir.StringAttr(declaration.attributes[LABEL_ATTR]).value
-            labels[label] = labels.get(label, 0) + 1
-            dispatches.append(
-                Dispatch(symbol, tuple(bound), groups, f"{label}{labels[label]}",  # type: ignore[arg-type]
-                         float(int_attr(declaration, FLOPS_ATTR)),
-                         float(int_attr(declaration, DENSE_FLOPS_ATTR)))
-            )
+            labels[info.label] = labels.get(info.label, 0) + 1
+            label = f"{info.label}{labels[info.label]}"
+            flops = (float(info.flops), float(info.dense_flops))
+            dispatches.append(Dispatch(info.kernel, tuple(bound), info.groups, label, *flops))
         elif name == "func.return":
             if len(op.operands) != 1:
                 raise UnsupportedModelError("the spirv target takes models with exactly one output")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from torch_mlir import ir
 from torch_mlir.dialects import func
@@ -28,7 +29,7 @@ from rt3d_mlir.dialect.attributes import (
     LABEL_ATTR,
     ZERO_INIT_ATTR,
 )
-from rt3d_mlir.ir_matchers import ops_named
+from rt3d_mlir.ir_matchers import int_attr, ops_named
 
 PLACEHOLDER = "RT3D_KERNEL"  # generators are called with this name; the pass renames
 SOURCE_ATTR = "rt3d.kernel_source"  # on each gpu.module: a digest of its text, to reuse it
@@ -102,6 +103,36 @@ def dispatch(
     for key, value in attributes.items():
         declaration.attributes[key] = value
     return func.CallOp([result_type], ir.FlatSymbolRefAttr.get(name), list(operands)).results[0]
+
+
+@dataclass(frozen=True)
+class DispatchInfo:
+    """What a dispatch declaration says (the reader of what :func:`dispatch` writes)."""
+
+    kernel: str  # the gpu.module's symbol
+    groups: tuple[int, int, int]
+    label: str
+    flops: int
+    dense_flops: int
+    zero_init: bool
+    in_place: bool
+
+
+def dispatch_info(declaration: ir.Operation) -> DispatchInfo | None:
+    """The dispatch a ``func.func`` declaration describes, or None if it is no GPU dispatch."""
+    attributes = declaration.attributes
+    if GPU_KERNEL_ATTR not in attributes:
+        return None
+    groups = tuple(int(g) for g in ir.DenseI64ArrayAttr(attributes[GROUPS_ATTR]))
+    return DispatchInfo(
+        kernel=ir.FlatSymbolRefAttr(attributes[GPU_KERNEL_ATTR]).value,
+        groups=groups,  # type: ignore[arg-type]
+        label=ir.StringAttr(attributes[LABEL_ATTR]).value,
+        flops=int_attr(declaration, FLOPS_ATTR),
+        dense_flops=int_attr(declaration, DENSE_FLOPS_ATTR),
+        zero_init=ZERO_INIT_ATTR in attributes,
+        in_place=IN_PLACE_ATTR in attributes,
+    )
 
 
 def shape_of(value: ir.Value) -> tuple[int, ...]:
