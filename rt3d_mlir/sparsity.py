@@ -136,6 +136,21 @@ def choose_group_shape(
     return (1, 1)
 
 
+def diagonal_groups(weight: np.ndarray) -> int:
+    """The most groups ``G`` (dividing both filter and channel counts) such that the weight is zero
+    outside its ``G`` diagonal blocks: the ``groups`` of the grouped convolution it came from
+    (1 for an ordinary convolution)."""
+    filters, channels = weight.shape[:2]
+    nonzero = np.abs(weight).reshape(filters, channels, -1).max(axis=2) != 0
+    for groups in sorted((g for g in range(2, math.gcd(filters, channels) + 1)
+                          if filters % g == 0 and channels % g == 0), reverse=True):
+        f, c = filters // groups, channels // groups
+        blocks = nonzero.reshape(groups, f, groups, c).any(axis=(1, 3))
+        if not blocks[~np.eye(groups, dtype=bool)].any():
+            return groups
+    return 1
+
+
 def kept_fraction(masks: np.ndarray, weight_shape: Sequence[int], group_shape: Sequence[int]) -> float:
     """Fraction of the weight's multiply-accumulates that the mask keeps."""
     full = expand_masks(masks, weight_shape, group_shape)

@@ -3,7 +3,7 @@
 from rt3d_mlir.contracts.checkpoint import Checkpoint, save_checkpoint
 from rt3d_mlir.frontend.importer import FUNCTION_NAME, check_input_shape, import_to_linalg
 from rt3d_mlir.frontend.loading import LoadedModel, load_model_file
-from rt3d_mlir.frontend.preparation import bake_pruning, fold_batch_norms, prepare_for_import
+from rt3d_mlir.frontend.preparation import bake_pruning, prepare_for_import, prepare_graph
 
 __all__ = [
     "FUNCTION_NAME",
@@ -11,9 +11,9 @@ __all__ = [
     "LoadedModel",
     "bake_pruning",
     "check_input_shape",
-    "fold_batch_norms",
     "import_to_linalg",
     "load_model_file",
     "prepare_for_import",
+    "prepare_graph",
     "save_checkpoint",
 ]

@@ -15,11 +15,12 @@ from torch import nn
 from torch_mlir import fx, ir
 from torch_mlir.compiler_utils import TorchMlirCompilerError
 from torch_mlir.dialects import torch as torch_d
+from torch_mlir.extras.fx_decomp_util import get_decomposition_table
 from torch_mlir.extras.fx_importer import FxImporter, FxImporterHooks, GraphNodeImporter, InputInfo
 
 from rt3d_mlir.dialect import load_dialect
 from rt3d_mlir.errors import UnsupportedModelError, describe_location
-from rt3d_mlir.frontend.preparation import fold_batch_norms, prepare_for_import
+from rt3d_mlir.frontend.preparation import prepare_for_import, prepare_graph
 
 FUNCTION_NAME = "forward"
 MAX_ELEMENTS = (1 << 31) - 1  # per tensor: generated kernels use 32-bit offsets
@@ -76,6 +77,22 @@ def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.export.
         ) from None
 
 
+# Kept whole so that fold_batch_norms finds them after decomposition (torch-mlir lowers those left).
+_KEPT_WHOLE = (torch.ops.aten._native_batch_norm_legit_no_training.default,)
+
+
+def decompose(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """The program in the core ATen ops torch-mlir lowers (its own decomposition table), batch norms
+    kept whole."""
+    table = {op: fn for op, fn in get_decomposition_table().items() if op not in _KEPT_WHOLE}
+    try:
+        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return program.run_decompositions(table)
+    except Exception as err:
+        raise UnsupportedModelError(f"cannot decompose the exported model: {_first_line(err)}") from None
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -87,9 +104,10 @@ def import_to_linalg(
     """Import to linalg-on-tensors in the bundled MLIR, with the rt3d dialect loaded.
 
     A module is prepared (pruning masks baked in) and exported first; then,
-    whatever the source, batch norms are folded into the convolutions before
-    them on the exported graph (:func:`fold_batch_norms`), so ``.pt``,
-    ``.pt2`` and checkpoints of one model import to the same IR. The
+    whatever the source, the exported graph is prepared
+    (:func:`~rt3d_mlir.frontend.preparation.prepare_graph`: grouped
+    convolutions made ordinary, batch norms folded), so ``.pt``, ``.pt2`` and
+    checkpoints of one model import to the same IR. The
     function is named ``forward``. Raises UnsupportedModelError with the
     operator and its source location when torch.export or torch-mlir cannot
     handle the model; MLIR diagnostics are captured, not printed.
@@ -98,9 +116,8 @@ def import_to_linalg(
         program = model
     else:
         program = export_model(prepare_for_import(model), example_input)
-    folded = fold_batch_norms(program)
-    if not isinstance(folded, torch.export.ExportedProgram):
-        program = export_model(folded, example_input)
+    program = decompose(program)
+    prepare_graph(program)
     context = ir.Context()
     torch_d.register_dialect(context)
     diagnostics: list[tuple[str, str]] = []
@@ -120,6 +137,7 @@ def import_to_linalg(
                 output_type="linalg-on-tensors",
                 fx_importer=FxImporter(context=context, hooks=InlineWeightHooks()),
                 func_name=FUNCTION_NAME,
+                decomposition_table={},  # decomposed above, before the graph was prepared
             )
     except TorchMlirCompilerError as err:
         raise UnsupportedModelError(

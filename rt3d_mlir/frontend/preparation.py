@@ -1,4 +1,5 @@
-"""Make a model import-ready: bake in pruning masks (module level), fold batch norms (graph level)."""
+"""Make a model import-ready: bake in pruning masks (module level); on the exported graph, make
+grouped convolutions ordinary and fold batch norms (whatever the file format)."""
 
 from __future__ import annotations
 
@@ -58,14 +59,30 @@ _BATCH_NORMS = {
 }
 
 
-def _constant(graph_module: torch.fx.GraphModule, node: object) -> torch.Tensor | None:
-    """The tensor a ``get_attr`` node reads, or None for anything else."""
-    if not isinstance(node, torch.fx.Node) or node.op != "get_attr":
+class _Tensors:
+    """The tensor behind a graph argument of an ExportedProgram: a lifted parameter, buffer or
+    constant (a placeholder named in the graph signature), or a tensor literal put there by a
+    rewrite below."""
+
+    def __init__(self, program: torch.export.ExportedProgram) -> None:
+        signature = program.graph_signature
+        self.values: dict[str, torch.Tensor] = {}
+        for mapping, source in (
+            (signature.inputs_to_parameters, program.state_dict),
+            (signature.inputs_to_buffers, program.state_dict),
+            (signature.inputs_to_lifted_tensor_constants, program.constants),
+        ):
+            for placeholder, name in mapping.items():
+                value = source.get(name)
+                if isinstance(value, torch.Tensor):
+                    self.values[placeholder] = value.detach()
+
+    def __call__(self, arg: object) -> torch.Tensor | None:
+        if isinstance(arg, torch.Tensor):
+            return arg
+        if isinstance(arg, torch.fx.Node) and arg.op == "placeholder":
+            return self.values.get(arg.name)
         return None
-    value = graph_module
-    for part in str(node.target).split("."):
-        value = getattr(value, part, None)
-    return value if isinstance(value, torch.Tensor) else None
 
 
 def _single_result(node: torch.fx.Node) -> torch.fx.Node | None:
@@ -78,22 +95,85 @@ def _single_result(node: torch.fx.Node) -> torch.fx.Node | None:
     return None
 
 
-def fold_batch_norms(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram | nn.Module:
+_GROUPS_INDEX = {
+    # op: index of the ``groups`` argument
+    torch.ops.aten.conv1d.default: 6,
+    torch.ops.aten.conv2d.default: 6,
+    torch.ops.aten.conv3d.default: 6,
+    torch.ops.aten.convolution.default: 8,
+}
+
+
+def prepare_graph(program: torch.export.ExportedProgram) -> bool:
+    """Make an exported program's graph ready for the compiler, in place, whatever its file format.
+
+    Grouped and depthwise convolutions become ordinary ones over a
+    block-diagonal weight (:func:`expand_grouped_convolutions`), batch norms
+    fold into the convolutions before them (:func:`fold_batch_norms`) and
+    the others become one per-channel multiply-add
+    (:func:`affine_batch_norms`). The program must be decomposed already,
+    with batch norms kept whole (``_native_batch_norm_legit_no_training``).
+    New weights are written into the graph as tensor literals (what
+    torch-mlir's frozen import makes of every parameter anyway), so the
+    program is not traced again. Whether anything changed.
+    """
+    tensors = _Tensors(program)
+    changed = expand_grouped_convolutions(program.graph, tensors)
+    changed = fold_batch_norms(program.graph, tensors) or changed
+    changed = affine_batch_norms(program.graph, tensors) or changed
+    if changed:
+        program.graph.eliminate_dead_code()
+    return changed
+
+
+def expand_grouped_convolutions(graph: torch.fx.Graph, tensors: _Tensors) -> bool:
+    """Rewrite every grouped convolution (``groups`` > 1, depthwise included) as an ordinary one.
+
+    Torch-mlir lowers a depthwise convolution to nothing at all and other
+    grouped ones to a generic loop nest; as one convolution over a weight
+    that is zero outside the groups' diagonal blocks, each takes the sparse
+    path of every other convolution: its zeros are exact, so only the
+    groups' weights are packed and computed (KGS within a group's filters
+    stays KGS). Whether anything changed.
+    """
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in _GROUPS_INDEX or node.kwargs:
+            continue
+        index = _GROUPS_INDEX[node.target]
+        groups = int(node.args[index]) if len(node.args) > index else 1
+        if groups == 1:
+            continue
+        if node.target is torch.ops.aten.convolution.default and node.args[6]:
+            continue  # transposed
+        weight = tensors(node.args[1])
+        if weight is None:
+            continue
+        filters, per_group = weight.shape[0], weight.shape[1]
+        per_group_filters = filters // groups
+        expanded = weight.new_zeros((filters, per_group * groups, *weight.shape[2:]))
+        for g in range(groups):
+            rows = slice(g * per_group_filters, (g + 1) * per_group_filters)
+            expanded[rows, g * per_group : (g + 1) * per_group] = weight[rows]
+        args = list(node.args)
+        args[1], args[index] = expanded, 1
+        node.args = tuple(args)
+        changed = True
+    return changed
+
+
+def fold_batch_norms(graph: torch.fx.Graph, tensors: _Tensors) -> bool:
     """Fold every inference-mode batch norm that directly follows a convolution into it.
 
-    Works on the exported graph, so it applies whatever the model's file
-    format (``.pt``, ``.pt2``, checkpoint) and module classes (any
-    ``Conv3d`` subclass, or a functional convolution): for each
-    ``aten.conv*`` whose only user is an ``aten.batch_norm`` in inference
-    mode (or ``_native_batch_norm_legit_no_training``) with constant
-    statistics, the filters are scaled and the bias shifted. A filter is
-    scaled by one factor, so exact zeros stay zero. Returns the program
-    unchanged if nothing folds, else the folded graph as a module to export
-    again.
+    For each ``aten.conv*`` whose only user is an ``aten.batch_norm`` in
+    inference mode (or ``_native_batch_norm_legit_no_training``) with
+    constant statistics, the filters are scaled and the bias shifted, on the
+    exported graph, so it applies whatever the model's file format and
+    module classes (any ``Conv3d`` subclass, or a functional convolution).
+    A filter is scaled by one factor, so exact zeros stay zero. Whether
+    anything changed.
     """
-    graph_module = program.module()
-    graph = graph_module.graph
-    folded = 0
+    folded = False
     for bn in list(graph.nodes):
         if bn.op != "call_function" or bn.target not in _BATCH_NORMS:
             continue
@@ -110,39 +190,65 @@ def fold_batch_norms(program: torch.export.ExportedProgram) -> torch.export.Expo
         ):
             continue
         result = _single_result(bn)
-        weight = _constant(graph_module, conv.args[1])
-        mean, var = _constant(graph_module, args[m_i]), _constant(graph_module, args[v_i])
+        weight, mean, var = tensors(conv.args[1]), tensors(args[m_i]), tensors(args[v_i])
         if result is None or weight is None or mean is None or var is None:
             continue
-        gamma = _constant(graph_module, args[w_i]) if args[w_i] is not None else torch.ones_like(mean)
-        beta = _constant(graph_module, args[b_i]) if args[b_i] is not None else torch.zeros_like(mean)
+        gamma = tensors(args[w_i]) if args[w_i] is not None else torch.ones_like(mean)
+        beta = tensors(args[b_i]) if args[b_i] is not None else torch.zeros_like(mean)
         conv_args = list(conv.args) + [None] * max(0, 3 - len(conv.args))
-        bias = _constant(graph_module, conv_args[2]) if conv_args[2] is not None else torch.zeros_like(mean)
+        bias = tensors(conv_args[2]) if conv_args[2] is not None else torch.zeros_like(mean)
         if gamma is None or beta is None or bias is None or weight.shape[0] != mean.shape[0]:
             continue
         with torch.no_grad():
             scale = gamma.double() / torch.sqrt(var.double() + float(args[eps_i]))
-            new_weight = (weight.double() * scale.reshape(-1, *[1] * (weight.dim() - 1))).to(weight.dtype)
-            new_bias = ((bias.double() - mean.double()) * scale + beta.double()).to(weight.dtype)
-        names = (f"_rt3d_folded_weight_{folded}", f"_rt3d_folded_bias_{folded}")
-        graph_module.register_buffer(names[0], new_weight)
-        graph_module.register_buffer(names[1], new_bias)
-        with graph.inserting_before(conv):
-            weight_node = graph.get_attr(names[0])
-            bias_node = graph.get_attr(names[1])
-        conv_args[1], conv_args[2] = weight_node, bias_node
+            conv_args[1] = (weight.double() * scale.reshape(-1, *[1] * (weight.dim() - 1))).to(weight.dtype)
+            conv_args[2] = ((bias.double() - mean.double()) * scale + beta.double()).to(weight.dtype)
         conv.args = tuple(conv_args)
         result.replace_all_uses_with(conv)
         for node in [result, bn] if result is not bn else [bn]:
             if not node.users:
                 graph.erase_node(node)
-        folded += 1
-    if not folded:
-        return program
-    graph.eliminate_dead_code()
-    graph.lint()
-    graph_module.recompile()
-    return graph_module
+        folded = True
+    return folded
+
+
+def affine_batch_norms(graph: torch.fx.Graph, tensors: _Tensors) -> bool:
+    """Turn every inference-mode batch norm left into ``x * scale + shift`` with per-channel constants.
+
+    (Those after a convolution were folded into it.) Two elementwise ops the
+    backends fuse and vectorize, instead of the five of a decomposed batch
+    norm. Whether anything changed.
+    """
+    changed = False
+    for bn in list(graph.nodes):
+        if bn.op != "call_function" or bn.target not in _BATCH_NORMS or bn.kwargs:
+            continue
+        (w_i, b_i, m_i, v_i, eps_i), training_i = _BATCH_NORMS[bn.target]
+        args = list(bn.args) + [None] * (9 - len(bn.args))
+        result = _single_result(bn)
+        mean, var = tensors(args[m_i]), tensors(args[v_i])
+        if result is None or mean is None or var is None or (training_i is not None and args[training_i]):
+            continue
+        gamma = tensors(args[w_i]) if args[w_i] is not None else torch.ones_like(mean)
+        beta = tensors(args[b_i]) if args[b_i] is not None else torch.zeros_like(mean)
+        if gamma is None or beta is None or "val" not in result.meta:
+            continue
+        value = result.meta["val"]
+        view = (1, -1, *[1] * (value.dim() - 2))
+        with torch.no_grad():
+            scale = gamma.double() / torch.sqrt(var.double() + float(args[eps_i]))
+            shift = (beta.double() - mean.double() * scale).to(value.dtype).reshape(view)
+            scale = scale.to(value.dtype).reshape(view)
+        with graph.inserting_before(result):
+            scaled = graph.call_function(torch.ops.aten.mul.Tensor, (args[0], scale))
+            shifted = graph.call_function(torch.ops.aten.add.Tensor, (scaled, shift))
+        scaled.meta["val"] = shifted.meta["val"] = value
+        result.replace_all_uses_with(shifted)
+        for node in [result, bn] if result is not bn else [bn]:
+            if not node.users:
+                graph.erase_node(node)
+        changed = True
+    return changed
 
 
 def _copy_module(model: nn.Module) -> nn.Module:

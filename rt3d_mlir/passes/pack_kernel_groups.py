@@ -39,6 +39,7 @@ from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_produc
 from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import vector_lanes
+from rt3d_mlir.sparsity import diagonal_groups
 from rt3d_mlir.targets import get_target
 
 
@@ -132,7 +133,9 @@ class PackKernelGroups(Pass):
                 ),
             )
         i64 = ir.IntegerType.get_signless(64)
-        new.attributes[DENSE_WEIGHTS_ATTR] = ir.IntegerAttr.get(i64, int(weight.size))
+        # a grouped convolution's dense work is its groups' blocks, not the expanded weight
+        dense = int(weight.size) // diagonal_groups(weight)
+        new.attributes[DENSE_WEIGHTS_ATTR] = ir.IntegerAttr.get(i64, dense)
         new.attributes[KEPT_WEIGHTS_ATTR] = ir.IntegerAttr.get(i64, int(np.count_nonzero(packed.weights)))
         producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
         op.results[0].replace_all_uses_with(new.results[0])

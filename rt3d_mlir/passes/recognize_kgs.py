@@ -33,6 +33,7 @@ from rt3d_mlir.sparsity import (
     DEFAULT_GROUP_SHAPE_CANDIDATES,
     choose_group_shape,
     format_group_shape,
+    group_shape_fits,
     kernel_group_masks,
     parse_group_shape,
 )
@@ -108,10 +109,15 @@ class RecognizeKgs(Pass):
     Options = RecognizeKgsOptions
 
     def _group_shape_for(self, weight: np.ndarray, location: ir.Location) -> tuple[int, int]:
+        """The requested group shape where the weight's zeros fit it, else the largest candidate
+        that fits (a grouped or depthwise convolution's block-diagonal weight fits only groups
+        inside its diagonal blocks; forcing a wider group would multiply by its zeros)."""
         try:
-            if self.options.group_shape:
-                return parse_group_shape(self.options.group_shape)
             candidates = [parse_group_shape(c) for c in self.options.candidates.split(",") if c]
+            if self.options.group_shape:
+                requested = parse_group_shape(self.options.group_shape)
+                if group_shape_fits(weight, requested):
+                    return requested
         except ValueError as err:
             raise PassFailure(str(err), location) from None
         return choose_group_shape(weight, candidates)
