@@ -19,6 +19,11 @@ def ops_named(root: ir.Operation, name: str) -> list[ir.Operation]:
     return found
 
 
+def top_level_ops(module: ir.Operation, name: str) -> list[ir.Operation]:
+    """The ops named ``name`` directly in ``module``'s body (functions, globals): no walk."""
+    return [op for op in module.regions[0].blocks[0].operations if op.operation.name == name]
+
+
 def defining_op(value: ir.Value) -> ir.Operation | None:
     """The op that produces ``value``, or None for a block argument."""
     owner = value.owner
@@ -99,8 +104,10 @@ def _is_identity_elementwise(op: ir.Operation, num_inputs: int) -> bool:
     if op.name != "linalg.generic" or len(op.results) != 1:
         return False
     maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    if len(maps) != num_inputs + 1 or any(not m.is_permutation or list(m.results) != list(
-        ir.AffineMap.get_identity(m.n_dims).results) for m in maps):
+    if len(maps) != num_inputs + 1 or any(
+        not m.is_permutation or list(m.results) != list(ir.AffineMap.get_identity(m.n_dims).results)
+        for m in maps
+    ):
         return False
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
     return all("parallel" in it for it in iterators)

@@ -15,6 +15,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
+import time
 from collections.abc import Sequence
 
 
@@ -44,3 +46,45 @@ def run_process(args: Sequence[str], *, text: bool = True, **kwargs) -> subproce
             if stream is not None:
                 stream.close()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_processes(commands: Sequence[Sequence[str]], jobs: int) -> list[subprocess.CompletedProcess]:
+    """Run ``commands`` with at most ``jobs`` at a time, each as :func:`run_process` does.
+
+    Returns their completed processes in order (output as text); on any
+    exception (an interrupt) every child's process group is killed and reaped
+    first. Raises OSError when a program cannot be started.
+    """
+    pending = list(enumerate(commands))
+    running: dict[int, tuple[subprocess.Popen, object, object]] = {}
+    done: dict[int, subprocess.CompletedProcess] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < max(jobs, 1):
+                index, args = pending.pop(0)
+                out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+                process = subprocess.Popen(
+                    list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+                running[index] = (process, out, err)
+            for index, (process, out, err) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                texts = []
+                for stream in (out, err):
+                    stream.seek(0)  # type: ignore[attr-defined]
+                    texts.append(stream.read().decode(errors="replace"))  # type: ignore[attr-defined]
+                    stream.close()  # type: ignore[attr-defined]
+                done[index] = subprocess.CompletedProcess(process.args, process.returncode, *texts)
+                del running[index]
+            if running:
+                time.sleep(0.01)
+    except BaseException:
+        for process, out, err in running.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            out.close()  # type: ignore[attr-defined]
+            err.close()  # type: ignore[attr-defined]
+        raise
+    return [done[i] for i in range(len(commands))]

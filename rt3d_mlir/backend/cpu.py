@@ -28,7 +28,15 @@ from rt3d_mlir.backend.abi import (
 )
 from rt3d_mlir.backend.cpu_features import cpu_features
 from rt3d_mlir.backend.targets import Build, BuildOptions, CompileTarget, Stage
-from rt3d_mlir.backend.toolchain import CLANG, LLD, MLIR_TRANSLATE, find_tool, run_tool
+from rt3d_mlir.backend.toolchain import (
+    CLANG,
+    LLD,
+    LLVM_SPLIT,
+    MLIR_TRANSLATE,
+    find_tool,
+    run_tool,
+    run_tools,
+)
 from rt3d_mlir.contracts.shared_object import FORWARD_IMPL_SYMBOL
 from rt3d_mlir.dialect.attributes import (
     BLOB_OFFSET_ATTR,
@@ -40,7 +48,7 @@ from rt3d_mlir.dialect.attributes import (
 )
 from rt3d_mlir.errors import ToolchainError, UnsupportedModelError, describe_location
 from rt3d_mlir.fileio import atomic_output, write_text
-from rt3d_mlir.ir_matchers import int_attr, ops_named
+from rt3d_mlir.ir_matchers import int_attr, top_level_ops
 from rt3d_mlir.passes import check_pipeline, run_pipeline
 from rt3d_mlir.sparsity import format_group_shape
 from rt3d_mlir.targets import Target
@@ -92,11 +100,8 @@ def bufferize_pipeline(blob_file: str) -> str:
 LOOPS_TO_LLVM = ", ".join(
     [
         "rt3d-memref-copy-to-linalg",
-        "convert-linalg-to-loops",
-        "lower-affine",
-        "canonicalize",
-        "cse",
-        "convert-scf-to-cf",
+        # function by function: MLIR runs these on several functions (kernels) at once
+        "func.func(convert-linalg-to-loops, lower-affine, canonicalize, cse, convert-scf-to-cf)",
         "convert-vector-to-llvm",
         "expand-strided-metadata",
         "finalize-memref-to-llvm{use-generic-functions=1}",
@@ -112,7 +117,7 @@ LOOPS_TO_LLVM = ", ".join(
 
 
 def entry_function(module: ir.Module, name: str) -> ir.Operation:
-    for op in ops_named(module.operation, "func.func"):
+    for op in top_level_ops(module.operation, "func.func"):
         if ir.StringAttr(op.attributes["sym_name"]).value == name:
             return op
     raise UnsupportedModelError(f"the imported module has no function '{name}'")
@@ -144,6 +149,7 @@ class Toolchain:
     target: Target
     mlir_translate: str
     clang: str
+    llvm_split: str
     cpu: str  # as clang resolves it (``native`` becomes this machine's CPU name)
     features: tuple[str, ...]  # /proc/cpuinfo names of the extensions the code may use
 
@@ -151,17 +157,27 @@ class Toolchain:
         return info_json(self.target.name, self.target.triple, self.cpu, self.features)
 
 
+def compile_jobs() -> int:
+    """How many compilers run at once: the CPUs this process may use (at most 8)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
 def require_toolchain(target: Target, cpu: str | None = None) -> Toolchain:
     """The toolchain for ``target`` tuned for ``cpu``, or a ToolchainError naming the package
     (an unknown CPU name is a ToolchainError too)."""
     mlir_translate = find_tool(MLIR_TRANSLATE, target.name)
     clang = find_tool(CLANG, target.name)
+    llvm_split = find_tool(LLVM_SPLIT, target.name)
     find_tool(LLD, target.name)
     chosen = cpu or target.default_cpu
     if not chosen or chosen.startswith("-") or not chosen.replace("-", "").replace("_", "").isalnum():
         raise ToolchainError(f"'{chosen}' is not a CPU name")
     resolved, features = cpu_features(clang, target, chosen)
-    return Toolchain(target, mlir_translate, clang, resolved, tuple(features))
+    return Toolchain(target, mlir_translate, clang, llvm_split, resolved, tuple(features))
 
 
 def _require_llvm_dialect(module: ir.Module) -> None:
@@ -189,7 +205,7 @@ def _require_llvm_dialect(module: ir.Module) -> None:
 
 def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
     symbols = []
-    for op in ops_named(module.operation, "memref.global"):
+    for op in top_level_ops(module.operation, "memref.global"):
         if BLOB_OFFSET_ATTR in op.attributes:
             symbols.append(
                 WeightSymbol(
@@ -204,7 +220,7 @@ def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
 def _dispatches(module: ir.Module) -> list[Dispatch]:
     """The kernel dispatch declarations the C glue must define."""
     found = []
-    for op in ops_named(module.operation, "func.func"):
+    for op in top_level_ops(module.operation, "func.func"):
         if KERNEL_ATTR not in op.attributes:
             continue
         ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
@@ -291,26 +307,35 @@ class CpuBuild(Build):
         exports = os.path.join(work, "exports.map")
         write_text(exports, version_script())
         step("compile and link")
+        jobs = compile_jobs()
+        sources = [llvm_ir]
+        if jobs > 1:  # the kernels are independent: compile the module in pieces, in parallel
+            stem = os.path.join(work, "model.part")
+            run_tool([toolchain.llvm_split, f"-j{jobs}", "-o", stem, llvm_ir], "splitting the LLVM module")
+            sources = [f"{stem}{i}" for i in range(jobs)]
+        flags = [f"--target={target.triple}", f"{target.cpu_flag}={toolchain.cpu}", "-O3", "-fPIC"]
+        ir_pieces = [["-Wno-override-module", "-x", "ir", source] for source in sources]
+        inputs = [*ir_pieces, [wrapper], [assembly]]
+        objects = [f"{source[-1]}.o" for source in inputs]
+        compiles = [
+            [toolchain.clang, *flags, "-c", *source, "-o", obj]
+            for source, obj in zip(inputs, objects, strict=True)
+        ]
+        run_tools(compiles, "compiling the shared object", jobs)
         with atomic_output(output, executable=True) as partial:
             run_tool(
                 [
                     toolchain.clang,
                     f"--target={target.triple}",
-                    f"{target.cpu_flag}={toolchain.cpu}",
-                    "-O3",
-                    "-fPIC",
                     "-shared",
                     "-pthread",
                     "-fuse-ld=lld",
-                    "-Wno-override-module",
                     f"-Wl,--version-script={exports}",
                     "-Wl,-z,defs",
-                    llvm_ir,
-                    wrapper,
-                    assembly,
+                    *objects,
                     "-lm",
                     "-o",
                     partial,
                 ],
-                "compiling the shared object",
+                "linking the shared object",
             )

@@ -48,7 +48,7 @@ from rt3d_mlir.contracts.spirv_artifact import (
 )
 from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_location
 from rt3d_mlir.fileio import atomic_output
-from rt3d_mlir.ir_matchers import constant_array, ops_named
+from rt3d_mlir.ir_matchers import constant_array, top_level_ops
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.gpu_dispatch import dispatch_info
 from rt3d_mlir.sparsity import format_group_shape
@@ -79,7 +79,7 @@ def _shape(value: ir.Value) -> tuple[int, ...]:
 def build_program(module: ir.Module, function: str) -> GpuProgram:
     """Give every tensor of the forward function a buffer and list the dispatches in order."""
     func = next(
-        (op for op in ops_named(module.operation, "func.func")
+        (op for op in top_level_ops(module.operation, "func.func")
          if ir.StringAttr(op.attributes["sym_name"]).value == function),
         None,
     )
@@ -97,10 +97,11 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
         return len(buffers) - 1
 
     gpu_modules = {
-        ir.StringAttr(m.attributes["sym_name"]).value: m for m in ops_named(module.operation, "gpu.module")
+        ir.StringAttr(m.attributes["sym_name"]).value: m
+        for m in top_level_ops(module.operation, "gpu.module")
     }
     declarations = {
-        ir.StringAttr(f.attributes["sym_name"]).value: f for f in ops_named(module.operation, "func.func")
+        ir.StringAttr(f.attributes["sym_name"]).value: f for f in top_level_ops(module.operation, "func.func")
     }
     kernels: dict[str, Kernel] = {}
     dispatches: list[Dispatch] = []

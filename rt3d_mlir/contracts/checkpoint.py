@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +35,13 @@ from torch import nn
 
 from rt3d_mlir.errors import ModelLoadError
 from rt3d_mlir.fileio import atomic_output
-from rt3d_mlir.models import ARCHITECTURES, build_model
+from rt3d_mlir.models import architecture_names, build_model, known_architecture
+from rt3d_mlir.models.torchvision_video import import_torchvision
 
 TRUST_FLAG = "if you trust the file, pass --trust-pickle (Python: trust_pickle=True)"
 TRUST_HINT = f"{TRUST_FLAG}; better, save the model with torch.export.save (.pt2) or as an rt3d checkpoint"
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_MAX_PICKLE_SCAN = 64 << 20  # a model's pickle (weights are separate records) is far smaller
 
 CHECKPOINT_FORMAT = "rt3d-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -108,8 +111,8 @@ def checkpoint_from_dict(data: Mapping[str, Any], source: str) -> Checkpoint:
     for key in ("arch", "kwargs", "state_dict"):
         if key not in data:
             raise ModelLoadError(f"'{source}' is not a complete rt3d checkpoint: no '{key}'")
-    if data["arch"] not in ARCHITECTURES:
-        known = ", ".join(sorted(ARCHITECTURES))
+    if not known_architecture(data["arch"]):
+        known = ", ".join(architecture_names())
         raise ModelLoadError(f"'{source}' names unknown architecture '{data['arch']}' (known: {known})")
     sparsity = dict(data.get("sparsity") or {})
     if sparsity.get("scheme", "dense") not in SCHEMES:
@@ -158,6 +161,11 @@ def torch_load(source: str, trust_pickle: bool = False) -> Any:
         raise ModelLoadError(
             f"cannot read '{source}' as a PyTorch file (truncated or not a model file?): {_first_line(err)}"
         ) from None
+    if _pickle_mentions(source, b"torchvision"):
+        try:  # a pickled torchvision model: torchvision must import (models/torchvision_video.py)
+            import_torchvision()
+        except ImportError:
+            pass  # reported below as the module the pickle needs
     try:
         return torch.load(source, map_location="cpu", weights_only=False)
     except ModuleNotFoundError as err:
@@ -170,6 +178,18 @@ def torch_load(source: str, trust_pickle: bool = False) -> Any:
             f"cannot read '{source}' as a PyTorch model (truncated or not a model file?): "
             f"{_first_line(err)}"
         ) from None
+
+
+def _pickle_mentions(source: str, name: bytes) -> bool:
+    """Whether the pickle in a ``torch.save`` archive names ``name`` (read, not unpickled)."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith("/data.pkl") and info.file_size <= _MAX_PICKLE_SCAN:
+                    return name in archive.read(info)
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        pass
+    return False
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:

@@ -11,6 +11,9 @@ KERNEL_ATTR = "rt3d.kernel"  # dispatch -> the kernel function it runs
 TASKS_ATTR = "rt3d.parallel_tasks"  # how many independent tasks make one call
 FLOPS_ATTR = "rt3d.flops"  # useful FLOPs per call (2 x multiply-adds with kept weights)
 DENSE_FLOPS_ATTR = "rt3d.dense_flops"  # FLOPs of the same layer computed densely
+# On a CPU dispatch declaration and on a gpu.module: a digest of the kernel's text,
+# so that an identical kernel (same shapes, same counts) is emitted once and reused.
+SOURCE_ATTR = "rt3d.kernel_source"
 
 # On a GPU dispatch declaration (func.func private, called once with tensors, see
 # rt3d_mlir.passes.gpu_dispatch): the gpu.module it runs and how.

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from rt3d_mlir.models import torchvision_video
 from rt3d_mlir.models.c3d import C3D
 from rt3d_mlir.models.r2plus1d import R2Plus1D
 from rt3d_mlir.models.s3d import S3D
@@ -19,14 +20,43 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 }
 
 
+def architecture_names() -> list[str]:
+    """The names :func:`build_model` takes: the built-ins, and torchvision's video CNNs
+    (``tv:r3d_18``, ...) where torchvision is installed."""
+    names = sorted(ARCHITECTURES)
+    if torchvision_video.torchvision_installed():
+        names += [torchvision_video.PREFIX + name for name in torchvision_video.VIDEO_CNNS]
+    return names
+
+
+def known_architecture(arch: str) -> bool:
+    if not isinstance(arch, str):
+        return False
+    return arch in ARCHITECTURES or (
+        torchvision_video.is_torchvision_arch(arch) and arch in architecture_names()
+    )
+
+
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
-    """Build an architecture by name (``c3d``, ``r2plus1d``, ``s3d``, ``x3d``)."""
-    try:
-        cls = ARCHITECTURES[arch]
-    except KeyError:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise ValueError(f"unknown architecture '{arch}' (known: {known})") from None
-    return cls(**kwargs)
+    """Build an architecture by name (``c3d``, ``r2plus1d``, ``s3d``, ``x3d``, ``tv:r3d_18``, ...).
+
+    torchvision's models take ``num_classes`` only; the built-ins' other
+    arguments (``width``, ``input_size``) do not apply to them and are ignored.
+    """
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch](**kwargs)
+    if known_architecture(arch):
+        return torchvision_video.torchvision_video_model(arch, **kwargs)
+    raise ValueError(f"unknown architecture '{arch}' (known: {', '.join(architecture_names())})")
 
 
-__all__ = ["ARCHITECTURES", "C3D", "S3D", "X3D", "R2Plus1D", "build_model"]
+__all__ = [
+    "ARCHITECTURES",
+    "C3D",
+    "S3D",
+    "X3D",
+    "R2Plus1D",
+    "architecture_names",
+    "build_model",
+    "known_architecture",
+]

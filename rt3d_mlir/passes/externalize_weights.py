@@ -19,7 +19,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import bufferization, memref
 
 from rt3d_mlir.dialect.attributes import BLOB_OFFSET_ATTR, BLOB_SIZE_ATTR
-from rt3d_mlir.ir_matchers import constant_array, ops_named
+from rt3d_mlir.ir_matchers import constant_array, ops_named, top_level_ops
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require, require_count
 
 BLOB_ALIGNMENT = 64
@@ -73,7 +73,7 @@ class ExternalizeWeights(Pass):
             raise PassFailure("needs the blob-file option to write weights to", module.location)
 
         existing = {
-            ir.StringAttr(o.attributes["sym_name"]).value for o in ops_named(module, "memref.global")
+            ir.StringAttr(o.attributes["sym_name"]).value for o in top_level_ops(module, "memref.global")
         }
         body = module.regions[0].blocks[0]
         offset = 0

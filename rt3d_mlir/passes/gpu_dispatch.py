@@ -27,12 +27,12 @@ from rt3d_mlir.dialect.attributes import (
     GROUPS_ATTR,
     IN_PLACE_ATTR,
     LABEL_ATTR,
+    SOURCE_ATTR,
     ZERO_INIT_ATTR,
 )
-from rt3d_mlir.ir_matchers import int_attr, ops_named
+from rt3d_mlir.ir_matchers import int_attr, top_level_ops
 
 PLACEHOLDER = "RT3D_KERNEL"  # generators are called with this name; the pass renames
-SOURCE_ATTR = "rt3d.kernel_source"  # on each gpu.module: a digest of its text, to reuse it
 
 
 def add_kernel(module: ir.Operation, stem: str, generate: Callable[[str], Kernel]) -> tuple[str, Kernel]:
@@ -41,7 +41,7 @@ def add_kernel(module: ir.Operation, stem: str, generate: Callable[[str], Kernel
     digest = hashlib.sha256(kernel.text.encode()).hexdigest()[:24]
     existing = {}
     taken = set()
-    for op in ops_named(module, "gpu.module"):
+    for op in top_level_ops(module, "gpu.module"):
         name = ir.StringAttr(op.attributes["sym_name"]).value
         taken.add(name)
         if SOURCE_ATTR in op.attributes:
@@ -92,7 +92,7 @@ def dispatch(
         attributes[ZERO_INIT_ATTR] = ir.UnitAttr.get()
     if in_place:
         attributes[IN_PLACE_ATTR] = ir.UnitAttr.get()
-    taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in ops_named(module, "func.func")}
+    taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in top_level_ops(module, "func.func")}
     index = 0
     while f"rt3d_gpu_dispatch_{index}" in taken:
         index += 1

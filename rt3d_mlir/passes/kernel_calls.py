@@ -10,12 +10,14 @@ model.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import bufferization, func, memref, tensor
 
-from rt3d_mlir.ir_matchers import defining_op, erase_dead_producers, ops_named, static_size
+from rt3d_mlir.dialect.attributes import SOURCE_ATTR
+from rt3d_mlir.ir_matchers import defining_op, erase_dead_producers, static_size, top_level_ops
 from rt3d_mlir.passes.framework import PassFailure
 from rt3d_mlir.targets import get_target
 
@@ -46,22 +48,40 @@ def replace_with_kernel_call(
     erase_dead_producers(producers)
 
 
-def unique_kernel_names(module: ir.Operation, stem: str) -> tuple[str, str]:
-    """Fresh (kernel, dispatch) symbol names for a kernel of kind ``stem``."""
-    taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in ops_named(module, "func.func")}
+KERNEL_PLACEHOLDER = "RT3D_KERNEL"  # generators are called with these names; add_kernel renames
+DISPATCH_PLACEHOLDER = "RT3D_DISPATCH"
+
+
+def add_kernel(module: ir.Operation, stem: str, text: str) -> str:
+    """Put a kernel module's functions into ``module``; the name of its dispatch.
+
+    ``text`` is a generator's output for the names :data:`KERNEL_PLACEHOLDER`
+    and :data:`DISPATCH_PLACEHOLDER`; it gets fresh ``rt3d_<stem>_kernel_<i>``
+    names, unless a kernel of the same text is already there: then that one's
+    dispatch is returned (layers of one shape share their code).
+    """
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    taken = set()
+    for op in top_level_ops(module, "func.func"):
+        name = ir.StringAttr(op.attributes["sym_name"]).value
+        taken.add(name)
+        if SOURCE_ATTR in op.attributes and ir.StringAttr(op.attributes[SOURCE_ATTR]).value == digest:
+            return name
     index = 0
     while f"rt3d_{stem}_kernel_{index}" in taken or f"rt3d_{stem}_dispatch_{index}" in taken:
         index += 1
-    return f"rt3d_{stem}_kernel_{index}", f"rt3d_{stem}_dispatch_{index}"
-
-
-def insert_kernel_module(module: ir.Operation, text: str) -> None:
-    """Parse ``text`` (a module) and move its functions to the end of ``module``."""
+    kernel, dispatch = f"rt3d_{stem}_kernel_{index}", f"rt3d_{stem}_dispatch_{index}"
+    text = text.replace(f"@{KERNEL_PLACEHOLDER}(", f"@{kernel}(")
+    text = text.replace(f'"{KERNEL_PLACEHOLDER}"', f'"{kernel}"')
+    text = text.replace(f"@{DISPATCH_PLACEHOLDER}(", f"@{dispatch}(")
     parsed = ir.Module.parse(text, module.context)
     body = module.regions[0].blocks[0]
     for op in list(parsed.body.operations):
+        if ir.StringAttr(op.attributes["sym_name"]).value == dispatch:
+            op.attributes[SOURCE_ATTR] = ir.StringAttr.get(digest)
         op.detach_from_parent()
         ir.InsertionPoint(body).insert(op)
+    return dispatch
 
 
 def flat_buffer(value: ir.Value) -> ir.Value:

@@ -18,9 +18,10 @@ from rt3d_mlir.ir_matchers import int_attr, ops_named, static_size
 from rt3d_mlir.passes.builders import zero_pad
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.kernel_calls import (
-    insert_kernel_module,
+    DISPATCH_PLACEHOLDER,
+    KERNEL_PLACEHOLDER,
+    add_kernel,
     replace_with_kernel_call,
-    unique_kernel_names,
 )
 from rt3d_mlir.passes.reorder_loops import choose_tile
 
@@ -66,8 +67,9 @@ class Vectorize(Pass):
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
-        kernel, dispatch = unique_kernel_names(module, "conv")
-        insert_kernel_module(module, conv_kernel_text(kernel, dispatch, geo, params))
+        dispatch = add_kernel(
+            module, "conv", conv_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, geo, params)
+        )
         replace_with_kernel_call(
             op,
             dispatch,

@@ -27,9 +27,10 @@ from rt3d_mlir.ir_matchers import (
 )
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
-    insert_kernel_module,
+    DISPATCH_PLACEHOLDER,
+    KERNEL_PLACEHOLDER,
+    add_kernel,
     replace_with_kernel_call,
-    unique_kernel_names,
     vector_lanes,
 )
 
@@ -99,9 +100,10 @@ class VectorizeElementwise(Pass):
             size = static_size(op.results[0])
             if size < opts.min_elements:
                 continue
-            kernel, dispatch = unique_kernel_names(module, "elementwise")
-            text, inputs = elementwise_kernel_text(kernel, dispatch, op, size, lanes, opts.chunk)
-            insert_kernel_module(module, text)
+            text, inputs = elementwise_kernel_text(
+                KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, op, size, lanes, opts.chunk
+            )
+            dispatch = add_kernel(module, "elementwise", text)
             replace_with_kernel_call(
                 op, dispatch, lambda op=op, inputs=inputs: [op.operands[i] for i in inputs]
             )

@@ -28,9 +28,10 @@ from rt3d_mlir.ir_matchers import (
 )
 from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
-    insert_kernel_module,
+    DISPATCH_PLACEHOLDER,
+    KERNEL_PLACEHOLDER,
+    add_kernel,
     replace_with_kernel_call,
-    unique_kernel_names,
     vector_lanes,
 )
 
@@ -91,10 +92,10 @@ class VectorizeMatmul(Pass):
             return
         m, k_dim = a_type.shape
         n = weight.shape[0]
-        kernel, dispatch = unique_kernel_names(module, "matmul")
-        insert_kernel_module(
-            module, matmul_kernel_text(kernel, dispatch, m, k_dim, n, lanes, self.options.unroll)
+        text = matmul_kernel_text(
+            KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, m, k_dim, n, lanes, self.options.unroll
         )
+        dispatch = add_kernel(module, "matmul", text)
 
         def inputs() -> list[ir.Value]:
             attr = ir.DenseElementsAttr.get(pack_matmul_weights(weight.astype(np.float32), lanes))

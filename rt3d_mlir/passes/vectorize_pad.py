@@ -23,9 +23,10 @@ from rt3d_mlir.ir_matchers import (
 )
 from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
-    insert_kernel_module,
+    DISPATCH_PLACEHOLDER,
+    KERNEL_PLACEHOLDER,
+    add_kernel,
     replace_with_kernel_call,
-    unique_kernel_names,
     vector_lanes,
 )
 
@@ -74,8 +75,8 @@ class VectorizePad(Pass):
             out_shape = tuple(ir.RankedTensorType(op.results[0].type).shape)
             if static_size(op.results[0]) < self.options.min_elements:
                 continue
-            kernel, dispatch = unique_kernel_names(module, "pad")
-            insert_kernel_module(
-                module, pad_kernel_text(kernel, dispatch, in_shape, low, out_shape, value, lanes)
+            text = pad_kernel_text(
+                KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, in_shape, low, out_shape, value, lanes
             )
+            dispatch = add_kernel(module, "pad", text)
             replace_with_kernel_call(op, dispatch, lambda op=op: [op.operands[0]])

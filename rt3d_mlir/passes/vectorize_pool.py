@@ -29,9 +29,10 @@ from rt3d_mlir.ir_matchers import (
 )
 from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
-    insert_kernel_module,
+    DISPATCH_PLACEHOLDER,
+    KERNEL_PLACEHOLDER,
+    add_kernel,
     replace_with_kernel_call,
-    unique_kernel_names,
     vector_lanes,
 )
 
@@ -110,6 +111,7 @@ class VectorizePool(Pass):
             shape = match_max_pool(op)
             if shape is None:
                 continue
-            kernel, dispatch = unique_kernel_names(module, "pool")
-            insert_kernel_module(module, pool_kernel_text(kernel, dispatch, shape, lanes))
+            dispatch = add_kernel(
+                module, "pool", pool_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, shape, lanes)
+            )
             replace_with_kernel_call(op, dispatch, lambda op=op: [op.operands[0]])

@@ -114,7 +114,7 @@ def markdown(reports, layers, meta) -> str:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from rt3d_mlir import benchmarking as bm
-    from rt3d_mlir.models import ARCHITECTURES
+    from rt3d_mlir.models import architecture_names, known_architecture
 
     try:
         variants = [bm.Variant.parse(v) for v in args.variants.split(",") if v.strip()]
@@ -122,8 +122,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise Rt3dError(str(err)) from None
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for model in models:
-        if model not in ARCHITECTURES:
-            raise Rt3dError(f"unknown model '{model}' (available: {', '.join(sorted(ARCHITECTURES))})")
+        if not known_architecture(model):
+            raise Rt3dError(f"unknown model '{model}' (available: {', '.join(architecture_names())})")
     try:
         size = parse_shape(args.input_size)
     except argparse.ArgumentTypeError as err:

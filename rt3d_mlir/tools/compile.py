@@ -51,6 +51,11 @@ def build_parser() -> ArgumentParser:
         help="allow a model file whose loading runs code from it (a pickled nn.Module .pt, pickled "
         "weights in a .pt2); only for files you trust",
     )
+    parser.add_argument(
+        "--time-stages",
+        action="store_true",
+        help="print each step's seconds and the peak memory",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -60,18 +65,26 @@ def _main(argv: Sequence[str] | None) -> int:
     from tqdm import tqdm
 
     from rt3d_mlir.compiler import compile_model, compile_steps
+
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
     steps = compile_steps(args.target)
-    with tqdm(total=len(steps), disable=args.quiet or not interactive, file=sys.stderr, mininterval=0,
-              leave=False,
-              bar_format="rt3d-compile [{n_fmt}/{total_fmt}] {desc}") as bar:
+    with tqdm(
+        total=len(steps),
+        disable=args.quiet or not interactive,
+        file=sys.stderr,
+        mininterval=0,
+        leave=False,
+        bar_format="rt3d-compile [{n_fmt}/{total_fmt}] {desc}",
+    ) as bar:
         started: list[str] = []
+        times: list[float] = []
 
         def progress(step: str) -> None:
             if started:
                 bar.update(1)
             started.append(step)
+            times.append(time.perf_counter())
             if bar.disable and not args.quiet:  # not a terminal: one line per step, on stdout
                 print(f"rt3d-compile [{len(started)}/{len(steps)}] {step}", flush=True)
             bar.set_description_str(step)
@@ -91,9 +104,22 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         bar.update(bar.total - bar.n)
         bar.set_description_str("done")
+    times.append(time.perf_counter())
+    if args.time_stages:
+        _print_stage_times(started, times)
     if not args.quiet:
         print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _print_stage_times(steps: list[str], times: list[float]) -> None:
+    import resource
+
+    width = max(len(step) for step in steps)
+    for i, step in enumerate(steps):
+        print(f"  {step:<{width}}  {times[i + 1] - times[i]:7.2f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  {'total':<{width}}  {times[-1] - times[0]:7.2f} s; peak RSS {peak:.0f} MiB")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

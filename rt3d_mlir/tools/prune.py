@@ -138,10 +138,12 @@ def config_from_args(args) -> object:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from rt3d_mlir.models import ARCHITECTURES
+    from rt3d_mlir.models import architecture_names, known_architecture
 
-    if args.arch not in ARCHITECTURES:
-        raise Rt3dError(f"unknown architecture '{args.arch}' (choose from {', '.join(ARCHITECTURES)})")
+    if not known_architecture(args.arch):
+        raise Rt3dError(
+            f"unknown architecture '{args.arch}' (choose from {', '.join(architecture_names())})"
+        )
     config = config_from_args(args)
     check_output_path(config.output)  # before hours of training
     check_output_path(config.report_path)

@@ -8,6 +8,9 @@
 // CHECK-LABEL: func.func @pool
 // CHECK-NOT: linalg.generic
 // CHECK: call @rt3d_pool_dispatch_0(%{{.*}}, %{{.*}}) : (memref<4608xf32>, memref<1152xf32>) -> ()
+// CHECK-LABEL: func.func @two_pools
+// CHECK: call @rt3d_pool_dispatch_0(
+// CHECK: call @rt3d_pool_dispatch_0(
 // CHECK-LABEL: func.func @rt3d_pool_kernel_0
 // CHECK-SAME: attributes {rt3d.parallel_tasks = 32 : i64}
 // CHECK-DAG: %[[NEGINF:.*]] = arith.constant dense<0xFF800000> : vector<4xf32>
@@ -19,6 +22,7 @@
 // CHECK: vector.constant_mask [2] : vector<4xi1>
 // CHECK-COUNT-4: vector.gather
 // CHECK: vector.maskedstore
+// CHECK-NOT: rt3d_pool_kernel_1
 #in = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2 + d5, d3 * 2 + d6, d4 * 2 + d7)>
 #win = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7)>
 #out = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
@@ -33,4 +37,23 @@ func.func @pool(%arg0: tensor<1x4x8x12x12xf32>) -> tensor<1x4x8x6x6xf32> {
     linalg.yield %14 : f32
   } -> tensor<1x4x8x6x6xf32>
   return %3 : tensor<1x4x8x6x6xf32>
+}
+
+// Two pools of one shape share the kernel of @pool (reused by the digest of its text).
+func.func @two_pools(%arg0: tensor<1x4x8x12x12xf32>, %arg1: tensor<1x4x8x12x12xf32>) -> (tensor<1x4x8x6x6xf32>, tensor<1x4x8x6x6xf32>) {
+  %cst = arith.constant 0xFF800000 : f32
+  %0 = tensor.empty() : tensor<1x4x8x6x6xf32>
+  %1 = linalg.fill ins(%cst : f32) outs(%0 : tensor<1x4x8x6x6xf32>) -> tensor<1x4x8x6x6xf32>
+  %2 = tensor.empty() : tensor<1x2x2xf32>
+  %3 = linalg.generic {indexing_maps = [#in, #win, #out], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%arg0, %2 : tensor<1x4x8x12x12xf32>, tensor<1x2x2xf32>) outs(%1 : tensor<1x4x8x6x6xf32>) {
+  ^bb0(%in: f32, %in_3: f32, %out: f32):
+    %14 = arith.maximumf %in, %out : f32
+    linalg.yield %14 : f32
+  } -> tensor<1x4x8x6x6xf32>
+  %4 = linalg.generic {indexing_maps = [#in, #win, #out], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%arg1, %2 : tensor<1x4x8x12x12xf32>, tensor<1x2x2xf32>) outs(%1 : tensor<1x4x8x6x6xf32>) {
+  ^bb0(%in: f32, %in_3: f32, %out: f32):
+    %14 = arith.maximumf %in, %out : f32
+    linalg.yield %14 : f32
+  } -> tensor<1x4x8x6x6xf32>
+  return %3, %4 : tensor<1x4x8x6x6xf32>, tensor<1x4x8x6x6xf32>
 }
