@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+from torch_mlir import ir
 
 from rt3d_mlir.backend import BuildOptions, compile_target, target_steps
-from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError
+from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError, describe_location, one_line
 from rt3d_mlir.fileio import check_output_directory, check_output_path
 from rt3d_mlir.frontend import (
     FUNCTION_NAME,
@@ -58,6 +59,19 @@ def _resolve_input_shape(
             f"not {shape}"
         )
     return shape
+
+
+def stage_failure(
+    stage: str, err: ir.MLIRError, reported: Sequence[tuple[str, object]]
+) -> UnsupportedModelError:
+    """One line for a stage that failed on the model: its first error and where in the model."""
+    found = [(str(d.message), d.location) for d in err.error_diagnostics] + list(reported)
+    if not found:
+        return UnsupportedModelError(f"cannot compile the model ({stage}): {one_line(err.message, 300)}")
+    message, location = found[0]
+    return UnsupportedModelError(
+        f"cannot compile the model ({stage}): {one_line(message, 300)} at {describe_location(location)}"
+    )
 
 
 FRONT_STEPS = ("load", "import")
@@ -110,8 +124,22 @@ def compile_model(
         step("import")
         module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
         with module.context:
-            for name, run in build.stages(FUNCTION_NAME, group_shape or loaded.group_shape):
-                step(name)
-                run(module)
+            errors: list[tuple[str, object]] = []  # what the passes report: kept, not printed
+
+            def keep(diagnostic: ir.Diagnostic) -> bool:
+                if diagnostic.severity == ir.DiagnosticSeverity.ERROR:
+                    errors.append((str(diagnostic.message), diagnostic.location))
+                return True
+
+            handler = module.context.attach_diagnostic_handler(keep)
+            try:
+                for name, run in build.stages(FUNCTION_NAME, group_shape or loaded.group_shape):
+                    step(name)
+                    try:
+                        run(module)
+                    except ir.MLIRError as err:
+                        raise stage_failure(name, err, errors) from None
+            finally:
+                handler.detach()
             build.emit(module, output, step)
     return output

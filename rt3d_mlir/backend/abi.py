@@ -12,7 +12,7 @@ Every artifact (a shared object) exports, with C linkage:
     int32_t        rt3d_set_num_threads(int32_t threads);  /* 0: default */
     int32_t        rt3d_num_threads(void);
     int32_t        rt3d_set_profiling(int32_t on);  /* time every kernel call */
-    int32_t        rt3d_profile_entries(void);      /* one per generated kernel */
+    int32_t        rt3d_profile_entries(void);      /* one per kernel call site */
     const char    *rt3d_profile_name(int32_t i);
     double         rt3d_profile_seconds(int32_t i); /* summed since profiling began */
     int64_t        rt3d_profile_calls(int32_t i);

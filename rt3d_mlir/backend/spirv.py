@@ -46,7 +46,7 @@ from rt3d_mlir.contracts.spirv_artifact import (
     Kernel,
     Program,
 )
-from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_location
+from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_location, one_line
 from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.ir_matchers import constant_array, top_level_ops
 from rt3d_mlir.passes import run_pipeline
@@ -57,7 +57,7 @@ WEIGHT_ALIGNMENT = 256
 TO_SPIRV = (
     "builtin.module(canonicalize, cse, "
     "spirv-attach-target{ver=v1.3 caps=Shader exts=SPV_KHR_storage_buffer_storage_class}, "
-    "gpu.module(convert-math-to-spirv), convert-gpu-to-spirv, "
+    "gpu.module(arith-expand, convert-math-to-spirv), convert-gpu-to-spirv, "
     "spirv.module(spirv-lower-abi-attrs, spirv-update-vce, canonicalize))"
 )
 _ALIASES = ("tensor.collapse_shape", "tensor.expand_shape")
@@ -212,7 +212,7 @@ def kernels_to_spirv(kernel_modules: dict[str, str]) -> dict[str, bytes]:
             passmanager.PassManager.parse(TO_SPIRV).run(module.operation)
         except Exception as err:  # MLIRError: the message holds the diagnostics
             raise PipelineError(
-                f"lowering the GPU kernels to SPIR-V failed: {str(err).strip()[:2000]}"
+                f"lowering the GPU kernels to SPIR-V failed: {one_line(str(err), 600)}"
             ) from None
         ops = list(module.body.operations)
         spirv_modules = {
@@ -289,7 +289,7 @@ def spirv_pipeline(group_shape: tuple[int, int] | None) -> str:
     )
 
 
-GPU_KERNELS = "rt3d-gpu-conv, rt3d-gpu-copy, rt3d-gpu-generic, canonicalize"
+GPU_KERNELS = "rt3d-expand-erf, rt3d-gpu-conv, rt3d-gpu-copy, rt3d-gpu-generic, canonicalize"
 
 
 class SpirvTarget(CompileTarget):

@@ -51,13 +51,17 @@ class InlineWeightHooks(FxImporterHooks):
 
 
 _LEGALIZE = re.compile(r"failed to legalize operation '([^']+)'")
+# An op torch-mlir has no class for is imported as a generic torch.operator naming it.
+_GENERIC_NAME = re.compile(r'"torch\.operator"\([^)]*\) <\{name = "([^"]+)"')
 
 
 def _unsupported_message(diagnostics: list[tuple[str, str]], report: str) -> str:
     for location, message in diagnostics:
         match = _LEGALIZE.search(message)
         if match:
-            return f"unsupported operator '{match.group(1)}' at {describe_location(location)}"
+            generic = _GENERIC_NAME.search(message)
+            name = generic.group(1) if generic else match.group(1)
+            return f"unsupported operator '{name}' at {describe_location(location)}"
     if diagnostics:
         location, message = diagnostics[0]
         return f"{message.splitlines()[0]} at {describe_location(location)}"
@@ -147,8 +151,31 @@ def import_to_linalg(
         raise UnsupportedModelError(f"cannot import the exported model: {_first_line(err)}") from None
     finally:
         handler.detach()
+    _require_lowered(module)
     load_dialect(module.context)
     return module
+
+
+# What the compile targets take from the import (torch-mlir's tm_tensor ops, e.g. sort and scan,
+# are not among them).
+_LOWERED_DIALECTS = frozenset(("builtin", "func", "arith", "math", "linalg", "tensor", "scf", "ml_program"))
+
+
+def _require_lowered(module: ir.Module) -> None:
+    """UnsupportedModelError naming the first imported op no compile target can take."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name.split(".", 1)[0] not in _LOWERED_DIALECTS:
+            found.append(op)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit, ir.WalkOrder.PRE_ORDER)
+    if found:
+        raise UnsupportedModelError(
+            f"unsupported operator '{found[0].name}' at {describe_location(found[0].location)}"
+        )
 
 
 def check_input_shape(shape: Sequence[int]) -> tuple[int, ...]:

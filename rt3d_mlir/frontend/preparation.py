@@ -4,6 +4,7 @@ grouped convolutions ordinary and fold batch norms (whatever the file format).""
 from __future__ import annotations
 
 import copy
+import math
 import operator
 
 import torch
@@ -111,8 +112,10 @@ def prepare_graph(program: torch.export.ExportedProgram) -> bool:
     block-diagonal weight (:func:`expand_grouped_convolutions`), batch norms
     fold into the convolutions before them (:func:`fold_batch_norms`) and
     the others become one per-channel multiply-add
-    (:func:`affine_batch_norms`). The program must be decomposed already,
-    with batch norms kept whole (``_native_batch_norm_legit_no_training``).
+    (:func:`affine_batch_norms`), and adaptive average pools become pools or
+    matrix products (:func:`adaptive_average_pools`).
+    The program must be decomposed already, with batch norms kept whole
+    (``_native_batch_norm_legit_no_training``).
     New weights are written into the graph as tensor literals (what
     torch-mlir's frozen import makes of every parameter anyway), so the
     program is not traced again. Whether anything changed.
@@ -121,6 +124,7 @@ def prepare_graph(program: torch.export.ExportedProgram) -> bool:
     changed = expand_grouped_convolutions(program.graph, tensors)
     changed = fold_batch_norms(program.graph, tensors) or changed
     changed = affine_batch_norms(program.graph, tensors) or changed
+    changed = adaptive_average_pools(program.graph) or changed
     if changed:
         program.graph.eliminate_dead_code()
     return changed
@@ -249,6 +253,88 @@ def affine_batch_norms(graph: torch.fx.Graph, tensors: _Tensors) -> bool:
                 graph.erase_node(node)
         changed = True
     return changed
+
+
+_ADAPTIVE_AVERAGE_POOLS = {
+    torch.ops.aten._adaptive_avg_pool3d.default: torch.ops.aten.avg_pool3d.default,
+    torch.ops.aten._adaptive_avg_pool2d.default: torch.ops.aten.avg_pool2d.default,
+}
+_MAX_POOL_MATRIX = 1 << 24  # elements of the averaging matrix (64 MiB of f32)
+
+
+def _adaptive_windows(size: int, out: int) -> torch.Tensor:
+    """(size, out): column i averages input positions floor(i*size/out) .. ceil((i+1)*size/out)-1."""
+    matrix = torch.zeros(size, out, dtype=torch.float64)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        matrix[start:end, i] = 1.0 / (end - start)
+    return matrix
+
+
+def adaptive_average_pools(graph: torch.fx.Graph) -> bool:
+    """Rewrite adaptive average pools that are not global: with windows of equal sizes (the output
+    size divides the input size) as an ordinary average pool (kernel = stride = input / output),
+    with windows of unequal sizes as ``(N*C, D*H*W) @ P`` with the constant averaging matrix ``P``.
+
+    Torch-mlir lowers both to a loop nest computing the sums and the window
+    sizes together, which no kernel generator takes; pools and matrix
+    products with constant weights are what every target has. Global pools
+    (output 1x1x1, lowered as a mean) stay. Whether anything changed.
+    """
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in _ADAPTIVE_AVERAGE_POOLS or node.kwargs:
+            continue
+        source, out_size = node.args[0], [int(s) for s in node.args[1]]
+        value = node.meta.get("val")
+        x_value = source.meta.get("val") if isinstance(source, torch.fx.Node) else None
+        if value is None or x_value is None or x_value.dim() != 2 + len(out_size):
+            continue
+        sizes = [int(s) for s in x_value.shape[2:]]
+        if all(o == 1 for o in out_size):
+            continue
+        if all(s % o == 0 for s, o in zip(sizes, out_size, strict=True)):
+            window = [s // o for s, o in zip(sizes, out_size, strict=True)]
+            pool = _ADAPTIVE_AVERAGE_POOLS[node.target]
+            with graph.inserting_before(node):
+                pooled = graph.call_function(pool, (source, window, window, [0] * len(window)))
+        else:
+            pooled = _pool_as_product(graph, node, source, x_value, sizes, out_size)
+            if pooled is None:
+                continue
+        pooled.meta["val"] = value
+        node.replace_all_uses_with(pooled)
+        graph.erase_node(node)
+        changed = True
+    return changed
+
+
+def _pool_as_product(
+    graph: torch.fx.Graph,
+    node: torch.fx.Node,
+    source: torch.fx.Node,
+    x_value: torch.Tensor,
+    sizes: list[int],
+    out_size: list[int],
+) -> torch.fx.Node | None:
+    """``view(mm(view(x), P), out)`` before ``node``, or None if ``P`` would be too large."""
+    inner, outer = math.prod(sizes), math.prod(out_size)
+    if inner * outer > _MAX_POOL_MATRIX:
+        return None
+    matrix = _adaptive_windows(sizes[0], out_size[0])
+    for size, out in zip(sizes[1:], out_size[1:], strict=True):
+        matrix = torch.kron(matrix, _adaptive_windows(size, out))
+    matrix = matrix.to(x_value.dtype)
+    rows = int(x_value.shape[0]) * int(x_value.shape[1])
+    shape = list(node.meta["val"].shape)
+    with graph.inserting_before(node):
+        flat = graph.call_function(torch.ops.aten.view.default, (source, [rows, inner]))
+        product = graph.call_function(torch.ops.aten.mm.default, (flat, matrix))
+        pooled = graph.call_function(torch.ops.aten.view.default, (product, shape))
+    with x_value.fake_mode:
+        flat.meta["val"] = torch.empty(rows, inner, dtype=x_value.dtype)
+        product.meta["val"] = torch.empty(rows, outer, dtype=x_value.dtype)
+    return pooled
 
 
 def _copy_module(model: nn.Module) -> nn.Module:

@@ -1,8 +1,10 @@
-"""rt3d-gpu-copy: ``tensor.pad`` and ``tensor.concat`` to dispatches of GPU copy kernels.
+"""rt3d-gpu-copy: ``tensor.pad``, ``tensor.concat`` and ``tensor.extract_slice`` to dispatches of
+GPU copy kernels.
 
 A constant pad copies into a larger buffer and fills the border; a concat
 is one copy dispatch per operand, each writing its slice of one buffer (the
-first creates it, the others write it ``in_place``). Kernels come from
+first creates it, the others write it ``in_place``); a static slice (a
+channel split) is copied out. Kernels come from
 :mod:`rt3d_mlir.codegen.gpu.copy`.
 """
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.codegen.gpu.copy import copy_slice_kernel, pad_kernel
+from rt3d_mlir.codegen.gpu.copy import copy_slice_kernel, extract_slice_kernel, pad_kernel
 from rt3d_mlir.ir_matchers import constant_attr, ops_named
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.gpu_dispatch import add_kernel, dispatch, shape_of
@@ -26,7 +28,7 @@ class GpuCopyOptions:
 @register_pass
 class GpuCopy(Pass):
     name = "rt3d-gpu-copy"
-    summary = "GPU copy kernels for constant tensor.pad and tensor.concat"
+    summary = "GPU copy kernels for constant tensor.pad, tensor.concat and static tensor.extract_slice"
     Options = GpuCopyOptions
 
     def run(self, module: ir.Operation) -> None:
@@ -34,6 +36,25 @@ class GpuCopy(Pass):
             self._pad(module, op)
         for op in ops_named(module, "tensor.concat"):
             self._concat(module, op)
+        for op in ops_named(module, "tensor.extract_slice"):
+            self._extract_slice(module, op)
+
+    def _extract_slice(self, module: ir.Operation, op: ir.Operation) -> None:
+        offsets = list(ir.DenseI64ArrayAttr(op.attributes["static_offsets"]))
+        sizes = list(ir.DenseI64ArrayAttr(op.attributes["static_sizes"]))
+        strides = list(ir.DenseI64ArrayAttr(op.attributes["static_strides"]))
+        if len(op.operands) != 1 or any(v < 0 for v in offsets + sizes + strides):
+            raise PassFailure("the GPU targets take slices of static offsets, sizes and strides", op.location)
+        source = op.operands[0]
+        with ir.InsertionPoint(op), op.location:
+            symbol, kernel = add_kernel(
+                module,
+                "slice",
+                lambda name: extract_slice_kernel(name, shape_of(source), offsets, sizes, strides),
+            )
+            result = dispatch(module, symbol, kernel, [source], op.results[0].type, "slice")
+        op.results[0].replace_all_uses_with(result)
+        op.erase()
 
     def _pad(self, module: ir.Operation, op: ir.Operation) -> None:
         low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))

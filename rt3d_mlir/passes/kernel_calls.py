@@ -57,27 +57,36 @@ def add_kernel(module: ir.Operation, stem: str, text: str) -> str:
 
     ``text`` is a generator's output for the names :data:`KERNEL_PLACEHOLDER`
     and :data:`DISPATCH_PLACEHOLDER`; it gets fresh ``rt3d_<stem>_kernel_<i>``
-    names, unless a kernel of the same text is already there: then that one's
-    dispatch is returned (layers of one shape share their code).
+    and ``rt3d_<stem>_dispatch_<j>`` names. A kernel of the same text already
+    in the module is reused (layers of one shape share their code); the
+    dispatch is always new, one per call site, so profiles stay per layer.
     """
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]
     taken = set()
+    shared = None
     for op in top_level_ops(module, "func.func"):
         name = ir.StringAttr(op.attributes["sym_name"]).value
         taken.add(name)
         if SOURCE_ATTR in op.attributes and ir.StringAttr(op.attributes[SOURCE_ATTR]).value == digest:
-            return name
-    index = 0
-    while f"rt3d_{stem}_kernel_{index}" in taken or f"rt3d_{stem}_dispatch_{index}" in taken:
-        index += 1
-    kernel, dispatch = f"rt3d_{stem}_kernel_{index}", f"rt3d_{stem}_dispatch_{index}"
+            shared = name
+
+    def fresh(kind: str) -> str:
+        index = 0
+        while f"rt3d_{stem}_{kind}_{index}" in taken:
+            index += 1
+        return f"rt3d_{stem}_{kind}_{index}"
+
+    kernel, dispatch = shared or fresh("kernel"), fresh("dispatch")
     text = text.replace(f"@{KERNEL_PLACEHOLDER}(", f"@{kernel}(")
     text = text.replace(f'"{KERNEL_PLACEHOLDER}"', f'"{kernel}"')
     text = text.replace(f"@{DISPATCH_PLACEHOLDER}(", f"@{dispatch}(")
     parsed = ir.Module.parse(text, module.context)
     body = module.regions[0].blocks[0]
     for op in list(parsed.body.operations):
-        if ir.StringAttr(op.attributes["sym_name"]).value == dispatch:
+        name = ir.StringAttr(op.attributes["sym_name"]).value
+        if name == kernel:
+            if shared is not None:
+                continue
             op.attributes[SOURCE_ATTR] = ir.StringAttr.get(digest)
         op.detach_from_parent()
         ir.InsertionPoint(body).insert(op)

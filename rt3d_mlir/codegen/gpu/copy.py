@@ -1,4 +1,5 @@
-"""GPU copy kernels: a constant pad, one operand of a concat, a fill (``rt3d-gpu-copy``).
+"""GPU copy kernels: a constant pad, one operand of a concat, a strided slice, a fill
+(``rt3d-gpu-copy``).
 
 One invocation per element written (:func:`~rt3d_mlir.codegen.gpu.kernel.linear_grid`).
 """
@@ -54,6 +55,26 @@ def copy_slice_kernel(
         idx = k.delinearize(linear, in_shape)
         idx[axis] = k.add(idx[axis], k.const(offset))
         k.store(k.load(0, linear), 1, k.linearize(idx, out_shape))
+    return k.kernel(linear_grid(points))
+
+
+def extract_slice_kernel(
+    name: str,
+    in_shape: Sequence[int],
+    offsets: Sequence[int],
+    sizes: Sequence[int],
+    strides: Sequence[int],
+) -> Kernel:
+    """Copy the static slice ``in[offsets + i * strides]`` for ``i < sizes`` (a ``tensor.extract_slice``;
+    dropped unit dimensions do not change the element order)."""
+    points = math.prod(sizes)
+    k = GpuKernel(name, [Binding(math.prod(in_shape)), Binding(points)])
+    linear, ok = k.linear_id(points)
+    with k.region(f"scf.if {ok} {{"):
+        idx = k.delinearize(linear, sizes)
+        steps = zip(idx, offsets, strides, strict=True)
+        src = [k.index((pos, stride), (offset, 1)) for pos, offset, stride in steps]
+        k.store(k.load(0, k.linearize(src, in_shape)), 1, linear)
     return k.kernel(linear_grid(points))
 
 

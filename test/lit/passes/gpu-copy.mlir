@@ -42,3 +42,21 @@ func.func @concat(%a: tensor<1x2x4xf32>, %b: tensor<1x3x4xf32>) -> tensor<1x5x4x
   %0 = tensor.concat dim(1) %a, %b : (tensor<1x2x4xf32>, tensor<1x3x4xf32>) -> tensor<1x5x4xf32>
   return %0 : tensor<1x5x4xf32>
 }
+
+// -----
+
+// A static slice (one half of a channel split): one invocation per element
+// of the slice, reading the source at offset + index * stride.
+// CHECK-LABEL: func.func @split
+// CHECK: %[[Y:.*]] = call @rt3d_gpu_dispatch_0(%arg0) : (tensor<1x4x3x6xf32>) -> tensor<1x2x3x3xf32>
+// CHECK: return %[[Y]]
+// CHECK: gpu.func @rt3d_slice_0(%arg0: memref<72xf32>, %arg1: memref<18xf32>) kernel
+// CHECK: scf.if
+// CHECK: memref.load %arg0
+// CHECK: memref.store %{{.*}}, %arg1
+// CHECK: func.func private @rt3d_gpu_dispatch_0(tensor<1x4x3x6xf32>) -> tensor<1x2x3x3xf32>
+// CHECK-SAME: rt3d.label = "slice"
+func.func @split(%x: tensor<1x4x3x6xf32>) -> tensor<1x2x3x3xf32> {
+  %0 = tensor.extract_slice %x[0, 2, 0, 1] [1, 2, 3, 3] [1, 1, 1, 2] : tensor<1x4x3x6xf32> to tensor<1x2x3x3xf32>
+  return %0 : tensor<1x2x3x3xf32>
+}

@@ -7,7 +7,7 @@
 // CHECK-LABEL: func.func @residual
 // CHECK: call @rt3d_elementwise_dispatch_0(%{{.*}}, %{{.*}}, %{{.*}}) : (memref<120xf32>, memref<120xf32>, memref<120xf32>) -> ()
 // CHECK-LABEL: func.func @rt3d_elementwise_kernel_0
-// CHECK-SAME: attributes {rt3d.parallel_tasks = 4 : i64}
+// CHECK-SAME: attributes {rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 4 : i64}
 // CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
 // CHECK: scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %c16
 // CHECK: %[[A:.*]] = vector.load %{{.*}}[%[[I]]] : memref<120xf32>, vector<16xf32>

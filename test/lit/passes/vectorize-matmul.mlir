@@ -11,7 +11,7 @@
 // CHECK-NOT: linalg.matmul
 // CHECK: call @rt3d_matmul_dispatch_0
 // CHECK-LABEL: func.func @rt3d_matmul_kernel_0
-// CHECK-SAME: attributes {rt3d.parallel_tasks = 2 : i64}
+// CHECK-SAME: attributes {rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 2 : i64}
 // CHECK: %{{.*}}:2 = scf.for %{{.*}} iter_args(%{{.*}} = %[[ZERO:.*]], %{{.*}} = %[[ZERO]]) -> (vector<2xf32>, vector<2xf32>)
 // CHECK-COUNT-2: vector.fma
 // CHECK: scf.yield
@@ -19,7 +19,7 @@
 // CHECK: arith.addf {{.*}} : vector<2xf32>
 // CHECK: vector.create_mask
 // CHECK: vector.maskedstore
-// CHECK: func.func private @rt3d_matmul_dispatch_0(memref<5xf32>, memref<20xf32>, memref<3xf32>) attributes {rt3d.dense_flops = 30 : i64, rt3d.flops = 30 : i64, rt3d.kernel = "rt3d_matmul_kernel_0", rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 2 : i64}
+// CHECK: func.func private @rt3d_matmul_dispatch_0(memref<5xf32>, memref<20xf32>, memref<3xf32>) attributes {rt3d.dense_flops = 30 : i64, rt3d.flops = 30 : i64, rt3d.kernel = "rt3d_matmul_kernel_0", rt3d.parallel_tasks = 2 : i64}
 func.func @linear(%x: tensor<1x5xf32>) -> tensor<1x3xf32> {
   %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0], [11.0, 12.0, 13.0, 14.0, 15.0]]> : tensor<3x5xf32>
   %zero = arith.constant 0.0 : f32

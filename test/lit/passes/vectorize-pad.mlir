@@ -8,7 +8,7 @@
 // CHECK-NOT: tensor.pad
 // CHECK: call @rt3d_pad_dispatch_0(%{{.*}}, %{{.*}}) : (memref<120xf32>, memref<320xf32>) -> ()
 // CHECK-LABEL: func.func @rt3d_pad_kernel_0
-// CHECK-SAME: attributes {rt3d.parallel_tasks = 10 : i64}
+// CHECK-SAME: attributes {rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 10 : i64}
 // CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<4xf32>
 // CHECK: scf.for
 // CHECK: scf.if

@@ -21,7 +21,7 @@
 // broadcast-FMA per accumulator.
 // CHECK-LABEL: func.func @rt3d_conv_kernel_0(
 // CHECK-SAME: %[[I:[a-z0-9]+]]: memref<192xf32>, %[[W:[a-z0-9]+]]: memref<16xf32>, %[[OFF:[a-z0-9]+]]: memref<2xi32>, %[[ST:[a-z0-9]+]]: memref<2xi32>, %[[LN:[a-z0-9]+]]: memref<4xi32>, %[[B:[a-z0-9]+]]: memref<4xf32>, %[[O:[a-z0-9]+]]: memref<192xf32>, %{{.*}}: i64, %{{.*}}: i64)
-// CHECK-SAME: attributes {rt3d.parallel_tasks = 4 : i64}
+// CHECK-SAME: attributes {rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 4 : i64}
 // CHECK: memref.alloca() {alignment = 64 : i64} : memref<16xf32>
 // CHECK: scf.for %[[TASK:.*]] = %{{.*}} to %{{.*}} step
 // CHECK: %[[FIRST:.*]] = memref.load %[[ST]]
@@ -59,7 +59,7 @@
 // CHECK: arith.maximumf
 // CHECK: vector.constant_mask [1] : vector<4xi1>
 // CHECK: return
-// CHECK: func.func private @rt3d_conv_dispatch_0(memref<192xf32>, memref<16xf32>, memref<2xi32>, memref<2xi32>, memref<4xi32>, memref<4xf32>, memref<192xf32>) attributes {rt3d.dense_flops = 3072 : i64, rt3d.flops = 1024 : i64, rt3d.kernel = "rt3d_conv_kernel_0", rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 4 : i64}
+// CHECK: func.func private @rt3d_conv_dispatch_0(memref<192xf32>, memref<16xf32>, memref<2xi32>, memref<2xi32>, memref<4xi32>, memref<4xf32>, memref<192xf32>) attributes {rt3d.dense_flops = 3072 : i64, rt3d.flops = 1024 : i64, rt3d.kernel = "rt3d_conv_kernel_0", rt3d.parallel_tasks = 4 : i64}
 func.func @conv(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %w = arith.constant dense<[1.0, 5.0, 0.0, 0.0, 3.0, 7.0, 0.0, 0.0, 2.0, 6.0, 0.0, 0.0, 4.0, 8.0, 0.0, 0.0]> : tensor<16xf32>
   %off = arith.constant dense<[0, 2]> : tensor<2xi32>
@@ -82,7 +82,7 @@ func.func @conv(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
 // CHECK-LABEL: func.func @width
 // CHECK: call @rt3d_conv_dispatch_0
 // CHECK-LABEL: func.func @rt3d_conv_kernel_0(
-// CHECK-SAME: attributes {rt3d.parallel_tasks = 4 : i64}
+// CHECK-SAME: attributes {rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 4 : i64}
 // CHECK: scf.for %[[TASK:.*]] = %{{.*}} to %{{.*}} step
 // CHECK: arith.divui %[[TASK]]
 // CHECK: scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step

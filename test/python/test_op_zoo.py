@@ -1,0 +1,51 @@
+"""The operators of the video models users bring (torchvision's, X3D, MoViNet-like blocks), in one
+small network, on every target: temporal strides, channel split and concat, squeeze-excitation
+with 1x1x1 convolutions and with Linear + hardsigmoid, hardswish, SiLU, GELU (erf), adaptive
+average pools with uneven windows, adaptive max pooling, mean."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REL_TOL, randomize_batch_norms, relative_error, torch_output
+from torch import nn
+from torch.nn import functional as F
+
+import rt3d_mlir
+
+
+class OpZoo(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv3d(3, 8, (3, 3, 3), stride=(2, 1, 1), padding=1)
+        self.bn = nn.BatchNorm3d(8)
+        self.left = nn.Conv3d(4, 4, (1, 3, 3), padding=(0, 1, 1))
+        self.right = nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0))
+        self.se_reduce = nn.Conv3d(8, 4, 1)
+        self.se_expand = nn.Conv3d(4, 8, 1)
+        self.fc_reduce = nn.Linear(8, 4)
+        self.fc_expand = nn.Linear(4, 8)
+        self.head = nn.Linear(8 * 3 + 8 * 9 + 8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.hardswish(self.bn(self.stem(x)))
+        a, b = torch.split(x, 4, dim=1)
+        x = torch.cat([F.silu(self.left(a)), F.gelu(self.right(b))], dim=1)
+        se = F.adaptive_avg_pool3d(x, 1)
+        x = x * torch.sigmoid(self.se_expand(F.relu(self.se_reduce(se))))
+        squeeze = x.mean(dim=(2, 3, 4))
+        x = x * F.hardsigmoid(self.fc_expand(F.relu(self.fc_reduce(squeeze))))[:, :, None, None, None]
+        uneven = F.adaptive_avg_pool3d(x, (1, 3, 3))  # 7x7 -> 3x3: windows of 3 overlapping by 1
+        peak = F.adaptive_max_pool3d(x, (1, 1, 1))
+        features = [F.adaptive_avg_pool3d(x, (3, 1, 1)), uneven, peak]
+        return self.head(torch.cat([f.flatten(1) for f in features], dim=1))
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
+def test_video_model_operators_match_torch(target, tmp_path):
+    model = OpZoo()
+    randomize_batch_norms(model)
+    x = torch.randn(1, 3, 6, 7, 7)
+    out = tmp_path / f"zoo.{target}"
+    rt3d_mlir.compile(model.eval(), x, output=out, target=target)
+    assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
