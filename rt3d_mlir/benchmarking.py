@@ -120,10 +120,36 @@ _COMPILE_CHILD = """
 import json, resource, sys, time
 import rt3d_mlir
 start = time.perf_counter()
-rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]))
+rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]),
+                  input_shape=json.loads(sys.argv[4]), trust_pickle=sys.argv[1].endswith(".module.pt"))
 print(json.dumps({"seconds": time.perf_counter() - start,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+
+# The model files rt3d-bench compiles from: an rt3d checkpoint, an exported program, a pickled
+# nn.Module (which the bench itself wrote, so it is trusted).
+FORMATS = ("checkpoint", "pt2", "pt")
+
+
+def save_model_file(
+    model: nn.Module, arch: str, kwargs: dict, x: torch.Tensor, fmt: str, path_stem: str
+) -> str:
+    """Write ``model`` as ``fmt`` (one of :data:`FORMATS`); the file's path."""
+    from rt3d_mlir.contracts.checkpoint import save_checkpoint
+
+    if fmt == "checkpoint":
+        path = f"{path_stem}.pt"
+        save_checkpoint(path, arch, kwargs, model)
+    elif fmt == "pt2":
+        path = f"{path_stem}.pt2"
+        with torch.no_grad():
+            torch.export.save(torch.export.export(model, (x,)), path)
+    elif fmt == "pt":
+        path = f"{path_stem}.module.pt"
+        torch.save(model, path)
+    else:
+        raise ValueError(f"unknown model file format '{fmt}' (known: {', '.join(FORMATS)})")
+    return path
 
 
 def compile_in_subprocess(
@@ -133,16 +159,18 @@ def compile_in_subprocess(
     group_shape: tuple[int, int] | None,
     workdir: str,
     name: str,
+    fmt: str = "checkpoint",
+    x: torch.Tensor | None = None,
 ) -> tuple[str, float, float]:
-    """Compile ``model`` (an ``arch`` built with ``kwargs``) from an rt3d checkpoint in a fresh
-    process: (artifact, seconds with import, peak RSS MiB)."""
-    from rt3d_mlir.contracts.checkpoint import save_checkpoint
-
-    path = os.path.join(workdir, f"{name}.pt")
+    """Compile ``model`` (an ``arch`` built with ``kwargs``) from a file of format ``fmt`` in a
+    fresh process (``x``: the example input): (artifact, seconds with import, peak RSS MiB)."""
+    if x is None:
+        x = torch.randn(1, 3, *kwargs["input_size"])
+    path = save_model_file(model, arch, kwargs, x, fmt, os.path.join(workdir, name))
     out = os.path.join(workdir, f"{name}.so")
-    save_checkpoint(path, arch, kwargs, model)
+    shape = json.dumps(list(x.shape))
     result = subprocess.run(
-        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape)],
+        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape), shape],
         capture_output=True,
         text=True,
     )
@@ -167,8 +195,21 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def memory_bandwidth(threads: int, mib: int = 256, repeat: int = 7) -> dict[str, float]:
+    """STREAM-like copy (c = a) and triad (c = a + 3 b) over ``mib`` MiB arrays with PyTorch's threaded
+    elementwise kernels on ``threads`` threads: GB/s, counting bytes read and written as STREAM does."""
+    torch.set_num_threads(threads)
+    n = mib * (1 << 20) // 4
+    a, b, c = torch.rand(n), torch.rand(n), torch.empty(n)
+    medians = interleaved_medians(
+        {"copy": lambda: c.copy_(a), "triad": lambda: torch.add(a, b, alpha=3.0, out=c)}, repeat, 2
+    )
+    return {"copy_gbps": 2 * 4 * n / medians["copy"] / 1e9, "triad_gbps": 3 * 4 * n / medians["triad"] / 1e9}
+
+
 def layer_profile(compiled, x: np.ndarray, out: np.ndarray, calls: int, threads: int) -> list[dict]:
-    """Per generated kernel: milliseconds, GFLOP/s on kept FLOPs, and that per core vs the ceiling."""
+    """Per kernel call: milliseconds, GFLOP/s on kept FLOPs (and that per core vs the ceiling), GB/s
+    on the bytes of its buffers."""
     compiled.set_profiling(True)
     for _ in range(calls):
         compiled(x, out=out)
@@ -181,6 +222,8 @@ def layer_profile(compiled, x: np.ndarray, out: np.ndarray, calls: int, threads:
                 "ms": 1e3 * p.seconds / max(p.calls, 1),
                 "gflop": p.flops / 1e9,
                 "dense_gflop": p.dense_flops / 1e9,
+                "mbytes": p.bytes / 1e6,
+                "gbps": p.gigabytes_per_second,
                 "gflops": rate,
                 "fraction_of_ceiling": rate / threads / CORE_CEILING_GFLOPS,
             }
@@ -201,6 +244,7 @@ def benchmark_model(
     seed: int,
     workdir: str,
     width: float = 1.0,
+    formats: Sequence[str] = ("checkpoint",),
     log: Callable[[str], None],
 ) -> ModelReport:
     """Build and time every variant of one model; PyTorch alongside."""
@@ -221,17 +265,20 @@ def benchmark_model(
     for variant in variants:
         model = sparse_variant(dense, variant, seed)
         _, kept = conv_flops(model, x)
-        log(f"{arch}: compiling {variant.label}")
-        name = f"{arch}-{variant.label.replace(' ', '-')}"
-        path, seconds, rss = compile_in_subprocess(model, arch, kwargs, variant.group_shape, workdir, name)
-        compiled = rt3d_mlir.load(path, threads=threads)
         with torch.no_grad():
             expected = model(x).numpy()
-        got = compiled(xn)
-        error = float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30))
-        report.builds.append(Build(variant.label, dense_flops / kept, seconds, rss, max_rel_error=error))
         models[variant.label] = model
-        artifacts[variant.label] = compiled
+        for fmt in formats:
+            label = variant.label if fmt == "checkpoint" else f"{variant.label} .{fmt}"
+            log(f"{arch}: compiling {label}")
+            name = f"{arch}-{label.replace(' ', '-').replace('.', '')}".replace(":", "-")
+            path, seconds, rss = compile_in_subprocess(
+                model, arch, kwargs, variant.group_shape, workdir, name, fmt, x
+            )
+            compiled = rt3d_mlir.load(path, threads=threads)
+            error = float(np.abs(compiled(xn) - expected).max() / max(np.abs(expected).max(), 1e-30))
+            report.builds.append(Build(label, dense_flops / kept, seconds, rss, max_rel_error=error))
+            artifacts[label] = compiled
 
     outputs = {label: np.empty(c.output_shape, np.float32) for label, c in artifacts.items()}
     candidates: dict[str, Callable[[], object]] = {}
@@ -247,7 +294,8 @@ def benchmark_model(
     report.torch_dense_ms = 1e3 * medians["torch dense"]
     for build in report.builds:
         build.latency_ms = 1e3 * medians[f"rt3d {build.variant}"]
-        build.torch_zeroed_ms = 1e3 * medians.get(f"torch {build.variant}", medians["torch dense"])
+        variant = build.variant.split(" .")[0]
+        build.torch_zeroed_ms = 1e3 * medians.get(f"torch {variant}", medians["torch dense"])
         build.layers = layer_profile(artifacts[build.variant], xn, outputs[build.variant], repeat, threads)
     return report
 

@@ -7,6 +7,7 @@ target's stages (:mod:`rt3d_mlir.backend.targets`) -> the target's emit.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -61,16 +62,28 @@ def _resolve_input_shape(
     return shape
 
 
+_CURRENT_OPERATION = re.compile(r'see current operation: (?:[^=]*= )?"?([a-z_][\w]*\.[\w.]+)')
+
+
+def _diagnostic(d: ir.Diagnostic | ir.DiagnosticInfo) -> tuple[str, object, str]:
+    """(message, location, the name of the op it is about or "")."""
+    notes = " ".join(str(n.message) for n in d.notes)
+    match = _CURRENT_OPERATION.search(notes)
+    return str(d.message), d.location, match.group(1) if match else ""
+
+
 def stage_failure(
-    stage: str, err: ir.MLIRError, reported: Sequence[tuple[str, object]]
+    stage: str, err: ir.MLIRError, reported: Sequence[tuple[str, object, str]]
 ) -> UnsupportedModelError:
-    """One line for a stage that failed on the model: its first error and where in the model."""
-    found = [(str(d.message), d.location) for d in err.error_diagnostics] + list(reported)
+    """One line for a stage that failed on the model: its first error, the op and where in the model."""
+    found = [_diagnostic(d) for d in err.error_diagnostics] + list(reported)
     if not found:
         return UnsupportedModelError(f"cannot compile the model ({stage}): {one_line(err.message, 300)}")
-    message, location = found[0]
+    message, location, op_name = found[0]
+    about = f"'{op_name}': " if op_name else ""
+    where = describe_location(location)
     return UnsupportedModelError(
-        f"cannot compile the model ({stage}): {one_line(message, 300)} at {describe_location(location)}"
+        f"cannot compile the model ({stage}): {about}{one_line(message, 300)} at {where}"
     )
 
 
@@ -124,11 +137,11 @@ def compile_model(
         step("import")
         module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
         with module.context:
-            errors: list[tuple[str, object]] = []  # what the passes report: kept, not printed
+            errors: list[tuple[str, object, str]] = []  # what the passes report: kept, not printed
 
             def keep(diagnostic: ir.Diagnostic) -> bool:
                 if diagnostic.severity == ir.DiagnosticSeverity.ERROR:
-                    errors.append((str(diagnostic.message), diagnostic.location))
+                    errors.append(_diagnostic(diagnostic))
                 return True
 
             handler = module.context.attach_diagnostic_handler(keep)

@@ -42,6 +42,17 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
+_STACK_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def describe_stack_trace(trace: str | None) -> str:
+    """The ``file:line`` frames of a Python stack trace (as torch.export keeps one per graph node),
+    innermost first, like :func:`describe_location`."""
+    found = _STACK_FRAME.findall(trace or "")
+    frames = [f"{path.split('site-packages/', 1)[-1]}:{line}" for path, line in found]
+    return " <- ".join(dict.fromkeys(reversed(frames))) if frames else "an unknown place in the model"
+
+
 def describe_location(location: object) -> str:
     """The ``file:line`` frames of an MLIR location, innermost first (site-packages paths shortened)."""
     frames = []

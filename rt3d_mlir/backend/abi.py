@@ -18,6 +18,7 @@ Every artifact (a shared object) exports, with C linkage:
     int64_t        rt3d_profile_calls(int32_t i);
     double         rt3d_profile_flops(int32_t i);   /* per call: kept weights */
     double         rt3d_profile_dense_flops(int32_t i);  /* per call, if dense */
+    double         rt3d_profile_bytes(int32_t i);   /* per call: the kernel's buffers, once */
     int32_t        rt3d_release_memory(void);       /* free cached temporaries */
 
 ``rt3d_forward`` reads a dense row-major float32 input of the input shape
@@ -80,6 +81,7 @@ class Dispatch:
     tasks: int
     flops: int = 0  # per call, with kept weights only
     dense_flops: int = 0  # per call, had the layer been dense
+    bytes: int = 0  # per call: the sizes of the buffers the kernel reads and writes
 
 
 _THREAD_RUNTIME = """\
@@ -217,11 +219,13 @@ def _profile_source(dispatches: Sequence[Dispatch]) -> str:
     names = ", ".join(f'"{d.kernel}"' for d in dispatches) or '""'
     flops = ", ".join(f"{float(d.flops)!r}" for d in dispatches) or "0.0"
     dense = ", ".join(f"{float(d.dense_flops)!r}" for d in dispatches) or "0.0"
+    moved = ", ".join(f"{float(d.bytes)!r}" for d in dispatches) or "0.0"
     return f"""
 static int32_t g_profiling = 0;
 static const char *const kProfileNames[{size}] = {{{names}}};
 static const double kProfileFlops[{size}] = {{{flops}}};
 static const double kProfileDenseFlops[{size}] = {{{dense}}};
+static const double kProfileBytes[{size}] = {{{moved}}};
 static double g_profile_seconds[{size}];
 static int64_t g_profile_calls[{size}];
 
@@ -242,6 +246,7 @@ double rt3d_profile_seconds(int32_t i) {{ return (i >= 0 && i < {count}) ? g_pro
 int64_t rt3d_profile_calls(int32_t i) {{ return (i >= 0 && i < {count}) ? g_profile_calls[i] : 0; }}
 double rt3d_profile_flops(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileFlops[i] : 0.0; }}
 double rt3d_profile_dense_flops(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileDenseFlops[i] : 0.0; }}
+double rt3d_profile_bytes(int32_t i) {{ return (i >= 0 && i < {count}) ? kProfileBytes[i] : 0.0; }}
 """
 
 

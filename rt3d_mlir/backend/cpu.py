@@ -11,6 +11,7 @@ shared object with the C glue of :mod:`rt3d_mlir.backend.abi`
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -217,6 +218,13 @@ def _weight_symbols(module: ir.Module) -> list[WeightSymbol]:
     return symbols
 
 
+def _buffer_bytes(type_: ir.Type) -> int:
+    """Bytes of a static memref argument (0 for anything else)."""
+    if not isinstance(type_, ir.MemRefType) or not type_.has_static_shape:
+        return 0
+    return math.prod(type_.shape) * getattr(type_.element_type, "width", 0) // 8
+
+
 def _dispatches(module: ir.Module) -> list[Dispatch]:
     """The kernel dispatch declarations the C glue must define."""
     found = []
@@ -232,6 +240,7 @@ def _dispatches(module: ir.Module) -> list[Dispatch]:
                 tasks=ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
                 flops=int_attr(op, FLOPS_ATTR),
                 dense_flops=int_attr(op, DENSE_FLOPS_ATTR),
+                bytes=sum(_buffer_bytes(t) for t in ftype.inputs),
             )
         )
     return found

@@ -17,7 +17,7 @@ The section is read from the file (not through ``dlopen``).
 
 from __future__ import annotations
 
-ABI_VERSION = 2
+ABI_VERSION = 3  # 3: rt3d_profile_bytes
 INFO_FORMAT = "rt3d-shared-object"
 INFO_SECTION = ".rt3d_info"
 INFO_SYMBOL = "__rt3d_info"
@@ -39,6 +39,7 @@ EXPORTED_SYMBOLS = (
     "rt3d_profile_calls",
     "rt3d_profile_flops",
     "rt3d_profile_dense_flops",
+    "rt3d_profile_bytes",
     "rt3d_release_memory",
 )
 MAX_THREADS = 256  # the glue's thread pool never starts more (a larger request is capped)

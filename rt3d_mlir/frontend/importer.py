@@ -20,7 +20,7 @@ from torch_mlir.extras.fx_importer import FxImporter, FxImporterHooks, GraphNode
 
 from rt3d_mlir.dialect import load_dialect
 from rt3d_mlir.errors import UnsupportedModelError, describe_location
-from rt3d_mlir.frontend.preparation import prepare_for_import, prepare_graph
+from rt3d_mlir.frontend.preparation import prepare_for_import, prepare_graph, refuse_attention
 
 FUNCTION_NAME = "forward"
 MAX_ELEMENTS = (1 << 31) - 1  # per tensor: generated kernels use 32-bit offsets
@@ -121,6 +121,7 @@ def import_to_linalg(
     else:
         program = export_model(prepare_for_import(model), example_input)
     program = decompose(program)
+    refuse_attention(program)
     prepare_graph(program)
     context = ir.Context()
     torch_d.register_dialect(context)

@@ -12,6 +12,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
+from rt3d_mlir.errors import UnsupportedModelError, describe_stack_trace
+
 
 def bake_pruning(model: nn.Module) -> nn.Module:
     """Turn ``torch.nn.utils.prune`` reparametrizations (``weight_orig`` *
@@ -103,6 +105,43 @@ _GROUPS_INDEX = {
     torch.ops.aten.conv3d.default: 6,
     torch.ops.aten.convolution.default: 8,
 }
+
+
+# Matrix products and the graph arguments they multiply.
+_PRODUCTS = {
+    torch.ops.aten.mm.default: (0, 1),
+    torch.ops.aten.bmm.default: (0, 1),
+    torch.ops.aten.addmm.default: (1, 2),
+    torch.ops.aten.baddbmm.default: (1, 2),
+}
+
+
+def refuse_attention(program: torch.export.ExportedProgram) -> None:
+    """UnsupportedModelError for a product of two activations (attention's ``q @ k^T`` and
+    ``softmax @ v``), naming the operator and where in the model it is.
+
+    The targets have kernels for products with constant weights (fully
+    connected layers, 1x1x1 convolutions), not for attention: transformers
+    (Swin3D, MViT) are refused here, in one line, instead of being lowered
+    to loop nests that take tens of minutes to compile and are slow to run.
+    """
+    inputs = set(program.graph_signature.user_inputs)
+    activations: set[torch.fx.Node] = set()
+    for node in program.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in inputs:
+                activations.add(node)
+            continue
+        if node.op != "call_function" or not any(a in activations for a in node.all_input_nodes):
+            continue
+        activations.add(node)
+        operands = _PRODUCTS.get(node.target, ())
+        if operands and all(node.args[i] in activations for i in operands):
+            raise UnsupportedModelError(
+                f"unsupported operator 'aten.{node.target.__name__.split('.')[0]}' at "
+                f"{describe_stack_trace(node.meta.get('stack_trace'))}: a product of two activations "
+                "(attention); the targets multiply activations by constant weights only"
+            )
 
 
 def prepare_graph(program: torch.export.ExportedProgram) -> bool:

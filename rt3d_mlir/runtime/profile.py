@@ -11,6 +11,12 @@ class KernelProfile(NamedTuple):
     calls: int
     flops: float  # per call, with the kept weights (2 x multiply-adds)
     dense_flops: float  # per call, had the layer been dense
+    bytes: float = 0.0  # per call: the buffers it reads and writes, each counted once
+
+    @property
+    def gigabytes_per_second(self) -> float:
+        """Achieved rate on the bytes the kernel must move at least (a lower bound on its traffic)."""
+        return self.bytes * self.calls / self.seconds / 1e9 if self.seconds > 0 else 0.0
 
     @property
     def gflops_per_second(self) -> float:

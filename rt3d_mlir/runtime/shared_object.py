@@ -60,7 +60,7 @@ class CompiledModel:
             lib.rt3d_profile_seconds.argtypes = [ctypes.c_int32]
             lib.rt3d_profile_calls.restype = ctypes.c_int64
             lib.rt3d_profile_calls.argtypes = [ctypes.c_int32]
-            for name in ("rt3d_profile_flops", "rt3d_profile_dense_flops"):
+            for name in ("rt3d_profile_flops", "rt3d_profile_dense_flops", "rt3d_profile_bytes"):
                 getattr(lib, name).restype = ctypes.c_double
                 getattr(lib, name).argtypes = [ctypes.c_int32]
         except AttributeError as err:
@@ -85,7 +85,7 @@ class CompiledModel:
         self._lib.rt3d_set_profiling(1 if on else 0)
 
     def kernel_profile(self) -> list[KernelProfile]:
-        """Per generated kernel (in call order): time and calls since profiling was turned on."""
+        """Per kernel call site (in call order): time and calls since profiling was turned on."""
         lib = self._lib
         return [
             KernelProfile(
@@ -94,6 +94,7 @@ class CompiledModel:
                 calls=int(lib.rt3d_profile_calls(i)),
                 flops=float(lib.rt3d_profile_flops(i)),
                 dense_flops=float(lib.rt3d_profile_dense_flops(i)),
+                bytes=float(lib.rt3d_profile_bytes(i)),
             )
             for i in range(lib.rt3d_profile_entries())
         ]

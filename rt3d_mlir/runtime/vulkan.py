@@ -558,7 +558,14 @@ class VulkanModel:
     def kernel_profile(self) -> list[KernelProfile]:
         """Per dispatch (in order, named by its label): GPU time and calls since profiling was turned on."""
         return [
-            KernelProfile(d.label, float(seconds), self._profile_calls, d.flops, d.dense_flops)
+            KernelProfile(
+                d.label,
+                float(seconds),
+                self._profile_calls,
+                d.flops,
+                d.dense_flops,
+                float(sum(self._program.buffers[b].bytes for b in d.buffers)),
+            )
             for d, seconds in zip(self._program.dispatches, self._profile_seconds, strict=True)
         ]
 

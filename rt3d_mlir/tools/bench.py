@@ -22,7 +22,12 @@ def build_parser() -> ArgumentParser:
         prog="rt3d-bench",
         description="Time compiled models (dense and pruned variants) against PyTorch in one run.",
     )
-    parser.add_argument("--models", default="c3d,r2plus1d", help="comma-separated: c3d, r2plus1d, s3d")
+    parser.add_argument(
+        "--models",
+        default="c3d,r2plus1d",
+        help="comma-separated: c3d, r2plus1d, s3d, x3d_xs, x3d_s, x3d_m, or torchvision's tv:r3d_18, "
+        "tv:mc3_18, tv:r2plus1d_18, tv:s3d",
+    )
     parser.add_argument(
         "--variants",
         default=DEFAULT_VARIANTS,
@@ -47,6 +52,12 @@ def build_parser() -> ArgumentParser:
         action="store_true",
         help="also time representative C3D layers with IREE (needs iree-base-compiler/runtime)",
     )
+    parser.add_argument(
+        "--formats",
+        default="checkpoint",
+        help="comma-separated model files each variant is compiled from: checkpoint, pt2 (torch.export), "
+        "pt (a pickled nn.Module the bench writes itself) (default: checkpoint)",
+    )
     parser.add_argument("--json", help="write all measurements to this JSON file")
     parser.add_argument("--markdown", help="write the tables to this markdown file")
     return parser
@@ -57,6 +68,8 @@ def markdown(reports, layers, meta) -> str:
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`.",
         f"Threads: {meta['threads']}; latencies are medians of {meta['repeat']} interleaved calls "
         f"after {meta['warmup']} warm-up calls; batch 1, fp32, input {meta['input_shape']}.",
+        f"Memory bandwidth, STREAM-like over 256 MiB arrays with PyTorch's threaded kernels on "
+        f"{meta['threads']} threads: copy {meta['copy_gbps']:.1f} GB/s, triad {meta['triad_gbps']:.1f} GB/s.",
         "",
     ]
     for r in reports:
@@ -80,17 +93,29 @@ def markdown(reports, layers, meta) -> str:
             )
         lines.append("")
         for b in r.builds:
+            depthwise = [row for row in b.layers if row["kernel"].startswith("rt3d_dwconv")]
+            if depthwise:
+                moved = sum(row["mbytes"] for row in depthwise) / 1e3
+                seconds = sum(row["ms"] for row in depthwise) / 1e3
+                lines += [
+                    f"{r.model} {b.variant}: {len(depthwise)} depthwise convolutions move {moved:.2f} GB "
+                    f"(their buffers, once) in {1e3 * seconds:.1f} ms: {moved / seconds:.1f} GB/s, "
+                    f"{100 * moved / seconds / meta['copy_gbps']:.0f}% of the copy bandwidth.",
+                    "",
+                ]
+        for b in r.builds:
             lines += [
-                f"Per generated kernel, {r.model} {b.variant} ({r.threads} threads; GFLOP/s on kept "
-                f"FLOPs; fraction of {r.threads} x 140 GFLOP/s):",
+                f"Per kernel call, {r.model} {b.variant} ({r.threads} threads; GFLOP/s on kept "
+                f"FLOPs; fraction of {r.threads} x 140 GFLOP/s; GB/s on the kernel's buffers, once):",
                 "",
-                "| kernel | ms | kept GFLOP | dense GFLOP | GFLOP/s | of ceiling |",
-                "|---|---|---|---|---|---|",
+                "| kernel | ms | kept GFLOP | dense GFLOP | GFLOP/s | of ceiling | MB | GB/s |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             for row in b.layers:
                 lines.append(
                     f"| {row['kernel']} | {row['ms']:.2f} | {row['gflop']:.2f} | {row['dense_gflop']:.2f} "
-                    f"| {row['gflops']:.1f} | {100 * row['fraction_of_ceiling']:.0f}% |"
+                    f"| {row['gflops']:.1f} | {100 * row['fraction_of_ceiling']:.0f}% "
+                    f"| {row['mbytes']:.1f} | {row['gbps']:.1f} |"
                 )
             lines.append("")
     if layers:
@@ -133,6 +158,10 @@ def _main(argv: Sequence[str] | None) -> int:
     for path in (args.markdown, args.json):
         if path:
             check_output_path(path)  # fail before hours of measuring
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    for fmt in formats:
+        if fmt not in bm.FORMATS:
+            raise Rt3dError(f"unknown format '{fmt}' in --formats (known: {', '.join(bm.FORMATS)})")
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(
             "IREE is not installed: pip install iree-base-compiler==3.13.0 iree-base-runtime==3.13.0 "
@@ -142,6 +171,8 @@ def _main(argv: Sequence[str] | None) -> int:
     def log(message: str) -> None:
         print(f"rt3d-bench: {message}", file=sys.stderr, flush=True)
 
+    log(f"measuring memory bandwidth on {args.threads} threads")
+    bandwidth = bm.memory_bandwidth(args.threads)
     reports = []
     with tempfile.TemporaryDirectory(prefix="rt3d-bench-") as workdir:
         for model in models:
@@ -157,6 +188,7 @@ def _main(argv: Sequence[str] | None) -> int:
                     warmup=args.warmup,
                     seed=args.seed,
                     workdir=workdir,
+                    formats=formats,
                     log=log,
                 )
             )
@@ -173,6 +205,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "repeat": args.repeat,
         "warmup": args.warmup,
         "input_shape": (1, 3, *size),
+        **bandwidth,
     }
     text = markdown(reports, layers, meta)
     print(text)

@@ -28,6 +28,8 @@ def test_bench_times_every_variant(tmp_path):
         "2",
         "--warmup",
         "1",
+        "--formats",
+        "checkpoint,pt2",
         "--json",
         str(out),
         "--markdown",
@@ -38,12 +40,16 @@ def test_bench_times_every_variant(tmp_path):
     (model,) = report["models"]
     assert model["model"] == "c3d" and model["torch_dense_ms"] > 0
     builds = {b["variant"]: b for b in model["builds"]}
-    assert set(builds) == {"dense", "kgs 4x4 2x", "vanilla 4x4 2x"}
-    assert builds["dense"]["flops_reduction"] == 1.0
+    labels = {"dense", "kgs 4x4 2x", "vanilla 4x4 2x"}
+    assert set(builds) == labels | {f"{label} .pt2" for label in labels}
+    assert builds["dense"]["flops_reduction"] == builds["dense .pt2"]["flops_reduction"] == 1.0
+    assert report["meta"]["copy_gbps"] > 0 and report["meta"]["triad_gbps"] > 0
     for build in builds.values():
         assert build["max_rel_error"] <= 1e-4  # each build checked against PyTorch on its weights
         assert build["latency_ms"] > 0 and build["compile_seconds"] > 0 and build["compile_peak_rss_mib"] > 0
-        assert len([k for k in build["layers"] if k["kernel"].startswith("rt3d_conv")]) == 8
+        convs = [k for k in build["layers"] if k["kernel"].startswith("rt3d_conv")]
+        assert len(convs) == 8  # one profile entry per layer, shared kernels or not
+        assert all(k["mbytes"] > 0 and k["gbps"] > 0 for k in convs)
     for name in ("kgs 4x4 2x", "vanilla 4x4 2x"):
         # Measured from the zeros; below 2x here because every group of these
         # 4-16-channel layers keeps at least one position.
@@ -56,3 +62,4 @@ def test_bench_rejects_bad_arguments():
     assert_one_line_error(run("rt3d-bench", "--variants", "sparse:4x4:2"), "variant must be")
     assert_one_line_error(run("rt3d-bench", "--models", "resnet"), "unknown model 'resnet'")
     assert_one_line_error(run("rt3d-bench", "--input-size", "16,112"), "--input-size must be D,H,W")
+    assert_one_line_error(run("rt3d-bench", "--formats", "onnx"), "unknown format 'onnx'")
