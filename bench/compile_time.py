@@ -1,70 +1,70 @@
-"""Compile time and peak memory of full-size models (import included).
+"""Compile time and peak memory of full-size models (import included), per model and file format.
 
-    .venv/bin/python bench/compile_time.py [--repeat 3]
+    .venv/bin/python bench/compile_time.py [--repeat 3] [--models c3d,x3d] [--formats checkpoint,pt2]
 
-Each compile runs in a fresh subprocess (so peak RSS is the compile's own);
-the model is saved to a temporary rt3d checkpoint first and that save is not timed.
-Prints a markdown table.
+Each compile runs in a fresh subprocess (``rt3d_mlir.benchmarking.compile_in_subprocess``:
+peak RSS is the compile's own); the model file is written first, and that is
+not timed. Every model gets random 4x4 KGS masks keeping 1/2.6 of each conv
+(the first conv too) and its own input size. Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 
-CHILD = """
-import json, resource, sys, time
-import rt3d_mlir
-start = time.perf_counter()
-rt3d_mlir.compile(sys.argv[1], output=sys.argv[2])
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+import torch
+from tqdm import tqdm
 
-
-def save_model(arch: str, directory: str) -> str:
-    from rt3d_mlir.contracts.checkpoint import save_checkpoint
-    from rt3d_mlir.models import build_model
-    from rt3d_mlir.pruning import apply_random_masks
-
-    model = build_model(arch).eval()
-    first = {"c3d": "features.conv1a", "r2plus1d": "stem.0"}[arch]
-    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=0, skip=[first])
-    path = os.path.join(directory, f"{arch}.pt")
-    save_checkpoint(path, arch, {}, model)
-    return path
+# The input each model is compiled for (N, C, D, H, W).
+INPUTS = {
+    "c3d": (1, 3, 16, 112, 112),
+    "r2plus1d": (1, 3, 16, 112, 112),
+    "s3d": (1, 3, 16, 224, 224),
+    "x3d": (1, 3, 13, 160, 160),  # X3D-S
+    "tv:r3d_18": (1, 3, 16, 112, 112),
+    "tv:mc3_18": (1, 3, 16, 112, 112),
+    "tv:r2plus1d_18": (1, 3, 16, 112, 112),
+    "tv:s3d": (1, 3, 13, 209, 209),  # the smallest clip its 2x7x7 average pool takes
+}
 
 
 def main() -> None:
+    from rt3d_mlir.benchmarking import compile_in_subprocess
+    from rt3d_mlir.models import build_model
+    from rt3d_mlir.pruning import apply_random_masks
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--models", default="c3d,r2plus1d")
+    parser.add_argument("--models", default=",".join(INPUTS))
+    parser.add_argument("--formats", default="checkpoint")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"python {platform.python_version()}")
-    print("| model | compile wall time, median (s) | runs | peak RSS (MiB) | artifact (MB) |")
-    print("|---|---|---|---|---|")
+    print("| model | input | format | compile (s), median | runs | peak RSS (MiB) | artifact (MB) |")
+    print("|---|---|---|---|---|---|---|")
+    jobs = [(arch, fmt) for arch in args.models.split(",") for fmt in args.formats.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in args.models.split(","):
-            path = save_model(arch, tmp)
-            out = os.path.join(tmp, f"{arch}.so")
+        for arch, fmt in tqdm(jobs, desc="compiling", leave=False):
+            shape = INPUTS[arch]
+            kwargs = {"num_classes": 400, "input_size": list(shape[2:])}
+            torch.manual_seed(0)
+            model = build_model(arch, **kwargs).eval()
+            apply_random_masks(model, (4, 4), 1 / 2.6, "kgs", seed=0)
+            x = torch.randn(*shape)
             runs = []
             for _ in range(args.repeat):
-                result = subprocess.run([sys.executable, "-c", CHILD, path, out],
-                                        capture_output=True, text=True, check=True)
-                runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-            seconds = statistics.median(r["seconds"] for r in runs)
-            rss = max(r["peak_rss_mib"] for r in runs)
+                name = f"{arch.replace(':', '-')}-{fmt}"
+                out, seconds, rss = compile_in_subprocess(model, arch, kwargs, None, tmp, name, fmt, x)
+                runs.append((seconds, rss))
+            seconds = statistics.median(r[0] for r in runs)
+            rss = max(r[1] for r in runs)
             size = os.path.getsize(out) / 1e6
-            print(f"| {arch} (full size, KGS 4x4 random masks) | {seconds:.1f} | {len(runs)} | "
-                  f"{rss:.0f} | {size:.0f} |")
+            dims = "x".join(str(d) for d in shape[2:])
+            tqdm.write(f"| {arch} | {dims} | {fmt} | {seconds:.1f} | {len(runs)} | {rss:.0f} | {size:.0f} |")
 
 
 if __name__ == "__main__":

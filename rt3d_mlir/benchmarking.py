@@ -117,13 +117,14 @@ def sparse_variant(model: nn.Module, variant: Variant, seed: int) -> nn.Module:
 
 
 _COMPILE_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import rt3d_mlir
+from rt3d_mlir.processes import peak_rss_mib
 start = time.perf_counter()
 rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]),
                   input_shape=json.loads(sys.argv[4]), trust_pickle=sys.argv[1].endswith(".module.pt"))
 print(json.dumps({"seconds": time.perf_counter() - start,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_rss_mib()}))
 """
 
 # The model files rt3d-bench compiles from: an rt3d checkpoint, an exported program, a pickled

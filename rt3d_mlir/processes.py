@@ -88,3 +88,23 @@ def run_processes(commands: Sequence[Sequence[str]], jobs: int) -> list[subproce
             err.close()  # type: ignore[attr-defined]
         raise
     return [done[i] for i in range(len(commands))]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since it was exec'd, in MiB (``VmHWM``).
+
+    ``ru_maxrss`` is not used where ``/proc`` is there: Linux carries the
+    forking parent's peak across ``exec``, so a child started by a large
+    process (a benchmark holding models) would report at least the parent's.
+    Child processes (clang) are not included.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

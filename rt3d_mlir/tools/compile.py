@@ -113,12 +113,12 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _print_stage_times(steps: list[str], times: list[float]) -> None:
-    import resource
+    from rt3d_mlir.processes import peak_rss_mib
 
     width = max(len(step) for step in steps)
     for i, step in enumerate(steps):
         print(f"  {step:<{width}}  {times[i + 1] - times[i]:7.2f} s")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(f"  {'total':<{width}}  {times[-1] - times[0]:7.2f} s; peak RSS {peak:.0f} MiB")
 
 
