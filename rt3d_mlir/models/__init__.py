@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -12,11 +14,14 @@ from rt3d_mlir.models.r2plus1d import R2Plus1D
 from rt3d_mlir.models.s3d import S3D
 from rt3d_mlir.models.x3d import X3D
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "c3d": C3D,
     "r2plus1d": R2Plus1D,
     "s3d": S3D,
-    "x3d": X3D,
+    "x3d": X3D,  # X3D-S unless variant= says otherwise
+    "x3d_xs": partial(X3D, variant="xs"),
+    "x3d_s": partial(X3D, variant="s"),
+    "x3d_m": partial(X3D, variant="m"),
 }
 
 

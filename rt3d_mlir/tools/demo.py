@@ -1,6 +1,7 @@
 """rt3d-demo: the main job on a built-in default, end to end.
 
-Prunes a small C3D on the built-in synthetic motion data set into 4x4 KGS
+Prunes a small C3D (or another built-in architecture, ``--arch``) on the
+built-in synthetic motion data set into 4x4 KGS
 sparsity (dense training, reweighted training, hard pruning, masked
 retraining), compiles the pruned checkpoint to a host shared object, runs it
 on the validation clips, and prints accuracy and latency against PyTorch.
@@ -17,12 +18,20 @@ import numpy as np
 
 from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, group_shape, run_tool
 
+DEMO_ARCHITECTURES = ("c3d", "r2plus1d", "s3d", "x3d", "x3d_xs", "x3d_s", "x3d_m")
+
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="rt3d-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="out/demo", help="where to write checkpoints and the .so")
     parser.add_argument(
-        "--width", type=bounded_float(0, 16, open_minimum=True), default=0.25, help="C3D width multiplier"
+        "--arch",
+        choices=DEMO_ARCHITECTURES,
+        default="c3d",
+        help="built-in architecture (default c3d, with batch norms); x3d_xs/x3d_s: X3D",
+    )
+    parser.add_argument(
+        "--width", type=bounded_float(0, 16, open_minimum=True), default=0.25, help="width multiplier"
     )
     parser.add_argument("--flops-reduction", type=bounded_float(1, 1e6), default=2.6)
     parser.add_argument(
@@ -64,11 +73,14 @@ def _main(argv: Sequence[str] | None) -> int:
     from rt3d_mlir.sparsity import format_group_shape
 
     os.makedirs(args.out_dir, exist_ok=True)
-    pruned = os.path.join(args.out_dir, "c3d_kgs.pt")
+    pruned = os.path.join(args.out_dir, f"{args.arch}_kgs.pt")
     data_options = {"classes": args.classes}
+    model_kwargs: dict[str, object] = {"width": args.width}
+    if args.arch == "c3d":
+        model_kwargs.update(batch_norm=True, dropout=0.2)
     config = PruneJobConfig(
-        arch="c3d", data="synthetic", output=pruned, data_options=data_options,
-        model_kwargs={"width": args.width, "batch_norm": True, "dropout": 0.2},
+        arch=args.arch, data="synthetic", output=pruned, data_options=data_options,
+        model_kwargs=model_kwargs,
         scheme=SparsityScheme("kgs", args.group_shape),
         flops_reduction=args.flops_reduction, dense_epochs=args.dense_epochs,
         reweight_epochs=args.reweight_epochs, retrain_epochs=args.retrain_epochs,
@@ -77,13 +89,13 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     if args.restart:
         shutil.rmtree(config.work_directory, ignore_errors=True)
-    print(f"[1/3] pruning C3D-BN (width {args.width}) on the synthetic motion data set "
+    print(f"[1/3] pruning {args.arch} (width {args.width}) on the synthetic motion data set "
           f"({args.classes} classes) to a "
           f"{args.flops_reduction}x conv FLOPs reduction with {format_group_shape(args.group_shape)} KGS",
           flush=True)
     report = PruneJob(config, log=lambda msg: print("      " + msg, flush=True)).run()
 
-    artifact = os.path.join(args.out_dir, "c3d_kgs.so")
+    artifact = os.path.join(args.out_dir, f"{args.arch}_kgs.so")
     print(f"[2/3] compiling {pruned} -> {artifact}", flush=True)
     rt3d_mlir.compile(pruned, output=artifact, target="host")
 

@@ -21,7 +21,9 @@ from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, grou
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="rt3d-prune", description=__doc__.split("\n\n")[0])
     model = p.add_argument_group("model")
-    model.add_argument("--arch", default="c3d", help="c3d, r2plus1d, s3d or x3d (default: c3d)")
+    model.add_argument("--arch", default="c3d",
+                       help="c3d, r2plus1d, s3d, x3d (X3D-S), x3d_xs, x3d_s, x3d_m, tv:r3d_18, ... "
+                       "(default: c3d)")
     model.add_argument("--width", type=bounded_float(0, 16, open_minimum=True), default=1.0,
                        help="channel width multiplier")
     model.add_argument("--batch-norm", action="store_true",

@@ -25,7 +25,7 @@ import rt3d_mlir
 from rt3d_mlir.backend.cpu import require_toolchain
 from rt3d_mlir.backend.cpu_features import cpu_features
 from rt3d_mlir.backend.targets import get_target
-from rt3d_mlir.contracts.shared_object import EXPORTED_SYMBOLS, INFO_SECTION
+from rt3d_mlir.contracts.shared_object import ABI_VERSION, EXPORTED_SYMBOLS, INFO_SECTION
 from rt3d_mlir.errors import ArtifactError, ModelLoadError
 from rt3d_mlir.fileio import OutputError, atomic_output, seal, write_bytes
 from rt3d_mlir.frontend import save_checkpoint
@@ -171,7 +171,7 @@ def test_artifact_for_missing_cpu_features_is_refused(artifact, tmp_path):
     start = data.index(b'{"format":"rt3d-shared-object"')
     record = data[start : data.index(b"\0", start)]
     info = json.loads(record)
-    assert info["abi"] == 2 and info["target"] == "host" and info["features"]
+    assert info["abi"] == ABI_VERSION and info["target"] == "host" and info["features"]
     first = info["features"][0].encode()
     forged = record.replace(b'"' + first + b'"', b'"' + b"z" * len(first) + b'"', 1)
     patched = tmp_path / "forged.so"

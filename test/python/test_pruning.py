@@ -147,3 +147,24 @@ def test_pruned_weights_stay_exactly_zero_through_retraining():
         assert not torch.equal(module.weight[mask], kept_before[name][mask]), name  # kept: trained
     state = state_dict_without_masks(model)
     assert not any(key.endswith(MASK_BUFFER) for key in state)
+
+
+def test_x3d_depthwise_convs_prune_with_the_same_schemes():
+    """X3D's depthwise convs take KGS like any conv (a kernel group is a block of channels sharing
+    kept positions) and can be skipped by name; the model reaches the FLOPs target."""
+    size = (4, 32, 32)
+    model = build_model("x3d", variant="xs", width=0.5, input_size=size, num_classes=4).eval()
+    shape = (1, 3, *size)
+    modules = dict(model.named_modules())
+    depthwise = [n for n, m in modules.items() if isinstance(m, nn.Conv3d) and 1 < m.groups == m.in_channels]
+    pruned, skipped = select_layers(model, PruningConfig(skip=(depthwise[0],)))
+    assert skipped == [depthwise[0]] and set(depthwise[1:]) <= set(pruned)
+    rates = rates_for_flops_target(conv_flops(model, shape), pruned, 2.0)
+    hard_prune(model, SparsityScheme("kgs", (4, 4)), rates)
+    assert abs(flops_reduction(conv_flops(model, shape)) - 2.0) / 2.0 < 0.02
+    assert bool((modules[depthwise[0]].weight != 0).all())
+    weight = modules[depthwise[1]].weight.detach()  # (C, 1, 3, 3, 3)
+    assert 0 < int((weight != 0).sum()) < weight.numel()
+    for start in range(0, weight.shape[0] - 3, 4):
+        kept = (weight[start : start + 4] != 0).reshape(4, -1)
+        assert bool((kept == kept[0]).all())  # four channels, one set of kept positions
