@@ -3,10 +3,15 @@
 The scalar body is replayed on ``vector<L x f32>`` values (scalar constants
 from outside the region become splats). The flat index space is cut into
 tasks of ``chunk`` elements; each task runs whole vectors, and the last one
-a masked tail.
+a masked tail. An input broadcast over the trailing dimensions (a
+squeeze-excitation gate of shape ``N x C x 1 x 1 x 1``) is read at
+``flat index // inner``: one splat per vector where ``inner`` is a multiple
+of the vector length, else a gather.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from torch_mlir import ir
 
@@ -15,6 +20,7 @@ from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.ir_matchers import constant_attr, generic_body
 
 BINARY = ("arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf")
+UNARY = ("arith.negf", "math.exp")  # math.exp: LLVM's exp intrinsic (a libm call per lane)
 
 
 CMPF_PREDICATES = {
@@ -24,30 +30,56 @@ CMPF_PREDICATES = {
 
 
 def elementwise_kernel_text(
-    kernel: str, dispatch: str, op: ir.Operation, size: int, lanes: int, chunk: int
-) -> tuple[str, int]:
-    """The kernel (inputs, then the output buffer) and how many of the op's operands it reads."""
+    kernel: str,
+    dispatch: str,
+    op: ir.Operation,
+    size: int,
+    lanes: int,
+    chunk: int,
+    inner: Sequence[int] | None = None,
+) -> tuple[str, list[int]]:
+    """The kernel (inputs, then the output buffer) and which of the op's operands it reads.
+
+    ``inner[i]`` is how many consecutive output elements share one element of
+    operand ``i`` (1: the operand has the output's shape).
+    """
     body_ops = generic_body(op)
     block = op.regions[0].blocks[0]
     used_args = [a for a in block.arguments if any(True for _ in a.uses)]
     inputs = [i for i, a in enumerate(block.arguments) if a in used_args]
+    inner = list(inner) if inner is not None else [1] * len(block.arguments)
     flat = memref_type(size, "f32")
+    types = {i: memref_type(size // inner[i], "f32") for i in inputs}
     vec = f"vector<{lanes}xf32>"
     mvec = f"vector<{lanes}xi1>"
+    ivec = f"vector<{lanes}xi32>"
     k = KernelText()
     tasks = -(-size // chunk)
     full = (size // lanes) * lanes
 
+    def load(i: int, at: str, mask: str | None) -> str:
+        zero = k.vconst(0.0, lanes, "f32")
+        if inner[i] == 1 and mask is None:
+            return k.op(f"vector.load %in{i}[{at}] : {flat}, {vec}")
+        if inner[i] == 1:
+            return k.op(f"vector.maskedload %in{i}[{at}], {mask}, {zero} : {flat}, {mvec}, {vec} into {vec}")
+        if inner[i] % lanes == 0:  # one source element per vector
+            scalar = k.op(f"memref.load %in{i}[{k.op(f'arith.divui {at}, {k.const(inner[i])} : index')}] "
+                          f": {types[i]}")
+            return k.op(f"vector.broadcast {scalar} : f32 to {vec}")
+        first = k.op(f"vector.broadcast {k.op(f'arith.index_cast {at} : index to i32')} : i32 to {ivec}")
+        lane = k.op(f"arith.addi {first}, {k.vconst_list(list(range(lanes)), 'i32')} : {ivec}")
+        source = k.op(f"arith.divui {lane}, {k.vconst(inner[i], lanes, 'i32')} : {ivec}")
+        every = mask or k.op(f"vector.constant_mask [{lanes}] : {mvec}")
+        return k.op(
+            f"vector.gather %in{i}[{k.const(0)}] [{source}], {every}, {zero} "
+            f": {types[i]}, {ivec}, {mvec}, {vec} into {vec}"
+        )
+
     def replay(at: str, mask: str | None) -> None:
         names: dict[ir.Value, str] = {}
         for i in inputs:
-            if mask is None:
-                names[block.arguments[i]] = k.op(f"vector.load %in{i}[{at}] : {flat}, {vec}")
-            else:
-                zero = k.vconst(0.0, lanes, "f32")
-                names[block.arguments[i]] = k.op(
-                    f"vector.maskedload %in{i}[{at}], {mask}, {zero} : {flat}, {mvec}, {vec} into {vec}"
-                )
+            names[block.arguments[i]] = load(i, at, mask)
 
         def value(v: ir.Value) -> str:
             if v in names:
@@ -56,7 +88,7 @@ def elementwise_kernel_text(
 
         for inner in body_ops[:-1]:
             operands = [value(v) for v in inner.operands]
-            if inner.name in BINARY or inner.name == "arith.negf":
+            if inner.name in BINARY or inner.name in UNARY:
                 result = k.op(f"{inner.name} {', '.join(operands)} : {vec}")
             elif inner.name == "arith.cmpf":
                 predicate = CMPF_PREDICATES[int(ir.IntegerAttr(inner.attributes["predicate"]).value)]
@@ -80,5 +112,5 @@ def elementwise_kernel_text(
         with k.region(f"scf.if {last} {{"):
             mask = k.op(f"vector.constant_mask [{size - full}] : {mvec}")
             replay(k.const(full), mask)
-    args = [(f"%in{i}", flat) for i in inputs] + [("%out", flat)]
+    args = [(f"%in{i}", types[i]) for i in inputs] + [("%out", flat)]
     return kernel_module(kernel, dispatch, args, tasks, k), inputs

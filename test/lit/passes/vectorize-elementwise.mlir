@@ -1,4 +1,4 @@
-// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-vectorize-elementwise{vector-width=16 chunk=32 min-elements=1}, canonicalize, cse)' | FileCheck %s
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize-elementwise{vector-width=16 chunk=32 min-elements=1}, canonicalize, cse)' | FileCheck %s
 
 // A residual add + ReLU (torch-mlir's select form) over 120 elements: tasks
 // of 32 elements, whole 16-lane vectors, and a masked tail of 8 in the last
@@ -31,4 +31,53 @@ func.func @residual(%a: tensor<1x2x3x4x5xf32>, %b: tensor<1x2x3x4x5xf32>) -> ten
     linalg.yield %r : f32
   } -> tensor<1x2x3x4x5xf32>
   return %0 : tensor<1x2x3x4x5xf32>
+}
+
+// -----
+
+// A squeeze-excitation gate (x * g[n, c]) and SiLU's exp: the gate is read
+// at flat index // (D*H*W). Here D*H*W = 60 is not a multiple of 16, so the
+// gate's lanes are gathered (channel = (index + lane) / 60); the input keeps
+// its contiguous loads.
+// CHECK-LABEL: func.func @gate
+// CHECK: call @rt3d_elementwise_dispatch_0(%{{.*}}, %{{.*}}, %{{.*}}) : (memref<120xf32>, memref<2xf32>, memref<120xf32>) -> ()
+// CHECK-LABEL: func.func @rt3d_elementwise_kernel_0
+// CHECK-DAG: %[[LANES:.*]] = arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>
+// CHECK-DAG: %[[INNER:.*]] = arith.constant dense<60> : vector<16xi32>
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %c16
+// CHECK: %[[X:.*]] = vector.load %{{.*}}[%[[I]]] : memref<120xf32>, vector<16xf32>
+// CHECK: %[[FIRST:.*]] = arith.index_cast %[[I]] : index to i32
+// CHECK: %[[SPLAT:.*]] = vector.broadcast %[[FIRST]] : i32 to vector<16xi32>
+// CHECK: %[[POS:.*]] = arith.addi %[[SPLAT]], %[[LANES]] : vector<16xi32>
+// CHECK: %[[CH:.*]] = arith.divui %[[POS]], %[[INNER]] : vector<16xi32>
+// CHECK: %[[G:.*]] = vector.gather %{{.*}}[%c0] [%[[CH]]], %{{.*}}, %{{.*}} : memref<2xf32>, vector<16xi32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+// CHECK: %[[E:.*]] = math.exp %[[X]] : vector<16xf32>
+// CHECK: arith.mulf %[[E]], %[[G]] : vector<16xf32>
+func.func @gate(%a: tensor<1x2x3x4x5xf32>, %g: tensor<1x2x1x1x1xf32>) -> tensor<1x2x3x4x5xf32> {
+  %e = tensor.empty() : tensor<1x2x3x4x5xf32>
+  %0 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, 0, 0)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%a, %g : tensor<1x2x3x4x5xf32>, tensor<1x2x1x1x1xf32>) outs(%e : tensor<1x2x3x4x5xf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %ex = math.exp %x : f32
+    %r = arith.mulf %ex, %y : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x3x4x5xf32>
+  return %0 : tensor<1x2x3x4x5xf32>
+}
+
+// -----
+
+// With D*H*W = 32, a multiple of the vector length, one gate element serves
+// a whole vector: a scalar load and a splat.
+// CHECK-LABEL: func.func @rt3d_elementwise_kernel_0
+// CHECK: %[[C:.*]] = arith.divui %{{.*}}, %c32 : index
+// CHECK: %[[S:.*]] = memref.load %{{.*}}[%[[C]]] : memref<4xf32>
+// CHECK: vector.broadcast %[[S]] : f32 to vector<16xf32>
+func.func @aligned_gate(%a: tensor<1x4x2x4x4xf32>, %g: tensor<1x4x1x1x1xf32>) -> tensor<1x4x2x4x4xf32> {
+  %e = tensor.empty() : tensor<1x4x2x4x4xf32>
+  %0 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, 0, 0)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%a, %g : tensor<1x4x2x4x4xf32>, tensor<1x4x1x1x1xf32>) outs(%e : tensor<1x4x2x4x4xf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %r = arith.mulf %x, %y : f32
+    linalg.yield %r : f32
+  } -> tensor<1x4x2x4x4xf32>
+  return %0 : tensor<1x4x2x4x4xf32>
 }
