@@ -80,7 +80,7 @@ def sparse_conv_pipeline(
             f"rt3d-vectorize-elementwise{target_option}",
             f"rt3d-vectorize-pad{target_option}",
         ]
-    steps += ["rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
+    steps += ["rt3d-expand-exp", "rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
     return ", ".join(steps)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 import warnings
-from collections.abc import Sequence
-from contextlib import redirect_stderr
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr
 
 import numpy as np
 import torch
@@ -69,11 +70,24 @@ def _unsupported_message(diagnostics: list[tuple[str, str]], report: str) -> str
     return lines[0] if lines else "unknown error"
 
 
-def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.export.ExportedProgram:
-    """``torch.export`` of an eval-mode module, or UnsupportedModelError with torch's first line."""
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings, stderr or log records from torch and torch-mlir while they run: what fails is
+    reported as one line by the caller (torch logs through handlers that hold the real stderr)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
         with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.export.ExportedProgram:
+    """``torch.export`` of an eval-mode module, or UnsupportedModelError with torch's first line."""
+    try:
+        with _quiet():
             return torch.export.export(model, (example_input,))
     except Exception as err:
         raise UnsupportedModelError(
@@ -90,8 +104,7 @@ def decompose(program: torch.export.ExportedProgram) -> torch.export.ExportedPro
     kept whole."""
     table = {op: fn for op, fn in get_decomposition_table().items() if op not in _KEPT_WHOLE}
     try:
-        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
+        with _quiet():
             return program.run_decompositions(table)
     except Exception as err:
         raise UnsupportedModelError(f"cannot decompose the exported model: {_first_line(err)}") from None
@@ -134,8 +147,7 @@ def import_to_linalg(
 
     handler = context.attach_diagnostic_handler(capture)
     try:
-        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
+        with _quiet():
             module = fx.export_and_import(
                 program,
                 example_input,

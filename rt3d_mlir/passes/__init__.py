@@ -1,7 +1,7 @@
 """Compiler passes, one per module, registered by name for pipelines and ``rt3d-opt``."""
 
 from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
-    expand_erf,
+    expand_math,
     externalize_weights,
     gpu_conv,
     gpu_copy,

@@ -122,6 +122,26 @@ def test_pickled_module_whose_class_is_gone(tmp_path):
     assert_one_line_error(result, "needs Python module 'orphan_net_rt3d'")
 
 
+def test_model_torch_export_cannot_trace_is_one_line(tmp_path):
+    """torch.export's failure (and the log records torch writes while failing) become one line."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "datadep_net_rt3d.py").write_text(
+        "import torch\nclass Net(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return x * 2 if x.sum() > 0 else x\n"
+    )
+    path = tmp_path / "datadep.pt"
+    subprocess.run(
+        [sys.executable, "-c", f"import torch, datadep_net_rt3d as m; torch.save(m.Net(), {str(path)!r})"],
+        cwd=source, check=True,
+    )
+    options = ("--input-shape", "1,3,2,4,4", "--trust-pickle")
+    env = {"PYTHONPATH": str(source)}
+    result = run("rt3d-compile", str(path), "-o", str(tmp_path / "m.so"), *options, env=env)
+    assert_one_line_error(result, "cannot export the model with torch.export", "data-dependent")
+    _no_partial_outputs(tmp_path)
+
+
 def test_input_shape_of_wrong_rank(tiny_model_file, tmp_path):
     _, path = tiny_model_file
     result = run("rt3d-compile", str(path), "-o", str(tmp_path / "m.so"), "--input-shape", "1,3,16,16")
