@@ -19,6 +19,8 @@ Only ops on ``f32`` or vectors of ``f32`` are rewritten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch_mlir import ir
 from torch_mlir.dialects import arith, math
 
@@ -44,6 +46,18 @@ def _constant(type_: ir.Type, value: float) -> ir.Value:
     return arith.ConstantOp(type_, attr).result
 
 
+def _expand_f32(module: ir.Operation, name: str, expand: Callable[[ir.Value], ir.Value]) -> None:
+    """Replace every ``name`` op on f32 (or vectors of f32) by ``expand`` of its operand."""
+    for op in ops_named(module, name):
+        x = op.operands[0]
+        if not _is_f32(x.type):
+            continue
+        with ir.InsertionPoint(op), op.location:
+            result = expand(x)
+        op.results[0].replace_all_uses_with(result)
+        op.erase()
+
+
 def expand_erf(x: ir.Value) -> ir.Value:
     """``erf(x)`` built at the insertion point (f32 or a vector of f32)."""
     type_ = x.type
@@ -65,14 +79,7 @@ class ExpandErf(Pass):
     summary = "Rewrite f32 math.erf as an arith/math.exp polynomial (for targets without erf)"
 
     def run(self, module: ir.Operation) -> None:
-        for op in ops_named(module, "math.erf"):
-            x = op.operands[0]
-            if not _is_f32(x.type):
-                continue
-            with ir.InsertionPoint(op), op.location:
-                result = expand_erf(x)
-            op.results[0].replace_all_uses_with(result)
-            op.erase()
+        _expand_f32(module, "math.erf", expand_erf)
 
 
 EXP_LIMITS = (-87.3365478515625, 88.37)  # k in [-126, 127]: 2^k stays a normal f32
@@ -120,12 +127,5 @@ class ExpandExp(Pass):
     summary = "Rewrite f32 math.exp as a range-reduced polynomial (no C library call per lane)"
 
     def run(self, module: ir.Operation) -> None:
-        for op in ops_named(module, "math.exp"):
-            x = op.operands[0]
-            if not _is_f32(x.type):
-                continue
-            with ir.InsertionPoint(op), op.location:
-                result = expand_exp(x)
-            op.results[0].replace_all_uses_with(result)
-            op.erase()
+        _expand_f32(module, "math.exp", expand_exp)
 
