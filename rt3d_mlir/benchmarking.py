@@ -122,7 +122,7 @@ import rt3d_mlir
 from rt3d_mlir.processes import peak_rss_mib
 start = time.perf_counter()
 rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]),
-                  input_shape=json.loads(sys.argv[4]), trust_pickle=sys.argv[1].endswith(".module.pt"))
+                  input_shape=json.loads(sys.argv[4]), trust_pickle=json.loads(sys.argv[5]))
 print(json.dumps({"seconds": time.perf_counter() - start,
                   "peak_rss_mib": peak_rss_mib()}))
 """
@@ -169,9 +169,9 @@ def compile_in_subprocess(
         x = torch.randn(1, 3, *kwargs["input_size"])
     path = save_model_file(model, arch, kwargs, x, fmt, os.path.join(workdir, name))
     out = os.path.join(workdir, f"{name}.so")
-    shape = json.dumps(list(x.shape))
+    shape, trusted = json.dumps(list(x.shape)), json.dumps(fmt == "pt")  # the bench wrote the pickle
     result = subprocess.run(
-        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape), shape],
+        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape), shape, trusted],
         capture_output=True,
         text=True,
     )
@@ -205,7 +205,11 @@ def memory_bandwidth(threads: int, mib: int = 256, repeat: int = 7) -> dict[str,
     medians = interleaved_medians(
         {"copy": lambda: c.copy_(a), "triad": lambda: torch.add(a, b, alpha=3.0, out=c)}, repeat, 2
     )
-    return {"copy_gbps": 2 * 4 * n / medians["copy"] / 1e9, "triad_gbps": 3 * 4 * n / medians["triad"] / 1e9}
+    return {
+        "bandwidth_mib": mib,
+        "copy_gbps": 2 * 4 * n / medians["copy"] / 1e9,
+        "triad_gbps": 3 * 4 * n / medians["triad"] / 1e9,
+    }
 
 
 def layer_profile(compiled, x: np.ndarray, out: np.ndarray, calls: int, threads: int) -> list[dict]:
@@ -262,6 +266,7 @@ def benchmark_model(
 
     models: dict[str, nn.Module] = {}
     artifacts = {}
+    variant_of: dict[str, str] = {}  # build label -> its variant's label (the same weights)
     dense_flops, _ = conv_flops(dense, x)
     for variant in variants:
         model = sparse_variant(dense, variant, seed)
@@ -280,6 +285,7 @@ def benchmark_model(
             error = float(np.abs(compiled(xn) - expected).max() / max(np.abs(expected).max(), 1e-30))
             report.builds.append(Build(label, dense_flops / kept, seconds, rss, max_rel_error=error))
             artifacts[label] = compiled
+            variant_of[label] = variant.label
 
     outputs = {label: np.empty(c.output_shape, np.float32) for label, c in artifacts.items()}
     candidates: dict[str, Callable[[], object]] = {}
@@ -295,8 +301,8 @@ def benchmark_model(
     report.torch_dense_ms = 1e3 * medians["torch dense"]
     for build in report.builds:
         build.latency_ms = 1e3 * medians[f"rt3d {build.variant}"]
-        variant = build.variant.split(" .")[0]
-        build.torch_zeroed_ms = 1e3 * medians.get(f"torch {variant}", medians["torch dense"])
+        zeroed = f"torch {variant_of[build.variant]}"
+        build.torch_zeroed_ms = 1e3 * medians.get(zeroed, medians["torch dense"])
         build.layers = layer_profile(artifacts[build.variant], xn, outputs[build.variant], repeat, threads)
     return report
 

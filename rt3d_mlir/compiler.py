@@ -7,7 +7,6 @@ target's stages (:mod:`rt3d_mlir.backend.targets`) -> the target's emit.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -15,6 +14,7 @@ from torch import nn
 from torch_mlir import ir
 
 from rt3d_mlir.backend import BuildOptions, compile_target, target_steps
+from rt3d_mlir.diagnostics import Reported, kept_errors, reported
 from rt3d_mlir.errors import ModelLoadError, UnsupportedModelError, describe_location, one_line
 from rt3d_mlir.fileio import check_output_directory, check_output_path
 from rt3d_mlir.frontend import (
@@ -62,28 +62,16 @@ def _resolve_input_shape(
     return shape
 
 
-_CURRENT_OPERATION = re.compile(r'see current operation: (?:[^=]*= )?"?([a-z_][\w]*\.[\w.]+)')
-
-
-def _diagnostic(d: ir.Diagnostic | ir.DiagnosticInfo) -> tuple[str, object, str]:
-    """(message, location, the name of the op it is about or "")."""
-    notes = " ".join(str(n.message) for n in d.notes)
-    match = _CURRENT_OPERATION.search(notes)
-    return str(d.message), d.location, match.group(1) if match else ""
-
-
-def stage_failure(
-    stage: str, err: ir.MLIRError, reported: Sequence[tuple[str, object, str]]
-) -> UnsupportedModelError:
+def stage_failure(stage: str, err: ir.MLIRError, kept: Sequence[Reported]) -> UnsupportedModelError:
     """One line for a stage that failed on the model: its first error, the op and where in the model."""
-    found = [_diagnostic(d) for d in err.error_diagnostics] + list(reported)
+    found = [reported(d) for d in err.error_diagnostics] + list(kept)
     if not found:
         return UnsupportedModelError(f"cannot compile the model ({stage}): {one_line(err.message, 300)}")
-    message, location, op_name = found[0]
-    about = f"'{op_name}': " if op_name else ""
-    where = describe_location(location)
+    first = found[0]
+    about = f"'{first.op}': " if first.op else ""
+    where = describe_location(first.location)
     return UnsupportedModelError(
-        f"cannot compile the model ({stage}): {about}{one_line(message, 300)} at {where}"
+        f"cannot compile the model ({stage}): {about}{one_line(first.message, 300)} at {where}"
     )
 
 
@@ -137,22 +125,12 @@ def compile_model(
         step("import")
         module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
         with module.context:
-            errors: list[tuple[str, object, str]] = []  # what the passes report: kept, not printed
-
-            def keep(diagnostic: ir.Diagnostic) -> bool:
-                if diagnostic.severity == ir.DiagnosticSeverity.ERROR:
-                    errors.append(_diagnostic(diagnostic))
-                return True
-
-            handler = module.context.attach_diagnostic_handler(keep)
-            try:
+            with kept_errors(module.context) as errors:
                 for name, run in build.stages(FUNCTION_NAME, group_shape or loaded.group_shape):
                     step(name)
                     try:
                         run(module)
                     except ir.MLIRError as err:
                         raise stage_failure(name, err, errors) from None
-            finally:
-                handler.detach()
             build.emit(module, output, step)
     return output

@@ -19,6 +19,7 @@ from torch_mlir.dialects import torch as torch_d
 from torch_mlir.extras.fx_decomp_util import get_decomposition_table
 from torch_mlir.extras.fx_importer import FxImporter, FxImporterHooks, GraphNodeImporter, InputInfo
 
+from rt3d_mlir.diagnostics import Reported, kept_errors
 from rt3d_mlir.dialect import load_dialect
 from rt3d_mlir.errors import UnsupportedModelError, describe_location
 from rt3d_mlir.frontend.preparation import prepare_for_import, prepare_graph, refuse_attention
@@ -56,16 +57,16 @@ _LEGALIZE = re.compile(r"failed to legalize operation '([^']+)'")
 _GENERIC_NAME = re.compile(r'"torch\.operator"\([^)]*\) <\{name = "([^"]+)"')
 
 
-def _unsupported_message(diagnostics: list[tuple[str, str]], report: str) -> str:
-    for location, message in diagnostics:
-        match = _LEGALIZE.search(message)
+def _unsupported_message(diagnostics: Sequence[Reported], report: str) -> str:
+    for d in diagnostics:
+        match = _LEGALIZE.search(d.message)
         if match:
-            generic = _GENERIC_NAME.search(message)
+            generic = _GENERIC_NAME.search(d.message)
             name = generic.group(1) if generic else match.group(1)
-            return f"unsupported operator '{name}' at {describe_location(location)}"
+            return f"unsupported operator '{name}' at {describe_location(d.location)}"
     if diagnostics:
-        location, message = diagnostics[0]
-        return f"{message.splitlines()[0]} at {describe_location(location)}"
+        first = diagnostics[0]
+        return f"{first.message.splitlines()[0]} at {describe_location(first.location)}"
     lines = [ln.strip() for ln in report.splitlines() if ln.strip()]
     return lines[0] if lines else "unknown error"
 
@@ -138,14 +139,20 @@ def import_to_linalg(
     prepare_graph(program)
     context = ir.Context()
     torch_d.register_dialect(context)
-    diagnostics: list[tuple[str, str]] = []
+    with kept_errors(context) as diagnostics:
+        module = _import(program, example_input, context, diagnostics)
+    _require_lowered(module)
+    load_dialect(module.context)
+    return module
 
-    def capture(diagnostic: ir.Diagnostic) -> bool:
-        if diagnostic.severity == ir.DiagnosticSeverity.ERROR:
-            diagnostics.append((str(diagnostic.location), str(diagnostic.message)))
-        return True  # handled: do not print
 
-    handler = context.attach_diagnostic_handler(capture)
+def _import(
+    program: torch.export.ExportedProgram,
+    example_input: torch.Tensor,
+    context: ir.Context,
+    diagnostics: Sequence[Reported],
+) -> ir.Module:
+    """torch-mlir's import to linalg, its failures as UnsupportedModelError."""
     try:
         with _quiet():
             module = fx.export_and_import(
@@ -162,10 +169,6 @@ def import_to_linalg(
         ) from None
     except Exception as err:
         raise UnsupportedModelError(f"cannot import the exported model: {_first_line(err)}") from None
-    finally:
-        handler.detach()
-    _require_lowered(module)
-    load_dialect(module.context)
     return module
 
 

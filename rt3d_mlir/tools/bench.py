@@ -68,8 +68,9 @@ def markdown(reports, layers, meta) -> str:
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`.",
         f"Threads: {meta['threads']}; latencies are medians of {meta['repeat']} interleaved calls "
         f"after {meta['warmup']} warm-up calls; batch 1, fp32, input {meta['input_shape']}.",
-        f"Memory bandwidth, STREAM-like over 256 MiB arrays with PyTorch's threaded kernels on "
-        f"{meta['threads']} threads: copy {meta['copy_gbps']:.1f} GB/s, triad {meta['triad_gbps']:.1f} GB/s.",
+        f"Memory bandwidth, STREAM-like over {meta['bandwidth_mib']} MiB arrays with PyTorch's threaded "
+        f"kernels on {meta['threads']} threads: copy {meta['copy_gbps']:.1f} GB/s, "
+        f"triad {meta['triad_gbps']:.1f} GB/s.",
         "",
     ]
     for r in reports:

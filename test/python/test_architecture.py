@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "processes": set(),
     "sparsity": set(),
     "ir_matchers": set(),
+    "diagnostics": set(),
     "models": set(),
     "fileio": {"errors"},
     "targets": {"errors"},
@@ -33,12 +34,12 @@ ALLOWED: dict[str, set[str]] = {
     "dialect": {"sparsity"},
     "codegen": {"dialect", "ir_matchers", "errors"},
     "passes": {"codegen", "dialect", "errors", "ir_matchers", "kernel_packing", "sparsity", "targets"},
-    "frontend": {"contracts", "dialect", "errors", "fileio", "models"},
+    "frontend": {"contracts", "diagnostics", "dialect", "errors", "fileio", "models"},
     "backend": {
         "codegen", "contracts", "dialect", "errors", "fileio", "ir_matchers", "passes", "processes",
         "sparsity", "targets",
     },
-    "compiler": {"backend", "errors", "fileio", "frontend", "targets"},
+    "compiler": {"backend", "diagnostics", "errors", "fileio", "frontend", "targets"},
     "benchmarking": {
         "__init__", "compiler", "contracts", "frontend", "models", "pruning", "runtime", "sparsity",
     },

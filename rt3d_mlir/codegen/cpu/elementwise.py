@@ -20,7 +20,7 @@ from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.ir_matchers import constant_attr, generic_body
 
 BINARY = ("arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf")
-UNARY = ("arith.negf", "math.exp")  # math.exp: LLVM's exp intrinsic (a libm call per lane)
+UNARY = ("arith.negf", "math.exp")  # math.exp: expanded to arithmetic later (rt3d-expand-exp)
 
 
 CMPF_PREDICATES = {
