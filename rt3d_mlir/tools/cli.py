@@ -35,15 +35,25 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+# The signals that arrived while a tool ran. Raised inside a callback from MLIR (a pass, a walk,
+# a diagnostic handler), the signal's exception reaches the tool wrapped in a RuntimeError.
+_received: list[int] = []
+
+
 def _terminate(signum: int, _frame: object) -> None:
+    _received.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated(signum)
 
 
 @contextmanager
 def _termination_raises() -> Iterator[None]:
-    """SIGTERM/SIGHUP raise :class:`Terminated` in the main thread while the tool runs."""
+    """SIGINT raises KeyboardInterrupt and SIGTERM/SIGHUP :class:`Terminated` in the main thread
+    while the tool runs; each signal is also recorded in ``_received``."""
+    _received.clear()
     previous = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
             previous[signum] = signal.signal(signum, _terminate)
         except ValueError:  # not the main thread: leave signals alone
@@ -71,12 +81,12 @@ def run_tool(prog: str, body: Callable[[], int | None]) -> int:
         sys.stderr.write(f"{prog}: error: {one_line(str(err))}\n")
         return EXIT_ERROR
     except Terminated as err:
-        sys.stderr.write(f"{prog}: terminated ({signal.Signals(err.signum).name})\n")
-        return 128 + err.signum
+        return _signalled(prog, err.signum)
     except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted\n")
-        return EXIT_INTERRUPTED
+        return _signalled(prog, signal.SIGINT)
     except Exception as err:  # a bug: still one line, with a way to see more
+        if _received:  # a signal's exception, wrapped on its way out of an MLIR callback
+            return _signalled(prog, _received[0])
         if os.environ.get("RT3D_DEBUG"):
             traceback.print_exc()
         text = str(err).strip().splitlines()
@@ -85,6 +95,14 @@ def run_tool(prog: str, body: Callable[[], int | None]) -> int:
             "(set RT3D_DEBUG=1 for a traceback)\n"
         )
         return EXIT_ERROR
+
+
+def _signalled(prog: str, signum: int) -> int:
+    if signum == signal.SIGINT:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return EXIT_INTERRUPTED
+    sys.stderr.write(f"{prog}: terminated ({signal.Signals(signum).name})\n")
+    return 128 + signum
 
 
 MAX_DIMENSION = 1 << 31  # one tensor dimension; element counts are checked where shapes are used

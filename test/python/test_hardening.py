@@ -270,6 +270,30 @@ def _running(fragment: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if fragment in line and "ps -eo" not in line]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_inside_an_mlir_callback_still_ends_the_tool_as_a_signal(sig, capsys):
+    """A signal landing while MLIR calls back into Python (a walk, a pass, a diagnostic handler)
+    reaches the tool wrapped in a RuntimeError; it still exits as that signal, in one line."""
+    from torch_mlir import ir
+
+    from rt3d_mlir.tools.cli import run_tool
+
+    def body() -> None:
+        with ir.Context():
+            module = ir.Module.parse("module { func.func @f() { return } }")
+
+            def visit(_op: ir.Operation) -> ir.WalkResult:
+                os.kill(os.getpid(), sig)
+                time.sleep(1)  # the handler raises here, inside the callback
+                return ir.WalkResult.ADVANCE
+
+            module.operation.walk(visit)
+
+    expected = {signal.SIGTERM: "t: terminated (SIGTERM)\n", signal.SIGINT: "t: interrupted\n"}[sig]
+    assert run_tool("t", body) == 128 + sig
+    assert capsys.readouterr().err == expected
+
+
 @pytest.mark.parametrize(
     "step, sig",
     [
