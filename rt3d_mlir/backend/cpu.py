@@ -72,6 +72,7 @@ def sparse_conv_pipeline(
     steps = [f"rt3d-recognize-kgs{option}"]
     if not reference:
         steps += [
+            f"rt3d-vectorize-depthwise{target_option}",
             f"rt3d-pack-kernel-groups{target_option}",
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
             "rt3d-vectorize",
@@ -104,6 +105,7 @@ LOOPS_TO_LLVM = ", ".join(
         # function by function: MLIR runs these on several functions (kernels) at once
         "func.func(convert-linalg-to-loops, lower-affine, canonicalize, cse, convert-scf-to-cf)",
         "convert-vector-to-llvm",
+        "convert-ub-to-llvm",  # canonicalize leaves ub.poison for unread operands (e.g. of shuffles)
         "expand-strided-metadata",
         "finalize-memref-to-llvm{use-generic-functions=1}",
         "convert-math-to-llvm",

@@ -12,6 +12,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     recognize_kgs,
     reorder_loops,
     vectorize,
+    vectorize_depthwise,
     vectorize_elementwise,
     vectorize_matmul,
     vectorize_pad,

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
+
+
+def array_constant(array: np.ndarray) -> ir.Value:
+    """An ``arith.constant`` holding ``array`` (its shape and element type)."""
+    attr = ir.DenseElementsAttr.get(np.ascontiguousarray(array))
+    return arith.ConstantOp(attr.type, attr).result
 
 
 def f32_zero() -> ir.Value:

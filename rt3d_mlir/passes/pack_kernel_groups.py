@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import arith
 
 from rt3d_mlir.dialect import (
     PackedConv3dParams,
@@ -37,6 +36,7 @@ from rt3d_mlir.dialect import (
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.kernel_packing import pack_kernel_groups
+from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.sparsity import diagonal_groups
@@ -54,11 +54,6 @@ class PackKernelGroupsOptions:
         require_target(self.target)
         require_count(self.vector_width, "vector-width", note=" (0: the target's)")
         require_count(self.block_size, "block-size", note=" (0 chooses)")
-
-
-def _constant(array: np.ndarray) -> ir.Value:
-    attr = ir.DenseElementsAttr.get(np.ascontiguousarray(array))
-    return arith.ConstantOp(attr.type, attr).result
 
 
 @register_pass
@@ -112,11 +107,11 @@ class PackKernelGroups(Pass):
         with ir.InsertionPoint(op), op.location:
             operands = [
                 x,
-                _constant(packed.weights),
-                _constant(packed.entry_offsets),
-                _constant(packed.block_starts),
-                _constant(packed.out_channels),
-                _constant(packed.bias),
+                array_constant(packed.weights),
+                array_constant(packed.entry_offsets),
+                array_constant(packed.block_starts),
+                array_constant(packed.out_channels),
+                array_constant(packed.bias),
             ]
             new = build_packed_conv3d(
                 op.results[0].type,

@@ -1,5 +1,5 @@
 """rt3d-vectorize: replace each ``rt3d.packed_conv3d`` by a call to its CPU kernel
-(``rt3d_conv_kernel_<i>``, or ``rt3d_dwconv_kernel_<i>`` for a depthwise conv).
+(``rt3d_conv_kernel_<i>``; depthwise convolutions have their own kernels, ``rt3d-vectorize-depthwise``).
 
 The kernel comes from :mod:`rt3d_mlir.codegen.cpu.conv` (how it maps the
 work to vectors is described there); this pass matches the op, fills in the
@@ -8,7 +8,6 @@ schedule ``rt3d-reorder-loops`` left unset, and builds the call.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from torch_mlir import ir
@@ -69,10 +68,8 @@ class Vectorize(Pass):
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
-        # A depthwise conv (one input channel per filter) is named apart: it is memory-bound.
-        depthwise = geo.channels > 1 and geo.dense_weights == geo.filters * math.prod(params.kernel_size)
         text = conv_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, geo, params)
-        dispatch = add_kernel(module, "dwconv" if depthwise else "conv", text)
+        dispatch = add_kernel(module, "conv", text)
         replace_with_kernel_call(
             op,
             dispatch,
