@@ -78,6 +78,8 @@ def sparse_conv_pipeline(
             "rt3d-vectorize",
             f"rt3d-vectorize-matmul{target_option}",
             f"rt3d-vectorize-pool{target_option}",
+            f"rt3d-vectorize-reduction{target_option}",
+            "rt3d-fuse-elementwise",
             f"rt3d-vectorize-elementwise{target_option}",
             f"rt3d-vectorize-pad{target_option}",
         ]

@@ -3,6 +3,7 @@
 from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     expand_math,
     externalize_weights,
+    fuse_elementwise,
     gpu_conv,
     gpu_copy,
     gpu_generic,
@@ -17,6 +18,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     vectorize_matmul,
     vectorize_pad,
     vectorize_pool,
+    vectorize_reduction,
 )
 from rt3d_mlir.passes.framework import PASS_REGISTRY, Pass, PassFailure, register_pass
 from rt3d_mlir.passes.pipeline import check_pipeline, parse_pipeline, run_pipeline

@@ -49,3 +49,28 @@ def test_video_model_operators_match_torch(target, tmp_path):
     out = tmp_path / f"zoo.{target}"
     rt3d_mlir.compile(model.eval(), x, output=out, target=target)
     assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+class Pools(nn.Module):
+    """Global pools large enough for the reduction kernel: a keepdim mean gating the input (a
+    squeeze-excitation pool), a mean over (H, W); and a max over (D, H, W), which torch-mlir
+    lowers one dim at a time with indices (not a kernel: the default lowering)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gated = x * torch.sigmoid(x.mean(dim=(2, 3, 4), keepdim=True))
+        return torch.cat([gated.mean(dim=(3, 4)).flatten(1), x.amax(dim=(2, 3, 4))], dim=1)
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+def test_trailing_reductions_match_torch(target, tmp_path):
+    model = Pools().eval()
+    x = torch.randn(2, 16, 5, 20, 21)
+    out = tmp_path / f"pools.{target}"
+    rt3d_mlir.compile(model, x, output=out, target=target)
+    compiled = rt3d_mlir.load(out)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    if target == "host":
+        compiled.set_profiling(True)
+        compiled(x.numpy())
+        reductions = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_reduction_kernel")]
+        assert len(reductions) == 2
