@@ -31,8 +31,8 @@ Threads. Each generated kernel splits its work into independent tasks (see
 ``rt3d_mlir.passes.kernel_calls``). The glue defines each kernel's
 *dispatch* function, which runs the kernel's tasks on
 ``rt3d_num_threads()`` POSIX threads (the calling thread included): the
-threads take tasks one at a time from a shared atomic counter, so blocks
-with more kept weights do not stall the others. Threads are started per
+threads take runs of tasks (about 16 per thread) from a shared atomic
+counter, so blocks with more kept weights do not stall the others. Threads are started per
 dispatch and joined before it returns (tens of microseconds per layer).
 The default count is ``RT3D_NUM_THREADS`` from the environment, else the
 number of online CPUs. The same C builds for every target.
@@ -178,15 +178,17 @@ struct rt3d_job {
   rt3d_task_fn fn;
   void *const *args;
   int64_t tasks;
+  int64_t grab; /* tasks taken at once */
   int64_t next;
 };
 
 static void *rt3d_worker(void *opaque) {
   struct rt3d_job *job = (struct rt3d_job *)opaque;
   for (;;) {
-    int64_t task = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    int64_t task = __atomic_fetch_add(&job->next, job->grab, __ATOMIC_RELAXED);
     if (task >= job->tasks) break;
-    job->fn(job->args, task, task + 1);
+    int64_t end = task + job->grab < job->tasks ? task + job->grab : job->tasks;
+    job->fn(job->args, task, end);
   }
   return NULL;
 }
@@ -200,7 +202,11 @@ static void rt3d_parallel_for(rt3d_task_fn fn, void *const *args, int64_t tasks)
     fn(args, 0, tasks);
     return;
   }
-  struct rt3d_job job = {fn, args, tasks, 0};
+  /* a run of tasks per grab, about 16 grabs per thread: the shared counter's cache line moves
+     between cores at every grab, which cost as much as a small task (neighbouring tasks also
+     share their inputs: planes of one channel) */
+  int64_t grab = tasks / (threads * 16);
+  struct rt3d_job job = {fn, args, tasks, grab > 0 ? grab : 1, 0};
   pthread_t helpers[RT3D_MAX_THREADS];
   int started = 0;
   for (int64_t i = 1; i < threads; ++i) {
