@@ -1,6 +1,7 @@
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 registers=32 accumulators=14})' | FileCheck %s
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 tile-rows=2 tile-cols=2 loop-order=dfhw vector-dim=filters})' | FileCheck %s --check-prefix=USER
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32})' | FileCheck %s --check-prefix=WIDTH
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=16 registers=32})' | FileCheck %s --check-prefix=STREAM
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{loop-order=hwdf})' 2>&1 | FileCheck %s --check-prefix=BAD
 
 // With 2-lane vectors and 20 columns (>= 4 vectors, a multiple of 2) the
@@ -45,4 +46,25 @@ func.func @tiles(%x: tensor<1x1x1x20x20xf32>, %y: tensor<1x1x1x4x4xf32>) -> (ten
   %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x1x20x20xf32>, tensor<2xf32>, tensor<1xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x1x20x20xf32>
   %1 = "rt3d.packed_conv3d"(%y, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x1x4x4xf32>, tensor<2xf32>, tensor<1xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x1x4x4xf32>
   return %0, %1 : tensor<1x2x1x20x20xf32>, tensor<1x2x1x4x4xf32>
+}
+
+// Outputs of 4 MiB or more (4x the L2) are written with non-temporal stores
+// only when every store is a whole, aligned cache line: rows of 128 floats
+// (512 bytes) yes; rows of 120 floats (480 bytes) no.
+// STREAM-LABEL: func.func @streaming
+// STREAM: "rt3d.packed_conv3d"
+// STREAM-SAME: streaming_stores = true
+// STREAM-SAME: vector_dim = "width"
+// STREAM: "rt3d.packed_conv3d"
+// STREAM-SAME: streaming_stores = false
+// STREAM-SAME: vector_dim = "width"
+func.func @streaming(%x: tensor<1x1x16x128x128xf32>, %y: tensor<1x1x20x128x120xf32>) -> (tensor<1x4x16x128x128xf32>, tensor<1x4x20x128x120xf32>) {
+  %w = arith.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %off = arith.constant dense<[0, 0]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 1, 2]> : tensor<3xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x16x128x128xf32>, tensor<4xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x16x128x128xf32>
+  %1 = "rt3d.packed_conv3d"(%y, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x20x128x120xf32>, tensor<4xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x20x128x120xf32>
+  return %0, %1 : tensor<1x4x16x128x128xf32>, tensor<1x4x20x128x120xf32>
 }
