@@ -75,6 +75,18 @@ class Build:
 
 
 @dataclass
+class PeerRun:
+    """Another engine on one variant's weights (see :data:`PEERS`)."""
+
+    peer: str
+    variant: str
+    precision: str  # what the engine computed in
+    setup_seconds: float  # conversion or export, and compilation
+    max_rel_error: float
+    latency_ms: float = 0.0
+
+
+@dataclass
 class ModelReport:
     model: str
     input_shape: tuple[int, ...]
@@ -82,6 +94,7 @@ class ModelReport:
     repeat: int
     torch_dense_ms: float = 0.0
     builds: list[Build] = field(default_factory=list)
+    peers: list[PeerRun] = field(default_factory=list)
 
 
 def conv_flops(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
@@ -237,6 +250,82 @@ def layer_profile(compiled, x: np.ndarray, out: np.ndarray, calls: int, threads:
     return rows
 
 
+# --- peers: what a user would pick instead (the optional [peers] dependencies) --------------
+
+# OpenVINO in its default precision for this CPU (bf16 where the CPU has it) and in f32, and ONNX
+# Runtime (f32), each in latency mode on the bench's threads.
+PEERS = ("openvino", "openvino-f32", "onnxruntime")
+_PEER_MODULES = {"openvino": "openvino", "openvino-f32": "openvino", "onnxruntime": "onnxruntime"}
+
+
+def installed_peers() -> list[str]:
+    """The peers whose engine imports here."""
+    import importlib.util
+
+    return [p for p in PEERS if importlib.util.find_spec(_PEER_MODULES[p]) is not None]
+
+
+def peer_session(
+    peer: str, model: nn.Module, x: torch.Tensor, threads: int, path: str
+) -> tuple[Callable[[], object], Callable[[], np.ndarray], str]:
+    """(timed call, call returning the output, precision) of ``peer`` running ``model`` on ``x``.
+
+    OpenVINO converts the module itself (``openvino.convert_model``); ONNX Runtime loads it exported
+    with ``torch.onnx.export`` to ``path``, its threads told not to spin after a run (they would
+    take the cores from the next candidate of the interleaved rounds).
+    """
+    xn = x.numpy()
+    if peer in ("openvino", "openvino-f32"):
+        import openvino as ov
+
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+        if peer == "openvino-f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = ov.Core().compile_model(ov.convert_model(model, example_input=x), "CPU", config)
+        request = compiled.create_infer_request()
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        return (lambda: request.infer({0: xn})), (lambda: np.asarray(request.infer({0: xn})[0])), precision
+    if peer == "onnxruntime":
+        import onnxruntime as ort
+
+        torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["x"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return (lambda: session.run(None, {"x": xn})), (lambda: session.run(None, {"x": xn})[0]), "f32"
+    raise ValueError(f"unknown peer '{peer}' (known: {', '.join(PEERS)})")
+
+
+def _peer_candidates(
+    report: ModelReport,
+    models: dict[str, nn.Module],
+    peers: Sequence[str],
+    x: torch.Tensor,
+    threads: int,
+    workdir: str,
+    log: Callable[[str], None],
+) -> dict[str, Callable[[], object]]:
+    """Set up every peer on every variant's weights (recorded in ``report.peers``); their calls."""
+    candidates: dict[str, Callable[[], object]] = {}
+    for label, model in models.items():
+        with torch.no_grad():
+            expected = model(x).numpy()
+        for peer in peers:
+            log(f"{report.model}: setting up {peer} on {label}")
+            start = time.perf_counter()
+            name = f"{report.model}-{label}-{peer}.onnx".replace(" ", "-").replace(":", "-")
+            path = os.path.join(workdir, name)
+            call, output, precision = peer_session(peer, model, x, threads, path)
+            got = output()
+            seconds = time.perf_counter() - start
+            error = float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30))
+            report.peers.append(PeerRun(peer, label, precision, seconds, error))
+            candidates[f"{peer} {label}"] = call
+    return candidates
+
+
 def benchmark_model(
     arch: str,
     variants: Sequence[Variant],
@@ -250,6 +339,7 @@ def benchmark_model(
     workdir: str,
     width: float = 1.0,
     formats: Sequence[str] = ("checkpoint",),
+    peers: Sequence[str] = (),
     log: Callable[[str], None],
 ) -> ModelReport:
     """Build and time every variant of one model; PyTorch alongside."""
@@ -296,9 +386,12 @@ def benchmark_model(
                 candidates[f"torch {label}"] = lambda m=model: m(x)
         for label, compiled in artifacts.items():
             candidates[f"rt3d {label}"] = lambda c=compiled, o=outputs[label]: c(xn, out=o)
+        candidates.update(_peer_candidates(report, models, peers, x, threads, workdir, log))
         log(f"{arch}: timing {len(candidates)} candidates x {repeat} rounds")
         medians = interleaved_medians(candidates, repeat, warmup)
     report.torch_dense_ms = 1e3 * medians["torch dense"]
+    for run in report.peers:
+        run.latency_ms = 1e3 * medians[f"{run.peer} {run.variant}"]
     for build in report.builds:
         build.latency_ms = 1e3 * medians[f"rt3d {build.variant}"]
         zeroed = f"torch {variant_of[build.variant]}"

@@ -1,4 +1,5 @@
-"""rt3d-bench: our builds against PyTorch (and IREE) on full-size models, in one run."""
+"""rt3d-bench: our builds against PyTorch, OpenVINO and ONNX Runtime (and IREE on layers) on full-size
+models, in one run."""
 
 from __future__ import annotations
 
@@ -58,9 +59,46 @@ def build_parser() -> ArgumentParser:
         help="comma-separated model files each variant is compiled from: checkpoint, pt2 (torch.export), "
         "pt (a pickled nn.Module the bench writes itself) (default: checkpoint)",
     )
+    parser.add_argument(
+        "--peers",
+        default="auto",
+        help="other engines timed on the same weights in the same run: comma-separated openvino "
+        "(its default precision here), openvino-f32, onnxruntime; 'auto' (default): those installed "
+        "(the project's [peers] extra); 'none'",
+    )
     parser.add_argument("--json", help="write all measurements to this JSON file")
     parser.add_argument("--markdown", help="write the tables to this markdown file")
     return parser
+
+
+def _peer_table(r) -> list[str]:
+    """Per variant (the same weights): PyTorch, each peer, and our fastest build of those weights."""
+    if not r.peers:
+        return []
+    peers = list(dict.fromkeys(p.peer for p in r.peers))
+    runs = {(p.peer, p.variant): p for p in r.peers}
+    lines = [
+        "Peers on the same weights, same run (ms; precision each computed in; max rel. error vs "
+        "torch in brackets):",
+        "",
+        "| weights | PyTorch | " + " | ".join(peers) + " | rt3d (fastest build) | rt3d vs fastest peer |",
+        "|---|---|" + "---|" * len(peers) + "---|---|",
+    ]
+    for variant in dict.fromkeys(p.variant for p in r.peers):
+        ours = [b for b in r.builds if b.variant == variant or b.variant.startswith(variant + " .")]
+        if not ours:
+            continue
+        best = min(b.latency_ms for b in ours)
+        torch_ms = next(b.torch_zeroed_ms for b in ours)
+        cells = [
+            f"{runs[p, variant].latency_ms:.1f} ({runs[p, variant].precision}; "
+            f"{runs[p, variant].max_rel_error:.0e})"
+            for p in peers
+        ]
+        fastest = min(runs[p, variant].latency_ms for p in peers)
+        row = f"| {variant} | {torch_ms:.1f} | " + " | ".join(cells)
+        lines.append(row + f" | {best:.1f} | {fastest / best:.2f}x |")
+    return [*lines, ""]
 
 
 def markdown(reports, layers, meta) -> str:
@@ -93,6 +131,7 @@ def markdown(reports, layers, meta) -> str:
                 f"{b.compile_seconds:.1f} | {b.compile_peak_rss_mib:.0f} | {b.max_rel_error:.1e} |"
             )
         lines.append("")
+        lines += _peer_table(r)
         for b in r.builds:
             depthwise = [row for row in b.layers if row["kernel"].startswith("rt3d_dwconv")]
             if depthwise:
@@ -163,6 +202,7 @@ def _main(argv: Sequence[str] | None) -> int:
     for fmt in formats:
         if fmt not in bm.FORMATS:
             raise Rt3dError(f"unknown format '{fmt}' in --formats (known: {', '.join(bm.FORMATS)})")
+    peers = _peers(args.peers, bm)
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(
             "IREE is not installed: pip install iree-base-compiler==3.13.0 iree-base-runtime==3.13.0 "
@@ -190,6 +230,7 @@ def _main(argv: Sequence[str] | None) -> int:
                     seed=args.seed,
                     workdir=workdir,
                     formats=formats,
+                    peers=peers,
                     log=log,
                 )
             )
@@ -216,6 +257,21 @@ def _main(argv: Sequence[str] | None) -> int:
         data = bm.report_json(reports, layers, meta)
         write_text(args.json, data)
     return 0
+
+
+def _peers(text: str, bm) -> list[str]:
+    if text.strip() == "none":
+        return []
+    installed = bm.installed_peers()
+    if text.strip() == "auto":
+        return installed
+    peers = [p.strip() for p in text.split(",") if p.strip()]
+    for peer in peers:
+        if peer not in bm.PEERS:
+            raise Rt3dError(f"unknown peer '{peer}' in --peers (known: {', '.join(bm.PEERS)}, auto, none)")
+        if peer not in installed:
+            raise Rt3dError(f"peer '{peer}' is not installed: pip install the project's [peers] extra")
+    return peers
 
 
 def _cpu_name() -> str:

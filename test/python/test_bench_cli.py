@@ -55,6 +55,15 @@ def test_bench_times_every_variant(tmp_path):
         # 4-16-channel layers keeps at least one position.
         assert 1.1 < builds[name]["flops_reduction"] < 2.3
     assert "| kgs 4x4 2x |" in md.read_text()
+    # the peers (installed with the dev dependencies) on the same weights, checked like our builds
+    peers = {(p["peer"], p["variant"]): p for p in model["peers"]}
+    assert set(peers) == {(p, v) for p in ("openvino", "openvino-f32", "onnxruntime") for v in labels}
+    for peer in peers.values():
+        assert peer["latency_ms"] > 0 and peer["setup_seconds"] > 0
+        # OpenVINO in its default precision may compute in bf16 (rel. error about 1e-2)
+        assert peer["max_rel_error"] <= (5e-2 if peer["precision"] in ("bf16", "f16") else 1e-4)
+    assert peers["openvino-f32", "dense"]["precision"] == "f32"
+    assert "| dense | " in md.read_text() and "openvino-f32" in md.read_text()
 
 
 def test_bench_rejects_bad_arguments():
@@ -63,3 +72,4 @@ def test_bench_rejects_bad_arguments():
     assert_one_line_error(run("rt3d-bench", "--models", "resnet"), "unknown model 'resnet'")
     assert_one_line_error(run("rt3d-bench", "--input-size", "16,112"), "--input-size must be D,H,W")
     assert_one_line_error(run("rt3d-bench", "--formats", "onnx"), "unknown format 'onnx'")
+    assert_one_line_error(run("rt3d-bench", "--peers", "tvm"), "unknown peer 'tvm'")
