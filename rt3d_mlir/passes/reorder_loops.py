@@ -24,8 +24,10 @@ kept unless an option overrides them):
 * ``loop_order``: ``"fdhw"`` (filter blocks outermost: a block's packed
   weights stay in cache across all output positions) unless one block's
   weights exceed half the target's L2, then ``"dfhw"`` (depth outermost:
-  the input slab stays in cache across blocks). Either way the two outer
-  loops (with the batch) form the parallel task space split across threads.
+  the input slab stays in cache across blocks); for a temporal conv
+  (``kD x 1 x 1``) ``"dhfw"`` (depth, then row groups, then every block on
+  the rows while they are in cache). The outer loops (with the batch) form
+  the parallel task space split across threads.
 """
 
 from __future__ import annotations
@@ -152,6 +154,12 @@ class ReorderLoops(Pass):
             largest = int(np.diff(starts).max()) if starts is not None and len(starts) > 1 else 0
             block_bytes = largest * params.channel_unroll * params.block_size * 4
             order = "fdhw" if block_bytes <= target.l2_bytes // 2 else "dfhw"
+            k_d, k_h, k_w = params.kernel_size
+            if k_d > 1 and k_h * k_w == 1:
+                # a temporal conv uses each input plane once per output depth: rows outermost, so
+                # every block reads a row group while it is in cache (R(2+1)D's (3,1,1) convs ran
+                # 20-28 % faster than with blocks outermost; 3x3x3 convs 5-7 % slower)
+                order = "dhfw"
         dim = opts.vector_dim or (
             ir.StringAttr(op.attributes["vector_dim"]).value
             if "vector_dim" in op.attributes

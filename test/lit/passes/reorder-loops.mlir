@@ -68,3 +68,17 @@ func.func @streaming(%x: tensor<1x1x16x128x128xf32>, %y: tensor<1x1x20x128x120xf
   %1 = "rt3d.packed_conv3d"(%y, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x20x128x120xf32>, tensor<4xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x20x128x120xf32>
   return %0, %1 : tensor<1x4x16x128x128xf32>, tensor<1x4x20x128x120xf32>
 }
+
+// A temporal conv (3x1x1): depth, then row groups, then every block.
+// CHECK-LABEL: func.func @temporal
+// CHECK: "rt3d.packed_conv3d"
+// CHECK-SAME: loop_order = "dhfw"
+func.func @temporal(%x: tensor<1x1x6x4x4xf32>) -> tensor<1x2x4x4x4xf32> {
+  %w = arith.constant dense<[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]> : tensor<6xf32>
+  %off = arith.constant dense<[0, 16, 32]> : tensor<3xi32>
+  %starts = arith.constant dense<[0, 3]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %bias = arith.constant dense<0.0> : tensor<2xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 3, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x6x4x4xf32>, tensor<6xf32>, tensor<3xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x4x4x4xf32>
+  return %0 : tensor<1x2x4x4x4xf32>
+}
