@@ -81,8 +81,9 @@ def _peer_table(r) -> list[str]:
         "Peers on the same weights, same run (ms; precision each computed in; max rel. error vs "
         "torch in brackets):",
         "",
-        "| weights | PyTorch | " + " | ".join(peers) + " | rt3d (fastest build) | rt3d vs fastest peer |",
-        "|---|---|" + "---|" * len(peers) + "---|---|",
+        "| weights | PyTorch | " + " | ".join(peers)
+        + " | rt3d (fastest build) | rt3d vs fastest f32 peer | rt3d vs fastest peer |",
+        "|---|---|" + "---|" * len(peers) + "---|---|---|",
     ]
     for variant in dict.fromkeys(p.variant for p in r.peers):
         ours = [b for b in r.builds if b.variant == variant or b.variant.startswith(variant + " .")]
@@ -96,8 +97,10 @@ def _peer_table(r) -> list[str]:
             for p in peers
         ]
         fastest = min(runs[p, variant].latency_ms for p in peers)
+        f32 = [runs[p, variant].latency_ms for p in peers if runs[p, variant].precision == "f32"]
+        vs_f32 = f"{min(f32) / best:.2f}x" if f32 else "-"
         row = f"| {variant} | {torch_ms:.1f} | " + " | ".join(cells)
-        lines.append(row + f" | {best:.1f} | {fastest / best:.2f}x |")
+        lines.append(row + f" | {best:.1f} | {vs_f32} | {fastest / best:.2f}x |")
     return [*lines, ""]
 
 
