@@ -75,7 +75,7 @@ def sparse_conv_pipeline(
             f"rt3d-vectorize-depthwise{target_option}",
             f"rt3d-pack-kernel-groups{target_option}",
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
-            "rt3d-vectorize",
+            f"rt3d-vectorize{target_option}",
             f"rt3d-vectorize-matmul{target_option}",
             f"rt3d-vectorize-pool{target_option}",
             f"rt3d-vectorize-reduction{target_option}",

@@ -33,15 +33,22 @@ def vector_lanes(target: str, vector_width: int, location: ir.Location) -> int:
 
 
 def replace_with_kernel_call(
-    op: ir.Operation, dispatch: str, inputs: Callable[[], Sequence[ir.Value]]
+    op: ir.Operation,
+    dispatch: str,
+    inputs: Callable[[], Sequence[ir.Value]],
+    result_type: ir.Type | None = None,
+    first: Sequence[str] = (),
 ) -> None:
     """Replace ``op``'s single result by a call to ``dispatch``.
 
     ``inputs`` builds the call's operands at ``op`` (it may create ops, e.g.
-    a pad or a packed constant); producers left unused are erased.
+    a pad or a packed constant); producers left unused are erased. The
+    result has ``op``'s type unless ``result_type`` is given; ``first``
+    dispatches are called with the output buffer alone before the kernel
+    (to fill what the kernel does not write).
     """
     with ir.InsertionPoint(op), op.location:
-        result = call_kernel(dispatch, inputs(), op.results[0].type)
+        result = call_kernel(dispatch, inputs(), result_type or op.results[0].type, first)
     producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
     op.results[0].replace_all_uses_with(result)
     op.erase()
@@ -105,12 +112,17 @@ def flat_buffer(value: ir.Value) -> ir.Value:
     ).result
 
 
-def call_kernel(dispatch: str, inputs: Sequence[ir.Value], result_type: ir.Type) -> ir.Value:
-    """Call ``dispatch`` on ``inputs`` and a fresh output buffer; the output as a tensor."""
+def call_kernel(
+    dispatch: str, inputs: Sequence[ir.Value], result_type: ir.Type, first: Sequence[str] = ()
+) -> ir.Value:
+    """Call ``dispatch`` on ``inputs`` and a fresh output buffer (after each ``first`` dispatch on
+    the buffer alone); the output as a tensor."""
     out_type = ir.RankedTensorType(result_type)
     size = static_size(out_type)
     buffers = [flat_buffer(v) for v in inputs]
     out = memref.AllocOp(ir.MemRefType.get([size], out_type.element_type), [], [], alignment=64).result
+    for prologue in first:
+        func.CallOp([], ir.FlatSymbolRefAttr.get(prologue), [out])
     func.CallOp([], ir.FlatSymbolRefAttr.get(dispatch), [*buffers, out])
     flat = bufferization.ToTensorOp(
         ir.RankedTensorType.get([size], out_type.element_type), out, restrict=True, writable=True

@@ -4,6 +4,13 @@
 The kernel comes from :mod:`rt3d_mlir.codegen.cpu.conv` (how it maps the
 work to vectors is described there); this pass matches the op, fills in the
 schedule ``rt3d-reorder-loops`` left unset, and builds the call.
+
+A conv whose only user is another packed conv that zero-pads its input
+writes straight into that padded buffer (``fuse-pads``, on by default): the
+pad kernel's fill-only form zeroes the padding first, the conv stores at
+the padded strides, and the consumer's padding becomes zero, so no padded
+copy of the activation is made (R(2+1)D's (1,3,3) -> (3,1,1) pairs; a
+block input also read by a residual add still gets its copy).
 """
 
 from __future__ import annotations
@@ -13,23 +20,42 @@ from dataclasses import dataclass, replace
 from torch_mlir import ir
 
 from rt3d_mlir.codegen.cpu.conv import ConvGeometry, conv_kernel_text
+from rt3d_mlir.codegen.cpu.pad import pad_kernel_text
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
-from rt3d_mlir.ir_matchers import int_attr, ops_named, static_size
+from rt3d_mlir.ir_matchers import int_attr, ops_named, single_use, static_size
 from rt3d_mlir.passes.builders import zero_pad
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
+from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
     add_kernel,
     replace_with_kernel_call,
+    vector_lanes,
 )
 from rt3d_mlir.passes.reorder_loops import choose_tile
 
 
 @dataclass
 class VectorizeOptions:
-    pass
+    target: str = "host"
+    vector_width: int = 0
+    fuse_pads: bool = True
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+
+
+def padding_consumer(op: ir.Operation) -> ir.Operation | None:
+    """The packed conv that reads ``op``'s result, its only use, through a zero padding."""
+    user = single_use(op.results[0])
+    if user is None or user.name != "rt3d.packed_conv3d" or user.operands[0] != op.results[0]:
+        return None
+    params = packed_conv3d_params(user)
+    if not any(params.padding_low) and not any(params.padding_high):
+        return None
+    return user
 
 
 @register_pass
@@ -40,6 +66,7 @@ class Vectorize(Pass):
 
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)
+        self.lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
         for op in ops_named(module, "rt3d.packed_conv3d"):
             self._rewrite(module, op)
 
@@ -68,10 +95,43 @@ class Vectorize(Pass):
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
+        consumer = padding_consumer(op) if self.options.fuse_pads else None
+        result_type, first = None, []
+        if consumer is not None:
+            # write into the next conv's padded input: no padded copy of this output is made
+            after = packed_conv3d_params(consumer)
+            out_padded = tuple(
+                s + lo + hi
+                for s, lo, hi in zip(y_shape[2:], after.padding_low, after.padding_high, strict=True)
+            )
+            if out_padded[0] * out_padded[1] * out_padded[2] * geo.batch * geo.filters >= 2**31:
+                consumer = None
+            else:
+                geo = replace(geo, out_padded=out_padded, out_padding_low=after.padding_low)  # type: ignore[arg-type]
+                params = replace(params, streaming_stores=False)  # rows no longer whole lines
+                padded_shape = [*y_shape[:2], *out_padded]
+                fill = pad_kernel_text(
+                    KERNEL_PLACEHOLDER,
+                    DISPATCH_PLACEHOLDER,
+                    tuple(y_shape),
+                    (0, 0, *after.padding_low),
+                    tuple(padded_shape),
+                    0.0,
+                    self.lanes,
+                    interior=False,
+                )
+                first = [add_kernel(module, "pad", fill)]
+                result_type = ir.RankedTensorType.get(padded_shape, ir.F32Type.get())
         text = conv_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, geo, params)
         dispatch = add_kernel(module, "conv", text)
         replace_with_kernel_call(
             op,
             dispatch,
             lambda: [zero_pad(x, params.padding_low, params.padding_high), *op.operands[1:]],
+            result_type,
+            first,
         )
+        if consumer is not None:
+            none = ir.DenseI64ArrayAttr.get([0, 0, 0])
+            consumer.attributes["padding_low"] = none
+            consumer.attributes["padding_high"] = none

@@ -164,3 +164,31 @@ def test_imported_module_has_the_rt3d_dialect_loaded():
     module = import_to_linalg(model, x)
     assert module.context.is_dialect_loaded("rt3d")
     assert isinstance(module, ir.Module)
+
+
+class PaddedChain(nn.Module):
+    """Convs feeding convs that pad in D, H and W, and only W: each first conv writes into the next
+    one's padded input (filters-in-lanes, and with 2x2 groups the width kernels); a conv whose output
+    is used twice keeps the padded copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(3, 8, (1, 3, 3), padding=(0, 1, 1))
+        self.b = nn.Conv3d(8, 8, (3, 1, 1), padding=(1, 0, 0))
+        self.c = nn.Conv3d(8, 6, 3, padding=(1, 2, 1))
+        self.d = nn.Conv3d(6, 6, (1, 1, 3), padding=(0, 0, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+        return self.d(y) + y
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape", [None, (2, 2)])
+def test_convs_write_into_the_next_convs_padded_input(target, group_shape, tmp_path):
+    model = PaddedChain().eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=4)
+    x = torch.randn(1, 3, 5, 9, 21)
+    got = compile_and_run(model, x, tmp_path / f"chain.{target}", target=target, group_shape=group_shape)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

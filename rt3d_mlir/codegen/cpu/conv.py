@@ -15,7 +15,10 @@ to its output channel (``out_channels``, the filter permutation) of the
 NCDHW result. Tiles at the plane's right and bottom edges get
 their own, smaller, tile code (all shapes are static).
 
-The input is zero-padded once (``tensor.pad``) before the call. The task
+The input is zero-padded once (``tensor.pad``) before the call, unless the
+conv before it wrote its output straight into that padded buffer
+(``out_padded``: its stores use the padded strides, and the padding is
+filled by the pad kernel's fill-only form). The task
 space is ``N x blocks x D_out`` ordered by ``loop_order`` and split across
 threads by the artifact's runtime.
 """
@@ -41,6 +44,10 @@ class ConvGeometry:
     weights: int
     kept_weights: int = 0
     dense_weights: int = 0
+    # the output written into a larger, zero-padded buffer (the next conv's padded input): its
+    # D, H, W and where the output starts in it; None: the output buffer is the output
+    out_padded: tuple[int, int, int] | None = None
+    out_padding_low: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass
@@ -68,7 +75,11 @@ class _ConvKernel:
         self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
         d_p, h_p, w_p = geo.padded
         self.channel_stride = d_p * h_p * w_p
-        self.plane = geo.out[0] * geo.out[1] * geo.out[2]
+        # output strides: a filter's plane, an output depth, a row; where output (0, 0, 0) is
+        d_b, h_b, w_b = geo.out_padded or geo.out
+        self.plane, self.depth_stride, self.row = d_b * h_b * w_b, h_b * w_b, w_b
+        lo_d, lo_h, lo_w = geo.out_padding_low
+        self.origin = lo_d * h_b * w_b + lo_h * w_b + lo_w
         self.vec = f"vector<{self.vlanes}xf32>"
         self.input_type = memref_type(geo.batch * geo.channels * self.channel_stride, "f32")
         self.output_type = memref_type(geo.batch * geo.filters * self.plane, "f32")
@@ -103,7 +114,7 @@ class _ConvKernel:
         sd, _, _ = self.p.strides
         _, h_p, w_p = geo.padded
         self.in_base = k.index((n, geo.channels * self.channel_stride), (d, sd * h_p * w_p))
-        self.out_base = k.index((n, geo.filters * self.plane), (d, geo.out[1] * geo.out[2]))
+        self.out_base = k.index((n, geo.filters * self.plane), (d, self.depth_stride), (self.origin, 1))
         if order == "dhfw":
             # Rows outermost, then every block on that row group: the input
             # rows stay in cache while all filter blocks use them.
@@ -214,7 +225,6 @@ class _ConvKernel:
         output lines per store and measured 10-30 % slower on large planes.
         """
         k, vec, lanes = self.k, self.vec, self.lanes
-        w_o = self.geo.out[2]
         ivec = f"vector<{lanes}xi32>"
         scratch = f"memref<{lanes * lanes}xf32>"
         strided = k.vconst_list([j * lanes for j in range(lanes)], "i32")
@@ -235,7 +245,11 @@ class _ConvKernel:
                             f"{scratch}, {ivec}, vector<{lanes}xi1>, {vec} into {vec}"
                         )
                         at_out = k.index(
-                            (self.out_base, 1), (channel, self.plane), (h0, w_o), (w0, 1), (i * w_o + c0, 1)
+                            (self.out_base, 1),
+                            (channel, self.plane),
+                            (h0, self.row),
+                            (w0, 1),
+                            (i * self.row + c0, 1),
                         )
                         k.emit(
                             f"vector.maskedstore %output[{at_out}], {mask}, {outputs} : "
@@ -259,7 +273,7 @@ class _ConvKernel:
         """
         k, vec, lanes, filters = self.k, self.vec, self.vlanes, self.lanes
         sh = self.p.strides[1]
-        w_p, w_o = self.geo.padded[2], self.geo.out[2]
+        w_p = self.geo.padded[2]
         vectors = -(-cols // lanes)
         tail = cols - (vectors - 1) * lanes
         mask = k.op(f"vector.constant_mask [{tail}] : vector<{lanes}xi1>") if tail < lanes else None
@@ -309,9 +323,9 @@ class _ConvKernel:
                         out_at = k.index(
                             (self.out_base, 1),
                             (channel, self.plane),
-                            (h0, w_o),
+                            (h0, self.row),
                             (w0, 1),
-                            (r * w_o + v * lanes, 1),
+                            (r * self.row + v * lanes, 1),
                         )
                         if mask is not None and v == vectors - 1:
                             k.emit(

@@ -1,4 +1,6 @@
-"""The CPU kernel of a constant ``tensor.pad`` of a 5-D activation (called by ``rt3d-vectorize-pad``).
+"""The CPU kernel of a constant ``tensor.pad`` of a 5-D activation (called by ``rt3d-vectorize-pad``),
+or of the padding alone (called by ``rt3d-vectorize`` for a convolution that writes its output into
+the padded input of the convolution after it).
 
 Each padded row is written once: the low padding, the input row (vector
 loads and stores, the last vector masked), the high padding; rows and
@@ -20,7 +22,11 @@ def pad_kernel_text(
     out_shape: tuple[int, ...],
     value: float,
     lanes: int,
+    interior: bool = True,
 ) -> str:
+    """The pad kernel; with ``interior=False`` it only fills the padding of the output (its one
+    argument), whose interior another kernel writes (a convolution writing into its consumer's
+    padded input)."""
     n, c, d, h, w = in_shape
     _, _, d_p, h_p, w_p = out_shape
     in_type = memref_type(n * c * d * h * w, "f32")
@@ -72,15 +78,16 @@ def pad_kernel_text(
         row_at = k.index((out_plane, 1), (y, w_p))
         interior_row = k.op(f"arith.andi {interior_plane}, {in_range(y, low[3], h)} : i1")
         with k.region(f"scf.if {interior_row} {{", "} else {"):
-            src_z = k.op(f"arith.subi {z}, {k.const(low[2])} : index")
-            src_y = k.op(f"arith.subi {y}, {k.const(low[3])} : index")
-            src = k.index((plane, d * h * w), (src_z, h * w), (src_y, w))
             if low[4]:
                 fill_run(row_at, low[4])
-            copy_run(src, k.index((row_at, 1), (low[4], 1)), w)
+            if interior:
+                src_z = k.op(f"arith.subi {z}, {k.const(low[2])} : index")
+                src_y = k.op(f"arith.subi {y}, {k.const(low[3])} : index")
+                src = k.index((plane, d * h * w), (src_z, h * w), (src_y, w))
+                copy_run(src, k.index((row_at, 1), (low[4], 1)), w)
             if w_p - w - low[4]:
                 fill_run(k.index((row_at, 1), (low[4] + w, 1)), w_p - w - low[4])
         with k.region(None):
             fill_run(row_at, w_p)
-    args = [("%input", in_type), ("%output", out_type)]
+    args = [("%input", in_type), ("%output", out_type)] if interior else [("%output", out_type)]
     return kernel_module(kernel, dispatch, args, n * c * d_p, k)

@@ -114,3 +114,36 @@ func.func @width(%arg0: tensor<1x2x4x4x6xf32>) -> tensor<1x3x4x3x6xf32> {
   %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 2, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 2, 6>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 4 : i64, streaming_stores = true} : (tensor<1x2x4x4x6xf32>, tensor<8xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x3x6xf32>
   return %0 : tensor<1x3x4x3x6xf32>
 }
+
+// -----
+
+// A conv whose only user is a conv with padding writes straight into that
+// conv's padded input: its output buffer has the padded shape (W 4 -> 6),
+// a fill-only pad kernel zeroes the padding first, no tensor.pad copies
+// the output, and the second conv reads the buffer without padding.
+// CHECK-LABEL: func.func @chain
+// CHECK: tensor.pad %arg0
+// CHECK: %[[BUF:.*]] = memref.alloc() {alignment = 64 : i64} : memref<288xf32>
+// CHECK: call @rt3d_pad_dispatch_{{[0-9]+}}(%[[BUF]]) : (memref<288xf32>) -> ()
+// CHECK: call @rt3d_conv_dispatch_{{[0-9]+}}({{.*}}, %[[BUF]])
+// CHECK: tensor.expand_shape {{.*}} output_shape [1, 3, 4, 4, 6]
+// CHECK-NOT: tensor.pad
+// CHECK: call @rt3d_conv_dispatch_
+// CHECK: func.func @rt3d_pad_kernel_0(%{{.*}}: memref<288xf32>, %{{.*}}: i64, %{{.*}}: i64)
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK-SAME: %{{.*}}: memref<288xf32>, %{{.*}}: i64, %{{.*}}: i64)
+func.func @chain(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x2x4x4x4xf32> {
+  %w = arith.constant dense<[1.0, 5.0, 0.0, 0.0, 3.0, 7.0, 0.0, 0.0, 2.0, 6.0, 0.0, 0.0, 4.0, 8.0, 0.0, 0.0]> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  %w2 = arith.constant dense<[1.0, 2.0, 0.0, 0.0]> : tensor<4xf32>
+  %off2 = arith.constant dense<[0]> : tensor<1xi32>
+  %starts2 = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes2 = arith.constant dense<[0, 1, -1, -1]> : tensor<4xi32>
+  %bias2 = arith.constant dense<0.0> : tensor<4xf32>
+  %1 = "rt3d.packed_conv3d"(%0, %w2, %off2, %starts2, %lanes2, %bias2) {activation = "none", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x3x4x4x4xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x2x4x4x4xf32>
+  return %1 : tensor<1x2x4x4x4xf32>
+}
