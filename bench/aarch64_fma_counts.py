@@ -49,7 +49,7 @@ def fmla_counts(
     module = import_to_linalg(model, x)
     with module.context:
         steps = sparse_conv_pipeline(group_shape, target="aarch64", schedule=schedule)
-        steps = steps.split(", rt3d-vectorize")[0]
+        steps = steps.split(", rt3d-vectorize{")[0]  # packed convs, before their kernels
         run_pipeline(module, f"builtin.module({steps})")
         conv = kept = 0
         for op in ops_named(module.operation, "rt3d.packed_conv3d"):

@@ -107,6 +107,19 @@ def require_count(value: int, name: str, minimum: int = 0, note: str = "") -> No
     )
 
 
+@dataclasses.dataclass
+class TargetOptions:
+    """The options of every pass that generates code for a target: which one, and its vector width
+    (0: the target's). Options classes of such passes extend it."""
+
+    target: str = "host"
+    vector_width: int = 0
+
+    def __post_init__(self) -> None:
+        require_target(self.target)
+        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+
+
 def parse_options(cls: type[Pass], text: str) -> Any:
     """Parse ``key=value key2=value2`` (the part between braces) into Options.
 

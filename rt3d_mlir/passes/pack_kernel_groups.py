@@ -37,22 +37,25 @@ from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
 from rt3d_mlir.kernel_packing import pack_kernel_groups
 from rt3d_mlir.passes.builders import array_constant
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import (
+    Pass,
+    PassFailure,
+    TargetOptions,
+    register_pass,
+    require_count,
+)
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.sparsity import diagonal_groups
 from rt3d_mlir.targets import get_target
 
 
 @dataclass
-class PackKernelGroupsOptions:
-    target: str = "host"
-    vector_width: int = 0
+class PackKernelGroupsOptions(TargetOptions):
     block_size: int = 0
     reorder_filters: bool = True
 
     def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        super().__post_init__()
         require_count(self.block_size, "block-size", note=" (0 chooses)")
 
 

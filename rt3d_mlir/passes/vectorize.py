@@ -25,7 +25,12 @@ from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import int_attr, ops_named, single_use, static_size
 from rt3d_mlir.passes.builders import zero_pad
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import (
+    Pass,
+    PassFailure,
+    TargetOptions,
+    register_pass,
+)
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -37,14 +42,8 @@ from rt3d_mlir.passes.reorder_loops import choose_tile
 
 
 @dataclass
-class VectorizeOptions:
-    target: str = "host"
-    vector_width: int = 0
+class VectorizeOptions(TargetOptions):
     fuse_pads: bool = True
-
-    def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
 
 
 def padding_consumer(op: ir.Operation) -> ir.Operation | None:

@@ -21,7 +21,13 @@ from rt3d_mlir.codegen.cpu.depthwise import DepthwiseShape, depthwise_kernel_tex
 from rt3d_mlir.dialect import kgs_conv3d_operands, kgs_conv3d_params, load_dialect
 from rt3d_mlir.ir_matchers import constant_array, ops_named
 from rt3d_mlir.passes.builders import array_constant
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import (
+    Pass,
+    PassFailure,
+    TargetOptions,
+    register_pass,
+    require_count,
+)
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -33,15 +39,12 @@ from rt3d_mlir.sparsity import diagonal_groups, expand_masks
 
 
 @dataclass
-class VectorizeDepthwiseOptions:
-    target: str = "host"
-    vector_width: int = 0
+class VectorizeDepthwiseOptions(TargetOptions):
     tile_rows: int = 0
     tile_vectors: int = 0
 
     def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        super().__post_init__()
         require_count(self.tile_rows, "tile-rows", note=" (0 chooses)")
         require_count(self.tile_vectors, "tile-vectors", note=" (0 chooses)")
 

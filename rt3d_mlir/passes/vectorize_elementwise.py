@@ -28,7 +28,13 @@ from rt3d_mlir.ir_matchers import (
     ops_named,
     static_size,
 )
-from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import (
+    Pass,
+    PassFailure,
+    TargetOptions,
+    register_pass,
+    require_count,
+)
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -39,15 +45,12 @@ from rt3d_mlir.passes.kernel_calls import (
 
 
 @dataclass
-class VectorizeElementwiseOptions:
-    target: str = "host"
-    vector_width: int = 0
+class VectorizeElementwiseOptions(TargetOptions):
     chunk: int = 16384  # elements per parallel task
     min_elements: int = 4096  # smaller ops are not worth a kernel
 
     def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        super().__post_init__()
         require_count(self.chunk, "chunk", 1)
         require_count(self.min_elements, "min-elements")
 

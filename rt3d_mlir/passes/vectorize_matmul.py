@@ -26,7 +26,7 @@ from rt3d_mlir.ir_matchers import (
     is_float_constant,
     ops_named,
 )
-from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass, require_count
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -37,14 +37,11 @@ from rt3d_mlir.passes.kernel_calls import (
 
 
 @dataclass
-class VectorizeMatmulOptions:
-    target: str = "host"
-    vector_width: int = 0
+class VectorizeMatmulOptions(TargetOptions):
     unroll: int = 4
 
     def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        super().__post_init__()
         require_count(self.unroll, "unroll", 1, note="")
 
 

@@ -21,7 +21,7 @@ from rt3d_mlir.ir_matchers import (
     ops_named,
     static_size,
 )
-from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass, require_count
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -32,14 +32,11 @@ from rt3d_mlir.passes.kernel_calls import (
 
 
 @dataclass
-class VectorizePadOptions:
-    target: str = "host"
-    vector_width: int = 0
+class VectorizePadOptions(TargetOptions):
     min_elements: int = 4096  # smaller pads are not worth a kernel
 
     def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        super().__post_init__()
         require_count(self.min_elements, "min-elements")
 
 

@@ -27,7 +27,7 @@ from rt3d_mlir.ir_matchers import (
     generic_body,
     ops_named,
 )
-from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -40,13 +40,8 @@ _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
 
 
 @dataclass
-class VectorizePoolOptions:
-    target: str = "host"
-    vector_width: int = 0
-
-    def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+class VectorizePoolOptions(TargetOptions):
+    pass
 
 
 def _strides(input_map: ir.AffineMap) -> tuple[int, int, int] | None:

@@ -20,7 +20,7 @@ from torch_mlir import ir
 
 from rt3d_mlir.codegen.cpu.reduction import COMBINERS, reduction_kernel_text
 from rt3d_mlir.ir_matchers import constant_attr, defining_op, generic_body, ops_named
-from rt3d_mlir.passes.framework import Pass, register_pass, require_count, require_target
+from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass, require_count
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
     KERNEL_PLACEHOLDER,
@@ -31,14 +31,11 @@ from rt3d_mlir.passes.kernel_calls import (
 
 
 @dataclass
-class VectorizeReductionOptions:
-    target: str = "host"
-    vector_width: int = 0
+class VectorizeReductionOptions(TargetOptions):
     min_elements: int = 4096  # smaller reductions are not worth a kernel
 
     def __post_init__(self) -> None:
-        require_target(self.target)
-        require_count(self.vector_width, "vector-width", note=" (0: the target's)")
+        super().__post_init__()
         require_count(self.min_elements, "min-elements")
 
 
