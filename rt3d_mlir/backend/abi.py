@@ -32,8 +32,11 @@ Threads. Each generated kernel splits its work into independent tasks (see
 *dispatch* function, which runs the kernel's tasks on
 ``rt3d_num_threads()`` POSIX threads (the calling thread included): the
 threads take runs of tasks (about 16 per thread) from a shared atomic
-counter, so blocks with more kept weights do not stall the others. Threads are started per
-dispatch and joined before it returns (tens of microseconds per layer).
+counter, so blocks with more kept weights do not stall the others. The helper threads live
+across dispatches, parked on a condition variable in between (started on
+the first parallel dispatch; starting threads per dispatch cost 30-40 us
+each); a second caller running the model at the same time gets helpers of
+its own per dispatch.
 The default count is ``RT3D_NUM_THREADS`` from the environment, else the
 number of online CPUs. The same C builds for every target.
 
@@ -86,6 +89,7 @@ class Dispatch:
 
 _THREAD_RUNTIME = """\
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -194,6 +198,80 @@ static void *rt3d_worker(void *opaque) {
 }
 
 
+/* Helper threads that live across dispatches: started on the first parallel dispatch that needs
+   them, parked on a condition variable in between (starting and joining a thread per dispatch
+   cost 30-40 us here, several milliseconds per inference for a model of ~200 kernel calls). One
+   dispatch at a time uses them (g_pool_lock); a dispatch from another thread meanwhile (two
+   callers of the model at once) starts helpers of its own. A forked child starts with no
+   helpers; unloading the library stops and joins them. */
+static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t g_pool_state = PTHREAD_MUTEX_INITIALIZER; /* guards what follows */
+static pthread_cond_t g_pool_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_pool_done = PTHREAD_COND_INITIALIZER;
+static pthread_t g_pool_threads[RT3D_MAX_THREADS];
+static unsigned long g_pool_seen[RT3D_MAX_THREADS]; /* the last job each helper has looked at */
+static int g_pool_size = 0;
+static int g_pool_wanted = 0; /* helpers taking part in the current job */
+static int g_pool_busy = 0;   /* of those, still working */
+static int g_pool_stop = 0;
+static unsigned long g_pool_generation = 0;
+static struct rt3d_job *g_pool_job = NULL;
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+static void *rt3d_pool_main(void *opaque) {
+  int index = (int)(intptr_t)opaque;
+  pthread_mutex_lock(&g_pool_state);
+  for (;;) {
+    while (!g_pool_stop && g_pool_generation == g_pool_seen[index])
+      pthread_cond_wait(&g_pool_wake, &g_pool_state);
+    if (g_pool_stop) break;
+    g_pool_seen[index] = g_pool_generation;
+    if (index >= g_pool_wanted) continue;
+    struct rt3d_job *job = g_pool_job;
+    pthread_mutex_unlock(&g_pool_state);
+    rt3d_worker(job);
+    pthread_mutex_lock(&g_pool_state);
+    if (--g_pool_busy == 0) pthread_cond_signal(&g_pool_done);
+  }
+  pthread_mutex_unlock(&g_pool_state);
+  return NULL;
+}
+
+static void rt3d_pool_after_fork(void) {
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+  g_pool_lock = fresh;
+  g_pool_state = fresh;
+  g_pool_wake = fresh_cond;
+  g_pool_done = fresh_cond;
+  g_pool_size = 0;
+  g_pool_busy = 0;
+  g_pool_wanted = 0;
+}
+
+static void rt3d_pool_register(void) { pthread_atfork(NULL, NULL, rt3d_pool_after_fork); }
+
+__attribute__((destructor)) static void rt3d_pool_shutdown(void) {
+  pthread_mutex_lock(&g_pool_state);
+  g_pool_stop = 1;
+  int size = g_pool_size;
+  pthread_cond_broadcast(&g_pool_wake);
+  pthread_mutex_unlock(&g_pool_state);
+  for (int i = 0; i < size; ++i) pthread_join(g_pool_threads[i], NULL);
+}
+
+/* Helpers started per dispatch: the pool is busy with another caller's dispatch. */
+static void rt3d_run_with_new_threads(struct rt3d_job *job, int64_t threads) {
+  pthread_t helpers[RT3D_MAX_THREADS];
+  int started = 0;
+  for (int64_t i = 1; i < threads; ++i) {
+    if (pthread_create(&helpers[started], NULL, rt3d_worker, job) != 0) break;
+    ++started;
+  }
+  rt3d_worker(job);
+  for (int i = 0; i < started; ++i) pthread_join(helpers[i], NULL);
+}
+
 static void rt3d_parallel_for(rt3d_task_fn fn, void *const *args, int64_t tasks) {
   int64_t threads = rt3d_num_threads();
   if (threads > tasks) threads = tasks;
@@ -207,14 +285,32 @@ static void rt3d_parallel_for(rt3d_task_fn fn, void *const *args, int64_t tasks)
      share their inputs: planes of one channel) */
   int64_t grab = tasks / (threads * 16);
   struct rt3d_job job = {fn, args, tasks, grab > 0 ? grab : 1, 0};
-  pthread_t helpers[RT3D_MAX_THREADS];
-  int started = 0;
-  for (int64_t i = 1; i < threads; ++i) {
-    if (pthread_create(&helpers[started], NULL, rt3d_worker, &job) != 0) break;
-    ++started;
+  if (pthread_mutex_trylock(&g_pool_lock) != 0) {
+    rt3d_run_with_new_threads(&job, threads);
+    return;
   }
+  pthread_once(&g_pool_once, rt3d_pool_register);
+  int helpers = (int)threads - 1;
+  pthread_mutex_lock(&g_pool_state);
+  while (g_pool_size < helpers) {
+    g_pool_seen[g_pool_size] = g_pool_generation; /* a new helper waits for the next job */
+    if (pthread_create(&g_pool_threads[g_pool_size], NULL, rt3d_pool_main,
+                       (void *)(intptr_t)g_pool_size) != 0)
+      break;
+    ++g_pool_size;
+  }
+  if (helpers > g_pool_size) helpers = g_pool_size;
+  g_pool_job = &job;
+  g_pool_wanted = helpers;
+  g_pool_busy = helpers;
+  ++g_pool_generation;
+  pthread_cond_broadcast(&g_pool_wake);
+  pthread_mutex_unlock(&g_pool_state);
   rt3d_worker(&job);
-  for (int i = 0; i < started; ++i) pthread_join(helpers[i], NULL);
+  pthread_mutex_lock(&g_pool_state);
+  while (g_pool_busy > 0) pthread_cond_wait(&g_pool_done, &g_pool_state);
+  pthread_mutex_unlock(&g_pool_state);
+  pthread_mutex_unlock(&g_pool_lock);
 }
 """
 

@@ -463,3 +463,56 @@ def test_rebuilt_artifact_at_the_same_path_is_not_served_stale(tmp_path):
             model[0].weight.mul_(scale)
         rt3d_mlir.compile(model, x, output=out)
         assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+def _threaded_model(tmp_path):
+    model = nn.Sequential(nn.Conv3d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv3d(16, 8, 3, padding=1)).eval()
+    x = torch.randn(1, 3, 6, 20, 20)
+    out = tmp_path / "threads.so"
+    rt3d_mlir.compile(model, x, output=out)
+    compiled = rt3d_mlir.load(out, threads=2)
+    return compiled, x.numpy(), compiled(x.numpy())
+
+
+def test_concurrent_callers_share_nothing_but_the_code(tmp_path):
+    """Two threads running one artifact at once (the helper threads serve one dispatch at a time;
+    the other caller's dispatches start helpers of their own) get the single caller's result."""
+    import threading
+
+    compiled, x, expected = _threaded_model(tmp_path)
+    results: list[np.ndarray] = []
+
+    def call() -> None:
+        for _ in range(5):
+            results.append(compiled(x))
+
+    workers = [threading.Thread(target=call) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(results) == 10
+    for got in results:
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_the_artifact(tmp_path):
+    """The helper threads started in the parent do not exist in a forked child: it starts its own."""
+    compiled, x, expected = _threaded_model(tmp_path)
+    pid = os.fork()
+    if pid == 0:  # the child: exit status says whether the result matched
+        ok = bool(np.array_equal(compiled(x), expected))
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while True:  # a child waiting for helpers it does not have would hang: bounded wait
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if not done:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    np.testing.assert_array_equal(compiled(x), expected)  # and the parent's helpers still serve it
