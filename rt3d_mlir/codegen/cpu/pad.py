@@ -73,6 +73,24 @@ def pad_kernel_text(
         return k.op(f"arith.andi {above}, {below} : i1")
 
     interior_plane = in_range(z, low[2], d)
+    if not interior:
+        # only the padding: in a plane, the zeros are one run before the first row's data, one
+        # between each row's data and the next's (right then left padding: one store that
+        # touches one or two cache lines, not two separate ones), one after the last row's
+        first = low[3] * w_p + low[4]
+        last = (low[3] + h - 1) * w_p + low[4] + w
+        with k.region(f"scf.if {interior_plane} {{", "} else {"):
+            fill_run(out_plane, first)
+            if w_p > w and h > 1:
+                y = k.fresh("y")
+                bounds = f"{k.const(low[3])} to {k.const(low[3] + h - 1)} step {k.const(1)}"
+                with k.region(f"scf.for {y} = {bounds} {{"):
+                    fill_run(k.index((out_plane, 1), (y, w_p), (low[4] + w, 1)), w_p - w)
+            if h_p * w_p > last:
+                fill_run(k.index((out_plane, 1), (last, 1)), h_p * w_p - last)
+        with k.region(None):
+            fill_run(out_plane, h_p * w_p)
+        return kernel_module(kernel, dispatch, [("%output", out_type)], n * c * d_p, k)
     y = k.fresh("y")
     with k.region(f"scf.for {y} = {k.const(0)} to {k.const(h_p)} step {k.const(1)} {{"):
         row_at = k.index((out_plane, 1), (y, w_p))
@@ -80,14 +98,12 @@ def pad_kernel_text(
         with k.region(f"scf.if {interior_row} {{", "} else {"):
             if low[4]:
                 fill_run(row_at, low[4])
-            if interior:
-                src_z = k.op(f"arith.subi {z}, {k.const(low[2])} : index")
-                src_y = k.op(f"arith.subi {y}, {k.const(low[3])} : index")
-                src = k.index((plane, d * h * w), (src_z, h * w), (src_y, w))
-                copy_run(src, k.index((row_at, 1), (low[4], 1)), w)
+            src_z = k.op(f"arith.subi {z}, {k.const(low[2])} : index")
+            src_y = k.op(f"arith.subi {y}, {k.const(low[3])} : index")
+            src = k.index((plane, d * h * w), (src_z, h * w), (src_y, w))
+            copy_run(src, k.index((row_at, 1), (low[4], 1)), w)
             if w_p - w - low[4]:
                 fill_run(k.index((row_at, 1), (low[4] + w, 1)), w_p - w - low[4])
         with k.region(None):
             fill_run(row_at, w_p)
-    args = [("%input", in_type), ("%output", out_type)] if interior else [("%output", out_type)]
-    return kernel_module(kernel, dispatch, args, n * c * d_p, k)
+    return kernel_module(kernel, dispatch, [("%input", in_type), ("%output", out_type)], n * c * d_p, k)
