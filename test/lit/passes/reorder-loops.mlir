@@ -82,3 +82,26 @@ func.func @temporal(%x: tensor<1x1x6x4x4xf32>) -> tensor<1x2x4x4x4xf32> {
   %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 3, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x6x4x4xf32>, tensor<6xf32>, tensor<3xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x4x4x4xf32>
   return %0 : tensor<1x2x4x4x4xf32>
 }
+
+// Narrow "width" blocks (2 filters, 8-lane vectors) of a conv with a window
+// (1x1x3): depth, row groups, then every block; a 1x1x1 conv keeps fdhw.
+// WIDTH-LABEL: func.func @narrow
+// WIDTH: "rt3d.packed_conv3d"
+// WIDTH-SAME: loop_order = "dhfw"
+// WIDTH-SAME: vector_dim = "width"
+// WIDTH: "rt3d.packed_conv3d"
+// WIDTH-SAME: loop_order = "fdhw"
+// WIDTH-SAME: vector_dim = "width"
+func.func @narrow(%x: tensor<1x1x2x4x18xf32>, %y: tensor<1x1x2x4x16xf32>) -> (tensor<1x2x2x4x16xf32>, tensor<1x2x2x4x16xf32>) {
+  %w = arith.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %bias = arith.constant dense<0.0> : tensor<2xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x2x4x18xf32>, tensor<4xf32>, tensor<2xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x2x4x16xf32>
+  %w1 = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
+  %off1 = arith.constant dense<[0]> : tensor<1xi32>
+  %starts1 = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %1 = "rt3d.packed_conv3d"(%y, %w1, %off1, %starts1, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x2x4x16xf32>, tensor<2xf32>, tensor<1xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x2x4x16xf32>
+  return %0, %1 : tensor<1x2x2x4x16xf32>, tensor<1x2x2x4x16xf32>
+}
