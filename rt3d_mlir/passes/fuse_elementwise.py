@@ -108,17 +108,11 @@ class FuseElementwise(Pass):
     summary = "Merge chains of elementwise linalg.generic ops (SE gate + SiLU, add + ReLU) into one"
 
     def run(self, module: ir.Operation) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for consumer in ops_named(module, "linalg.generic"):
-                if elementwise_inner(consumer) is None:
-                    continue
-                for operand in range(len(consumer.operands) - 1):
-                    producer = _fusable_producer(consumer, operand)
-                    if producer is not None:
-                        fuse(producer, consumer)
-                        changed = True
-                        break
-                if changed:
-                    break
+        # One walk: a producer comes before its consumer, so by the time a consumer is visited its
+        # producers are final; a fused op is tried again until nothing more merges into it.
+        for op in ops_named(module, "linalg.generic"):
+            consumer: ir.Operation | None = op
+            while consumer is not None and elementwise_inner(consumer) is not None:
+                producers = (_fusable_producer(consumer, i) for i in range(len(consumer.operands) - 1))
+                producer = next((p for p in producers if p is not None), None)
+                consumer = fuse(producer, consumer) if producer is not None else None

@@ -129,14 +129,12 @@ class _DepthwiseKernel:
         self.weight_base = k.index((f, self.taps))
         bias = k.op(f"memref.load %bias[{f}] : {self.bias_type}")
         self.bias = k.op(f"vector.broadcast {bias} : f32 to {self.vec}")
-        # valid depth taps: 0 <= d*sd + kd - pad < D_in
-        pad = s.padding_low[0]
-        first = k.index((d, sd))  # input depth of kd = pad
-        below = k.op(f"arith.subi {k.const(pad)}, {first} : index")
+        # the input depth of tap kd is first_depth + kd; valid taps: 0 <= first_depth + kd < D_in
+        self.first_depth = k.index((d, sd), (-s.padding_low[0], 1))
+        below = k.op(f"arith.subi {k.const(0)}, {self.first_depth} : index")
         self.kd_lo = k.op(f"arith.maxsi {below}, {k.const(0)} : index")
-        room = k.op(f"arith.subi {k.const(d_i + pad)}, {first} : index")
+        room = k.op(f"arith.subi {k.const(d_i)}, {self.first_depth} : index")
         self.kd_hi = k.op(f"arith.minsi {room}, {k.const(s.kernel[0])} : index")
-        self.first_depth = k.index((d, sd), (-pad, 1))
 
         _, sh, sw = s.strides
         _, kh, kw = s.kernel
@@ -155,9 +153,14 @@ class _DepthwiseKernel:
             lambda w0: w0 * sw - pw >= 0 and (w0 + width - lanes) * sw + kw - 1 - pw + sw * lanes <= w_i,
         )
         for rs in row_spans:
-            self.over(rs, lambda h0, rs=rs: [self.tile(h0, rs.size, cs) for cs in col_spans])
 
-    def over(self, span: _Span, body: Callable[[str | int], object]) -> None:
+            def row_group(h0: str | int, rs: _Span = rs) -> None:
+                for cs in col_spans:
+                    self.over(cs, lambda w0, cs=cs: self.tile_at(h0, rs.size, w0, cs.size))
+
+            self.over(rs, row_group)
+
+    def over(self, span: _Span, body: Callable[[str | int], None]) -> None:
         """Run ``body(start)`` for each tile of ``span``: a loop, or once at a static start."""
         if not span.looped:
             body(span.start)
@@ -167,9 +170,6 @@ class _DepthwiseKernel:
         end = span.start + span.count * span.size
         with k.region(f"scf.for {i} = {k.const(span.start)} to {k.const(end)} step {k.const(span.size)} {{"):
             body(i)
-
-    def tile(self, h0: str | int, rows: int, cols: _Span) -> None:
-        self.over(cols, lambda w0: self.tile_at(h0, rows, w0, cols.size))
 
     # -- one register tile -------------------------------------------------
 
