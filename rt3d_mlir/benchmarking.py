@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rt3d_mlir import Rt3dError
+
 # Practical FP32 ceiling of one core of this machine class (DESIGN.md).
 CORE_CEILING_GFLOPS = 140.0
 
@@ -134,11 +136,15 @@ import json, sys, time
 import rt3d_mlir
 from rt3d_mlir.processes import peak_rss_mib
 start = time.perf_counter()
+tune = json.loads(sys.argv[6])
 rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]),
-                  input_shape=json.loads(sys.argv[4]), trust_pickle=json.loads(sys.argv[5]))
+                  input_shape=json.loads(sys.argv[4]), trust_pickle=json.loads(sys.argv[5]),
+                  tune=tune is not None, tune_cache=tune or None)
 print(json.dumps({"seconds": time.perf_counter() - start,
                   "peak_rss_mib": peak_rss_mib()}))
 """
+
+SCHEDULE_CHOICES = ("rules", "tuned")  # rt3d-reorder-loops' fixed rules, or measured (tune=True)
 
 # The model files rt3d-bench compiles from: an rt3d checkpoint, an exported program, a pickled
 # nn.Module (which the bench itself wrote, so it is trusted).
@@ -175,18 +181,24 @@ def compile_in_subprocess(
     name: str,
     fmt: str = "checkpoint",
     x: torch.Tensor | None = None,
+    tune: str | None = None,
+    threads: int | None = None,
 ) -> tuple[str, float, float]:
     """Compile ``model`` (an ``arch`` built with ``kwargs``) from a file of format ``fmt`` in a
-    fresh process (``x``: the example input): (artifact, seconds with import, peak RSS MiB)."""
+    fresh process (``x``: the example input): (artifact, seconds with import, peak RSS MiB).
+    ``tune``: measure the schedules (``""``: in the default cache, else in that cache file), timed
+    on ``threads`` threads."""
     if x is None:
         x = torch.randn(1, 3, *kwargs["input_size"])
     path = save_model_file(model, arch, kwargs, x, fmt, os.path.join(workdir, name))
     out = os.path.join(workdir, f"{name}.so")
     shape, trusted = json.dumps(list(x.shape)), json.dumps(fmt == "pt")  # the bench wrote the pickle
     result = subprocess.run(
-        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape), shape, trusted],
+        [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape), shape, trusted,
+         json.dumps(tune)],
         capture_output=True,
         text=True,
+        env={**os.environ, "RT3D_NUM_THREADS": str(threads)} if threads else None,
     )
     if result.returncode != 0:
         raise RuntimeError(f"compiling {name} failed: {result.stderr.strip()[-2000:]}")
@@ -340,15 +352,22 @@ def benchmark_model(
     width: float = 1.0,
     formats: Sequence[str] = ("checkpoint",),
     peers: Sequence[str] = (),
+    schedule_choices: Sequence[str] = ("rules",),
+    tune_cache: str | None = None,
     log: Callable[[str], None],
 ) -> ModelReport:
-    """Build and time every variant of one model; PyTorch alongside."""
+    """Build and time every variant of one model; PyTorch alongside. ``schedule_choices``: build
+    with the fixed rules' schedules ("rules"), measured ones ("tuned", kept in ``tune_cache`` or the
+    default cache), or both, side by side."""
     import rt3d_mlir
     from rt3d_mlir.models import build_model
 
     torch.manual_seed(seed)
     kwargs = {"num_classes": num_classes, "input_size": list(input_size), "width": width}
-    dense = build_model(arch, **kwargs).eval()
+    try:
+        dense = build_model(arch, **kwargs).eval()
+    except ValueError as err:  # e.g. a clip too small for the model's pools: the user's choice
+        raise Rt3dError(f"{arch}: {err}") from None
     x = torch.randn(1, 3, *input_size)
     xn = x.numpy()
     report = ModelReport(arch, tuple(x.shape), threads, repeat)
@@ -365,17 +384,20 @@ def benchmark_model(
             expected = model(x).numpy()
         models[variant.label] = model
         for fmt in formats:
-            label = variant.label if fmt == "checkpoint" else f"{variant.label} .{fmt}"
-            log(f"{arch}: compiling {label}")
-            name = f"{arch}-{label.replace(' ', '-').replace('.', '')}".replace(":", "-")
-            path, seconds, rss = compile_in_subprocess(
-                model, arch, kwargs, variant.group_shape, workdir, name, fmt, x
-            )
-            compiled = rt3d_mlir.load(path, threads=threads)
-            error = float(np.abs(compiled(xn) - expected).max() / max(np.abs(expected).max(), 1e-30))
-            report.builds.append(Build(label, dense_flops / kept, seconds, rss, max_rel_error=error))
-            artifacts[label] = compiled
-            variant_of[label] = variant.label
+            for schedules in schedule_choices:
+                label = variant.label if fmt == "checkpoint" else f"{variant.label} .{fmt}"
+                label += " tuned" if schedules == "tuned" else ""
+                log(f"{arch}: compiling {label}")
+                name = f"{arch}-{label.replace(' ', '-').replace('.', '')}".replace(":", "-")
+                path, seconds, rss = compile_in_subprocess(
+                    model, arch, kwargs, variant.group_shape, workdir, name, fmt, x,
+                    tune=(tune_cache or "") if schedules == "tuned" else None, threads=threads,
+                )
+                compiled = rt3d_mlir.load(path, threads=threads)
+                error = float(np.abs(compiled(xn) - expected).max() / max(np.abs(expected).max(), 1e-30))
+                report.builds.append(Build(label, dense_flops / kept, seconds, rss, max_rel_error=error))
+                artifacts[label] = compiled
+                variant_of[label] = variant.label
 
     outputs = {label: np.empty(c.output_shape, np.float32) for label, c in artifacts.items()}
     candidates: dict[str, Callable[[], object]] = {}

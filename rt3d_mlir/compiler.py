@@ -95,6 +95,8 @@ def compile_model(
     keep_intermediates: str | None = None,
     reference_kernels: bool = False,
     schedule: str = "",
+    tune: bool = False,
+    tune_cache: str | os.PathLike[str] | None = None,
     trust_pickle: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> str:
@@ -106,13 +108,25 @@ def compile_model(
     generated vector kernels by the (slow) dense masked linalg lowering.
     ``schedule`` overrides the loop schedule chosen for every convolution
     (``rt3d-reorder-loops`` options, e.g. ``"tile-cols=8 vector-dim=width"``).
+    ``tune`` (host target) times candidate schedules of each convolution
+    layer not yet in the schedule cache on this machine and builds with the
+    fastest (``tune_cache``: the cache file, default
+    ``$XDG_CACHE_HOME/rt3d-mlir/schedules.json``); ``schedule`` still
+    overrides what it chose.
     ``trust_pickle`` allows model files whose loading runs code from the
     file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``
     is called with each step's name (:func:`compile_steps`) as it starts.
     """
     step = progress or (lambda _msg: None)
     compiler = compile_target(target)
-    options = BuildOptions(cpu, reference_kernels, schedule, keep_intermediates)
+    options = BuildOptions(
+        cpu=cpu,
+        reference_kernels=reference_kernels,
+        schedule=schedule,
+        keep_intermediates=keep_intermediates,
+        tune=tune,
+        tune_cache=os.fspath(tune_cache) if tune_cache is not None else None,
+    )
     output = os.fspath(output)
     check_output_path(output)  # before minutes of work
     if keep_intermediates:

@@ -11,8 +11,10 @@ shared object with the C glue of :mod:`rt3d_mlir.backend.abi`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from rt3d_mlir.backend.toolchain import (
     run_tool,
     run_tools,
 )
+from rt3d_mlir.backend.tuning import ScheduleCache, default_cache_path, machine_identity, tune_schedules
 from rt3d_mlir.contracts.shared_object import FORWARD_IMPL_SYMBOL
 from rt3d_mlir.dialect.attributes import (
     BLOB_OFFSET_ATTR,
@@ -55,6 +58,40 @@ from rt3d_mlir.sparsity import format_group_shape
 from rt3d_mlir.targets import Target
 
 
+def packing_pipeline(
+    group_shape: tuple[int, int] | None, target: str = "host", reference: bool = False
+) -> str:
+    """Recognize kernel-group sparse convolutions and pack their kept weights into vector blocks
+    (``reference=True``: recognize only); what per-layer tuning (``tune``) sees."""
+    option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
+    steps = [f"rt3d-recognize-kgs{option}"]
+    if not reference:
+        target_option = f"{{target={target}}}"
+        steps += [f"rt3d-vectorize-depthwise{target_option}", f"rt3d-pack-kernel-groups{target_option}"]
+    return ", ".join(steps)
+
+
+def kernel_pipeline(target: str = "host", reference: bool = False, schedule: str = "") -> str:
+    """Schedule the packed convolutions (``schedule``: rt3d-reorder-loops options overriding every
+    conv's) and replace every op a generator takes by its vector kernel (``reference=True``: the
+    dense masked linalg lowering instead)."""
+    target_option = f"{{target={target}}}"
+    steps = []
+    if not reference:
+        steps += [
+            f"rt3d-reorder-loops{{target={target} {schedule}}}",
+            f"rt3d-vectorize{target_option}",
+            f"rt3d-vectorize-matmul{target_option}",
+            f"rt3d-vectorize-pool{target_option}",
+            f"rt3d-vectorize-reduction{target_option}",
+            "rt3d-fuse-elementwise",
+            f"rt3d-vectorize-elementwise{target_option}",
+            f"rt3d-vectorize-pad{target_option}",
+        ]
+    steps += ["rt3d-expand-exp", "rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
+    return ", ".join(steps)
+
+
 def sparse_conv_pipeline(
     group_shape: tuple[int, int] | None,
     target: str = "host",
@@ -67,24 +104,8 @@ def sparse_conv_pipeline(
     instead (slow, obviously correct). Convolutions the generator does not
     take (non-constant weights) always get the reference lowering.
     """
-    option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
-    target_option = f"{{target={target}}}"
-    steps = [f"rt3d-recognize-kgs{option}"]
-    if not reference:
-        steps += [
-            f"rt3d-vectorize-depthwise{target_option}",
-            f"rt3d-pack-kernel-groups{target_option}",
-            f"rt3d-reorder-loops{{target={target} {schedule}}}",
-            f"rt3d-vectorize{target_option}",
-            f"rt3d-vectorize-matmul{target_option}",
-            f"rt3d-vectorize-pool{target_option}",
-            f"rt3d-vectorize-reduction{target_option}",
-            "rt3d-fuse-elementwise",
-            f"rt3d-vectorize-elementwise{target_option}",
-            f"rt3d-vectorize-pad{target_option}",
-        ]
-    steps += ["rt3d-expand-exp", "rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
-    return ", ".join(steps)
+    packing = packing_pipeline(group_shape, target, reference)
+    return f"{packing}, {kernel_pipeline(target, reference, schedule)}"
 
 
 def bufferize_pipeline(blob_file: str) -> str:
@@ -262,9 +283,17 @@ class CpuTarget(CompileTarget):
 
     @contextlib.contextmanager
     def open(self, options: BuildOptions) -> Iterator[CpuBuild]:
+        if options.tune and self.name != "host":
+            raise UnsupportedModelError(
+                f"--tune times kernels on this machine: it applies to the host target, not to {self.name}"
+            )
+        if options.tune and options.reference_kernels:
+            raise UnsupportedModelError("--tune and --reference-kernels exclude each other")
         toolchain = require_toolchain(self.machine, options.cpu)
-        # the schedule's options are checked here, before minutes of import
+        # the schedule's options and the schedule cache are checked here, before minutes of import
         check_pipeline(sparse_conv_pipeline(None, self.name, options.reference_kernels, options.schedule))
+        if options.tune:
+            ScheduleCache.open(options.tune_cache or default_cache_path())
         with tempfile.TemporaryDirectory(prefix="rt3d-build-") as tmp:
             work = options.keep_intermediates or tmp
             os.makedirs(work, exist_ok=True)
@@ -283,12 +312,37 @@ class CpuBuild(Build):
     def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
         options, target = self.options, self.toolchain.target.name
         self.function = function
-        sparse = sparse_conv_pipeline(group_shape, target, options.reference_kernels, options.schedule)
+        packing = packing_pipeline(group_shape, target, options.reference_kernels)
+        kernels = kernel_pipeline(target, options.reference_kernels, options.schedule)
+
+        def sparse(module: ir.Module) -> None:
+            run_pipeline(module, f"builtin.module({packing})")
+            if options.tune:
+                identity = machine_identity(self.toolchain.cpu, self.toolchain.target.triple)
+                machine = self.toolchain.target
+                tune_schedules(module, machine, identity, self._build_candidate, options.tune_cache)
+            run_pipeline(module, f"builtin.module({kernels})")
+
         return [
-            ("sparse convolutions", lambda module: run_pipeline(module, f"builtin.module({sparse})")),
+            ("sparse convolutions", sparse),
             ("bufferize", self._bufferize),
             ("lower to LLVM dialect", self._lower),
         ]
+
+    def _build_candidate(self, module: ir.Operation, output: str) -> None:
+        """Schedule-tuning: lower a packed module whose convs carry a candidate schedule each to an
+        artifact at ``output`` (``--schedule`` does not apply: it would override the candidates)."""
+        work = tempfile.mkdtemp(prefix="candidate-", dir=self.work)
+        try:
+            options = dataclasses.replace(self.options, tune=False, schedule="", keep_intermediates=None)
+            build = CpuBuild(self.toolchain, options, work)
+            build.function = self.function
+            run_pipeline(module, f"builtin.module({kernel_pipeline(self.toolchain.target.name)})")
+            build._bufferize(module)
+            build._lower(module)
+            build.emit(module, output, lambda _step: None)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _bufferize(self, module: ir.Module) -> None:
         func = entry_function(module, self.function)

@@ -300,10 +300,13 @@ class SpirvTarget(CompileTarget):
 
     @contextlib.contextmanager
     def open(self, options: BuildOptions) -> Iterator[SpirvBuild]:
-        if options.cpu or options.reference_kernels or options.schedule or options.keep_intermediates:
+        if (
+            options.cpu or options.reference_kernels or options.schedule or options.keep_intermediates
+            or options.tune
+        ):
             raise UnsupportedModelError(
-                "--cpu, --schedule, --reference-kernels and --keep-intermediates apply to CPU targets, "
-                "not to spirv"
+                "--cpu, --schedule, --tune, --reference-kernels and --keep-intermediates apply to CPU "
+                "targets, not to spirv"
             )
         yield SpirvBuild()
 

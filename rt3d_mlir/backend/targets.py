@@ -36,6 +36,8 @@ class BuildOptions:
     reference_kernels: bool = False  # CPU targets: dense masked linalg instead of generated kernels
     schedule: str = ""  # CPU targets: rt3d-reorder-loops options for every convolution
     keep_intermediates: str | None = None  # CPU targets: keep the IR and sources there
+    tune: bool = False  # host: each conv's schedule measured on this machine (backend/tuning.py)
+    tune_cache: str | None = None  # where measured schedules are kept (default: the user's cache)
 
 
 class Build(abc.ABC):

@@ -59,6 +59,17 @@ KERNEL_PLACEHOLDER = "RT3D_KERNEL"  # generators are called with these names; ad
 DISPATCH_PLACEHOLDER = "RT3D_DISPATCH"
 
 
+def symbol_prefix(stem: str, kind: str) -> str:
+    """``rt3d_<stem>_<kind>_``: what the names of a stem's kernels or dispatches (``kind``) start with
+    (a profile names each call site by its kernel)."""
+    return f"rt3d_{stem}_{kind}_"
+
+
+def symbol_name(stem: str, kind: str, index: int) -> str:
+    """The ``index``-th kernel or dispatch of a stem."""
+    return f"{symbol_prefix(stem, kind)}{index}"
+
+
 def add_kernel(module: ir.Operation, stem: str, text: str) -> str:
     """Put a kernel module's functions into ``module``; the name of its dispatch.
 
@@ -79,9 +90,9 @@ def add_kernel(module: ir.Operation, stem: str, text: str) -> str:
 
     def fresh(kind: str) -> str:
         index = 0
-        while f"rt3d_{stem}_{kind}_{index}" in taken:
+        while symbol_name(stem, kind, index) in taken:
             index += 1
-        return f"rt3d_{stem}_{kind}_{index}"
+        return symbol_name(stem, kind, index)
 
     kernel, dispatch = shared or fresh("kernel"), fresh("dispatch")
     text = text.replace(f"@{KERNEL_PLACEHOLDER}(", f"@{kernel}(")

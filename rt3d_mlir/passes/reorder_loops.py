@@ -125,6 +125,108 @@ def choose_width_tile(out_h: int, out_w: int, filters: int, lanes: int, budget: 
     return rows, min(out_w, vectors * lanes)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """One convolution's schedule: the attributes rt3d-reorder-loops sets (but streaming stores)."""
+
+    vector_dim: str
+    loop_order: str
+    tile_sizes: tuple[int, int]
+    vector_lanes: int  # the vector length: the target's lanes ("width") or the block size ("filters")
+
+    def set_on(self, op: ir.Operation) -> None:
+        op.attributes["vector_dim"] = ir.StringAttr.get(self.vector_dim)
+        op.attributes["loop_order"] = ir.StringAttr.get(self.loop_order)
+        op.attributes["tile_sizes"] = ir.DenseI64ArrayAttr.get(list(self.tile_sizes))
+        op.attributes["vector_lanes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), self.vector_lanes)
+
+    def describe(self) -> str:
+        rows, cols = self.tile_sizes
+        return f"{self.vector_dim}/{self.loop_order}/{rows}x{cols}/{self.vector_lanes}"
+
+
+def _largest_block_bytes(op: ir.Operation, params) -> int:
+    starts = constant_array(op.operands[3])
+    largest = int(np.diff(starts).max()) if starts is not None and len(starts) > 1 else 0
+    return largest * params.channel_unroll * params.block_size * 4
+
+
+def choose_loop_order(op: ir.Operation, params, dim: str, target: Target) -> str:
+    """The loop order the fixed rules pick (see the module docstring)."""
+    order = "fdhw" if _largest_block_bytes(op, params) <= target.l2_bytes // 2 else "dfhw"
+    k_d, k_h, k_w = params.kernel_size
+    if k_d > 1 and k_h * k_w == 1:
+        # a temporal conv uses each input plane once per output depth: rows outermost, so
+        # every block reads a row group while it is in cache (R(2+1)D's (3,1,1) convs ran
+        # 20-28 % faster than with blocks outermost; 3x3x3 convs 5-7 % slower)
+        order = "dhfw"
+    if dim == "width" and params.block_size < target.f32_lanes and k_d * k_h * k_w > 1:
+        # narrow blocks (a kernel group each) of a conv with a window: every block would
+        # stream the input slab again; rows outermost, all blocks use a row group while
+        # it is in cache (with 4x4 KGS: C3D 205 -> 157 ms, R(2+1)D-18 246 -> 221 ms;
+        # X3D-S's 1x1x1 convs gained nothing measurable, so they keep fdhw)
+        order = "dhfw"
+    return order
+
+
+def _width_budget(params, target: Target) -> int:
+    return max(params.block_size, target.vector_registers - 8)
+
+
+def rule_schedule(
+    op: ir.Operation, target: Target, accumulators: int, vector_dim: str = "", loop_order: str = ""
+) -> Schedule:
+    """The schedule of the fixed rules, keeping what ``op`` already sets; ``vector_dim`` and
+    ``loop_order`` (if given) override both."""
+    params = packed_conv3d_params(op)
+    out_shape = ir.RankedTensorType(op.results[0].type).shape
+    out_h, out_w = out_shape[3], out_shape[4]
+    preset = "vector_dim" in op.attributes
+    dim = vector_dim or (params.vector_dim if preset else choose_vector_dim(params, out_w, target.f32_lanes))
+    if dim == "width" and params.strides[2] != 1:
+        dim = "filters"
+    order = loop_order or params.loop_order or choose_loop_order(op, params, dim, target)
+    if dim == "width":
+        kept_lanes = preset and params.vector_dim == "width" and params.vector_lanes
+        lanes = params.vector_lanes if kept_lanes else target.f32_lanes
+        tile = params.tile_sizes or choose_width_tile(
+            out_h, out_w, params.block_size, lanes, _width_budget(params, target)
+        )
+    else:
+        lanes = params.block_size
+        tile = params.tile_sizes or choose_tile(out_h, out_w, accumulators)
+    return Schedule(dim, order, tile, lanes)  # type: ignore[arg-type]
+
+
+def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> list[Schedule]:
+    """The schedules worth timing for ``op`` (one without schedule attributes), the fixed rules'
+    first: for each vector dimension, the rules' tile in every loop order and a smaller tile (half
+    the registers) in the rules' order; for "width" also half-length vectors when a row fits."""
+    params = packed_conv3d_params(op)
+    out_shape = ir.RankedTensorType(op.results[0].type).shape
+    out_h, out_w = out_shape[3], out_shape[4]
+    found = [rule_schedule(op, target, accumulators)]
+    dims = ["filters", "width"] if params.strides[2] == 1 else ["filters"]
+    for dim in dims:
+        rule = rule_schedule(op, target, accumulators, vector_dim=dim)
+        found += [dataclasses.replace(rule, loop_order=order) for order in LOOP_ORDERS]
+        if dim == "filters":
+            tiles = [(choose_tile(out_h, out_w, max(1, accumulators // 2)), params.block_size)]
+        else:
+            budget = _width_budget(params, target)
+            tiles = [(choose_width_tile(out_h, out_w, params.block_size, rule.vector_lanes, budget // 2),
+                      rule.vector_lanes)]
+            half = target.f32_lanes // 2
+            if half >= 4 and out_w <= half:
+                tiles.append((choose_width_tile(out_h, out_w, params.block_size, half, budget), half))
+        found += [dataclasses.replace(rule, tile_sizes=tile, vector_lanes=lanes) for tile, lanes in tiles]
+    unique: list[Schedule] = []
+    for schedule in found:
+        if schedule not in unique:
+            unique.append(schedule)
+    return unique
+
+
 @register_pass
 class ReorderLoops(Pass):
     name = "rt3d-reorder-loops"
@@ -145,48 +247,16 @@ class ReorderLoops(Pass):
 
     def _schedule(self, op: ir.Operation, target: Target, accumulators: int) -> None:
         opts = self.options
-        params = packed_conv3d_params(op)
+        schedule = rule_schedule(op, target, accumulators, opts.vector_dim, opts.loop_order)
+        if opts.lanes and schedule.vector_dim == "width":
+            schedule = dataclasses.replace(schedule, vector_lanes=opts.lanes)
         out_shape = ir.RankedTensorType(op.results[0].type).shape
-        out_h, out_w = out_shape[3], out_shape[4]
-        lanes = target.f32_lanes
-        dim = opts.vector_dim or (
-            ir.StringAttr(op.attributes["vector_dim"]).value
-            if "vector_dim" in op.attributes
-            else choose_vector_dim(params, out_w, lanes)
-        )
-        if dim == "width" and params.strides[2] != 1:
-            dim = "filters"
-        order = opts.loop_order or params.loop_order
-        if not order:
-            starts = constant_array(op.operands[3])
-            largest = int(np.diff(starts).max()) if starts is not None and len(starts) > 1 else 0
-            block_bytes = largest * params.channel_unroll * params.block_size * 4
-            order = "fdhw" if block_bytes <= target.l2_bytes // 2 else "dfhw"
-            k_d, k_h, k_w = params.kernel_size
-            if k_d > 1 and k_h * k_w == 1:
-                # a temporal conv uses each input plane once per output depth: rows outermost, so
-                # every block reads a row group while it is in cache (R(2+1)D's (3,1,1) convs ran
-                # 20-28 % faster than with blocks outermost; 3x3x3 convs 5-7 % slower)
-                order = "dhfw"
-            if dim == "width" and params.block_size < lanes and k_d * k_h * k_w > 1:
-                # narrow blocks (a kernel group each) of a conv with a window: every block would
-                # stream the input slab again; rows outermost, all blocks use a row group while
-                # it is in cache (with 4x4 KGS: C3D 205 -> 157 ms, R(2+1)D-18 246 -> 221 ms;
-                # X3D-S's 1x1x1 convs gained nothing measurable, so they keep fdhw)
-                order = "dhfw"
-        if dim == "width":
-            budget = max(params.block_size, target.vector_registers - 8)
-            rows, cols = params.tile_sizes or choose_width_tile(
-                out_h, out_w, params.block_size, lanes, budget
-            )
-        else:
-            rows, cols = params.tile_sizes or choose_tile(out_h, out_w, accumulators)
-        rows = min(opts.tile_rows or rows, out_h)
-        cols = min(opts.tile_cols or cols, out_w)
-        op.attributes["vector_dim"] = ir.StringAttr.get(dim)
-        op.attributes["vector_lanes"] = ir.IntegerAttr.get(
-            ir.IntegerType.get_signless(64), lanes if dim == "width" else params.block_size
-        )
+        rows, cols = schedule.tile_sizes
+        rows = min(opts.tile_rows or rows, out_shape[3])
+        cols = min(opts.tile_cols or cols, out_shape[4])
+        schedule = dataclasses.replace(schedule, tile_sizes=(rows, cols))
+        schedule.set_on(op)
+        lanes = schedule.vector_lanes
         out_bytes = 4
         for size in out_shape:
             out_bytes *= size
@@ -195,11 +265,9 @@ class ReorderLoops(Pass):
             "off": False,
             # only whole, aligned cache lines: a non-temporal store of part of a line (rows of
             # 40 floats, a masked tail) made a 1x1x1 conv 8x slower than with plain stores
-            "auto": dim == "width"
+            "auto": schedule.vector_dim == "width"
             and out_bytes >= STREAMING_FACTOR * target.l2_bytes
-            and (out_w * 4) % CACHE_LINE == 0
+            and (out_shape[4] * 4) % CACHE_LINE == 0
             and cols % lanes == 0,
         }[opts.streaming_stores]
         op.attributes["streaming_stores"] = ir.BoolAttr.get(streaming)
-        op.attributes["tile_sizes"] = ir.DenseI64ArrayAttr.get([rows, cols])
-        op.attributes["loop_order"] = ir.StringAttr.get(order)

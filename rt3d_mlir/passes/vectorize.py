@@ -1,5 +1,7 @@
 """rt3d-vectorize: replace each ``rt3d.packed_conv3d`` by a call to its CPU kernel
-(``rt3d_conv_kernel_<i>``; depthwise convolutions have their own kernels, ``rt3d-vectorize-depthwise``).
+(``rt3d_conv_kernel_<i>``, called by dispatch ``rt3d_conv_dispatch_<j>`` for the ``j``-th conv in
+walk order, the order they run: a profile's ``j``-th conv call site is that layer; depthwise
+convolutions have their own kernels, ``rt3d-vectorize-depthwise``).
 
 The kernel comes from :mod:`rt3d_mlir.codegen.cpu.conv` (how it maps the
 work to vectors is described there); this pass matches the op, fills in the
@@ -39,6 +41,8 @@ from rt3d_mlir.passes.kernel_calls import (
     vector_lanes,
 )
 from rt3d_mlir.passes.reorder_loops import choose_tile
+
+CONV_STEM = "conv"  # the convs' kernels and call sites: rt3d_conv_kernel_<i>, rt3d_conv_dispatch_<j>
 
 
 @dataclass
@@ -122,7 +126,7 @@ class Vectorize(Pass):
                 first = [add_kernel(module, "pad", fill)]
                 result_type = ir.RankedTensorType.get(padded_shape, ir.F32Type.get())
         text = conv_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, geo, params)
-        dispatch = add_kernel(module, "conv", text)
+        dispatch = add_kernel(module, CONV_STEM, text)
         replace_with_kernel_call(
             op,
             dispatch,

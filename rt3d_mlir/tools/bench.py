@@ -66,6 +66,13 @@ def build_parser() -> ArgumentParser:
         "(its default precision here), openvino-f32, onnxruntime; 'auto' (default): those installed "
         "(the project's [peers] extra); 'none'",
     )
+    parser.add_argument(
+        "--schedules",
+        default="rules",
+        help="comma-separated: how our builds' conv schedules are chosen: rules (the compiler's fixed "
+        "rules, default), tuned (measured on this machine: rt3d-compile --tune); both: side by side",
+    )
+    parser.add_argument("--tune-cache", metavar="FILE", help="the measured schedules' cache for 'tuned'")
     parser.add_argument("--json", help="write all measurements to this JSON file")
     parser.add_argument("--markdown", help="write the tables to this markdown file")
     return parser
@@ -86,7 +93,7 @@ def _peer_table(r) -> list[str]:
         "|---|---|" + "---|" * len(peers) + "---|---|---|",
     ]
     for variant in dict.fromkeys(p.variant for p in r.peers):
-        ours = [b for b in r.builds if b.variant == variant or b.variant.startswith(variant + " .")]
+        ours = [b for b in r.builds if b.variant == variant or b.variant.startswith(variant + " ")]
         if not ours:
             continue
         best = min(b.latency_ms for b in ours)
@@ -205,6 +212,11 @@ def _main(argv: Sequence[str] | None) -> int:
     for fmt in formats:
         if fmt not in bm.FORMATS:
             raise Rt3dError(f"unknown format '{fmt}' in --formats (known: {', '.join(bm.FORMATS)})")
+    schedules = [c.strip() for c in args.schedules.split(",") if c.strip()]
+    if not schedules or any(c not in bm.SCHEDULE_CHOICES for c in schedules):
+        raise Rt3dError(f"--schedules takes {' and/or '.join(bm.SCHEDULE_CHOICES)}, got '{args.schedules}'")
+    if args.tune_cache and "tuned" not in schedules:
+        raise Rt3dError("--tune-cache applies to --schedules tuned")
     peers = _peers(args.peers, bm)
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(
@@ -234,6 +246,8 @@ def _main(argv: Sequence[str] | None) -> int:
                     workdir=workdir,
                     formats=formats,
                     peers=peers,
+                    schedule_choices=schedules,
+                    tune_cache=args.tune_cache,
                     log=log,
                 )
             )

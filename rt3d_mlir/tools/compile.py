@@ -40,6 +40,17 @@ def build_parser() -> ArgumentParser:
         "'tile-rows=1 tile-cols=14 loop-order=fdhw vector-dim=filters'",
     )
     parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="host: time candidate schedules of each convolution layer on this machine (minutes, "
+        "once per layer shape: the choices are cached) and build with the fastest",
+    )
+    parser.add_argument(
+        "--tune-cache",
+        metavar="FILE",
+        help="the measured schedules' cache (default: $XDG_CACHE_HOME/rt3d-mlir/schedules.json)",
+    )
+    parser.add_argument(
         "--reference-kernels",
         action="store_true",
         help="lower convolutions with the slow reference (dense masked linalg) path",
@@ -99,6 +110,8 @@ def _main(argv: Sequence[str] | None) -> int:
             keep_intermediates=args.keep_intermediates,
             reference_kernels=args.reference_kernels,
             schedule=args.schedule,
+            tune=args.tune,
+            tune_cache=args.tune_cache,
             trust_pickle=args.trust_pickle,
             progress=progress,
         )

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "frontend": {"contracts", "diagnostics", "dialect", "errors", "fileio", "models"},
     "backend": {
         "codegen", "contracts", "dialect", "errors", "fileio", "ir_matchers", "passes", "processes",
-        "sparsity", "targets",
+        "runtime", "sparsity", "targets",
     },
     "compiler": {"backend", "diagnostics", "errors", "fileio", "frontend", "targets"},
     "benchmarking": {

@@ -1,0 +1,244 @@
+"""Per-layer schedules chosen by measurement on this machine (host target, ``tune=True``).
+
+For every ``rt3d.packed_conv3d`` whose layer has no cached choice, the
+candidate schedules of :func:`rt3d_mlir.passes.reorder_loops.candidate_schedules`
+(the fixed rules' choice first) are timed in the model itself: build ``k``
+gives every untuned layer its ``k``-th candidate (its rules' choice where it
+has fewer), the builds are loaded side by side and run in interleaved
+rounds, and each layer's kernel time is read from the artifacts' per-call-site
+profiles. A layer keeps the candidate with the lowest median; layers of one
+key (shape, strides, block shape, density) share one choice, judged on their
+summed times. Choices go to a JSON cache (``schedules.json`` under
+``$XDG_CACHE_HOME/rt3d-mlir`` unless a path is given) keyed by the layer, the
+CPU, the clang CPU choice and the thread count, so later builds of any model
+with such a layer reuse them without timing. ``rt3d-reorder-loops`` keeps the
+attributes set here; its options (``--schedule``) still override them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from torch_mlir import ir
+
+from rt3d_mlir import runtime
+from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
+from rt3d_mlir.dialect.rt3d import LOOP_ORDERS, VECTOR_DIMS, packed_conv3d_params
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.fileio import write_text
+from rt3d_mlir.ir_matchers import int_attr, ops_named
+from rt3d_mlir.passes.kernel_calls import symbol_prefix
+from rt3d_mlir.passes.reorder_loops import Schedule, candidate_schedules, default_accumulators
+from rt3d_mlir.passes.vectorize import CONV_STEM
+from rt3d_mlir.targets import Target
+
+CACHE_FORMAT = "rt3d-schedules 1"
+# Bumped when the kernels change enough that cached timings no longer say which schedule wins.
+SCHEDULE_SPACE = 1
+ROUNDS = 5
+
+
+class TuneCacheError(Rt3dError):
+    pass
+
+
+def default_cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rt3d-mlir", "schedules.json")
+
+
+def default_threads() -> int:
+    """The thread count artifacts run with by default (as the C glue picks it): ``RT3D_NUM_THREADS``
+    if a positive number, else the online CPUs."""
+    try:
+        threads = int(os.environ.get("RT3D_NUM_THREADS", ""))
+    except ValueError:
+        threads = 0
+    return threads if threads > 0 else (os.cpu_count() or 1)
+
+
+def machine_identity(cpu: str, triple: str) -> str:
+    """The CPU model (as /proc/cpuinfo names it), the target triple and the clang CPU choice."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}|{triple}|{cpu}"
+
+
+def layer_key(op: ir.Operation, machine: str, threads: int) -> str:
+    """What a layer's best schedule depends on: shapes, window, block shape, density, machine."""
+    p = packed_conv3d_params(op)
+    shapes = [ir.RankedTensorType(op.operands[0].type).shape, ir.RankedTensorType(op.results[0].type).shape]
+    density = int_attr(op, KEPT_WEIGHTS_ATTR) / max(int_attr(op, DENSE_WEIGHTS_ATTR), 1)
+    layer = (
+        f"in={shapes[0]} out={shapes[1]} k={p.kernel_size} s={p.strides} lo={p.padding_low} "
+        f"hi={p.padding_high} d={p.dilations} block={p.block_size}x{p.channel_unroll} "
+        f"act={p.activation} density={density:.2f}"
+    )
+    text = f"{SCHEDULE_SPACE}|{machine}|threads={threads}|{layer}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _schedule_from_json(value: object, path: str) -> Schedule:
+    try:
+        assert isinstance(value, dict)
+        rows, cols = value["tile_sizes"]
+        dim, order, lanes = str(value["vector_dim"]), str(value["loop_order"]), int(value["vector_lanes"])
+        schedule = Schedule(dim, order, (int(rows), int(cols)), lanes)
+    except (AssertionError, KeyError, TypeError, ValueError):
+        raise TuneCacheError(f"schedule cache '{path}' holds a malformed schedule: {value!r:.200}") from None
+    if (
+        schedule.vector_dim not in VECTOR_DIMS
+        or schedule.loop_order not in LOOP_ORDERS
+        or min(*schedule.tile_sizes, schedule.vector_lanes) < 1
+        or max(*schedule.tile_sizes, schedule.vector_lanes) > 4096
+    ):
+        raise TuneCacheError(f"schedule cache '{path}' holds an invalid schedule: {value!r:.200}")
+    return schedule
+
+
+@dataclass
+class ScheduleCache:
+    path: str
+    entries: dict[str, dict]
+
+    @classmethod
+    def open(cls, path: str) -> ScheduleCache:
+        if not os.path.exists(path):
+            return cls(path, {})
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise TuneCacheError(f"cannot read the schedule cache '{path}': {err}") from None
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            raise TuneCacheError(f"'{path}' is not an rt3d schedule cache ({CACHE_FORMAT})")
+        entries = data.get("layers")
+        if not isinstance(entries, dict):
+            raise TuneCacheError(f"schedule cache '{path}' has no layers table")
+        for entry in entries.values():
+            _schedule_from_json(entry.get("schedule") if isinstance(entry, dict) else entry, path)
+        return cls(path, entries)
+
+    def schedule(self, key: str) -> Schedule | None:
+        entry = self.entries.get(key)
+        return _schedule_from_json(entry["schedule"], self.path) if entry is not None else None
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        data = {"format": CACHE_FORMAT, "layers": self.entries}
+        write_text(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+BuildCandidate = Callable[[ir.Operation, str], None]  # (module clone, artifact path): lowers and emits
+
+
+def tune_schedules(
+    module: ir.Module,
+    machine: Target,
+    identity: str,
+    build: BuildCandidate,
+    cache_path: str | None = None,
+    threads: int | None = None,
+    rounds: int = ROUNDS,
+) -> list[Schedule]:
+    """Set a measured schedule on every packed conv of ``module`` (timing those not cached, on
+    ``threads`` threads: by default what the artifact will run with); the schedules in the convs'
+    order."""
+    threads = threads or default_threads()
+    cache = ScheduleCache.open(cache_path or default_cache_path())
+    ops = ops_named(module.operation, "rt3d.packed_conv3d")
+    keys = [layer_key(op, identity, threads) for op in ops]
+    untuned = [i for i, key in enumerate(keys) if cache.schedule(key) is None]
+    if untuned:
+        accumulators = default_accumulators(machine)
+        candidates = {i: candidate_schedules(ops[i], machine, accumulators) for i in untuned}
+        times = _time_candidates(module, candidates, build, threads, rounds)
+        for key in dict.fromkeys(keys[i] for i in untuned):
+            members = [i for i in untuned if keys[i] == key]
+            count = len(candidates[members[0]])
+            totals = [sum(times[k][i] for i in members) for k in range(count)]
+            best = min(range(count), key=totals.__getitem__)
+            op = ops[members[0]]
+            cache.entries[key] = {
+                "layer": f"{ir.RankedTensorType(op.operands[0].type).shape} -> "
+                f"{ir.RankedTensorType(op.results[0].type).shape} "
+                f"k={list(packed_conv3d_params(op).kernel_size)} density="
+                f"{int_attr(op, KEPT_WEIGHTS_ATTR) / max(int_attr(op, DENSE_WEIGHTS_ATTR), 1):.2f} "
+                f"threads={threads}",
+                "schedule": asdict(candidates[members[0]][best]),
+                "measured_ms": {
+                    candidates[members[0]][k].describe(): round(1e3 * totals[k], 4) for k in range(count)
+                },
+            }
+        cache.save()
+    chosen = []
+    for op, key in zip(ops, keys, strict=True):
+        schedule = cache.schedule(key)
+        assert schedule is not None
+        schedule.set_on(op)
+        chosen.append(schedule)
+    return chosen
+
+
+def _time_candidates(
+    module: ir.Module,
+    candidates: dict[int, list[Schedule]],
+    build: BuildCandidate,
+    threads: int,
+    rounds: int,
+) -> list[dict[int, float]]:
+    """Median seconds per call of conv ``i`` under its ``k``-th candidate: ``[k][i]``."""
+    from tqdm import tqdm
+
+    count = max(len(c) for c in candidates.values())
+    with tempfile.TemporaryDirectory(prefix="rt3d-tune-") as tmp:
+        models = []
+        for k in tqdm(range(count), desc="tuning: build candidates", leave=False, unit="build"):
+            clone = module.operation.clone()
+            try:
+                for i, op in enumerate(ops_named(clone, "rt3d.packed_conv3d")):
+                    if i in candidates:
+                        options = candidates[i]
+                        options[k if k < len(options) else 0].set_on(op)
+                path = os.path.join(tmp, f"candidate{k}.so")
+                build(clone, path)
+            finally:
+                clone.erase()
+            models.append(runtime.load(path, threads=threads))
+        x = np.random.default_rng(0).standard_normal(models[0].input_shape).astype(np.float32)
+        outputs = [np.empty(m.output_shape, np.float32) for m in models]
+        prefix = symbol_prefix(CONV_STEM, "kernel")
+        samples: list[dict[int, list[float]]] = [{i: [] for i in candidates} for _ in models]
+        for model, out in zip(models, outputs, strict=True):
+            model(x, out=out)  # warm-up: pages mapped, threads started
+        for _ in tqdm(range(rounds), desc="tuning: time candidates", leave=False, unit="round"):
+            for k, (model, out) in enumerate(zip(models, outputs, strict=True)):
+                model.set_profiling(True)
+                model(x, out=out)
+                # call sites in call order, so the j-th conv call is the j-th packed conv's
+                convs = [e for e in model.kernel_profile() if e.name.startswith(prefix)]
+                for i in candidates:
+                    if i < len(convs) and convs[i].calls:
+                        samples[k][i].append(convs[i].seconds / convs[i].calls)
+                model.set_profiling(False)
+        del models
+        shutil.rmtree(tmp, ignore_errors=True)
+    missing = [i for i in candidates if not samples[0][i]]
+    if missing:
+        raise Rt3dError(f"tuning: no profile entry for convolution call sites {missing}")
+    return [{i: statistics.median(s[i]) for i in candidates} for s in samples]
