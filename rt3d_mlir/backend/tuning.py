@@ -41,8 +41,9 @@ from rt3d_mlir.passes.vectorize import CONV_STEM
 from rt3d_mlir.targets import Target
 
 CACHE_FORMAT = "rt3d-schedules 1"
-# Bumped when the kernels change enough that cached timings no longer say which schedule wins.
-SCHEDULE_SPACE = 1
+# Part of every layer key; bumped when the candidates or the kernels change enough that cached
+# timings no longer say which schedule wins (entries of other versions are never looked up).
+SCHEDULE_SPACE = 2
 ROUNDS = 5
 
 
@@ -98,14 +99,14 @@ def _schedule_from_json(value: object, path: str) -> Schedule:
         assert isinstance(value, dict)
         rows, cols = value["tile_sizes"]
         dim, order, lanes = str(value["vector_dim"]), str(value["loop_order"]), int(value["vector_lanes"])
-        schedule = Schedule(dim, order, (int(rows), int(cols)), lanes)
+        schedule = Schedule(dim, order, (int(rows), int(cols)), lanes, int(value["tile_filters"]))
     except (AssertionError, KeyError, TypeError, ValueError):
         raise TuneCacheError(f"schedule cache '{path}' holds a malformed schedule: {value!r:.200}") from None
     if (
         schedule.vector_dim not in VECTOR_DIMS
         or schedule.loop_order not in LOOP_ORDERS
-        or min(*schedule.tile_sizes, schedule.vector_lanes) < 1
-        or max(*schedule.tile_sizes, schedule.vector_lanes) > 4096
+        or min(*schedule.tile_sizes, schedule.vector_lanes, schedule.tile_filters) < 1
+        or max(*schedule.tile_sizes, schedule.vector_lanes, schedule.tile_filters) > 4096
     ):
         raise TuneCacheError(f"schedule cache '{path}' holds an invalid schedule: {value!r:.200}")
     return schedule
@@ -130,13 +131,14 @@ class ScheduleCache:
         entries = data.get("layers")
         if not isinstance(entries, dict):
             raise TuneCacheError(f"schedule cache '{path}' has no layers table")
-        for entry in entries.values():
-            _schedule_from_json(entry.get("schedule") if isinstance(entry, dict) else entry, path)
         return cls(path, entries)
 
     def schedule(self, key: str) -> Schedule | None:
+        """The cached schedule of a layer key (checked: the file may be old or edited)."""
         entry = self.entries.get(key)
-        return _schedule_from_json(entry["schedule"], self.path) if entry is not None else None
+        if entry is None:
+            return None
+        return _schedule_from_json(entry.get("schedule") if isinstance(entry, dict) else entry, self.path)
 
     def save(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

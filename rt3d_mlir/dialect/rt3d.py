@@ -350,7 +350,8 @@ def build_kgs_conv3d(
 # "width": consecutive output columns in the lanes; needs W stride 1), and
 # ``streaming_stores`` (bool: non-temporal output stores, "width" only),
 # ``vector_lanes`` (i64: the vector length of "width" kernels; "filters"
-# kernels use vectors of ``block_size``).
+# kernels use vectors of ``block_size``), ``tile_filters`` (i64: the filters
+# of a block one "width" register tile holds; the block's in turn).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width")
@@ -371,6 +372,7 @@ class PackedConv3dParams:
     vector_dim: str = "filters"
     streaming_stores: bool = False
     vector_lanes: int | None = None
+    tile_filters: int | None = None
 
 
 def _i64_attr(op: ir.Operation, name: str) -> int | None:
@@ -402,6 +404,7 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         streaming_stores="streaming_stores" in op.attributes
         and ir.BoolAttr(op.attributes["streaming_stores"]).value,
         vector_lanes=_i64_attr(op, "vector_lanes"),
+        tile_filters=_i64_attr(op, "tile_filters"),
     )
 
 
@@ -505,6 +508,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
             return "'vector_dim' = \"width\" needs W stride 1"
     if "vector_lanes" in op.attributes and (_i64_attr(op, "vector_lanes") or 0) < 1:
         return "'vector_lanes' must be a positive integer"
+    if "tile_filters" in op.attributes and (_i64_attr(op, "tile_filters") or 0) < 1:
+        return "'tile_filters' must be a positive integer"
     if "streaming_stores" in op.attributes and not isinstance(op.attributes["streaming_stores"], ir.BoolAttr):
         return "'streaming_stores' must be a bool attribute"
     return None

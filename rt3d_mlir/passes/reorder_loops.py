@@ -67,6 +67,7 @@ class ReorderLoopsOptions:
     accumulators: int = 0
     vector_dim: str = ""
     streaming_stores: str = "auto"
+    tile_filters: int = 0  # "width" tiles: filters of a block per register tile (0 chooses)
     lanes: int = 0  # override the target's f32 vector lanes
     registers: int = 0  # override the target's vector register count
 
@@ -87,6 +88,7 @@ class ReorderLoopsOptions:
         require_count(self.tile_rows, "tile-rows", note=" (0 chooses)")
         require_count(self.tile_cols, "tile-cols", note=" (0 chooses)")
         require_count(self.accumulators, "accumulators", note=" (0 chooses)")
+        require_count(self.tile_filters, "tile-filters", note=" (0 chooses)")
         require_count(self.lanes, "lanes", note=" (0: the target's)")
         require_count(self.registers, "registers", note=" (0: the target's)")
 
@@ -133,16 +135,19 @@ class Schedule:
     loop_order: str
     tile_sizes: tuple[int, int]
     vector_lanes: int  # the vector length: the target's lanes ("width") or the block size ("filters")
+    tile_filters: int  # the filters of a block a register tile holds (the block's: "filters")
 
     def set_on(self, op: ir.Operation) -> None:
+        i64 = ir.IntegerType.get_signless(64)
         op.attributes["vector_dim"] = ir.StringAttr.get(self.vector_dim)
         op.attributes["loop_order"] = ir.StringAttr.get(self.loop_order)
         op.attributes["tile_sizes"] = ir.DenseI64ArrayAttr.get(list(self.tile_sizes))
-        op.attributes["vector_lanes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), self.vector_lanes)
+        op.attributes["vector_lanes"] = ir.IntegerAttr.get(i64, self.vector_lanes)
+        op.attributes["tile_filters"] = ir.IntegerAttr.get(i64, self.tile_filters)
 
     def describe(self) -> str:
         rows, cols = self.tile_sizes
-        return f"{self.vector_dim}/{self.loop_order}/{rows}x{cols}/{self.vector_lanes}"
+        return f"{self.vector_dim}/{self.loop_order}/{rows}x{cols}/{self.vector_lanes}/f{self.tile_filters}"
 
 
 def _largest_block_bytes(op: ir.Operation, params) -> int:
@@ -169,8 +174,10 @@ def choose_loop_order(op: ir.Operation, params, dim: str, target: Target) -> str
     return order
 
 
-def _width_budget(params, target: Target) -> int:
-    return max(params.block_size, target.vector_registers - 8)
+def _width_budget(filters: int, target: Target) -> int:
+    """Accumulators of a "width" tile of ``filters`` filters: the registers less 8 (at least one
+    vector per filter)."""
+    return max(filters, target.vector_registers - 8)
 
 
 def rule_schedule(
@@ -186,16 +193,20 @@ def rule_schedule(
     if dim == "width" and params.strides[2] != 1:
         dim = "filters"
     order = loop_order or params.loop_order or choose_loop_order(op, params, dim, target)
+    # a tile (and vector length) set for one vector dimension means nothing for the other
+    same_dim = not preset or params.vector_dim == dim
+    kept_tile = params.tile_sizes if same_dim else None
     if dim == "width":
-        kept_lanes = preset and params.vector_dim == "width" and params.vector_lanes
-        lanes = params.vector_lanes if kept_lanes else target.f32_lanes
-        tile = params.tile_sizes or choose_width_tile(
-            out_h, out_w, params.block_size, lanes, _width_budget(params, target)
-        )
+        lanes = params.vector_lanes if preset and same_dim and params.vector_lanes else target.f32_lanes
+        filters = params.block_size
+        if same_dim and params.tile_filters:
+            filters = min(params.tile_filters, filters)
+        budget = _width_budget(filters, target)
+        tile = kept_tile or choose_width_tile(out_h, out_w, filters, lanes, budget)
     else:
-        lanes = params.block_size
-        tile = params.tile_sizes or choose_tile(out_h, out_w, accumulators)
-    return Schedule(dim, order, tile, lanes)  # type: ignore[arg-type]
+        lanes = filters = params.block_size
+        tile = kept_tile or choose_tile(out_h, out_w, accumulators)
+    return Schedule(dim, order, tile, lanes, filters)  # type: ignore[arg-type]
 
 
 def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> list[Schedule]:
@@ -211,15 +222,26 @@ def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> 
         rule = rule_schedule(op, target, accumulators, vector_dim=dim)
         found += [dataclasses.replace(rule, loop_order=order) for order in LOOP_ORDERS]
         if dim == "filters":
-            tiles = [(choose_tile(out_h, out_w, max(1, accumulators // 2)), params.block_size)]
+            block = params.block_size
+            tiles = [(choose_tile(out_h, out_w, max(1, accumulators // 2)), block, block)]
         else:
-            budget = _width_budget(params, target)
-            tiles = [(choose_width_tile(out_h, out_w, params.block_size, rule.vector_lanes, budget // 2),
-                      rule.vector_lanes)]
+            block, budget = params.block_size, _width_budget(params.block_size, target)
+            tiles = [(choose_width_tile(out_h, out_w, block, rule.vector_lanes, budget // 2),
+                      rule.vector_lanes, block)]
             half = target.f32_lanes // 2
             if half >= 4 and out_w <= half:
-                tiles.append((choose_width_tile(out_h, out_w, params.block_size, half, budget), half))
-        found += [dataclasses.replace(rule, tile_sizes=tile, vector_lanes=lanes) for tile, lanes in tiles]
+                tiles.append((choose_width_tile(out_h, out_w, block, half, budget), half, block))
+            # wide blocks: a few of the block's filters per tile, so each input vector feeds more
+            # FMAs per load (4 filters x 6 vectors: 10 loads for 24 FMAs; 16 x 1: 17 for 16)
+            for filters in (4, 8):
+                if filters < block:
+                    lanes = rule.vector_lanes
+                    tile = choose_width_tile(out_h, out_w, filters, lanes, _width_budget(filters, target))
+                    tiles.append((tile, lanes, filters))
+        found += [
+            dataclasses.replace(rule, tile_sizes=tile, vector_lanes=lanes, tile_filters=filters)
+            for tile, lanes, filters in tiles
+        ]
     unique: list[Schedule] = []
     for schedule in found:
         if schedule not in unique:
@@ -250,6 +272,9 @@ class ReorderLoops(Pass):
         schedule = rule_schedule(op, target, accumulators, opts.vector_dim, opts.loop_order)
         if opts.lanes and schedule.vector_dim == "width":
             schedule = dataclasses.replace(schedule, vector_lanes=opts.lanes)
+        if opts.tile_filters and schedule.vector_dim == "width":
+            block = packed_conv3d_params(op).block_size
+            schedule = dataclasses.replace(schedule, tile_filters=min(opts.tile_filters, block))
         out_shape = ir.RankedTensorType(op.results[0].type).shape
         rows, cols = schedule.tile_sizes
         rows = min(opts.tile_rows or rows, out_shape[3])

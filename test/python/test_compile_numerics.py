@@ -192,3 +192,14 @@ def test_convs_write_into_the_next_convs_padded_input(target, group_shape, tmp_p
     x = torch.randn(1, 3, 5, 9, 21)
     got = compile_and_run(model, x, tmp_path / f"chain.{target}", target=target, group_shape=group_shape)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("tile_filters", [4, 3])
+def test_width_tiles_with_a_few_of_a_blocks_filters_match_torch(tile_filters, tmp_path):
+    """"width" kernels whose register tiles hold ``tile_filters`` of a block's filters at a time (a
+    last, smaller group where the block does not divide)."""
+    model, x = tiny("c3d")
+    apply_random_masks(model, (8, 4), 0.5, "kgs", seed=5)
+    schedule = f"vector-dim=width tile-filters={tile_filters}"
+    got = compile_and_run(model, x, tmp_path / "m.so", group_shape=(8, 4), schedule=schedule)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

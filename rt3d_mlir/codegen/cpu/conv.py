@@ -261,29 +261,43 @@ class _ConvKernel:
     def width_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
         """``rows x cols`` outputs of each of the block's filters, columns in the lanes.
 
-        Accumulators: filter x row x column vector. Per entry and channel,
-        one contiguous input-vector load (W stride 1) per row and column
-        vector, reused by every filter, and one FMA per accumulator with the
-        filter's weight broadcast. Each accumulator is a run of one filter's
-        outputs, stored contiguously to its (permuted) output channel: no
-        scatter. A partial last vector is masked. With ``streaming_stores``
-        full-vector stores are non-temporal, so an output much larger than
-        the cache is written without first reading each line (for C3D's
-        conv1a this doubled the kernel's speed).
+        The block's filters go ``tile_filters`` at a time (each group its own
+        pass over the entries). Accumulators: filter x row x column vector.
+        Per entry and channel, one contiguous input-vector load (W stride 1)
+        per row and column vector, reused by every filter of the group, and
+        one FMA per accumulator with the filter's weight broadcast. Each
+        accumulator is a run of one filter's outputs, stored contiguously to
+        its (permuted) output channel: no scatter. A partial last vector is
+        masked. With ``streaming_stores`` full-vector stores are
+        non-temporal, so an output much larger than the cache is written
+        without first reading each line (for C3D's conv1a this doubled the
+        kernel's speed).
         """
-        k, vec, lanes, filters = self.k, self.vec, self.vlanes, self.lanes
-        sh = self.p.strides[1]
-        w_p = self.geo.padded[2]
+        k, lanes = self.k, self.vlanes
         vectors = -(-cols // lanes)
         tail = cols - (vectors - 1) * lanes
         mask = k.op(f"vector.constant_mask [{tail}] : vector<{lanes}xi1>") if tail < lanes else None
-        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, 1))
+        base = k.index((self.in_base, 1), (h0, self.p.strides[1] * self.geo.padded[2]), (w0, 1))
+        group = min(self.p.tile_filters or self.lanes, self.lanes)
+        for f0 in range(0, self.lanes, group):
+            filters = range(f0, min(f0 + group, self.lanes))
+            self.width_filter_group(b, rows, vectors, mask, base, filters, h0, w0)
+
+    def width_filter_group(
+        self, b: _Block, rows: int, vectors: int, mask: str | None, base: str, filters: range,
+        h0: str | int, w0: str | int,
+    ) -> None:
+        """One group of the block's filters over a ``rows x vectors`` width tile (see width_tile)."""
+        k, vec, lanes, block = self.k, self.vec, self.vlanes, self.lanes
+        sh = self.p.strides[1]
+        w_p = self.geo.padded[2]
+        count = len(filters)
 
         def slot(f: int, r: int, v: int) -> int:
             return (f * rows + r) * vectors + v
 
         inits = []
-        for f in range(filters):
+        for f in filters:
             bias = k.op(f"memref.load %bias[{k.index((b.lane0, 1), (f, 1))}] : {self.bias_type}")
             bias = k.op(f"vector.broadcast {bias} : f32 to {vec}")
             inits += [bias] * (rows * vectors)
@@ -291,8 +305,8 @@ class _ConvKernel:
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
             for u in range(self.unroll):
                 weights = []
-                for f in range(filters):
-                    w_at = k.index((weight_at, 1), (u * filters + f, 1))
+                for f in filters:
+                    w_at = k.index((weight_at, 1), (u * block + f, 1))
                     w = k.op(f"memref.load %weights[{w_at}] : {self.weights_type}")
                     weights.append(k.op(f"vector.broadcast {w} : f32 to {vec}"))
                 for r in range(rows):
@@ -305,14 +319,14 @@ class _ConvKernel:
                             )
                         else:
                             x = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {vec}")
-                        for f in range(filters):
+                        for f in range(count):
                             i = slot(f, r, v)
                             current[i] = k.op(f"vector.fma {weights[f]}, {x}, {current[i]} : {vec}")
             return current
 
         results = self.entry_loop(b, base, inits, body)
-        for f in range(filters):
-            lane = k.index((b.lane0, 1), (f, 1))
+        for f, filter_index in enumerate(filters):
+            lane = k.index((b.lane0, 1), (filter_index, 1))
             channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
             used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
             with k.region(f"scf.if {used} {{"):

@@ -3,6 +3,8 @@
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32})' | FileCheck %s --check-prefix=WIDTH
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=16 registers=32})' | FileCheck %s --check-prefix=STREAM
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{loop-order=hwdf})' 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{registers=32})' | FileCheck %s --check-prefix=KEEP
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=16 loop-order=fdhw tile-rows=1 tile-filters=1})' | FileCheck %s --check-prefix=OVERRIDE
 
 // With 2-lane vectors and 20 columns (>= 4 vectors, a multiple of 2) the
 // first conv puts output columns in the lanes, whole rows at a time, with
@@ -104,4 +106,31 @@ func.func @narrow(%x: tensor<1x1x2x4x18xf32>, %y: tensor<1x1x2x4x16xf32>) -> (te
   %starts1 = arith.constant dense<[0, 1]> : tensor<2xi32>
   %1 = "rt3d.packed_conv3d"(%y, %w1, %off1, %starts1, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x1x2x4x16xf32>, tensor<2xf32>, tensor<1xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x2x4x16xf32>
   return %0, %1 : tensor<1x2x2x4x16xf32>, tensor<1x2x2x4x16xf32>
+}
+
+// A schedule already set (by rt3d-compile --tune, from measurements) is
+// kept, 8-lane vectors included; the pass's options still override it
+// (tile-filters: the filters of a block one "width" tile holds).
+// KEEP-LABEL: func.func @preset
+// KEEP: "rt3d.packed_conv3d"
+// KEEP-SAME: loop_order = "dhfw"
+// KEEP-SAME: tile_filters = 2 : i64
+// KEEP-SAME: tile_sizes = array<i64: 2, 7>
+// KEEP-SAME: vector_dim = "width"
+// KEEP-SAME: vector_lanes = 8 : i64
+// OVERRIDE-LABEL: func.func @preset
+// OVERRIDE: "rt3d.packed_conv3d"
+// OVERRIDE-SAME: loop_order = "fdhw"
+// OVERRIDE-SAME: tile_filters = 1 : i64
+// OVERRIDE-SAME: tile_sizes = array<i64: 1, 7>
+// OVERRIDE-SAME: vector_dim = "width"
+// OVERRIDE-SAME: vector_lanes = 16 : i64
+func.func @preset(%x: tensor<1x1x2x4x7xf32>) -> tensor<1x2x2x4x7xf32> {
+  %w = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %bias = arith.constant dense<0.0> : tensor<2xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, loop_order = "dhfw", tile_sizes = array<i64: 2, 7>, vector_dim = "width", vector_lanes = 8 : i64} : (tensor<1x1x2x4x7xf32>, tensor<2xf32>, tensor<1xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x2x4x7xf32>
+  return %0 : tensor<1x2x2x4x7xf32>
 }

@@ -1,0 +1,177 @@
+"""Per-layer schedules chosen by measurement (``tune=True``, rt3d_mlir/backend/tuning.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import REL_TOL, compile_and_run, relative_error, torch_output
+from test_cli import assert_one_line_error, run
+from test_compile_numerics import PaddedChain
+from torch import nn
+from torch_mlir import ir
+
+from rt3d_mlir.backend import tuning
+from rt3d_mlir.backend.cpu import packing_pipeline
+from rt3d_mlir.dialect import packed_conv3d_params
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.frontend import import_to_linalg, save_checkpoint
+from rt3d_mlir.ir_matchers import ops_named
+from rt3d_mlir.models import build_model
+from rt3d_mlir.passes import run_pipeline
+from rt3d_mlir.passes.reorder_loops import Schedule, candidate_schedules, default_accumulators, rule_schedule
+from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.targets import get_target
+
+HOST = get_target("host")
+
+
+def _pruned_chain() -> tuple[nn.Module, torch.Tensor]:
+    model = PaddedChain().eval()
+    apply_random_masks(model, (2, 2), 0.5, "kgs", seed=4)
+    return model, torch.randn(1, 3, 5, 9, 21)
+
+
+def _packed(model: nn.Module, x: torch.Tensor, group_shape=(2, 2)) -> ir.Module:
+    module = import_to_linalg(model, x)
+    with module.context:
+        run_pipeline(module, f"builtin.module({packing_pipeline(group_shape, 'host')})")
+    return module
+
+
+def test_candidates_start_with_the_rules_and_cover_both_vector_dims():
+    model, x = _pruned_chain()
+    module = _packed(model, x)
+    with module.context:
+        for op in ops_named(module.operation, "rt3d.packed_conv3d"):
+            found = candidate_schedules(op, HOST, default_accumulators(HOST))
+            assert found[0] == rule_schedule(op, HOST, default_accumulators(HOST))
+            assert len(found) == len(set(found))
+            assert {s.vector_dim for s in found} == {"filters", "width"}
+            assert {s.loop_order for s in found} == {"fdhw", "dfhw", "dhfw"}
+            # half-length vectors are tried where a row fits them (W = 21 > 8: not here)
+            assert all(s.vector_lanes == HOST.f32_lanes for s in found if s.vector_dim == "width")
+
+
+def test_strided_convs_keep_filters_in_lanes():
+    model = nn.Sequential(nn.Conv3d(4, 16, 3, stride=2, padding=1)).eval()
+    module = _packed(model, torch.randn(1, 4, 4, 8, 8), group_shape=None)
+    with module.context:
+        (op,) = ops_named(module.operation, "rt3d.packed_conv3d")
+        assert {s.vector_dim for s in candidate_schedules(op, HOST, 14)} == {"filters"}
+
+
+def test_tuned_build_matches_torch_and_the_cache_is_reused(tmp_path, monkeypatch):
+    model, x = _pruned_chain()
+    cache = tmp_path / "schedules.json"
+    got = compile_and_run(model, x, tmp_path / "tuned.so", group_shape=(2, 2), tune=True, tune_cache=cache)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+    data = json.loads(cache.read_text())
+    assert data["format"] == tuning.CACHE_FORMAT
+    layers = data["layers"]
+    assert len(layers) == 4  # the chain's four convs differ in shape
+    for entry in layers.values():
+        measured = entry["measured_ms"]
+        chosen = Schedule(**{**entry["schedule"], "tile_sizes": tuple(entry["schedule"]["tile_sizes"])})
+        assert measured[chosen.describe()] == min(measured.values())
+        assert len(measured) >= 4 and all(ms > 0 for ms in measured.values())
+
+    def no_timing(*_args, **_kwargs):
+        raise AssertionError("every layer is cached: nothing should be timed")
+
+    monkeypatch.setattr(tuning, "_time_candidates", no_timing)
+    again = compile_and_run(model, x, tmp_path / "again.so", group_shape=(2, 2), tune=True, tune_cache=cache)
+    assert relative_error(again, got) == 0.0
+
+
+def _identity() -> str:
+    from rt3d_mlir.backend.cpu import require_toolchain
+
+    toolchain = require_toolchain(HOST)
+    return tuning.machine_identity(toolchain.cpu, toolchain.target.triple)
+
+
+def test_cached_schedules_are_set_on_the_convs(tmp_path):
+    """A cache entry decides the layer's schedule without any timing; the layer key includes the
+    thread count."""
+    model = nn.Sequential(nn.Conv3d(4, 8, 3, padding=1), nn.ReLU()).eval()
+    module = _packed(model, torch.randn(1, 4, 4, 8, 8), group_shape=None)
+    cache = tmp_path / "schedules.json"
+    wanted = Schedule("filters", "dhfw", (2, 3), 8, 8)
+    with module.context:
+        (op,) = ops_named(module.operation, "rt3d.packed_conv3d")
+        key = tuning.layer_key(op, _identity(), threads=3)
+        cache.write_text(json.dumps({
+            "format": tuning.CACHE_FORMAT,
+            "layers": {key: {"schedule": {"vector_dim": "filters", "loop_order": "dhfw",
+                                          "tile_sizes": [2, 3], "vector_lanes": 8,
+                                          "tile_filters": 8}}},
+        }))
+
+        def no_build(*_args):
+            raise AssertionError("the layer is cached")
+
+        chosen = tuning.tune_schedules(module, HOST, _identity(), no_build, str(cache), threads=3)
+        assert chosen == [wanted]
+        params = packed_conv3d_params(op)
+        assert (params.vector_dim, params.loop_order, params.tile_sizes) == ("filters", "dhfw", (2, 3))
+        assert tuning.layer_key(op, _identity(), threads=2) != key
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "cannot read the schedule cache"),
+        (json.dumps({"format": "something else", "layers": {}}), "is not an rt3d schedule cache"),
+        (json.dumps({"format": tuning.CACHE_FORMAT}), "has no layers table"),
+        (json.dumps({"format": tuning.CACHE_FORMAT, "layers": {"k": {"schedule": {"vector_dim": 1}}}}),
+         "malformed schedule"),
+        (json.dumps({"format": tuning.CACHE_FORMAT, "layers": {"k": {"schedule": {
+            "vector_dim": "diagonal", "loop_order": "fdhw", "tile_sizes": [1, 1], "vector_lanes": 4,
+            "tile_filters": 4}}}}),
+         "invalid schedule"),
+        (json.dumps({"format": tuning.CACHE_FORMAT, "layers": {"k": {"schedule": {
+            "vector_dim": "width", "loop_order": "fdhw", "tile_sizes": [0, 1], "vector_lanes": 4,
+            "tile_filters": 4}}}}),
+         "invalid schedule"),
+    ],
+)
+def test_bad_caches_are_refused(tmp_path, text, message):
+    path = tmp_path / "schedules.json"
+    path.write_text(text)
+    with pytest.raises(Rt3dError, match=message):
+        tuning.ScheduleCache.open(str(path)).schedule("k")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    model = build_model("c3d", width=1 / 16, input_size=(16, 16, 16)).eval()
+    path = tmp_path_factory.mktemp("models") / "c3d.pt"
+    save_checkpoint(path, "c3d", {"width": 1 / 16, "input_size": (16, 16, 16)}, model)
+    return path
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--target", "aarch64", "--tune"], ["--tune times kernels on this machine", "not to aarch64"]),
+        (["--target", "spirv", "--tune"], ["apply to CPU targets"]),
+        (["--tune", "--reference-kernels"], ["exclude each other"]),
+        (["--tune", "--tune-cache", "BAD"], ["is not an rt3d schedule cache"]),
+    ],
+)
+def test_compile_tune_errors_are_one_line(model_file, tmp_path, extra, fragments):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    args = [str(bad) if a == "BAD" else a for a in extra]
+    result = run("rt3d-compile", str(model_file), "-o", str(tmp_path / "m.so"), *args)
+    assert_one_line_error(result, "rt3d-compile: error:", *fragments)
+    assert not (tmp_path / "m.so").exists()
+
+
+def test_bench_schedule_choices_are_checked():
+    result = run("rt3d-bench", "--schedules", "fastest")
+    assert_one_line_error(result, "rt3d-bench: error:", "--schedules takes rules and/or tuned")
+    result = run("rt3d-bench", "--tune-cache", "x.json")
+    assert_one_line_error(result, "rt3d-bench: error:", "--tune-cache applies to --schedules tuned")
