@@ -7,11 +7,13 @@ gives every untuned layer its ``k``-th candidate (its rules' choice where it
 has fewer), the builds are loaded side by side and run in interleaved
 rounds, and each layer's kernel time is read from the artifacts' per-call-site
 profiles. A layer keeps the candidate with the lowest median; layers of one
-key (shape, strides, block shape, density) share one choice, judged on their
-summed times. Choices go to a JSON cache (``schedules.json`` under
-``$XDG_CACHE_HOME/rt3d-mlir`` unless a path is given) keyed by the layer, the
-CPU, the clang CPU choice and the thread count, so later builds of any model
-with such a layer reuse them without timing. ``rt3d-reorder-loops`` keeps the
+key (shape, strides, block shape, density in steps of 0.05) share one
+choice, judged on their summed times. Choices go to a JSON cache
+(``schedules.json`` under ``$XDG_CACHE_HOME/rt3d-mlir`` unless a path is
+given) keyed by the layer, the CPU, the clang CPU choice and the thread
+count (``RT3D_NUM_THREADS`` or the CPUs: what the artifact runs with by
+default), so later builds of any model with such a layer reuse them without
+timing; each entry keeps every candidate's time and the rules' choice. ``rt3d-reorder-loops`` keeps the
 attributes set here; its options (``--schedule``) still override them.
 """
 
@@ -80,11 +82,18 @@ def machine_identity(cpu: str, triple: str) -> str:
     return f"{model}|{triple}|{cpu}"
 
 
+def _density_bucket(op: ir.Operation) -> float:
+    """The kept fraction of the conv's weights in steps of 0.05: layers pruned to about the same
+    rate share their measurements (random masks at one rate give 0.36-0.41 per layer)."""
+    density = int_attr(op, KEPT_WEIGHTS_ATTR) / max(int_attr(op, DENSE_WEIGHTS_ATTR), 1)
+    return round(20 * density) / 20
+
+
 def layer_key(op: ir.Operation, machine: str, threads: int) -> str:
     """What a layer's best schedule depends on: shapes, window, block shape, density, machine."""
     p = packed_conv3d_params(op)
     shapes = [ir.RankedTensorType(op.operands[0].type).shape, ir.RankedTensorType(op.results[0].type).shape]
-    density = int_attr(op, KEPT_WEIGHTS_ATTR) / max(int_attr(op, DENSE_WEIGHTS_ATTR), 1)
+    density = _density_bucket(op)
     layer = (
         f"in={shapes[0]} out={shapes[1]} k={p.kernel_size} s={p.strides} lo={p.padding_low} "
         f"hi={p.padding_high} d={p.dilations} block={p.block_size}x{p.channel_unroll} "
@@ -180,9 +189,10 @@ def tune_schedules(
                 "layer": f"{ir.RankedTensorType(op.operands[0].type).shape} -> "
                 f"{ir.RankedTensorType(op.results[0].type).shape} "
                 f"k={list(packed_conv3d_params(op).kernel_size)} density="
-                f"{int_attr(op, KEPT_WEIGHTS_ATTR) / max(int_attr(op, DENSE_WEIGHTS_ATTR), 1):.2f} "
+                f"{_density_bucket(op):.2f} "
                 f"threads={threads}",
                 "schedule": asdict(candidates[members[0]][best]),
+                "rules": candidates[members[0]][0].describe(),
                 "measured_ms": {
                     candidates[members[0]][k].describe(): round(1e3 * totals[k], 4) for k in range(count)
                 },
