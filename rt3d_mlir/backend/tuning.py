@@ -45,7 +45,7 @@ from rt3d_mlir.targets import Target
 CACHE_FORMAT = "rt3d-schedules 1"
 # Part of every layer key; bumped when the candidates or the kernels change enough that cached
 # timings no longer say which schedule wins (entries of other versions are never looked up).
-SCHEDULE_SPACE = 2
+SCHEDULE_SPACE = 3
 ROUNDS = 5
 
 
@@ -108,14 +108,17 @@ def _schedule_from_json(value: object, path: str) -> Schedule:
         assert isinstance(value, dict)
         rows, cols = value["tile_sizes"]
         dim, order, lanes = str(value["vector_dim"]), str(value["loop_order"]), int(value["vector_lanes"])
-        schedule = Schedule(dim, order, (int(rows), int(cols)), lanes, int(value["tile_filters"]))
+        schedule = Schedule(
+            dim, order, (int(rows), int(cols)), lanes, int(value["tile_filters"]), int(value["block_group"])
+        )
     except (AssertionError, KeyError, TypeError, ValueError):
         raise TuneCacheError(f"schedule cache '{path}' holds a malformed schedule: {value!r:.200}") from None
+    sizes = (*schedule.tile_sizes, schedule.vector_lanes, schedule.tile_filters, schedule.block_group)
     if (
         schedule.vector_dim not in VECTOR_DIMS
         or schedule.loop_order not in LOOP_ORDERS
-        or min(*schedule.tile_sizes, schedule.vector_lanes, schedule.tile_filters) < 1
-        or max(*schedule.tile_sizes, schedule.vector_lanes, schedule.tile_filters) > 4096
+        or min(sizes) < 1
+        or max(sizes) > 4096
     ):
         raise TuneCacheError(f"schedule cache '{path}' holds an invalid schedule: {value!r:.200}")
     return schedule

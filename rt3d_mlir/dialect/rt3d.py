@@ -351,7 +351,10 @@ def build_kgs_conv3d(
 # ``streaming_stores`` (bool: non-temporal output stores, "width" only),
 # ``vector_lanes`` (i64: the vector length of "width" kernels; "filters"
 # kernels use vectors of ``block_size``), ``tile_filters`` (i64: the filters
-# of a block one "width" register tile holds; the block's in turn).
+# of a block one "width" register tile holds; the block's in turn),
+# ``block_group`` (i64: "filters" kernels: consecutive blocks with the same
+# entries sharing one register tile, each input broadcast feeding an FMA of
+# every one; the block count must be a multiple).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width")
@@ -373,6 +376,7 @@ class PackedConv3dParams:
     streaming_stores: bool = False
     vector_lanes: int | None = None
     tile_filters: int | None = None
+    block_group: int | None = None
 
 
 def _i64_attr(op: ir.Operation, name: str) -> int | None:
@@ -405,6 +409,7 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         and ir.BoolAttr(op.attributes["streaming_stores"]).value,
         vector_lanes=_i64_attr(op, "vector_lanes"),
         tile_filters=_i64_attr(op, "tile_filters"),
+        block_group=_i64_attr(op, "block_group"),
     )
 
 
@@ -510,6 +515,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         return "'vector_lanes' must be a positive integer"
     if "tile_filters" in op.attributes and (_i64_attr(op, "tile_filters") or 0) < 1:
         return "'tile_filters' must be a positive integer"
+    if "block_group" in op.attributes and (_i64_attr(op, "block_group") or 0) < 1:
+        return "'block_group' must be a positive integer"
     if "streaming_stores" in op.attributes and not isinstance(op.attributes["streaming_stores"], ir.BoolAttr):
         return "'streaming_stores' must be a bool attribute"
     return None

@@ -1,7 +1,9 @@
 """rt3d-reorder-loops: choose the loop order and register tile of each packed conv.
 
-Sets these attributes on every ``rt3d.packed_conv3d`` (those already set are
-kept unless an option overrides them):
+Sets these attributes on every ``rt3d.packed_conv3d`` (those already set,
+e.g. by ``rt3d-compile --tune`` from measurements, are kept unless an option
+overrides them); the fixed rules are :func:`rule_schedule`, the alternatives
+tuning times are :func:`candidate_schedules`:
 
 * ``tile_sizes = array<i64: rows, cols>``: the output positions (rows of H x
   columns of W) whose accumulators stay in vector registers while the
@@ -9,15 +11,19 @@ kept unless an option overrides them):
   load per channel and ``rows x cols`` broadcast-FMAs. The default fills
   ``min(14, vector registers - 4)`` accumulators, leaving registers for the
   weight vector and addresses, and prefers column tiles that divide W.
+* ``block_group``: "filters" tiles of 2 consecutive blocks with the same
+  entries (dense convs) where twice the tile's accumulators fit with two
+  weight vectors and the broadcast (32 registers): each broadcast input
+  feeds an FMA of both blocks.
 * ``vector_dim``: ``"filters"`` (a block's filters in the lanes, the
   default) or ``"width"`` (output columns in the lanes) when W has stride 1
   and either blocks are narrower than a vector (narrow kernel groups, see
   rt3d-pack-kernel-groups) or the plane has at least four whole vectors of
   columns (wide planes, where the filters form's per-tile scatter is the
   bottleneck: C3D's conv1a). A "width" tile is ``rows`` rows by ``cols``
-  columns (``ceil(cols / lanes)`` vectors) for each of the block's filters,
-  within ``vector registers - 8`` accumulators; ``vector_lanes`` records
-  the vector length.
+  columns (``ceil(cols / lanes)`` vectors) for each of ``tile_filters`` of
+  the block's filters at a time (the rules: all of them), within ``vector
+  registers - 8`` accumulators; ``vector_lanes`` records the vector length.
 * ``streaming_stores``: non-temporal output stores for ``"width"`` kernels
   whose output is at least 4x the L2 size and whose rows are whole cache
   lines written in whole vectors (``streaming-stores=auto|on|off``).
@@ -26,9 +32,10 @@ kept unless an option overrides them):
   weights exceed half the target's L2, then ``"dfhw"`` (depth outermost:
   the input slab stays in cache across blocks); for a temporal conv
   (``kD x 1 x 1``) and for narrow "width" blocks (kernel groups narrower
-  than a vector) of a conv with more than one tap ``"dhfw"`` (depth, then row groups, then every block on
-  the rows while they are in cache). The outer loops (with the batch) form
-  the parallel task space split across threads.
+  than a vector) of a conv with more than one tap ``"dhfw"`` (depth, then
+  row groups, then every block on the rows while they are in cache). The
+  outer loops (with the batch) form the parallel task space split across
+  threads.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ class ReorderLoopsOptions:
     vector_dim: str = ""
     streaming_stores: str = "auto"
     tile_filters: int = 0  # "width" tiles: filters of a block per register tile (0 chooses)
+    block_group: int = 0  # "filters" tiles: blocks sharing one (where their entries are the same)
     lanes: int = 0  # override the target's f32 vector lanes
     registers: int = 0  # override the target's vector register count
 
@@ -89,6 +97,7 @@ class ReorderLoopsOptions:
         require_count(self.tile_cols, "tile-cols", note=" (0 chooses)")
         require_count(self.accumulators, "accumulators", note=" (0 chooses)")
         require_count(self.tile_filters, "tile-filters", note=" (0 chooses)")
+        require_count(self.block_group, "block-group", note=" (0 chooses)")
         require_count(self.lanes, "lanes", note=" (0: the target's)")
         require_count(self.registers, "registers", note=" (0: the target's)")
 
@@ -136,6 +145,7 @@ class Schedule:
     tile_sizes: tuple[int, int]
     vector_lanes: int  # the vector length: the target's lanes ("width") or the block size ("filters")
     tile_filters: int  # the filters of a block a register tile holds (the block's: "filters")
+    block_group: int = 1  # "filters": consecutive blocks sharing one register tile
 
     def set_on(self, op: ir.Operation) -> None:
         i64 = ir.IntegerType.get_signless(64)
@@ -144,10 +154,12 @@ class Schedule:
         op.attributes["tile_sizes"] = ir.DenseI64ArrayAttr.get(list(self.tile_sizes))
         op.attributes["vector_lanes"] = ir.IntegerAttr.get(i64, self.vector_lanes)
         op.attributes["tile_filters"] = ir.IntegerAttr.get(i64, self.tile_filters)
+        op.attributes["block_group"] = ir.IntegerAttr.get(i64, self.block_group)
 
     def describe(self) -> str:
         rows, cols = self.tile_sizes
-        return f"{self.vector_dim}/{self.loop_order}/{rows}x{cols}/{self.vector_lanes}/f{self.tile_filters}"
+        text = f"{self.vector_dim}/{self.loop_order}/{rows}x{cols}/{self.vector_lanes}/f{self.tile_filters}"
+        return text + (f"/g{self.block_group}" if self.block_group > 1 else "")
 
 
 def _largest_block_bytes(op: ir.Operation, params) -> int:
@@ -172,6 +184,32 @@ def choose_loop_order(op: ir.Operation, params, dim: str, target: Target) -> str
         # X3D-S's 1x1x1 convs gained nothing measurable, so they keep fdhw)
         order = "dhfw"
     return order
+
+
+def can_group_blocks(op: ir.Operation, group: int) -> bool:
+    """Whether every run of ``group`` consecutive blocks of ``op`` has the same entries (same kernel
+    positions and channels: dense convs, and blocks the pruning left alike), so they can share a
+    "filters" register tile (``block_group``)."""
+    if group == 1:
+        return True
+    starts, offsets = constant_array(op.operands[3]), constant_array(op.operands[2])
+    if starts is None or offsets is None or (len(starts) - 1) % group:
+        return False
+    for first in range(0, len(starts) - 1, group):
+        lead = offsets[starts[first] : starts[first + 1]]
+        for b in range(first + 1, first + group):
+            if not np.array_equal(offsets[starts[b] : starts[b + 1]], lead):
+                return False
+    return True
+
+
+def rule_block_group(op: ir.Operation, tile: tuple[int, int], target: Target) -> int:
+    """Two blocks per "filters" tile where their entries match and 2 x the tile's accumulators, the
+    two weight vectors and the broadcast fit the registers (dense C3D: 275 -> 236 ms, its big
+    layers from 285-313 to 355-379 GFLOP/s on 2 threads, at this machine's FMA peak), else one."""
+    if 2 * tile[0] * tile[1] + 3 <= target.vector_registers and can_group_blocks(op, 2):
+        return 2
+    return 1
 
 
 def _width_budget(filters: int, target: Target) -> int:
@@ -206,7 +244,12 @@ def rule_schedule(
     else:
         lanes = filters = params.block_size
         tile = kept_tile or choose_tile(out_h, out_w, accumulators)
-    return Schedule(dim, order, tile, lanes, filters)  # type: ignore[arg-type]
+    group = 1
+    if dim == "filters":
+        group = params.block_group if preset and same_dim and params.block_group else rule_block_group(
+            op, tile, target
+        )
+    return Schedule(dim, order, tile, lanes, filters, group)  # type: ignore[arg-type]
 
 
 def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> list[Schedule]:
@@ -224,6 +267,10 @@ def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> 
         if dim == "filters":
             block = params.block_size
             tiles = [(choose_tile(out_h, out_w, max(1, accumulators // 2)), block, block)]
+            # one block per tile, and two (same entries) where the rules give one
+            other = 1 if rule.block_group > 1 else rule_block_group(op, rule.tile_sizes, target)
+            if other != rule.block_group:
+                found.append(dataclasses.replace(rule, block_group=other))
         else:
             block, budget = params.block_size, _width_budget(params.block_size, target)
             tiles = [(choose_width_tile(out_h, out_w, block, rule.vector_lanes, budget // 2),
@@ -272,6 +319,10 @@ class ReorderLoops(Pass):
         schedule = rule_schedule(op, target, accumulators, opts.vector_dim, opts.loop_order)
         if opts.lanes and schedule.vector_dim == "width":
             schedule = dataclasses.replace(schedule, vector_lanes=opts.lanes)
+        if opts.block_group and schedule.vector_dim == "filters":
+            # where the blocks' entries differ (or the count is not a multiple), one block per tile
+            group = opts.block_group if can_group_blocks(op, opts.block_group) else 1
+            schedule = dataclasses.replace(schedule, block_group=group)
         if opts.tile_filters and schedule.vector_dim == "width":
             block = packed_conv3d_params(op).block_size
             schedule = dataclasses.replace(schedule, tile_filters=min(opts.tile_filters, block))
@@ -280,6 +331,8 @@ class ReorderLoops(Pass):
         rows = min(opts.tile_rows or rows, out_shape[3])
         cols = min(opts.tile_cols or cols, out_shape[4])
         schedule = dataclasses.replace(schedule, tile_sizes=(rows, cols))
+        if not opts.block_group and 2 * rows * cols + 3 > target.vector_registers:
+            schedule = dataclasses.replace(schedule, block_group=1)  # a larger tile left no room
         schedule.set_on(op)
         lanes = schedule.vector_lanes
         out_bytes = 4

@@ -203,3 +203,18 @@ def test_width_tiles_with_a_few_of_a_blocks_filters_match_torch(tile_filters, tm
     schedule = f"vector-dim=width tile-filters={tile_filters}"
     got = compile_and_run(model, x, tmp_path / "m.so", group_shape=(8, 4), schedule=schedule)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape, loop_order", [(None, "fdhw"), (None, "dhfw"), ((8, 4), "dfhw")])
+def test_blocks_sharing_a_register_tile_match_torch(target, group_shape, loop_order, tmp_path):
+    """"filters" kernels whose tiles hold two blocks with the same entries (dense convs; with
+    kernel groups only where the blocks happen to match, the others keep one block per tile)."""
+    model, x = tiny("c3d")
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=6)
+    schedule = f"vector-dim=filters block-group=2 loop-order={loop_order}"
+    got = compile_and_run(
+        model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape, schedule=schedule
+    )
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

@@ -106,7 +106,7 @@ def test_cached_schedules_are_set_on_the_convs(tmp_path):
             "format": tuning.CACHE_FORMAT,
             "layers": {key: {"schedule": {"vector_dim": "filters", "loop_order": "dhfw",
                                           "tile_sizes": [2, 3], "vector_lanes": 8,
-                                          "tile_filters": 8}}},
+                                          "tile_filters": 8, "block_group": 1}}},
         }))
 
         def no_build(*_args):
@@ -129,11 +129,11 @@ def test_cached_schedules_are_set_on_the_convs(tmp_path):
          "malformed schedule"),
         (json.dumps({"format": tuning.CACHE_FORMAT, "layers": {"k": {"schedule": {
             "vector_dim": "diagonal", "loop_order": "fdhw", "tile_sizes": [1, 1], "vector_lanes": 4,
-            "tile_filters": 4}}}}),
+            "tile_filters": 4, "block_group": 1}}}}),
          "invalid schedule"),
         (json.dumps({"format": tuning.CACHE_FORMAT, "layers": {"k": {"schedule": {
             "vector_dim": "width", "loop_order": "fdhw", "tile_sizes": [0, 1], "vector_lanes": 4,
-            "tile_filters": 4}}}}),
+            "tile_filters": 4, "block_group": 1}}}}),
          "invalid schedule"),
     ],
 )

@@ -73,6 +73,11 @@ class _ConvKernel:
         if p.tile_sizes is None and not self.width_mode:
             raise ValueError("a filters-in-lanes conv kernel needs its tile_sizes (rt3d-reorder-loops)")
         self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
+        # filters in lanes: consecutive blocks (with the same entries) sharing a register tile
+        self.group = 1 if self.width_mode else (p.block_group or 1)
+        if geo.blocks % self.group:
+            raise ValueError(f"block_group {self.group} does not divide the {geo.blocks} blocks")
+        self.units = geo.blocks // self.group  # what the block loops count: blocks or block groups
         d_p, h_p, w_p = geo.padded
         self.channel_stride = d_p * h_p * w_p
         # output strides: a filter's plane, an output depth, a row; where output (0, 0, 0) is
@@ -94,7 +99,7 @@ class _ConvKernel:
         geo = self.geo
         if self.p.loop_order == "dhfw":
             return geo.batch * geo.out[0]
-        return geo.batch * geo.blocks * geo.out[0]
+        return geo.batch * self.units * geo.out[0]
 
     def emit_body(self, task: str) -> None:
         k, geo = self.k, self.geo
@@ -104,13 +109,13 @@ class _ConvKernel:
             n = k.op(f"arith.divui {task}, {k.const(d_o)} : index")
             d = k.op(f"arith.remui {task}, {k.const(d_o)} : index")
         else:
-            inner = d_o if order == "fdhw" else geo.blocks
-            per_n = geo.blocks * d_o
+            inner = d_o if order == "fdhw" else self.units
+            per_n = self.units * d_o
             n = k.op(f"arith.divui {task}, {k.const(per_n)} : index")
             rest = k.op(f"arith.remui {task}, {k.const(per_n)} : index")
             outer_index = k.op(f"arith.divui {rest}, {k.const(inner)} : index")
             inner_index = k.op(f"arith.remui {rest}, {k.const(inner)} : index")
-            block, d = (outer_index, inner_index) if order == "fdhw" else (inner_index, outer_index)
+            unit, d = (outer_index, inner_index) if order == "fdhw" else (inner_index, outer_index)
         sd, _, _ = self.p.strides
         _, h_p, w_p = geo.padded
         self.in_base = k.index((n, geo.channels * self.channel_stride), (d, sd * h_p * w_p))
@@ -119,14 +124,21 @@ class _ConvKernel:
             # Rows outermost, then every block on that row group: the input
             # rows stay in cache while all filter blocks use them.
             def per_row_group(rows: int, h0: str | int) -> None:
-                b = k.fresh("b")
-                with k.region(f"scf.for {b} = {k.const(0)} to {k.const(geo.blocks)} step {k.const(1)} {{"):
-                    self.row_group(self.block_values(b), rows, h0)
+                u = k.fresh("b")
+                with k.region(f"scf.for {u} = {k.const(0)} to {k.const(self.units)} step {k.const(1)} {{"):
+                    self.row_group(self.unit_values(u), rows, h0)
 
             self.for_row_groups(per_row_group)
         else:
-            values = self.block_values(block)
+            values = self.unit_values(unit)
             self.for_row_groups(lambda rows, h0: self.row_group(values, rows, h0))
+
+    def unit_values(self, unit: str) -> list[_Block]:
+        """The values of the blocks of one block loop step (one block, or a block group)."""
+        if self.group == 1:
+            return [self.block_values(unit)]
+        first = self.k.index((unit, self.group))
+        return [self.block_values(self.k.index((first, 1), (j, 1))) for j in range(self.group)]
 
     def for_row_groups(self, emit) -> None:
         k, h_o, rows = self.k, self.geo.out[1], self.rows
@@ -152,9 +164,10 @@ class _ConvKernel:
             values.bias = k.op(f"vector.load %bias[{values.lane0}] : {self.bias_type}, {self.vec}")
         return values
 
-    def row_group(self, b: _Block, rows: int, h0: str | int) -> None:
+    def row_group(self, blocks: list[_Block], rows: int, h0: str | int) -> None:
         k, w_o, cols = self.k, self.geo.out[2], self.cols
         tile = self.width_tile if self.width_mode else self.filter_tile
+        b = blocks[0] if self.width_mode else blocks
         full = (w_o // cols) * cols
         if full:
             w0 = k.fresh("w")
@@ -191,28 +204,48 @@ class _ConvKernel:
 
     # -- filters in lanes --------------------------------------------------
 
-    def filter_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+    def filter_tile(
+        self, blocks: list[_Block], rows: int, cols: int, h0: str | int, w0: str | int
+    ) -> None:
+        """``rows x cols`` output positions of each block of ``blocks`` (their filters in the lanes):
+        each input element is broadcast once and feeds one FMA per block. The blocks share their
+        entries (block_group), so the first block's entry loop walks them all; block ``j``'s weights
+        are its own run of the weight table, ``first_j - first_0`` entries further on."""
         k, vec = self.k, self.vec
         _, sh, sw = self.p.strides
         w_p = self.geo.padded[2]
         base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, sw))
+        lead = blocks[0]
+        # where block j's weights start relative to the lead block's (elements)
+        shifts = [
+            k.index((k.op(f"arith.subi {b.first}, {lead.first} : index"), self.unroll * self.lanes))
+            for b in blocks[1:]
+        ]
+        positions = rows * cols
 
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
             for u in range(self.unroll):
-                w_index = k.index((weight_at, 1), (u * self.lanes, 1))
-                weights = k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {vec}")
+                weights = []
+                for j in range(len(blocks)):
+                    shift = (shifts[j - 1], 1) if j else (0, 0)
+                    w_index = k.index((weight_at, 1), shift, (u * self.lanes, 1))
+                    weights.append(k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {vec}"))
                 for i in range(rows):
-                    for j in range(cols):
-                        x_index = k.index((at, 1), (u * self.channel_stride + i * sh * w_p + j * sw, 1))
+                    for c in range(cols):
+                        x_index = k.index((at, 1), (u * self.channel_stride + i * sh * w_p + c * sw, 1))
                         x = k.op(f"memref.load %input[{x_index}] : {self.input_type}")
                         xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
-                        slot = i * cols + j
-                        current[slot] = k.op(f"vector.fma {xs}, {weights}, {current[slot]} : {vec}")
+                        for j, w in enumerate(weights):
+                            slot = j * positions + i * cols + c
+                            current[slot] = k.op(f"vector.fma {xs}, {w}, {current[slot]} : {vec}")
             return current
 
-        results = self.entry_loop(b, base, [b.bias] * (rows * cols), body)
-        values = [[self.rectified(results[i * cols + j]) for j in range(cols)] for i in range(rows)]
-        self.transposed_store(b, values, h0, w0)
+        inits = [b.bias for b in blocks for _ in range(positions)]
+        results = self.entry_loop(lead, base, inits, body)
+        for j, b in enumerate(blocks):
+            mine = results[j * positions : (j + 1) * positions]
+            values = [[self.rectified(mine[i * cols + c]) for c in range(cols)] for i in range(rows)]
+            self.transposed_store(b, values, h0, w0)
 
     def transposed_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
         """Write ``values[row][col]`` (each the block's filters in lanes) to NCDHW rows.
