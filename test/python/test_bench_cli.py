@@ -73,3 +73,21 @@ def test_bench_rejects_bad_arguments():
     assert_one_line_error(run("rt3d-bench", "--input-size", "16,112"), "--input-size must be D,H,W")
     assert_one_line_error(run("rt3d-bench", "--formats", "onnx"), "unknown format 'onnx'")
     assert_one_line_error(run("rt3d-bench", "--peers", "tvm"), "unknown peer 'tvm'")
+
+
+def test_bench_builds_with_the_rules_and_measured_schedules_side_by_side(tmp_path):
+    out, cache = tmp_path / "bench.json", tmp_path / "schedules.json"
+    result = run(
+        "rt3d-bench", "--models", "c3d", "--variants", "dense,kgs:4x4:2", "--input-size", "16,16,16",
+        "--width", "0.0625", "--num-classes", "4", "--threads", "1", "--repeat", "2", "--warmup", "1",
+        "--peers", "none", "--schedules", "rules,tuned", "--tune-cache", str(cache), "--json", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    (model,) = json.loads(out.read_text())["models"]
+    builds = {b["variant"]: b for b in model["builds"]}
+    assert set(builds) == {"dense", "dense tuned", "kgs 4x4 2x", "kgs 4x4 2x tuned"}
+    for build in builds.values():
+        assert build["max_rel_error"] <= 1e-4 and build["latency_ms"] > 0
+    # timed on the bench's threads: every layer of both variants has a measured choice
+    layers = json.loads(cache.read_text())["layers"]
+    assert layers and all("threads=1" in entry["layer"] for entry in layers.values())

@@ -4,7 +4,8 @@ The kernel maps a block's ``B`` filters to the lanes of a
 ``vector<Bxf32>``; for one parallel task (batch, filter block, output depth)
 it walks the output plane in register tiles of ``rows x cols`` positions
 (``tile_sizes``), each tile holding ``rows*cols`` accumulators initialized
-with the block's bias. For each of the block's kept entries (a run of ``U``
+with the block's bias (``block_group`` consecutive blocks with the same
+entries share a tile: each broadcast input then feeds one FMA per block). For each of the block's kept entries (a run of ``U``
 input channels at one kernel position: the offset comes from the entry
 table) and each channel of the run, it loads the ``B`` weights once and
 issues one broadcast-FMA per accumulator. Only kept entries are visited, so
