@@ -347,7 +347,9 @@ def build_kgs_conv3d(
 # ``loop_order`` ("fdhw": filter blocks outermost, "dfhw", or "dhfw": rows
 # outside the filter blocks) and
 # ``vector_dim`` ("filters": the block's filters in the vector lanes, or
-# "width": consecutive output columns in the lanes; needs W stride 1), and
+# "width": consecutive output columns in the lanes; "interleaved": the
+# block's filters times ``vector_lanes / block_size`` consecutive columns;
+# both need W stride 1), and
 # ``streaming_stores`` (bool: non-temporal output stores, "width" only),
 # ``vector_lanes`` (i64: the vector length of "width" kernels; "filters"
 # kernels use vectors of ``block_size``), ``tile_filters`` (i64: the filters
@@ -357,7 +359,7 @@ def build_kgs_conv3d(
 # every one; the block count must be a multiple).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
-VECTOR_DIMS = ("filters", "width")
+VECTOR_DIMS = ("filters", "width", "interleaved")
 
 
 @dataclass(frozen=True)
@@ -509,8 +511,11 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         dim = ir.StringAttr(op.attributes["vector_dim"]).value
         if dim not in VECTOR_DIMS:
             return f"'vector_dim' must be one of {', '.join(VECTOR_DIMS)}, got '{dim}'"
-        if dim == "width" and values["strides"][2] != 1:
-            return "'vector_dim' = \"width\" needs W stride 1"
+        if dim in ("width", "interleaved") and values["strides"][2] != 1:
+            return f"'vector_dim' = \"{dim}\" needs W stride 1"
+        lanes = _i64_attr(op, "vector_lanes") or 0
+        if dim == "interleaved" and (lanes <= block or lanes % block):
+            return f"'vector_dim' = \"interleaved\" needs vector_lanes a multiple of block_size {block}"
     if "vector_lanes" in op.attributes and (_i64_attr(op, "vector_lanes") or 0) < 1:
         return "'vector_lanes' must be a positive integer"
     if "tile_filters" in op.attributes and (_i64_attr(op, "tile_filters") or 0) < 1:

@@ -123,10 +123,29 @@ def choose_vector_dim(params, out_w: int, lanes: int) -> str:
     if params.strides[2] != 1:
         return "filters"
     if params.block_size < lanes:
+        if out_w <= lanes // 2 and lanes % params.block_size == 0:
+            # rows of half a vector or less: "width" would leave most lanes empty (4x4 KGS, C3D's
+            # 7x7 conv5: 95-97 GFLOP/s as "width", 156-158 interleaved; at 14 columns and more
+            # "width" stays ahead, 203-224 against 171-210)
+            return "interleaved"
         return "width"
     if out_w % lanes == 0 and out_w >= 4 * lanes:
         return "width"
     return "filters"
+
+
+def choose_interleaved_tile(out_h: int, out_w: int, run: int, budget: int) -> tuple[int, int]:
+    """(rows, cols) of an "interleaved" tile: ``rows x ceil(cols / run)`` accumulators (each the
+    block's filters at ``run`` consecutive columns) within ``budget``, column tiles dividing W
+    where they can."""
+    runs = -(-out_w // run)
+    if runs <= budget:
+        return max(1, min(out_h, budget // runs)), out_w
+    best = max(
+        range(max(1, budget // 2), budget + 1),
+        key=lambda count: ((out_w // (count * run)) * count * run, count),
+    )
+    return 1, best * run
 
 
 def choose_width_tile(out_h: int, out_w: int, filters: int, lanes: int, budget: int) -> tuple[int, int]:
@@ -177,7 +196,7 @@ def choose_loop_order(op: ir.Operation, params, dim: str, target: Target) -> str
         # every block reads a row group while it is in cache (R(2+1)D's (3,1,1) convs ran
         # 20-28 % faster than with blocks outermost; 3x3x3 convs 5-7 % slower)
         order = "dhfw"
-    if dim == "width" and params.block_size < target.f32_lanes and k_d * k_h * k_w > 1:
+    if dim in ("width", "interleaved") and params.block_size < target.f32_lanes and k_d * k_h * k_w > 1:
         # narrow blocks (a kernel group each) of a conv with a window: every block would
         # stream the input slab again; rows outermost, all blocks use a row group while
         # it is in cache (with 4x4 KGS: C3D 205 -> 157 ms, R(2+1)D-18 246 -> 221 ms;
@@ -228,8 +247,11 @@ def rule_schedule(
     out_h, out_w = out_shape[3], out_shape[4]
     preset = "vector_dim" in op.attributes
     dim = vector_dim or (params.vector_dim if preset else choose_vector_dim(params, out_w, target.f32_lanes))
-    if dim == "width" and params.strides[2] != 1:
+    lanes = target.f32_lanes
+    if dim in ("width", "interleaved") and params.strides[2] != 1:
         dim = "filters"
+    if dim == "interleaved" and (lanes <= params.block_size or lanes % params.block_size):
+        dim = "width"
     order = loop_order or params.loop_order or choose_loop_order(op, params, dim, target)
     # a tile (and vector length) set for one vector dimension means nothing for the other
     same_dim = not preset or params.vector_dim == dim
@@ -241,6 +263,10 @@ def rule_schedule(
             filters = min(params.tile_filters, filters)
         budget = _width_budget(filters, target)
         tile = kept_tile or choose_width_tile(out_h, out_w, filters, lanes, budget)
+    elif dim == "interleaved":
+        lanes = params.vector_lanes if preset and same_dim and params.vector_lanes else target.f32_lanes
+        filters = params.block_size
+        tile = kept_tile or choose_interleaved_tile(out_h, out_w, lanes // filters, _width_budget(1, target))
     else:
         lanes = filters = params.block_size
         tile = kept_tile or choose_tile(out_h, out_w, accumulators)
@@ -261,6 +287,9 @@ def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> 
     out_h, out_w = out_shape[3], out_shape[4]
     found = [rule_schedule(op, target, accumulators)]
     dims = ["filters", "width"] if params.strides[2] == 1 else ["filters"]
+    narrow = params.block_size < target.f32_lanes and target.f32_lanes % params.block_size == 0
+    if params.strides[2] == 1 and narrow:
+        dims.append("interleaved")
     for dim in dims:
         rule = rule_schedule(op, target, accumulators, vector_dim=dim)
         found += [dataclasses.replace(rule, loop_order=order) for order in LOOP_ORDERS]
@@ -271,6 +300,10 @@ def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> 
             other = 1 if rule.block_group > 1 else rule_block_group(op, rule.tile_sizes, target)
             if other != rule.block_group:
                 found.append(dataclasses.replace(rule, block_group=other))
+        elif dim == "interleaved":
+            run = rule.vector_lanes // params.block_size
+            half = choose_interleaved_tile(out_h, out_w, run, _width_budget(1, target) // 2)
+            tiles = [(half, rule.vector_lanes, params.block_size)]
         else:
             block, budget = params.block_size, _width_budget(params.block_size, target)
             tiles = [(choose_width_tile(out_h, out_w, block, rule.vector_lanes, budget // 2),

@@ -218,3 +218,17 @@ def test_blocks_sharing_a_register_tile_match_torch(target, group_shape, loop_or
         model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape, schedule=schedule
     )
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape, lanes", [((4, 4), 16), ((2, 2), 8), ((4, 2), 8)])
+def test_interleaved_filters_and_columns_match_torch(target, group_shape, lanes, tmp_path):
+    """"interleaved" kernels (a narrow block's filters times a run of columns in the lanes), rows
+    of 16 and of 8 columns with a partial last run (2x2 groups, 8 lanes: runs of 4 columns)."""
+    model, x = tiny("c3d")
+    apply_random_masks(model, group_shape, 0.5, "kgs", seed=7)
+    schedule = f"vector-dim=interleaved lanes={lanes}"
+    got = compile_and_run(
+        model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape, schedule=schedule
+    )
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

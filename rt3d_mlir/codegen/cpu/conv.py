@@ -5,16 +5,20 @@ The kernel maps a block's ``B`` filters to the lanes of a
 it walks the output plane in register tiles of ``rows x cols`` positions
 (``tile_sizes``), each tile holding ``rows*cols`` accumulators initialized
 with the block's bias (``block_group`` consecutive blocks with the same
-entries share a tile: each broadcast input then feeds one FMA per block). For each of the block's kept entries (a run of ``U``
-input channels at one kernel position: the offset comes from the entry
-table) and each channel of the run, it loads the ``B`` weights once and
+entries share a tile: each broadcast input then feeds one FMA per block).
+For each of the block's kept entries (a run of ``U`` input channels at one
+kernel position: the offset comes from the entry table) and each channel
+of the run, it loads the ``B`` weights once and
 issues one broadcast-FMA per accumulator. Only kept entries are visited, so
 the work is proportional to the kept weights; no lane diverges. The
 epilogue applies ReLU and transposes the tile through a small stack buffer
 so that each filter's outputs are written as one contiguous masked store
 to its output channel (``out_channels``, the filter permutation) of the
 NCDHW result. Tiles at the plane's right and bottom edges get
-their own, smaller, tile code (all shapes are static).
+their own, smaller, tile code (all shapes are static). Two other mappings
+serve narrow blocks (``vector_dim``): "width" (output columns in the lanes,
+:meth:`_ConvKernel.width_tile`) and "interleaved" (the block's filters times
+a run of columns, :meth:`_ConvKernel.interleaved_tile`).
 
 The input is zero-padded once (``tensor.pad``) before the call, unless the
 conv before it wrote its output straight into that padded buffer
@@ -68,14 +72,16 @@ class _ConvKernel:
         self.geo, self.p = geo, p
         self.k = KernelText()
         self.lanes, self.unroll = p.block_size, p.channel_unroll
-        self.width_mode = p.vector_dim == "width"
-        # Vector length: the block's filters, or (width mode) the target's.
-        self.vlanes = (p.vector_lanes or p.block_size) if self.width_mode else p.block_size
-        if p.tile_sizes is None and not self.width_mode:
+        self.interleaved = p.vector_dim == "interleaved"
+        # Vector length: the block's filters, or (width, interleaved) the target's.
+        self.vlanes = (p.vector_lanes or p.block_size) if p.vector_dim != "filters" else p.block_size
+        if self.interleaved and (self.vlanes <= p.block_size or self.vlanes % p.block_size):
+            raise ValueError(f"interleaved lanes {self.vlanes} are not a multiple of the block size")
+        if p.tile_sizes is None and p.vector_dim == "filters":
             raise ValueError("a filters-in-lanes conv kernel needs its tile_sizes (rt3d-reorder-loops)")
         self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
         # filters in lanes: consecutive blocks (with the same entries) sharing a register tile
-        self.group = 1 if self.width_mode else (p.block_group or 1)
+        self.group = 1 if p.vector_dim != "filters" else (p.block_group or 1)
         if geo.blocks % self.group:
             raise ValueError(f"block_group {self.group} does not divide the {geo.blocks} blocks")
         self.units = geo.blocks // self.group  # what the block loops count: blocks or block groups
@@ -161,14 +167,16 @@ class _ConvKernel:
             last=k.op(f"arith.index_cast {last} : i32 to index"),
             lane0=k.index((block, lanes)),
         )
-        if not self.width_mode:
+        if self.p.vector_dim == "filters":
             values.bias = k.op(f"vector.load %bias[{values.lane0}] : {self.bias_type}, {self.vec}")
         return values
 
     def row_group(self, blocks: list[_Block], rows: int, h0: str | int) -> None:
         k, w_o, cols = self.k, self.geo.out[2], self.cols
-        tile = self.width_tile if self.width_mode else self.filter_tile
-        b = blocks[0] if self.width_mode else blocks
+        tile = {"width": self.width_tile, "interleaved": self.interleaved_tile}.get(
+            self.p.vector_dim, self.filter_tile
+        )
+        b = blocks if self.p.vector_dim == "filters" else blocks[0]
         full = (w_o // cols) * cols
         if full:
             w0 = k.fresh("w")
@@ -387,6 +395,84 @@ class _ConvKernel:
                             )
 
 
+    # -- filters x columns in lanes ------------------------------------------
+
+    def interleaved_tile(self, b: _Block, rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+        """``rows x cols`` outputs of the block's ``B`` filters, lane ``f * Q + c`` holding filter
+        ``f`` at column ``c`` of a run of ``Q = lanes / B`` columns.
+
+        Per entry and channel: the block's ``B`` weights are loaded once as a
+        vector and spread ``Q`` times each; per accumulator, ``Q`` input
+        columns are loaded (a short load, rarely crossing a cache line) and
+        repeated ``B`` times, then one FMA does ``B x Q`` useful products.
+        A narrow group thus fills the vector without wide unaligned input
+        loads ("width") or a vector of only ``B`` lanes ("filters"). Each
+        accumulator is stored as ``B`` runs of ``Q`` columns, one per filter's
+        (permuted) output channel; a partial last run is masked.
+        """
+        k, vec, lanes, block = self.k, self.vec, self.vlanes, self.lanes
+        q = lanes // block
+        runs = -(-cols // q)
+        tail = cols - (runs - 1) * q
+        sh = self.p.strides[1]
+        w_p = self.geo.padded[2]
+        run_vec, run_mask = f"vector<{q}xf32>", f"vector<{q}xi1>"
+        block_vec = f"vector<{block}xf32>"
+        mask = k.op(f"vector.constant_mask [{tail}] : {run_mask}") if tail < q else None
+        run_zero = k.vconst(0.0, q, "f32")
+        spread = ", ".join(str(f) for f in range(block) for _ in range(q))  # weights, bias
+        repeat = ", ".join(str(c) for _ in range(block) for c in range(q))  # input columns
+        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, 1))
+        biases = k.op(f"vector.load %bias[{b.lane0}] : {self.bias_type}, {block_vec}")
+        bias = k.op(f"vector.shuffle {biases}, {biases} [{spread}] : {block_vec}, {block_vec}")
+
+        def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            for u in range(self.unroll):
+                w_at = k.index((weight_at, 1), (u * block, 1))
+                ws = k.op(f"vector.load %weights[{w_at}] : {self.weights_type}, {block_vec}")
+                w = k.op(f"vector.shuffle {ws}, {ws} [{spread}] : {block_vec}, {block_vec}")
+                for r in range(rows):
+                    for v in range(runs):
+                        x_at = k.index((at, 1), (u * self.channel_stride + r * sh * w_p + v * q, 1))
+                        if mask is not None and v == runs - 1:
+                            xs = k.op(
+                                f"vector.maskedload %input[{x_at}], {mask}, {run_zero} : "
+                                f"{self.input_type}, {run_mask}, {run_vec} into {run_vec}"
+                            )
+                        else:
+                            xs = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {run_vec}")
+                        x = k.op(f"vector.shuffle {xs}, {xs} [{repeat}] : {run_vec}, {run_vec}")
+                        i = r * runs + v
+                        current[i] = k.op(f"vector.fma {x}, {w}, {current[i]} : {vec}")
+            return current
+
+        results = [self.rectified(v) for v in self.entry_loop(b, base, [bias] * (rows * runs), body)]
+        for f in range(block):
+            lane = k.index((b.lane0, 1), (f, 1))
+            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
+            used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
+            picks = ", ".join(str(f * q + c) for c in range(q))
+            with k.region(f"scf.if {used} {{"):
+                channel = k.op(f"arith.index_cast {channel} : i32 to index")
+                for r in range(rows):
+                    for v in range(runs):
+                        value = results[r * runs + v]
+                        outputs = k.op(f"vector.shuffle {value}, {value} [{picks}] : {vec}, {vec}")
+                        out_at = k.index(
+                            (self.out_base, 1), (channel, self.plane), (h0, self.row), (w0, 1),
+                            (r * self.row + v * q, 1),
+                        )
+                        if mask is not None and v == runs - 1:
+                            k.emit(
+                                f"vector.maskedstore %output[{out_at}], {mask}, {outputs} : "
+                                f"{self.output_type}, {run_mask}, {run_vec}"
+                            )
+                        else:
+                            k.emit(
+                                f"vector.store {outputs}, %output[{out_at}] : {self.output_type}, {run_vec}"
+                            )
+
+
 def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedConv3dParams) -> str:
     """MLIR text of the kernel function and its dispatch declaration."""
     emitter = _ConvKernel(geo, p)
@@ -410,5 +496,5 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         emitter.k,
         flops=2 * geo.kept_weights * positions,
         dense_flops=2 * geo.dense_weights * positions,
-        scratch_floats=0 if emitter.width_mode else lanes * lanes,
+        scratch_floats=lanes * lanes if p.vector_dim == "filters" else 0,
     )

@@ -24,12 +24,13 @@
 //
 // 8-lane vectors, blocks of 2 filters: "width" kernels within 32 - 8 = 24
 // accumulators. 20 columns take 3 vectors (the last partial), and 4 rows
-// fill 2 x 4 x 3 = 24; 4 columns take one partial vector, all 4 rows.
+// fill 2 x 4 x 3 = 24. Rows of 4 columns (half a vector) go "interleaved":
+// each vector holds the 2 filters at a run of 4 columns, one run per row.
 // WIDTH: tile_sizes = array<i64: 4, 20>
 // WIDTH-SAME: vector_dim = "width"
 // WIDTH-SAME: vector_lanes = 8 : i64
 // WIDTH: tile_sizes = array<i64: 4, 4>
-// WIDTH-SAME: vector_dim = "width"
+// WIDTH-SAME: vector_dim = "interleaved"
 // WIDTH-SAME: vector_lanes = 8 : i64
 // USER: loop_order = "dfhw"
 // USER-SAME: tile_sizes = array<i64: 2, 2>

@@ -117,6 +117,43 @@ func.func @width(%arg0: tensor<1x2x4x4x6xf32>) -> tensor<1x3x4x3x6xf32> {
 
 // -----
 
+// "interleaved": 8 lanes hold the block's 2 filters at a run of 4 columns
+// (lane f * 4 + c). Per entry and channel the 2 weights are loaded once and
+// spread 4 times each; each run of 4 input columns is loaded (the partial
+// last one of a 6-column row masked) and repeated for both filters; one FMA
+// per run. Each filter's 4 lanes are picked out and stored as a run of its
+// output row.
+// CHECK-LABEL: func.func @interleaved
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK: %[[MASK:.*]] = vector.constant_mask [2] : vector<4xi1>
+// CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 0, 0, 0, 1, 1, 1, 1] : vector<2xf32>, vector<2xf32>
+// CHECK: %{{.*}}:4 = scf.for %{{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: %[[WS:.*]] = vector.load %{{.*}} : memref<8xf32>, vector<2xf32>
+// CHECK: %[[W:.*]] = vector.shuffle %[[WS]], %[[WS]] [0, 0, 0, 0, 1, 1, 1, 1] : vector<2xf32>, vector<2xf32>
+// CHECK: %[[XS:.*]] = vector.load %{{.*}} : memref<256xf32>, vector<4xf32>
+// CHECK: %[[X:.*]] = vector.shuffle %[[XS]], %[[XS]] [0, 1, 2, 3, 0, 1, 2, 3] : vector<4xf32>, vector<4xf32>
+// CHECK: vector.fma %[[X]], %[[W]], %{{.*}} : vector<8xf32>
+// CHECK: vector.maskedload %{{.*}}, %[[MASK]], %{{.*}} : memref<256xf32>, vector<4xi1>, vector<4xf32> into vector<4xf32>
+// CHECK: scf.yield
+// CHECK: scf.if
+// CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3] : vector<8xf32>, vector<8xf32>
+// CHECK: vector.store %{{.*}} : memref<216xf32>, vector<4xf32>
+// CHECK: vector.maskedstore %{{.*}}, %[[MASK]], %{{.*}} : memref<216xf32>, vector<4xi1>, vector<4xf32>
+// CHECK: scf.if
+// CHECK: vector.shuffle %{{.*}}, %{{.*}} [4, 5, 6, 7] : vector<8xf32>, vector<8xf32>
+// CHECK: func.func private @rt3d_conv_dispatch_0
+func.func @interleaved(%arg0: tensor<1x2x4x4x6xf32>) -> tensor<1x3x4x3x6xf32> {
+  %w = arith.constant dense<[1.0, 5.0, 3.0, 7.0, 2.0, 6.0, 4.0, 8.0]> : tensor<8xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 1, 2]> : tensor<3xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 2, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 2, 6>, loop_order = "dhfw", vector_dim = "interleaved", vector_lanes = 8 : i64} : (tensor<1x2x4x4x6xf32>, tensor<8xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x3x6xf32>
+  return %0 : tensor<1x3x4x3x6xf32>
+}
+
+// -----
+
 // A conv whose only user is a conv with padding writes straight into that
 // conv's padded input: its output buffer has the padded shape (W 4 -> 6),
 // a fill-only pad kernel zeroes the padding first, no tensor.pad copies
