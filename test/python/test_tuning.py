@@ -48,7 +48,8 @@ def test_candidates_start_with_the_rules_and_cover_both_vector_dims():
             found = candidate_schedules(op, HOST, default_accumulators(HOST))
             assert found[0] == rule_schedule(op, HOST, default_accumulators(HOST))
             assert len(found) == len(set(found))
-            assert {s.vector_dim for s in found} == {"filters", "width"}
+            # narrow blocks (2x2 groups): columns in the lanes, or filters times columns, too
+            assert {s.vector_dim for s in found} == {"filters", "width", "interleaved"}
             assert {s.loop_order for s in found} == {"fdhw", "dfhw", "dhfw"}
             # half-length vectors are tried where a row fits them (W = 21 > 8: not here)
             assert all(s.vector_lanes == HOST.f32_lanes for s in found if s.vector_dim == "width")
