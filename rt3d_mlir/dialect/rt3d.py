@@ -356,7 +356,7 @@ def build_kgs_conv3d(
 # of a block one "width" register tile holds; the block's in turn),
 # ``block_group`` (i64: "filters" kernels: consecutive blocks with the same
 # entries sharing one register tile, each input broadcast feeding an FMA of
-# every one; the block count must be a multiple).
+# every one; a last, partial group gets a tile of its own).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width", "interleaved")

@@ -206,15 +206,16 @@ def choose_loop_order(op: ir.Operation, params, dim: str, target: Target) -> str
 
 
 def can_group_blocks(op: ir.Operation, group: int) -> bool:
-    """Whether every run of ``group`` consecutive blocks of ``op`` has the same entries (same kernel
-    positions and channels: dense convs, and blocks the pruning left alike), so they can share a
-    "filters" register tile (``block_group``)."""
+    """Whether every whole run of ``group`` consecutive blocks of ``op`` has the same entries (same
+    kernel positions and channels: dense convs, and blocks the pruning left alike), so they can
+    share a "filters" register tile (``block_group``; a last, partial run keeps a tile of its own)."""
     if group == 1:
         return True
     starts, offsets = constant_array(op.operands[3]), constant_array(op.operands[2])
-    if starts is None or offsets is None or (len(starts) - 1) % group:
+    if starts is None or offsets is None or len(starts) - 1 < group:
         return False
-    for first in range(0, len(starts) - 1, group):
+    # a last, partial run gets a tile of its own
+    for first in range(0, (len(starts) - 1) // group * group, group):
         lead = offsets[starts[first] : starts[first + 1]]
         for b in range(first + 1, first + group):
             if not np.array_equal(offsets[starts[b] : starts[b + 1]], lead):

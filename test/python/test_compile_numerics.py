@@ -232,3 +232,18 @@ def test_interleaved_filters_and_columns_match_torch(target, group_shape, lanes,
         model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape, schedule=schedule
     )
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("loop_order", ["fdhw", "dfhw", "dhfw"])
+def test_block_groups_with_a_last_partial_group_match_torch(target, loop_order, tmp_path):
+    """Odd block counts (48 filters: 3 blocks of 16 on AVX-512; 20 filters: 5 blocks of 4 on
+    NEON): pairs share a tile, the last block has one of its own."""
+    model = nn.Sequential(
+        nn.Conv3d(3, 20, 3, padding=1), nn.ReLU(), nn.Conv3d(20, 48, (1, 3, 3), padding=(0, 1, 1)),
+        nn.ReLU(), nn.Conv3d(48, 20, (3, 1, 1), padding=(1, 0, 0)),
+    ).eval()
+    x = torch.randn(1, 3, 4, 9, 17)
+    schedule = f"vector-dim=filters block-group=2 loop-order={loop_order}"
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, schedule=schedule)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

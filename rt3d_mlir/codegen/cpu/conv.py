@@ -82,9 +82,10 @@ class _ConvKernel:
         self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
         # filters in lanes: consecutive blocks (with the same entries) sharing a register tile
         self.group = 1 if p.vector_dim != "filters" else (p.block_group or 1)
-        if geo.blocks % self.group:
-            raise ValueError(f"block_group {self.group} does not divide the {geo.blocks} blocks")
-        self.units = geo.blocks // self.group  # what the block loops count: blocks or block groups
+        # what the block loops count: blocks or block groups, the last one partial if the group
+        # does not divide the blocks (its ``rest`` blocks get a tile of their own)
+        self.full_units, self.rest = divmod(geo.blocks, self.group)
+        self.units = self.full_units + (1 if self.rest else 0)
         d_p, h_p, w_p = geo.padded
         self.channel_stride = d_p * h_p * w_p
         # output strides: a filter's plane, an output depth, a row; where output (0, 0, 0) is
@@ -131,21 +132,34 @@ class _ConvKernel:
             # Rows outermost, then every block on that row group: the input
             # rows stay in cache while all filter blocks use them.
             def per_row_group(rows: int, h0: str | int) -> None:
-                u = k.fresh("b")
-                with k.region(f"scf.for {u} = {k.const(0)} to {k.const(self.units)} step {k.const(1)} {{"):
-                    self.row_group(self.unit_values(u), rows, h0)
+                if self.full_units:
+                    u = k.fresh("b")
+                    end = k.const(self.full_units)
+                    with k.region(f"scf.for {u} = {k.const(0)} to {end} step {k.const(1)} {{"):
+                        self.row_group(self.unit_values(u), rows, h0)
+                if self.rest:
+                    self.row_group(self.unit_values(k.const(self.full_units), self.rest), rows, h0)
 
             self.for_row_groups(per_row_group)
+        elif self.rest and self.full_units:
+            whole = k.op(f"arith.cmpi ult, {unit}, {k.const(self.full_units)} : index")
+            with k.region(f"scf.if {whole} {{", "} else {"):
+                values = self.unit_values(unit)
+                self.for_row_groups(lambda rows, h0: self.row_group(values, rows, h0))
+            with k.region(None):
+                last = self.unit_values(unit, self.rest)
+                self.for_row_groups(lambda rows, h0: self.row_group(last, rows, h0))
         else:
-            values = self.unit_values(unit)
+            values = self.unit_values(unit, self.rest if not self.full_units else self.group)
             self.for_row_groups(lambda rows, h0: self.row_group(values, rows, h0))
 
-    def unit_values(self, unit: str) -> list[_Block]:
-        """The values of the blocks of one block loop step (one block, or a block group)."""
+    def unit_values(self, unit: str, count: int = 0) -> list[_Block]:
+        """The values of the ``count`` (default: the group's) blocks of one block loop step."""
+        count = count or self.group
         if self.group == 1:
             return [self.block_values(unit)]
         first = self.k.index((unit, self.group))
-        return [self.block_values(self.k.index((first, 1), (j, 1))) for j in range(self.group)]
+        return [self.block_values(self.k.index((first, 1), (j, 1))) for j in range(count)]
 
     def for_row_groups(self, emit) -> None:
         k, h_o, rows = self.k, self.geo.out[1], self.rows
