@@ -225,6 +225,44 @@ class _ConvKernel:
             return self.k.op(f"arith.maximumf {value}, {self.zero} : {self.vec}")
         return value
 
+    def load_run(self, at: str, vec: str, mask: str | None, zero: str) -> str:
+        """A contiguous run of input columns at ``at`` as ``vec`` (masked, zeros beyond, if ``mask``)."""
+        if mask is None:
+            return self.k.op(f"vector.load %input[{at}] : {self.input_type}, {vec}")
+        mask_type = vec.replace("xf32>", "xi1>")
+        return self.k.op(
+            f"vector.maskedload %input[{at}], {mask}, {zero} : "
+            f"{self.input_type}, {mask_type}, {vec} into {vec}"
+        )
+
+    def store_run(self, value: str, at: str, vec: str, mask: str | None, nontemporal: bool = False) -> None:
+        """Store a run of one filter's output columns at ``at`` (masked if ``mask``)."""
+        if mask is None:
+            hint = " {nontemporal = true}" if nontemporal else ""
+            self.k.emit(f"vector.store {value}, %output[{at}]{hint} : {self.output_type}, {vec}")
+        else:
+            mask_type = vec.replace("xf32>", "xi1>")
+            self.k.emit(
+                f"vector.maskedstore %output[{at}], {mask}, {value} : {self.output_type}, {mask_type}, {vec}"
+            )
+
+    def for_output_channels(self, b: _Block, filters: range, emit) -> None:
+        """``emit(i, channel)`` for the ``i``-th of the block's ``filters`` with an output channel
+        (its permuted channel as an index), in an ``scf.if`` that skips unused lanes."""
+        k = self.k
+        for i, f in enumerate(filters):
+            lane = k.index((b.lane0, 1), (f, 1))
+            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
+            used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
+            with k.region(f"scf.if {used} {{"):
+                emit(i, k.op(f"arith.index_cast {channel} : i32 to index"))
+
+    def output_at(self, channel: str, h0: str | int, w0: str | int, offset: int) -> str:
+        """Where output ``offset`` (row * row stride + column) of a tile at (h0, w0) of ``channel`` is."""
+        return self.k.index(
+            (self.out_base, 1), (channel, self.plane), (h0, self.row), (w0, 1), (offset, 1)
+        )
+
     # -- filters in lanes --------------------------------------------------
 
     def filter_tile(
@@ -300,13 +338,7 @@ class _ConvKernel:
                             f"vector.gather %scratch[{k.const(lane)}][{strided}], {mask}, {self.zero} : "
                             f"{scratch}, {ivec}, vector<{lanes}xi1>, {vec} into {vec}"
                         )
-                        at_out = k.index(
-                            (self.out_base, 1),
-                            (channel, self.plane),
-                            (h0, self.row),
-                            (w0, 1),
-                            (i * self.row + c0, 1),
-                        )
+                        at_out = self.output_at(channel, h0, w0, i * self.row + c0)
                         k.emit(
                             f"vector.maskedstore %output[{at_out}], {mask}, {outputs} : "
                             f"{self.output_type}, vector<{lanes}xi1>, {vec}"
@@ -368,46 +400,23 @@ class _ConvKernel:
                 for r in range(rows):
                     for v in range(vectors):
                         x_at = k.index((at, 1), (u * self.channel_stride + r * sh * w_p + v * lanes, 1))
-                        if mask is not None and v == vectors - 1:
-                            x = k.op(
-                                f"vector.maskedload %input[{x_at}], {mask}, {self.zero} : "
-                                f"{self.input_type}, vector<{lanes}xi1>, {vec} into {vec}"
-                            )
-                        else:
-                            x = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {vec}")
+                        x = self.load_run(x_at, vec, mask if v == vectors - 1 else None, self.zero)
                         for f in range(count):
                             i = slot(f, r, v)
                             current[i] = k.op(f"vector.fma {weights[f]}, {x}, {current[i]} : {vec}")
             return current
 
         results = self.entry_loop(b, base, inits, body)
-        for f, filter_index in enumerate(filters):
-            lane = k.index((b.lane0, 1), (filter_index, 1))
-            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
-            used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
-            with k.region(f"scf.if {used} {{"):
-                channel = k.op(f"arith.index_cast {channel} : i32 to index")
-                for r in range(rows):
-                    for v in range(vectors):
-                        value = self.rectified(results[slot(f, r, v)])
-                        out_at = k.index(
-                            (self.out_base, 1),
-                            (channel, self.plane),
-                            (h0, self.row),
-                            (w0, 1),
-                            (r * self.row + v * lanes, 1),
-                        )
-                        if mask is not None and v == vectors - 1:
-                            k.emit(
-                                f"vector.maskedstore %output[{out_at}], {mask}, {value} : "
-                                f"{self.output_type}, vector<{lanes}xi1>, {vec}"
-                            )
-                        else:
-                            hint = " {nontemporal = true}" if self.p.streaming_stores else ""
-                            k.emit(
-                                f"vector.store {value}, %output[{out_at}]{hint} : {self.output_type}, {vec}"
-                            )
 
+        def store(f: int, channel: str) -> None:
+            for r in range(rows):
+                for v in range(vectors):
+                    value = self.rectified(results[slot(f, r, v)])
+                    at = self.output_at(channel, h0, w0, r * self.row + v * lanes)
+                    last = mask if v == vectors - 1 else None
+                    self.store_run(value, at, vec, last, self.p.streaming_stores)
+
+        self.for_output_channels(b, filters, store)
 
     # -- filters x columns in lanes ------------------------------------------
 
@@ -448,43 +457,24 @@ class _ConvKernel:
                 for r in range(rows):
                     for v in range(runs):
                         x_at = k.index((at, 1), (u * self.channel_stride + r * sh * w_p + v * q, 1))
-                        if mask is not None and v == runs - 1:
-                            xs = k.op(
-                                f"vector.maskedload %input[{x_at}], {mask}, {run_zero} : "
-                                f"{self.input_type}, {run_mask}, {run_vec} into {run_vec}"
-                            )
-                        else:
-                            xs = k.op(f"vector.load %input[{x_at}] : {self.input_type}, {run_vec}")
+                        xs = self.load_run(x_at, run_vec, mask if v == runs - 1 else None, run_zero)
                         x = k.op(f"vector.shuffle {xs}, {xs} [{repeat}] : {run_vec}, {run_vec}")
                         i = r * runs + v
                         current[i] = k.op(f"vector.fma {x}, {w}, {current[i]} : {vec}")
             return current
 
         results = [self.rectified(v) for v in self.entry_loop(b, base, [bias] * (rows * runs), body)]
-        for f in range(block):
-            lane = k.index((b.lane0, 1), (f, 1))
-            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
-            used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
+
+        def store(f: int, channel: str) -> None:
             picks = ", ".join(str(f * q + c) for c in range(q))
-            with k.region(f"scf.if {used} {{"):
-                channel = k.op(f"arith.index_cast {channel} : i32 to index")
-                for r in range(rows):
-                    for v in range(runs):
-                        value = results[r * runs + v]
-                        outputs = k.op(f"vector.shuffle {value}, {value} [{picks}] : {vec}, {vec}")
-                        out_at = k.index(
-                            (self.out_base, 1), (channel, self.plane), (h0, self.row), (w0, 1),
-                            (r * self.row + v * q, 1),
-                        )
-                        if mask is not None and v == runs - 1:
-                            k.emit(
-                                f"vector.maskedstore %output[{out_at}], {mask}, {outputs} : "
-                                f"{self.output_type}, {run_mask}, {run_vec}"
-                            )
-                        else:
-                            k.emit(
-                                f"vector.store {outputs}, %output[{out_at}] : {self.output_type}, {run_vec}"
-                            )
+            for r in range(rows):
+                for v in range(runs):
+                    value = results[r * runs + v]
+                    outputs = k.op(f"vector.shuffle {value}, {value} [{picks}] : {vec}, {vec}")
+                    at = self.output_at(channel, h0, w0, r * self.row + v * q)
+                    self.store_run(outputs, at, run_vec, mask if v == runs - 1 else None)
+
+        self.for_output_channels(b, range(block), store)
 
 
 def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedConv3dParams) -> str:
