@@ -184,21 +184,18 @@ def tune_schedules(
         times = _time_candidates(module, candidates, build, threads, rounds)
         for key in dict.fromkeys(keys[i] for i in untuned):
             members = [i for i in untuned if keys[i] == key]
-            count = len(candidates[members[0]])
-            totals = [sum(times[k][i] for i in members) for k in range(count)]
-            best = min(range(count), key=totals.__getitem__)
             op = ops[members[0]]
+            totals = _summed_times(members, candidates, times)
+            best = min(totals, key=totals.__getitem__)
             cache.entries[key] = {
                 "layer": f"{ir.RankedTensorType(op.operands[0].type).shape} -> "
                 f"{ir.RankedTensorType(op.results[0].type).shape} "
                 f"k={list(packed_conv3d_params(op).kernel_size)} density="
                 f"{_density_bucket(op):.2f} "
                 f"threads={threads}",
-                "schedule": asdict(candidates[members[0]][best]),
+                "schedule": asdict(best),
                 "rules": candidates[members[0]][0].describe(),
-                "measured_ms": {
-                    candidates[members[0]][k].describe(): round(1e3 * totals[k], 4) for k in range(count)
-                },
+                "measured_ms": {s.describe(): round(1e3 * t, 4) for s, t in totals.items()},
             }
         cache.save()
     chosen = []
@@ -208,6 +205,19 @@ def tune_schedules(
         schedule.set_on(op)
         chosen.append(schedule)
     return chosen
+
+
+def _summed_times(
+    members: list[int], candidates: dict[int, list[Schedule]], times: list[dict[int, float]]
+) -> dict[Schedule, float]:
+    """Seconds per call of each schedule every one of ``members`` (convs of one key) was timed with,
+    summed over them (a candidate list can differ between them, e.g. where only some blocks can
+    share tiles); the first member's own times if they have none in common."""
+    per_member = [{s: times[k][i] for k, s in enumerate(candidates[i])} for i in members]
+    common = [s for s in per_member[0] if all(s in m for m in per_member[1:])]
+    if not common:
+        return per_member[0]
+    return {s: sum(m[s] for m in per_member) for s in common}
 
 
 def _time_candidates(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -176,3 +177,15 @@ def test_bench_schedule_choices_are_checked():
     assert_one_line_error(result, "rt3d-bench: error:", "--schedules takes rules and/or tuned")
     result = run("rt3d-bench", "--tune-cache", "x.json")
     assert_one_line_error(result, "rt3d-bench: error:", "--tune-cache applies to --schedules tuned")
+
+
+def test_layers_of_one_key_are_judged_on_the_schedules_all_of_them_ran():
+    a = Schedule("filters", "fdhw", (1, 14), 16, 16)
+    b = Schedule("width", "dhfw", (3, 28), 16, 16)
+    c = dataclasses.replace(a, block_group=2)  # only the first conv's blocks can share tiles
+    candidates = {0: [a, c, b], 3: [a, b]}
+    # build k ran candidate k (the rules' one, a, where a conv has fewer)
+    times = [{0: 5.0, 3: 6.0}, {0: 3.0, 3: 6.1}, {0: 4.0, 3: 4.5}]
+    totals = tuning._summed_times([0, 3], candidates, times)
+    assert totals == pytest.approx({a: 11.0, b: 10.1})  # c: the second conv never ran it
+    assert tuning._summed_times([0], candidates, times) == {a: 5.0, c: 3.0, b: 4.0}
