@@ -72,10 +72,9 @@ class _ConvKernel:
         self.geo, self.p = geo, p
         self.k = KernelText()
         self.lanes, self.unroll = p.block_size, p.channel_unroll
-        self.interleaved = p.vector_dim == "interleaved"
         # Vector length: the block's filters, or (width, interleaved) the target's.
         self.vlanes = (p.vector_lanes or p.block_size) if p.vector_dim != "filters" else p.block_size
-        if self.interleaved and (self.vlanes <= p.block_size or self.vlanes % p.block_size):
+        if p.vector_dim == "interleaved" and (self.vlanes <= p.block_size or self.vlanes % p.block_size):
             raise ValueError(f"interleaved lanes {self.vlanes} are not a multiple of the block size")
         if p.tile_sizes is None and p.vector_dim == "filters":
             raise ValueError("a filters-in-lanes conv kernel needs its tile_sizes (rt3d-reorder-loops)")
