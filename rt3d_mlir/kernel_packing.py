@@ -180,3 +180,28 @@ def pack_kernel_groups(
         block_size=block_size,
         channel_unroll=unroll,
     )
+
+
+def chunk_starts(
+    entry_offsets: np.ndarray, block_starts: np.ndarray, plane: int, channels: int, chunk: int
+) -> np.ndarray:
+    """Where each block's entries of each run of ``chunk`` input channels start: int32
+    ``[blocks * (chunks + 1)]``, block ``b``'s entries of chunk ``k`` being
+    ``[t[b * (chunks + 1) + k], t[b * (chunks + 1) + k + 1])``.
+
+    An entry's channel is its offset divided by the padded input's ``plane``
+    (D x H x W; a kernel position's offset is less than a plane); a block's
+    entries are ordered by channel run (:func:`pack_kernel_groups`), so a
+    chunk's entries are consecutive.
+    """
+    chunks = -(-channels // chunk)
+    bounds = np.arange(chunks + 1, dtype=np.int64) * chunk
+    table = np.empty((len(block_starts) - 1, chunks + 1), dtype=np.int64)
+    for b in range(len(block_starts) - 1):
+        first, last = int(block_starts[b]), int(block_starts[b + 1])
+        channel = np.asarray(entry_offsets[first:last], dtype=np.int64) // plane
+        if np.any(np.diff(channel) < 0):
+            raise ValueError(f"block {b}'s entries are not ordered by input channel")
+        table[b] = first + np.searchsorted(channel, bounds, side="left")
+    table[:, -1] = np.asarray(block_starts[1:], dtype=np.int64)
+    return table.reshape(-1).astype(np.int32)

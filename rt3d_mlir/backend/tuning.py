@@ -45,7 +45,7 @@ from rt3d_mlir.targets import Target
 CACHE_FORMAT = "rt3d-schedules 1"
 # Part of every layer key; bumped when the candidates or the kernels change enough that cached
 # timings no longer say which schedule wins (entries of other versions are never looked up).
-SCHEDULE_SPACE = 3
+SCHEDULE_SPACE = 4
 ROUNDS = 5
 
 
@@ -109,7 +109,8 @@ def _schedule_from_json(value: object, path: str) -> Schedule:
         rows, cols = value["tile_sizes"]
         dim, order, lanes = str(value["vector_dim"]), str(value["loop_order"]), int(value["vector_lanes"])
         schedule = Schedule(
-            dim, order, (int(rows), int(cols)), lanes, int(value["tile_filters"]), int(value["block_group"])
+            dim, order, (int(rows), int(cols)), lanes, int(value["tile_filters"]), int(value["block_group"]),
+            int(value.get("channel_chunk", 0)),
         )
     except (AssertionError, KeyError, TypeError, ValueError):
         raise TuneCacheError(f"schedule cache '{path}' holds a malformed schedule: {value!r:.200}") from None
@@ -119,6 +120,7 @@ def _schedule_from_json(value: object, path: str) -> Schedule:
         or schedule.loop_order not in LOOP_ORDERS
         or min(sizes) < 1
         or max(sizes) > 4096
+        or not 0 <= schedule.channel_chunk <= 4096
     ):
         raise TuneCacheError(f"schedule cache '{path}' holds an invalid schedule: {value!r:.200}")
     return schedule

@@ -356,7 +356,12 @@ def build_kgs_conv3d(
 # of a block one "width" register tile holds; the block's in turn),
 # ``block_group`` (i64: "filters" kernels: consecutive blocks with the same
 # entries sharing one register tile, each input broadcast feeding an FMA of
-# every one; a last, partial group gets a tile of its own).
+# every one; a last, partial group gets a tile of its own), ``channel_chunk``
+# (i64: "width" kernels in "dhfw" order: the input channels each pass over a
+# row group's blocks takes, a multiple of ``channel_unroll``; every block
+# adds its entries of one chunk to partial sums kept in the output, so the
+# chunk's input rows stay in L1 while all blocks read them; no streaming
+# stores).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width", "interleaved")
@@ -379,6 +384,7 @@ class PackedConv3dParams:
     vector_lanes: int | None = None
     tile_filters: int | None = None
     block_group: int | None = None
+    channel_chunk: int | None = None
 
 
 def _i64_attr(op: ir.Operation, name: str) -> int | None:
@@ -412,6 +418,7 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         vector_lanes=_i64_attr(op, "vector_lanes"),
         tile_filters=_i64_attr(op, "tile_filters"),
         block_group=_i64_attr(op, "block_group"),
+        channel_chunk=_i64_attr(op, "channel_chunk"),
     )
 
 
@@ -524,6 +531,21 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         return "'block_group' must be a positive integer"
     if "streaming_stores" in op.attributes and not isinstance(op.attributes["streaming_stores"], ir.BoolAttr):
         return "'streaming_stores' must be a bool attribute"
+    if "channel_chunk" in op.attributes:
+        return _chunk_problem(op, unroll)
+    return None
+
+
+def _chunk_problem(op: ir.Operation, unroll: int) -> str | None:
+    chunk = _i64_attr(op, "channel_chunk") or 0
+    if chunk < 1 or chunk % unroll:
+        return f"'channel_chunk' must be a positive multiple of channel_unroll {unroll}"
+    dim = ir.StringAttr(op.attributes["vector_dim"]).value if "vector_dim" in op.attributes else "filters"
+    order = ir.StringAttr(op.attributes["loop_order"]).value if "loop_order" in op.attributes else ""
+    if dim != "width" or order != "dhfw":
+        return "'channel_chunk' needs vector_dim \"width\" and loop_order \"dhfw\""
+    if "streaming_stores" in op.attributes and ir.BoolAttr(op.attributes["streaming_stores"]).value:
+        return "'channel_chunk' keeps partial sums in the output: no 'streaming_stores'"
     return None
 
 

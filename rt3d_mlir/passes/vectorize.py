@@ -25,8 +25,9 @@ from rt3d_mlir.codegen.cpu.conv import ConvGeometry, conv_kernel_text
 from rt3d_mlir.codegen.cpu.pad import pad_kernel_text
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
-from rt3d_mlir.ir_matchers import int_attr, ops_named, single_use, static_size
-from rt3d_mlir.passes.builders import zero_pad
+from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named, single_use, static_size
+from rt3d_mlir.kernel_packing import chunk_starts
+from rt3d_mlir.passes.builders import array_constant, zero_pad
 from rt3d_mlir.passes.framework import (
     Pass,
     PassFailure,
@@ -125,12 +126,23 @@ class Vectorize(Pass):
                 )
                 first = [add_kernel(module, "pad", fill)]
                 result_type = ir.RankedTensorType.get(padded_shape, ir.F32Type.get())
+        tables = []
+        if params.channel_chunk:
+            offsets, starts = constant_array(op.operands[2]), constant_array(op.operands[3])
+            if offsets is None or starts is None:
+                raise PassFailure("channel chunks need constant entry tables", op.location)
+            plane = padded[0] * padded[1] * padded[2]
+            tables = [chunk_starts(offsets, starts, plane, geo.channels, params.channel_chunk)]
         text = conv_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, geo, params)
         dispatch = add_kernel(module, CONV_STEM, text)
         replace_with_kernel_call(
             op,
             dispatch,
-            lambda: [zero_pad(x, params.padding_low, params.padding_high), *op.operands[1:]],
+            lambda: [
+                zero_pad(x, params.padding_low, params.padding_high),
+                *op.operands[1:],
+                *(array_constant(t) for t in tables),
+            ],
             result_type,
             first,
         )

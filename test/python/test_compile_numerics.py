@@ -247,3 +247,22 @@ def test_block_groups_with_a_last_partial_group_match_torch(target, loop_order, 
     schedule = f"vector-dim=filters block-group=2 loop-order={loop_order}"
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, schedule=schedule)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("chunk", [4, 8])
+def test_channel_chunked_width_kernels_match_torch(target, chunk, tmp_path):
+    """"width" kernels in "dhfw" order taking the input channels ``chunk`` at a time (12 and 20
+    channels: a last, smaller chunk), partial sums in the output: with ReLU, without (the last
+    conv), writing into the next conv's padded input, rows with a masked tail (W 13)."""
+    model = nn.Sequential(
+        nn.Conv3d(3, 12, 3, padding=1), nn.ReLU(), nn.Conv3d(12, 20, (1, 3, 3), padding=(0, 1, 1)),
+        nn.ReLU(), nn.Conv3d(20, 8, (3, 1, 1), padding=(1, 0, 0)),
+    ).eval()
+    apply_random_masks(model, (4, 4), 0.5, "kgs", seed=8)
+    x = torch.randn(1, 3, 4, 7, 13)
+    schedule = f"vector-dim=width loop-order=dhfw channel-chunk={chunk}"
+    got = compile_and_run(
+        model, x, tmp_path / f"m.{target}", target=target, group_shape=(4, 4), schedule=schedule
+    )
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

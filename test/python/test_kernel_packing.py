@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rt3d_mlir.kernel_packing import channel_unroll_for, pack_kernel_groups
+from rt3d_mlir.kernel_packing import channel_unroll_for, chunk_starts, pack_kernel_groups
 from rt3d_mlir.pruning.random_masks import random_group_masks
 from rt3d_mlir.sparsity import expand_masks
 
@@ -81,3 +81,32 @@ def test_channel_unroll_divides_group_and_channels():
     assert channel_unroll_for(3, 16) == 3  # the group covers all channels
     assert channel_unroll_for(12, 8) == 4
     assert channel_unroll_for(128, 32) == 16
+
+
+@pytest.mark.parametrize("chunk", [4, 8, 12, 64])
+def test_chunk_starts_split_each_blocks_entries_by_input_channel(chunk):
+    """Each block's entries of channel chunk k are exactly its entries whose channel lies in
+    [k * chunk, (k + 1) * chunk), and the chunks of a block cover its entries in order."""
+    weight_shape, group_shape = (24, 20, 3, 3, 3), (4, 4)
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal(weight_shape).astype(np.float32)
+    masks = random_group_masks(weight_shape, group_shape, 0.4, "kgs", rng)
+    padded = (6, 7, 8)
+    plane = 6 * 7 * 8
+    packed = pack_kernel_groups(weight, masks, group_shape, None, padded, (1, 1, 1), 4)
+    table = chunk_starts(packed.entry_offsets, packed.block_starts, plane, 20, chunk)
+    chunks = -(-20 // chunk)
+    assert table.dtype == np.int32 and table.shape == (packed.blocks * (chunks + 1),)
+    for b in range(packed.blocks):
+        row = table[b * (chunks + 1) : (b + 1) * (chunks + 1)]
+        assert row[0] == packed.block_starts[b] and row[-1] == packed.block_starts[b + 1]
+        assert np.all(np.diff(row) >= 0)
+        for k in range(chunks):
+            channels = packed.entry_offsets[row[k] : row[k + 1]] // plane
+            assert np.all((channels >= k * chunk) & (channels < (k + 1) * chunk))
+
+
+def test_chunk_starts_refuse_entries_out_of_channel_order():
+    offsets = np.array([2 * 100, 0], dtype=np.int32)  # channel 2, then channel 0
+    with pytest.raises(ValueError, match="not ordered by input channel"):
+        chunk_starts(offsets, np.array([0, 2], dtype=np.int32), 100, 4, 2)

@@ -56,6 +56,22 @@ def test_candidates_start_with_the_rules_and_cover_both_vector_dims():
             assert all(s.vector_lanes == HOST.f32_lanes for s in found if s.vector_dim == "width")
 
 
+def test_narrow_width_candidates_in_dhfw_order_come_with_and_without_channel_chunks():
+    """Where a pass over all input channels outgrows L1 (128 channels x 3 depths x 3 rows x 130
+    columns), "width" candidates in "dhfw" order are timed with the rules' chunks and without;
+    candidates in other orders never carry a chunk."""
+    model = nn.Sequential(nn.Conv3d(128, 8, 3, padding=1)).eval()
+    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
+    module = _packed(model, torch.randn(1, 128, 3, 4, 128), group_shape=(4, 4))
+    with module.context:
+        (op,) = ops_named(module.operation, "rt3d.packed_conv3d")
+        found = candidate_schedules(op, HOST, default_accumulators(HOST))
+        assert found[0].channel_chunk and found[0].channel_chunk % 4 == 0
+        dhfw_width = [s for s in found if s.vector_dim == "width" and s.loop_order == "dhfw"]
+        assert {bool(s.channel_chunk) for s in dhfw_width} == {True, False}
+        assert all(not s.channel_chunk for s in found if s not in dhfw_width)
+
+
 def test_strided_convs_keep_filters_in_lanes():
     model = nn.Sequential(nn.Conv3d(4, 16, 3, stride=2, padding=1)).eval()
     module = _packed(model, torch.randn(1, 4, 4, 8, 8), group_shape=None)

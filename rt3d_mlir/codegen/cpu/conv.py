@@ -20,6 +20,13 @@ serve narrow blocks (``vector_dim``): "width" (output columns in the lanes,
 :meth:`_ConvKernel.width_tile`) and "interleaved" (the block's filters times
 a run of columns, :meth:`_ConvKernel.interleaved_tile`).
 
+With ``channel_chunk`` ("width" kernels in "dhfw" order) a row group is
+computed in passes over chunks of input channels: in each pass every block
+adds its entries of that chunk (a per-block, per-chunk range of the entry
+table, the ``%chunk_starts`` argument) to partial sums kept in the output,
+initialized with the bias in the first pass and rectified in the last, so
+the chunk's input rows stay in L1 while all blocks read them.
+
 The input is zero-padded once (``tensor.pad``) before the call, unless the
 conv before it wrote its output straight into that padded buffer
 (``out_padded``: its stores use the padded strides, and the padding is
@@ -76,6 +83,10 @@ class _ConvKernel:
         self.vlanes = (p.vector_lanes or p.block_size) if p.vector_dim != "filters" else p.block_size
         if p.vector_dim == "interleaved" and (self.vlanes <= p.block_size or self.vlanes % p.block_size):
             raise ValueError(f"interleaved lanes {self.vlanes} are not a multiple of the block size")
+        if p.channel_chunk and (p.vector_dim != "width" or p.loop_order != "dhfw" or p.streaming_stores):
+            raise ValueError(
+                "channel chunks need a \"width\" kernel in \"dhfw\" order, without streaming stores"
+            )
         if p.tile_sizes is None and p.vector_dim == "filters":
             raise ValueError("a filters-in-lanes conv kernel needs its tile_sizes (rt3d-reorder-loops)")
         self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
@@ -99,6 +110,11 @@ class _ConvKernel:
         self.bias_type = memref_type(geo.blocks * self.lanes, "f32")
         self.weights_type = memref_type(geo.weights, "f32")
         self.zero = self.k.vconst(0.0, self.vlanes, "f32")
+        # channel chunks: their count, and (while emitting a chunk's pass) its index and whether it
+        # is the first or the last
+        self.chunks = -(-geo.channels // p.channel_chunk) if p.channel_chunk else 0
+        self.chunk_table_type = memref_type(geo.blocks * (self.chunks + 1), "i32")
+        self.chunk = self.first_chunk = self.last_chunk = ""
 
     # -- structure ---------------------------------------------------------
 
@@ -131,6 +147,18 @@ class _ConvKernel:
             # Rows outermost, then every block on that row group: the input
             # rows stay in cache while all filter blocks use them.
             def per_row_group(rows: int, h0: str | int) -> None:
+                if self.chunks:
+                    self.chunk = k.fresh("chunk")
+                    end = k.const(self.chunks)
+                    with k.region(f"scf.for {self.chunk} = {k.const(0)} to {end} step {k.const(1)} {{"):
+                        self.first_chunk = k.op(f"arith.cmpi eq, {self.chunk}, {k.const(0)} : index")
+                        last = k.const(self.chunks - 1)
+                        self.last_chunk = k.op(f"arith.cmpi eq, {self.chunk}, {last} : index")
+                        blocks_of_row_group(rows, h0)
+                else:
+                    blocks_of_row_group(rows, h0)
+
+            def blocks_of_row_group(rows: int, h0: str | int) -> None:
                 if self.full_units:
                     u = k.fresh("b")
                     end = k.const(self.full_units)
@@ -172,9 +200,16 @@ class _ConvKernel:
 
     def block_values(self, block: str) -> _Block:
         k, lanes, blocks = self.k, self.lanes, self.geo.blocks
-        next_block = k.op(f"arith.addi {block}, {k.const(1)} : index")
-        first = k.op(f"memref.load %starts[{block}] : memref<{blocks + 1}xi32>")
-        last = k.op(f"memref.load %starts[{next_block}] : memref<{blocks + 1}xi32>")
+        if self.chunks:
+            # the block's entries of the chunk being emitted
+            at = k.index((block, self.chunks + 1), (self.chunk, 1))
+            after = k.op(f"arith.addi {at}, {k.const(1)} : index")
+            first = k.op(f"memref.load %chunk_starts[{at}] : {self.chunk_table_type}")
+            last = k.op(f"memref.load %chunk_starts[{after}] : {self.chunk_table_type}")
+        else:
+            next_block = k.op(f"arith.addi {block}, {k.const(1)} : index")
+            first = k.op(f"memref.load %starts[{block}] : memref<{blocks + 1}xi32>")
+            last = k.op(f"memref.load %starts[{next_block}] : memref<{blocks + 1}xi32>")
         values = _Block(
             first=k.op(f"arith.index_cast {first} : i32 to index"),
             last=k.op(f"arith.index_cast {last} : i32 to index"),
@@ -224,14 +259,21 @@ class _ConvKernel:
             return self.k.op(f"arith.maximumf {value}, {self.zero} : {self.vec}")
         return value
 
-    def load_run(self, at: str, vec: str, mask: str | None, zero: str) -> str:
-        """A contiguous run of input columns at ``at`` as ``vec`` (masked, zeros beyond, if ``mask``)."""
+    def finished(self, value: str) -> str:
+        """An accumulator as stored: rectified, or (channel chunks) rectified after the last pass."""
+        if not self.chunks or self.p.activation != "relu":
+            return self.rectified(value)
+        return self.k.op(f"arith.select {self.last_chunk}, {self.rectified(value)}, {value} : {self.vec}")
+
+    def load_run(self, at: str, vec: str, mask: str | None, zero: str, buffer: str = "%input") -> str:
+        """A contiguous run of columns at ``at`` of the input (or ``buffer`` "%output") as ``vec``
+        (masked, zeros beyond, if ``mask``)."""
+        memref = self.input_type if buffer == "%input" else self.output_type
         if mask is None:
-            return self.k.op(f"vector.load %input[{at}] : {self.input_type}, {vec}")
+            return self.k.op(f"vector.load {buffer}[{at}] : {memref}, {vec}")
         mask_type = vec.replace("xf32>", "xi1>")
         return self.k.op(
-            f"vector.maskedload %input[{at}], {mask}, {zero} : "
-            f"{self.input_type}, {mask_type}, {vec} into {vec}"
+            f"vector.maskedload {buffer}[{at}], {mask}, {zero} : {memref}, {mask_type}, {vec} into {vec}"
         )
 
     def store_run(self, value: str, at: str, vec: str, mask: str | None, nontemporal: bool = False) -> None:
@@ -387,7 +429,20 @@ class _ConvKernel:
         for f in filters:
             bias = k.op(f"memref.load %bias[{k.index((b.lane0, 1), (f, 1))}] : {self.bias_type}")
             bias = k.op(f"vector.broadcast {bias} : f32 to {vec}")
-            inits += [bias] * (rows * vectors)
+            if not self.chunks:
+                inits += [bias] * (rows * vectors)
+                continue
+            # a pass over one channel chunk: the partial sums so far, or the bias in the first pass
+            # (an unused lane reads channel 0's outputs and never stores them)
+            lane = k.index((b.lane0, 1), (f, 1))
+            channel = k.op(f"memref.load %out_channels[{lane}] : {self.table_type}")
+            channel = k.op(f"arith.maxsi {channel}, {k.const(0, 'i32')} : i32")
+            channel = k.op(f"arith.index_cast {channel} : i32 to index")
+            for r in range(rows):
+                for v in range(vectors):
+                    at = self.output_at(channel, h0, w0, r * self.row + v * lanes)
+                    partial = self.load_run(at, vec, mask if v == vectors - 1 else None, self.zero, "%output")
+                    inits.append(k.op(f"arith.select {self.first_chunk}, {bias}, {partial} : {vec}"))
 
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
             for u in range(self.unroll):
@@ -410,7 +465,7 @@ class _ConvKernel:
         def store(f: int, channel: str) -> None:
             for r in range(rows):
                 for v in range(vectors):
-                    value = self.rectified(results[slot(f, r, v)])
+                    value = self.finished(results[slot(f, r, v)])
                     at = self.output_at(channel, h0, w0, r * self.row + v * lanes)
                     last = mask if v == vectors - 1 else None
                     self.store_run(value, at, vec, last, self.p.streaming_stores)
@@ -488,6 +543,7 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         ("%starts", memref_type(geo.blocks + 1, "i32")),
         ("%out_channels", memref_type(geo.blocks * lanes, "i32")),
         ("%bias", memref_type(geo.blocks * lanes, "f32")),
+        *([("%chunk_starts", emitter.chunk_table_type)] if emitter.chunks else []),
         ("%output", emitter.output_type),
     ]
     positions = geo.batch * geo.out[0] * geo.out[1] * geo.out[2]

@@ -202,3 +202,29 @@ func.func @packed_table_type(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32>
   %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi64>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op 'channel_chunk' needs vector_dim "width" and loop_order "dhfw"
+func.func @chunk_needs_width(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "fdhw", vector_dim = "width", channel_chunk = 2 : i64} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op 'channel_chunk' must be a positive multiple of channel_unroll 2
+func.func @chunk_multiple(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "dhfw", vector_dim = "width", channel_chunk = 3 : i64} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}

@@ -5,6 +5,8 @@
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{loop-order=hwdf})' 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{registers=32})' | FileCheck %s --check-prefix=KEEP
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=16 loop-order=fdhw tile-rows=1 tile-filters=1})' | FileCheck %s --check-prefix=OVERRIDE
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32 channel-chunk=16})' | FileCheck %s --check-prefix=CHUNK16
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32 channel-chunk=4096})' | FileCheck %s --check-prefix=NOCHUNK
 
 // With 2-lane vectors and 20 columns (>= 4 vectors, a multiple of 2) the
 // first conv puts output columns in the lanes, whole rows at a time, with
@@ -134,4 +136,31 @@ func.func @preset(%x: tensor<1x1x2x4x7xf32>) -> tensor<1x2x2x4x7xf32> {
   %bias = arith.constant dense<0.0> : tensor<2xf32>
   %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, loop_order = "dhfw", tile_sizes = array<i64: 2, 7>, vector_dim = "width", vector_lanes = 8 : i64} : (tensor<1x1x2x4x7xf32>, tensor<2xf32>, tensor<1xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x2x4x7xf32>
   return %0 : tensor<1x2x2x4x7xf32>
+}
+
+// A narrow "width" conv in "dhfw" order over 128 channels: one pass reads
+// 1 row of 130 floats (520 bytes) per channel, so the rules take the
+// channels 63 at a time (32 KiB of L1 on the host target) and switch off
+// streaming stores; an option sets the chunk, and a chunk of all channels is
+// none.
+// WIDTH-LABEL: func.func @chunked
+// WIDTH: "rt3d.packed_conv3d"
+// WIDTH-SAME: channel_chunk = 63 : i64
+// WIDTH-SAME: loop_order = "dhfw"
+// WIDTH-SAME: streaming_stores = false
+// WIDTH-SAME: tile_sizes = array<i64: 1, 96>
+// WIDTH-SAME: vector_dim = "width"
+// CHUNK16-LABEL: func.func @chunked
+// CHUNK16: channel_chunk = 16 : i64
+// NOCHUNK-LABEL: func.func @chunked
+// NOCHUNK-NOT: channel_chunk
+// NOCHUNK: vector_dim = "width"
+func.func @chunked(%x: tensor<1x128x3x4x130xf32>) -> tensor<1x2x3x4x128xf32> {
+  %w = arith.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %off = arith.constant dense<[0, 156000]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %bias = arith.constant dense<0.0> : tensor<2xf32>
+  %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 2 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x128x3x4x130xf32>, tensor<4xf32>, tensor<2xi32>, tensor<2xi32>, tensor<2xi32>, tensor<2xf32>) -> tensor<1x2x3x4x128xf32>
+  return %0 : tensor<1x2x3x4x128xf32>
 }

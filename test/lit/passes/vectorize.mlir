@@ -184,3 +184,39 @@ func.func @chain(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x2x4x4x4xf32> {
   %1 = "rt3d.packed_conv3d"(%0, %w2, %off2, %starts2, %lanes2, %bias2) {activation = "none", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x3x4x4x4xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x2x4x4x4xf32>
   return %1 : tensor<1x2x4x4x4xf32>
 }
+
+// -----
+
+// "width" in "dhfw" order with channel chunks of 2 (4 channels, 2 passes):
+// the pass derives each block's entry range per chunk from the entry
+// offsets (channel = offset / plane 48): block 0 keeps channels 0 and 2
+// (one entry per chunk), block 1 only channel 2 (none in chunk 0). Each
+// pass over the blocks starts from the bias (first pass) or the partial sums
+// in the output, and rectifies only in the last pass.
+// CHECK-LABEL: func.func @chunked
+// CHECK: %[[TABLE:.*]] = arith.constant dense<[0, 1, 2, 2, 2, 3]> : tensor<6xi32>
+// CHECK: %[[CHUNKS:.*]] = bufferization.to_buffer %[[TABLE]]
+// CHECK: call @rt3d_conv_dispatch_0({{.*}}, %[[CHUNKS]], %{{.*}}) : ({{.*}}, memref<6xi32>, memref<192xf32>) -> ()
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK-SAME: %[[STARTS:[^:]*]]: memref<6xi32>, %[[OUT:[^:]*]]: memref<192xf32>
+// CHECK: scf.for %[[CHUNK:[^ ]*]] = %{{.*}} to %c2 step
+// CHECK-NEXT: %[[FIRST:.*]] = arith.cmpi eq, %[[CHUNK]], %{{.*}} : index
+// CHECK-NEXT: %[[LAST:.*]] = arith.cmpi eq, %[[CHUNK]], %{{.*}} : index
+// CHECK: memref.load %[[STARTS]]
+// CHECK: %[[PARTIAL:.*]] = vector.load %[[OUT]][%{{.*}}] : memref<192xf32>, vector<8xf32>
+// CHECK: arith.select %[[FIRST]], %{{.*}}, %[[PARTIAL]] : vector<8xf32>
+// CHECK: scf.for
+// CHECK: vector.fma
+// CHECK: scf.yield
+// CHECK: %[[RELU:.*]] = arith.maximumf
+// CHECK: arith.select %[[LAST]], %[[RELU]], %{{.*}} : vector<8xf32>
+// CHECK: vector.store %{{.*}}, %[[OUT]]
+func.func @chunked(%arg0: tensor<1x4x2x3x8xf32>) -> tensor<1x4x2x3x8xf32> {
+  %w = arith.constant dense<[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]> : tensor<12xf32>
+  %off = arith.constant dense<[0, 96, 96]> : tensor<3xi32>
+  %starts = arith.constant dense<[0, 2, 3]> : tensor<3xi32>
+  %lanes = arith.constant dense<[0, 1, 3, 2]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 8>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 8 : i64, channel_chunk = 2 : i64} : (tensor<1x4x2x3x8xf32>, tensor<12xf32>, tensor<3xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x2x3x8xf32>
+  return %0 : tensor<1x4x2x3x8xf32>
+}
