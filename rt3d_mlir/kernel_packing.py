@@ -16,7 +16,8 @@ A block's work is a list of *entries*: a run of ``channel_unroll`` input
 channels (``U``, which divides both ``gC`` and ``C``) at one kernel position.
 For each entry the packed weights hold ``U x block_size`` values (channel
 major, lane minor) and an int32 table holds the offset of the entry's first
-input element in the zero-padded NCDHW input.
+input element in the zero-padded NCDHW input (or, for an input in the
+channel-blocked layout, in that: :func:`blocked_offsets`).
 """
 
 from __future__ import annotations
@@ -205,3 +206,46 @@ def chunk_starts(
         table[b] = first + np.searchsorted(channel, bounds, side="left")
     table[:, -1] = np.asarray(block_starts[1:], dtype=np.int64)
     return table.reshape(-1).astype(np.int32)
+
+
+# The channel-blocked activation layout: an (N, C, D, H, W) activation stored as
+# (N, C / L, D, H, W, L), ``L`` channels (a vector of the target) innermost, so that a vector of
+# ``L`` consecutive channels at one position is one contiguous load or store.
+
+
+def blocked_shape(shape: Sequence[int], lanes: int) -> tuple[int, ...]:
+    """The blocked (N, C / L, D, H, W, L) shape of an (N, C, D, H, W) activation."""
+    n, c, d, h, w = (int(v) for v in shape)
+    if c % lanes:
+        raise ValueError(f"{c} channels do not split into blocks of {lanes}")
+    return (n, c // lanes, d, h, w, lanes)
+
+
+def plain_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """The (N, C, D, H, W) shape of a blocked (N, C / L, D, H, W, L) activation."""
+    n, blocks, d, h, w, lanes = (int(v) for v in shape)
+    return (n, blocks * lanes, d, h, w)
+
+
+def runs_fit_blocks(unroll: int, lanes: int) -> bool:
+    """Whether runs of ``unroll`` channels (starting at multiples of it) read from a blocked input
+    stay within one block or cover whole blocks: ``unroll`` divides ``lanes`` or is a multiple of
+    it (channel ``u`` of a run is then ``(u // L) * L * plane + u % L`` past its first)."""
+    return lanes >= 2 and (lanes % unroll == 0 or unroll % lanes == 0)
+
+
+def blocked_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
+    """Entry offsets into a plain input (channel x ``plane`` + position) as offsets into the same
+    input in the blocked layout (channel block x L x plane + position x L + channel within block)."""
+    channel, position = np.divmod(np.asarray(offsets, dtype=np.int64), plane)
+    blocked = (channel // lanes) * lanes * plane + position * lanes + channel % lanes
+    if blocked.size and blocked.max() >= 2**31:
+        raise ValueError("the padded input is too large for 32-bit entry offsets")
+    return blocked.astype(np.int32)
+
+
+def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
+    """The inverse of :func:`blocked_offsets` (int64)."""
+    block, rest = np.divmod(np.asarray(offsets, dtype=np.int64), lanes * plane)
+    position, lane = np.divmod(rest, lanes)
+    return (block * lanes + lane) * plane + position

@@ -80,6 +80,7 @@ def kernel_pipeline(target: str = "host", reference: bool = False, schedule: str
     if not reference:
         steps += [
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
+            f"rt3d-propagate-layout{target_option}",
             f"rt3d-vectorize{target_option}",
             f"rt3d-vectorize-matmul{target_option}",
             f"rt3d-vectorize-pool{target_option}",

@@ -29,6 +29,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import ext
 
+from rt3d_mlir.kernel_packing import plain_offsets, plain_shape, runs_fit_blocks
 from rt3d_mlir.sparsity import mask_shape
 
 ACTIVATIONS = ("none", "relu")
@@ -361,10 +362,15 @@ def build_kgs_conv3d(
 # row group's blocks takes, a multiple of ``channel_unroll``; every block
 # adds its entries of one chunk to partial sums kept in the output, so the
 # chunk's input rows stay in L1 while all blocks read them; no streaming
-# stores).
+# stores), ``input_layout`` and ``output_layout`` ("plain", the default, or
+# "blocked": the activation as (N, C / B, D, H, W, B) with B = block_size, the
+# channel-blocked layout of :mod:`rt3d_mlir.kernel_packing`; "filters"
+# kernels only; a blocked input's entry offsets index the blocked input, a
+# blocked result needs each block's lanes to be one channel block in order).
 
 LOOP_ORDERS = ("fdhw", "dfhw", "dhfw")
 VECTOR_DIMS = ("filters", "width", "interleaved")
+LAYOUTS = ("plain", "blocked")
 
 
 @dataclass(frozen=True)
@@ -385,6 +391,8 @@ class PackedConv3dParams:
     tile_filters: int | None = None
     block_group: int | None = None
     channel_chunk: int | None = None
+    input_layout: str = "plain"
+    output_layout: str = "plain"
 
 
 def _i64_attr(op: ir.Operation, name: str) -> int | None:
@@ -419,7 +427,19 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         tile_filters=_i64_attr(op, "tile_filters"),
         block_group=_i64_attr(op, "block_group"),
         channel_chunk=_i64_attr(op, "channel_chunk"),
+        input_layout=_layout(op, "input_layout") or "plain",
+        output_layout=_layout(op, "output_layout") or "plain",
     )
+
+
+def _layout(op: ir.Operation, name: str) -> str | None:
+    """A layout attribute's value ("plain" if absent), None if it is not one of LAYOUTS."""
+    if name not in op.attributes:
+        return "plain"
+    attr = op.attributes[name]
+    if not isinstance(attr, ir.StringAttr) or attr.value not in LAYOUTS:
+        return None
+    return attr.value
 
 
 def _constant_table(value: ir.Value) -> np.ndarray | None:
@@ -462,6 +482,18 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     if problem:
         return problem
     x_shape, y_shape = shapes[0], shapes[-1]
+    layouts = (_layout(op, "input_layout"), _layout(op, "output_layout"))
+    if None in layouts:
+        return f"'input_layout' and 'output_layout' must be one of {', '.join(LAYOUTS)}"
+    for kind, layout in zip(("input", "result"), layouts, strict=True):
+        if layout == "blocked":
+            problem = _blocked_problem(op, kind, x_shape if kind == "input" else y_shape)
+            if problem:
+                return problem
+    if layouts[0] == "blocked":
+        x_shape = plain_shape(x_shape)
+    if layouts[1] == "blocked":
+        y_shape = plain_shape(y_shape)
     if len(x_shape) != 5 or len(y_shape) != 5:
         return "input and result must be rank 5 (N, C, D, H, W)"
     if any(len(s) != 1 for s in shapes[1:6]):
@@ -536,6 +568,32 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     return None
 
 
+def _blocked_problem(op: ir.Operation, kind: str, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with a blocked input or result (``kind``) of ``shape``."""
+    block = _i64_attr(op, "block_size") or 0
+    unroll = _i64_attr(op, "channel_unroll") or 0
+    dim = ir.StringAttr(op.attributes["vector_dim"]).value if "vector_dim" in op.attributes else "filters"
+    if dim != "filters":
+        return f"a blocked {kind} needs vector_dim \"filters\", not \"{dim}\""
+    if kind == "input":
+        if len(shape) != 6 or shape[5] < 2:
+            return f"a blocked input must be rank 6 (N, C / L, D, H, W, L), got {list(shape)}"
+        if unroll < 1 or not runs_fit_blocks(unroll, shape[5]):
+            return (
+                f"a blocked input's blocks of {shape[5]} channels and channel_unroll {unroll} must "
+                "divide each other"
+            )
+        return None
+    if len(shape) != 6 or block < 1 or shape[5] != block:
+        return f"a blocked result must be rank 6 (N, C / {block}, D, H, W, {block}), got {list(shape)}"
+    lanes = _constant_table(op.operands[4])
+    if lanes is not None:
+        rows = lanes.reshape(-1, block)
+        if np.any(rows[:, 0] % block) or np.any(rows - rows[:, :1] != np.arange(block)):
+            return "a blocked result needs each block's lanes to be one block of channels, in order"
+    return None
+
+
 def _chunk_problem(op: ir.Operation, unroll: int) -> str | None:
     chunk = _i64_attr(op, "channel_chunk") or 0
     if chunk < 1 or chunk % unroll:
@@ -579,6 +637,8 @@ def _table_problem(
         for size, lo, hi in zip(x_shape[2:], values["padding_low"], values["padding_high"], strict=True)
     ]
     plane = padded[0] * padded[1] * padded[2]
+    if _layout(op, "input_layout") == "blocked":
+        offsets = plain_offsets(offsets, plane, _static_shape(operands[0].type)[5])
     channel, rest = np.divmod(offsets, plane)
     pd, rest = np.divmod(rest, padded[1] * padded[2])
     ph, pw = np.divmod(rest, padded[2])

@@ -25,11 +25,23 @@ def zero_pad(
 ) -> ir.Value:
     """``x`` (N, C, D, H, W) zero-padded on the spatial dims; ``x`` itself if no padding.
 
+    A channel-blocked ``x`` (N, C / L, D, H, W, L) is padded as the (N, C / L, D, H, W x L)
+    tensor it is in memory, W's padding times L (the pad kernels take rank 5).
     ``zero`` is an existing f32 zero to pad with (a new constant by default).
     """
     if not any(low) and not any(high):
         return x
     x_type = ir.RankedTensorType(x.type)
+    if x_type.rank == 6:
+        n, blocks, d, h, w, lanes = x_type.shape
+        flat = ir.RankedTensorType.get([n, blocks, d, h, w * lanes], x_type.element_type)
+        flat_x = tensor.CollapseShapeOp(flat, x, [[0], [1], [2], [3], [4, 5]]).result
+        padded = zero_pad(flat_x, (low[0], low[1], low[2] * lanes), (high[0], high[1], high[2] * lanes), zero)
+        p_shape = ir.RankedTensorType(padded.type).shape
+        shape = [n, blocks, p_shape[2], p_shape[3], p_shape[4] // lanes, lanes]
+        groups = [[0], [1], [2], [3], [4, 5]]
+        blocked = ir.RankedTensorType.get(shape, x_type.element_type)
+        return tensor.ExpandShapeOp(blocked, padded, groups, [], shape).result
     if zero is None:
         zero = f32_zero()
     lows, highs = [0, 0, *low], [0, 0, *high]

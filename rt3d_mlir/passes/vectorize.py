@@ -26,7 +26,7 @@ from rt3d_mlir.codegen.cpu.pad import pad_kernel_text
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named, single_use, static_size
-from rt3d_mlir.kernel_packing import chunk_starts
+from rt3d_mlir.kernel_packing import blocked_shape, chunk_starts, plain_shape
 from rt3d_mlir.passes.builders import array_constant, zero_pad
 from rt3d_mlir.passes.framework import (
     Pass,
@@ -76,11 +76,18 @@ class Vectorize(Pass):
 
     def _rewrite(self, module: ir.Operation, op: ir.Operation) -> None:
         params = packed_conv3d_params(op)
-        y_shape = ir.RankedTensorType(op.results[0].type).shape
+        # shapes as (N, C, D, H, W) whatever the layout; a blocked layout's channel block
+        y_shape = list(ir.RankedTensorType(op.results[0].type).shape)
+        out_block = y_shape[5] if params.output_layout == "blocked" else 1
+        if out_block > 1:
+            y_shape = list(plain_shape(y_shape))
         if params.tile_sizes is None and params.vector_dim != "width":
             params = replace(params, tile_sizes=choose_tile(y_shape[3], y_shape[4], 14))
         x = op.operands[0]
-        x_shape = ir.RankedTensorType(x.type).shape
+        x_shape = list(ir.RankedTensorType(x.type).shape)
+        in_block = x_shape[5] if params.input_layout == "blocked" else 1
+        if in_block > 1:
+            x_shape = list(plain_shape(x_shape))
         padded = tuple(
             s + lo + hi
             for s, lo, hi in zip(x_shape[2:], params.padding_low, params.padding_high, strict=True)
@@ -96,6 +103,7 @@ class Vectorize(Pass):
             weights=static_size(op.operands[1]),
             kept_weights=int_attr(op, KEPT_WEIGHTS_ATTR),
             dense_weights=int_attr(op, DENSE_WEIGHTS_ATTR),
+            input_block=in_block,
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
@@ -114,17 +122,24 @@ class Vectorize(Pass):
                 geo = replace(geo, out_padded=out_padded, out_padding_low=after.padding_low)  # type: ignore[arg-type]
                 params = replace(params, streaming_stores=False)  # rows no longer whole lines
                 padded_shape = [*y_shape[:2], *out_padded]
+                # a blocked output is padded as the rank-5 tensor it is in memory (W x L)
+                m = out_block
+                in_memory = [y_shape[0], y_shape[1] // m, *y_shape[2:4], y_shape[4] * m]
+                low = (0, 0, after.padding_low[0], after.padding_low[1], after.padding_low[2] * m)
+                padded_memory = [y_shape[0], y_shape[1] // m, *out_padded[:2], out_padded[2] * m]
                 fill = pad_kernel_text(
                     KERNEL_PLACEHOLDER,
                     DISPATCH_PLACEHOLDER,
-                    tuple(y_shape),
-                    (0, 0, *after.padding_low),
-                    tuple(padded_shape),
+                    tuple(in_memory),
+                    low,
+                    tuple(padded_memory),
                     0.0,
                     self.lanes,
                     interior=False,
                 )
                 first = [add_kernel(module, "pad", fill)]
+                if m > 1:
+                    padded_shape = list(blocked_shape(padded_shape, m))
                 result_type = ir.RankedTensorType.get(padded_shape, ir.F32Type.get())
         tables = []
         if params.channel_chunk:

@@ -31,8 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "contracts": {"errors", "fileio", "models"},
     "runtime": {"contracts", "errors", "fileio", "processes"},
     "pruning": {"contracts", "data", "errors", "fileio", "models", "sparsity"},
-    "dialect": {"sparsity"},
-    "codegen": {"dialect", "ir_matchers", "errors"},
+    "dialect": {"kernel_packing", "sparsity"},
+    "codegen": {"dialect", "errors", "ir_matchers", "kernel_packing"},
     "passes": {"codegen", "dialect", "errors", "ir_matchers", "kernel_packing", "sparsity", "targets"},
     "frontend": {"contracts", "diagnostics", "dialect", "errors", "fileio", "models"},
     "backend": {

@@ -9,8 +9,9 @@ from conftest import REL_TOL, compile_and_run, randomize_batch_norms, relative_e
 from torch import nn
 from torch_mlir import ir
 
+from rt3d_mlir.backend.cpu import packing_pipeline
 from rt3d_mlir.compiler import compile_model
-from rt3d_mlir.dialect import kgs_conv3d_params
+from rt3d_mlir.dialect import kgs_conv3d_params, packed_conv3d_params
 from rt3d_mlir.frontend import import_to_linalg
 from rt3d_mlir.ir_matchers import ops_named
 from rt3d_mlir.models import build_model
@@ -265,4 +266,50 @@ def test_channel_chunked_width_kernels_match_torch(target, chunk, tmp_path):
     got = compile_and_run(
         model, x, tmp_path / f"m.{target}", target=target, group_shape=(4, 4), schedule=schedule
     )
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+class BlockedChain(nn.Module):
+    """Convs of 16-multiple channels feeding each other (blocked edges, padded and not) and a conv
+    output read twice (stays plain)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(3, 32, 3, padding=1)
+        self.b = nn.Conv3d(32, 32, (1, 3, 3), padding=(0, 1, 1))
+        self.c = nn.Conv3d(32, 48, (3, 1, 1), padding=(1, 0, 0))
+        self.d = nn.Conv3d(48, 16, 1)
+        self.e = nn.Conv3d(16, 16, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.d(torch.relu(self.c(torch.relu(self.b(torch.relu(self.a(x)))))))
+        return self.e(y) + y
+
+
+def _layouts(model: nn.Module, x: torch.Tensor, target: str, group_shape) -> list[tuple[str, str]]:
+    module = import_to_linalg(model, x)
+    with module.context:
+        pipeline = (
+            f"{packing_pipeline(group_shape, target)}, rt3d-reorder-loops{{target={target}}}, "
+            f"rt3d-propagate-layout{{target={target}}}"
+        )
+        run_pipeline(module, f"builtin.module({pipeline})")
+        params = [packed_conv3d_params(op) for op in ops_named(module.operation, "rt3d.packed_conv3d")]
+    return [(p.input_layout, p.output_layout) for p in params]
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape", [None, (16, 16)])
+def test_convs_keep_the_blocked_layout_between_them_and_match_torch(target, group_shape, tmp_path):
+    model = BlockedChain().eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=9)
+    x = torch.randn(1, 3, 4, 9, 11)
+    layouts = _layouts(model, x, target, group_shape)
+    # a -> b -> c -> d blocked; d's output is read by e and by the add: plain
+    assert layouts[:4] == [
+        ("plain", "blocked"), ("blocked", "blocked"), ("blocked", "blocked"), ("blocked", "plain")
+    ]
+    assert layouts[4] == ("plain", "plain")
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL

@@ -20,6 +20,13 @@ serve narrow blocks (``vector_dim``): "width" (output columns in the lanes,
 :meth:`_ConvKernel.width_tile`) and "interleaved" (the block's filters times
 a run of columns, :meth:`_ConvKernel.interleaved_tile`).
 
+In the channel-blocked layout (``input_layout`` / ``output_layout``
+"blocked", "filters" kernels: :mod:`rt3d_mlir.kernel_packing`) a block's
+``B`` filters are one block of channels, so each accumulator is stored as
+one contiguous, aligned vector (no transposing store), and an entry's ``U``
+channels are consecutive floats of the input (each broadcast's line is
+shared by the next channels' broadcasts).
+
 With ``channel_chunk`` ("width" kernels in "dhfw" order) a row group is
 computed in passes over chunks of input channels: in each pass every block
 adds its entries of that chunk (a per-block, per-chunk range of the entry
@@ -42,6 +49,7 @@ from dataclasses import dataclass
 from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
 from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.dialect.rt3d import PackedConv3dParams
+from rt3d_mlir.kernel_packing import runs_fit_blocks
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class ConvGeometry:
     # D, H, W and where the output starts in it; None: the output buffer is the output
     out_padded: tuple[int, int, int] | None = None
     out_padding_low: tuple[int, int, int] = (0, 0, 0)
+    # an input in the blocked layout (input_layout "blocked"): its channel block
+    input_block: int = 1
 
 
 @dataclass
@@ -87,6 +97,8 @@ class _ConvKernel:
             raise ValueError(
                 "channel chunks need a \"width\" kernel in \"dhfw\" order, without streaming stores"
             )
+        if "blocked" in (p.input_layout, p.output_layout) and p.vector_dim != "filters":
+            raise ValueError("the blocked layout needs a \"filters\" kernel")
         if p.tile_sizes is None and p.vector_dim == "filters":
             raise ValueError("a filters-in-lanes conv kernel needs its tile_sizes (rt3d-reorder-loops)")
         self.rows, self.cols = p.tile_sizes or (1, self.vlanes)
@@ -98,6 +110,13 @@ class _ConvKernel:
         self.units = self.full_units + (1 if self.rest else 0)
         d_p, h_p, w_p = geo.padded
         self.channel_stride = d_p * h_p * w_p
+        # input addressing: what the next channel of a run and the next position add (elements)
+        blocked_in = p.input_layout == "blocked"
+        if blocked_in and not runs_fit_blocks(p.channel_unroll, geo.input_block):
+            raise ValueError(f"channel runs of {p.channel_unroll} straddle blocks of {geo.input_block}")
+        self.in_position = geo.input_block if blocked_in else 1
+        # a blocked output: positions are vectors of the block's channels
+        self.out_position = p.block_size if p.output_layout == "blocked" else 1
         # output strides: a filter's plane, an output depth, a row; where output (0, 0, 0) is
         d_b, h_b, w_b = geo.out_padded or geo.out
         self.plane, self.depth_stride, self.row = d_b * h_b * w_b, h_b * w_b, w_b
@@ -141,8 +160,13 @@ class _ConvKernel:
             unit, d = (outer_index, inner_index) if order == "fdhw" else (inner_index, outer_index)
         sd, _, _ = self.p.strides
         _, h_p, w_p = geo.padded
-        self.in_base = k.index((n, geo.channels * self.channel_stride), (d, sd * h_p * w_p))
-        self.out_base = k.index((n, geo.filters * self.plane), (d, self.depth_stride), (self.origin, 1))
+        self.in_base = k.index(
+            (n, geo.channels * self.channel_stride), (d, sd * h_p * w_p * self.in_position)
+        )
+        m = self.out_position
+        self.out_base = k.index(
+            (n, geo.filters * self.plane), (d, self.depth_stride * m), (self.origin * m, 1)
+        )
         if order == "dhfw":
             # Rows outermost, then every block on that row group: the input
             # rows stay in cache while all filter blocks use them.
@@ -316,7 +340,8 @@ class _ConvKernel:
         k, vec = self.k, self.vec
         _, sh, sw = self.p.strides
         w_p = self.geo.padded[2]
-        base = k.index((self.in_base, 1), (h0, sh * w_p), (w0, sw))
+        m = self.in_position
+        base = k.index((self.in_base, 1), (h0, sh * w_p * m), (w0, sw * m))
         lead = blocks[0]
         # where block j's weights start relative to the lead block's (elements)
         shifts = [
@@ -334,7 +359,8 @@ class _ConvKernel:
                     weights.append(k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {vec}"))
                 for i in range(rows):
                     for c in range(cols):
-                        x_index = k.index((at, 1), (u * self.channel_stride + i * sh * w_p + c * sw, 1))
+                        step = self.run_channel(u) + (i * sh * w_p + c * sw) * m
+                        x_index = k.index((at, 1), (step, 1))
                         x = k.op(f"memref.load %input[{x_index}] : {self.input_type}")
                         xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
                         for j, w in enumerate(weights):
@@ -347,7 +373,29 @@ class _ConvKernel:
         for j, b in enumerate(blocks):
             mine = results[j * positions : (j + 1) * positions]
             values = [[self.rectified(mine[i * cols + c]) for c in range(cols)] for i in range(rows)]
-            self.transposed_store(b, values, h0, w0)
+            if self.out_position > 1:
+                self.blocked_store(b, values, h0, w0)
+            else:
+                self.transposed_store(b, values, h0, w0)
+
+    def run_channel(self, u: int) -> int:
+        """Where the ``u``-th channel of an entry's run is, relative to its first (elements)."""
+        if self.p.input_layout != "blocked":
+            return u * self.channel_stride
+        block = self.geo.input_block
+        return (u // block) * block * self.channel_stride + u % block
+
+    def blocked_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
+        """Write ``values[row][col]`` (the block's filters, one block of channels, in lanes) to the
+        blocked output: one vector store per position."""
+        k, m = self.k, self.out_position
+        channel = k.op(f"memref.load %out_channels[{b.lane0}] : {self.table_type}")
+        channel = k.op(f"arith.index_cast {channel} : i32 to index")
+        corner = k.index((self.out_base, 1), (channel, self.plane), (h0, self.row * m), (w0, m))
+        for i, row in enumerate(values):
+            for c, value in enumerate(row):
+                at = k.index((corner, 1), ((i * self.row + c) * m, 1))
+                k.emit(f"vector.store {value}, %output[{at}] : {self.output_type}, {self.vec}")
 
     def transposed_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
         """Write ``values[row][col]`` (each the block's filters in lanes) to NCDHW rows.
@@ -555,5 +603,5 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         emitter.k,
         flops=2 * geo.kept_weights * positions,
         dense_flops=2 * geo.dense_weights * positions,
-        scratch_floats=lanes * lanes if p.vector_dim == "filters" else 0,
+        scratch_floats=lanes * lanes if p.vector_dim == "filters" and p.output_layout == "plain" else 0,
     )

@@ -228,3 +228,29 @@ func.func @chunk_multiple(%x: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
   %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "dhfw", vector_dim = "width", channel_chunk = 3 : i64} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op a blocked result needs each block's lanes to be one block of channels, in order
+func.func @blocked_permuted(%x: tensor<1x1x1x2x2xf32>) -> tensor<1x1x1x2x2x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<4xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[1, 0, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, output_layout = "blocked"} : (tensor<1x1x1x2x2xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x1x1x2x2x4xf32>
+  return %y : tensor<1x1x1x2x2x4xf32>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.packed_conv3d' op a blocked input needs vector_dim "filters", not "width"
+func.func @blocked_width(%x: tensor<1x1x1x2x2x4xf32>) -> tensor<1x4x1x2x2xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked", vector_dim = "width"} : (tensor<1x1x1x2x2x4xf32>, tensor<16xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
+  return %y : tensor<1x4x1x2x2xf32>
+}
