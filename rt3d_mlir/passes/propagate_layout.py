@@ -1,27 +1,30 @@
-"""rt3d-propagate-layout: keep activations channel-blocked between convolutions that read and write
-that layout.
+"""rt3d-propagate-layout: keep activations channel-blocked where convolutions write and read them.
 
-An activation between two packed convolutions is stored in the channel-blocked
-layout (:mod:`rt3d_mlir.kernel_packing`: (N, C / L, D, H, W, L), ``L`` the
-target's f32 lanes) when
+An activation is stored in the channel-blocked layout
+(:mod:`rt3d_mlir.kernel_packing`: (N, C / L, D, H, W, L), ``L`` the target's
+f32 lanes) by deciding, for each *component* of activations joined by
+elementwise generics with identity maps (residual adds, ReLUs: they compute
+the same in any layout and then run on rank-6 tensors), whether all of it is
+blocked. A component is blocked when
 
-- the producer is a "filters" kernel whose blocks are whole, in-order blocks
-  of ``L`` channels (dense convs and kernel groups of ``L`` filters or more),
-  so each accumulator is stored as one aligned vector instead of through the
-  plain layout's transposing store; and
-- its only user is a "filters" kernel reading it as its input, whose channel
-  runs (``channel_unroll``) stay within a block or cover whole blocks: each
-  broadcast input's cache line then serves the next channels of the run.
+- every value in it is produced by a "filters" conv whose blocks are whole,
+  in-order blocks of ``L`` channels (dense convs and kernel groups of ``L``
+  filters or more; it then stores each accumulator as one aligned vector, no
+  transposing store) or by one of its elementwise generics;
+- at least one "filters" conv reads one of its values as input (with channel
+  runs that stay within a block or cover whole blocks: each broadcast input's
+  cache line serves the next channels of the run; its entry offsets are
+  re-expressed for the blocked input); and
+- every other reader (a pool, a "width" kernel, the function's result) reads
+  a value of at most :data:`MAX_CONVERTED` elements, which gets a conversion
+  back to the plain layout (a generic reading element
+  (n, c floordiv L, d, h, w, c mod L), lowered to loops).
 
-The producer's result gets the blocked type and ``output_layout = "blocked"``;
-the consumer gets ``input_layout = "blocked"`` and its entry offsets
-re-expressed for the blocked input. Every other activation stays plain (the
-model's input and output, what pools, elementwise ops and "width" kernels
-read), so no conversion is ever needed. Run after ``rt3d-reorder-loops``
-(which chooses the vector dimension) and before ``rt3d-vectorize``. Measured
-on single layers with both sides blocked (2 threads, GFLOP/s plain ->
-blocked): dense (3,1,1) 144->64 on 16x56x56 138 -> 224, 512->256 on 4x14x14
-219 -> 279, 3x3x3 16x16 KGS at 2.6x 216 -> 256; dense 3x3x3 layers unchanged.
+Run after ``rt3d-reorder-loops`` (which chooses the vector dimension) and
+before ``rt3d-vectorize``. Measured on single layers with both sides blocked
+(2 threads, GFLOP/s plain -> blocked): dense (3,1,1) 144->64 on 16x56x56
+138 -> 224, 512->256 on 4x14x14 219 -> 279, 3x3x3 16x16 KGS at 2.6x
+216 -> 256; dense 3x3x3 layers unchanged.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import arith
+from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
-from rt3d_mlir.ir_matchers import constant_array, ops_named, single_use
-from rt3d_mlir.kernel_packing import blocked_offsets, blocked_shape, runs_fit_blocks
+from rt3d_mlir.ir_matchers import constant_array, defining_op, ops_named
+from rt3d_mlir.kernel_packing import blocked_offsets, blocked_shape, plain_shape, runs_fit_blocks
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
+from rt3d_mlir.passes.vectorize_elementwise import elementwise_inner
 
 
 @dataclass
@@ -72,6 +76,50 @@ def _reads_channel_blocks(op: ir.Operation, lanes: int) -> bool:
     )
 
 
+def _elementwise(op: ir.Operation) -> bool:
+    """An elementwise generic with identity maps on rank-5 operands of one shape, writing into a
+    ``tensor.empty`` it does not read: it computes the same in any layout."""
+    if elementwise_inner(op) is None:
+        return False
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    shape = ir.RankedTensorType(op.results[0].type).shape
+    if len(shape) != 5 or any(m != ir.AffineMap.get_identity(5) for m in maps):
+        return False
+    if any(ir.RankedTensorType(v.type).shape != shape for v in op.operands):
+        return False
+    init = defining_op(op.operands[-1])
+    out_arg = op.regions[0].blocks[0].arguments[-1]
+    return init is not None and init.name == "tensor.empty" and not any(True for _ in out_arg.uses)
+
+
+def _size(value: ir.Value) -> int:
+    return int(np.prod(ir.RankedTensorType(value.type).shape))
+
+
+class _Components:
+    """Union-find over activation values: an elementwise generic's inputs and result are blocked
+    together or not at all."""
+
+    def __init__(self) -> None:
+        self.parent: dict[ir.Value, ir.Value] = {}
+
+    def find(self, v: ir.Value) -> ir.Value:
+        self.parent.setdefault(v, v)
+        while self.parent[v] != v:
+            self.parent[v] = self.parent[self.parent[v]]
+            v = self.parent[v]
+        return v
+
+    def union(self, a: ir.Value, b: ir.Value) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def groups(self) -> list[list[ir.Value]]:
+        found: dict[ir.Value, list[ir.Value]] = {}
+        for v in list(self.parent):
+            found.setdefault(self.find(v), []).append(v)
+        return list(found.values())
+
+
 @register_pass
 class PropagateLayout(Pass):
     name = "rt3d-propagate-layout"
@@ -83,30 +131,123 @@ class PropagateLayout(Pass):
         lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
         if lanes < 2:
             return
+        components = _Components()
         for op in ops_named(module, "rt3d.packed_conv3d"):
-            consumer = single_use(op.results[0])
-            if (
-                consumer is None
-                or consumer.name != "rt3d.packed_conv3d"
-                or consumer.operands[0] != op.results[0]
-                or not _writes_channel_blocks(op, lanes)
-                or not _reads_channel_blocks(consumer, lanes)
-            ):
-                continue
-            self._block(op, consumer, lanes)
-
-    @staticmethod
-    def _block(producer: ir.Operation, consumer: ir.Operation, lanes: int) -> None:
-        shape = ir.RankedTensorType(producer.results[0].type).shape
-        producer.results[0].set_type(ir.RankedTensorType.get(blocked_shape(shape, lanes), ir.F32Type.get()))
-        producer.attributes["output_layout"] = ir.StringAttr.get("blocked")
-        params = packed_conv3d_params(consumer)
-        padded = [
-            s + lo + hi for s, lo, hi in zip(shape[2:], params.padding_low, params.padding_high, strict=True)
+            if _writes_channel_blocks(op, lanes):
+                components.find(op.results[0])
+        elementwise = [
+            op
+            for op in ops_named(module, "linalg.generic")
+            if _elementwise(op) and ir.RankedTensorType(op.results[0].type).shape[1] % lanes == 0
         ]
-        plane = padded[0] * padded[1] * padded[2]
-        offsets = blocked_offsets(constant_array(consumer.operands[2]), plane, lanes)
-        with ir.InsertionPoint(consumer), consumer.location:
-            attr = ir.DenseElementsAttr.get(offsets)
-            consumer.operands[2] = arith.ConstantOp(attr.type, attr).result
-        consumer.attributes["input_layout"] = ir.StringAttr.get("blocked")
+        for op in elementwise:
+            for v in op.operands[:-1]:
+                components.union(v, op.results[0])
+        members = set(elementwise)
+        for values in components.groups():
+            conversions = self._conversions(values, members, lanes)
+            if conversions is not None:
+                self._block(values, conversions, lanes)
+
+    def _conversions(self, values: list[ir.Value], members: set, lanes: int) -> list | None:
+        """The uses of a component's values that need the plain layout back (each value small), or
+        None if the component cannot be blocked: a value some op other than a blocked-writing conv
+        or a member generic produces, or a large value read by an op that needs it plain; or a
+        component no conv reads (nothing would gain)."""
+        readers, conversions = 0, []
+        for v in values:
+            producer = defining_op(v)
+            if producer is None:
+                return None
+            if producer.name == "rt3d.packed_conv3d":
+                if not _writes_channel_blocks(producer, lanes):
+                    return None
+            elif producer not in members:
+                return None
+            for use in v.uses:
+                user = use.owner
+                user = user.operation if hasattr(user, "operation") else user
+                if user in members and use.operand_number < len(user.operands) - 1:
+                    continue
+                if user.name == "rt3d.packed_conv3d" and use.operand_number == 0 and _reads_channel_blocks(
+                    user, lanes
+                ):
+                    readers += 1
+                    continue
+                if _size(v) > MAX_CONVERTED:
+                    return None
+                conversions.append((user, use.operand_number))
+        return conversions if readers else None
+
+    def _block(self, values: list[ir.Value], conversions: list, lanes: int) -> None:
+        readers = []
+        for v in values:
+            shape = ir.RankedTensorType(v.type).shape
+            for use in v.uses:
+                user = use.owner
+                user = user.operation if hasattr(user, "operation") else user
+                if user.name == "rt3d.packed_conv3d" and use.operand_number == 0:
+                    if (user, 0) not in conversions:
+                        readers.append((user, shape))
+            producer = defining_op(v)
+            v.set_type(ir.RankedTensorType.get(blocked_shape(shape, lanes), ir.F32Type.get()))
+            if producer.name == "rt3d.packed_conv3d":
+                producer.attributes["output_layout"] = ir.StringAttr.get("blocked")
+            else:
+                _block_generic(producer, lanes)
+        for user, operand in conversions:
+            with ir.InsertionPoint(user), user.location:
+                user.operands[operand] = _to_plain(user.operands[operand], lanes)
+        for user, shape in readers:
+            _read_blocked(user, shape, lanes)
+
+
+MAX_CONVERTED = 1 << 18  # elements: a value read plain as well is converted (scalar loops) only if this small
+
+
+def _block_generic(op: ir.Operation, lanes: int) -> None:
+    """Make an elementwise generic (its operands already blocked) compute on rank-6 tensors."""
+    init = defining_op(op.operands[-1])
+    shape = blocked_shape(ir.RankedTensorType(init.results[0].type).shape, lanes)
+    with ir.InsertionPoint(op), op.location:
+        op.operands[-1] = tensor.EmptyOp(list(shape), ir.F32Type.get()).result
+    identity = ir.AffineMapAttr.get(ir.AffineMap.get_identity(6))
+    op.attributes["indexing_maps"] = ir.ArrayAttr.get([identity] * len(op.operands))
+    parallel = ir.ArrayAttr(op.attributes["iterator_types"])[0]
+    op.attributes["iterator_types"] = ir.ArrayAttr.get([parallel] * 6)
+
+
+def _to_plain(value: ir.Value, lanes: int) -> ir.Value:
+    """A blocked activation as (N, C, D, H, W): a generic reading element (n, c / L, d, h, w, c % L)."""
+    shape = plain_shape(ir.RankedTensorType(value.type).shape)
+    f32 = ir.F32Type.get()
+    n, c, d, h, w = (ir.AffineDimExpr.get(i) for i in range(5))
+    read = ir.AffineMap.get(
+        5, 0, [n, ir.AffineExpr.get_floor_div(c, lanes), d, h, w, ir.AffineExpr.get_mod(c, lanes)]
+    )
+    init = tensor.EmptyOp(list(shape), f32).result
+    parallel = ir.Attribute.parse("#linalg.iterator_type<parallel>")
+    op = linalg.GenericOp(
+        [ir.RankedTensorType.get(list(shape), f32)],
+        [value],
+        [init],
+        ir.ArrayAttr.get([ir.AffineMapAttr.get(read), ir.AffineMapAttr.get(ir.AffineMap.get_identity(5))]),
+        ir.ArrayAttr.get([parallel] * 5),
+    )
+    body = op.regions[0].blocks.append(f32, f32)
+    with ir.InsertionPoint(body):
+        linalg.YieldOp([body.arguments[0]])
+    return op.results[0]
+
+
+def _read_blocked(consumer: ir.Operation, shape, lanes: int) -> None:
+    """Mark a conv as reading a blocked input of plain ``shape``; its entry offsets follow."""
+    params = packed_conv3d_params(consumer)
+    pads = zip(shape[2:], params.padding_low, params.padding_high, strict=True)
+    padded = [s + lo + hi for s, lo, hi in pads]
+    plane = padded[0] * padded[1] * padded[2]
+    offsets = blocked_offsets(constant_array(consumer.operands[2]), plane, lanes)
+    with ir.InsertionPoint(consumer), consumer.location:
+        attr = ir.DenseElementsAttr.get(offsets)
+        consumer.operands[2] = arith.ConstantOp(attr.type, attr).result
+    consumer.attributes["input_layout"] = ir.StringAttr.get("blocked")

@@ -270,8 +270,8 @@ def test_channel_chunked_width_kernels_match_torch(target, chunk, tmp_path):
 
 
 class BlockedChain(nn.Module):
-    """Convs of 16-multiple channels feeding each other (blocked edges, padded and not) and a conv
-    output read twice (stays plain)."""
+    """Convs of 16-multiple channels feeding each other (padded and not), a conv output read by a
+    conv and a residual add, and the add's result the model's output."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -306,10 +306,8 @@ def test_convs_keep_the_blocked_layout_between_them_and_match_torch(target, grou
         apply_random_masks(model, group_shape, 0.5, "kgs", seed=9)
     x = torch.randn(1, 3, 4, 9, 11)
     layouts = _layouts(model, x, target, group_shape)
-    # a -> b -> c -> d blocked; d's output is read by e and by the add: plain
-    assert layouts[:4] == [
-        ("plain", "blocked"), ("blocked", "blocked"), ("blocked", "blocked"), ("blocked", "plain")
-    ]
-    assert layouts[4] == ("plain", "plain")
+    # every activation between convs blocked, the residual add computed blocked; the model's
+    # input is read plain and its output converted back
+    assert layouts == [("plain", "blocked")] + [("blocked", "blocked")] * 4
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL

@@ -43,24 +43,78 @@ func.func @chain(%x: tensor<1x1x1x2x2xf32>) -> tensor<1x4x1x2x1xf32> {
 // -----
 
 // Stays plain: a block whose lanes are not channels 0-3 in order (the
-// permutation of clustered kernel groups), and an activation with a second
-// user.
-// CHECK-LABEL: func.func @plain
+// permutation of clustered kernel groups).
+// CHECK-LABEL: func.func @permuted
 // CHECK-NOT: layout
 // CHECK: return
-func.func @plain(%x: tensor<1x1x1x2x2xf32>) -> (tensor<1x4x1x2x1xf32>, tensor<1x4x1x2x2xf32>) {
+func.func @permuted(%x: tensor<1x1x1x2x2xf32>) -> tensor<1x4x1x2x1xf32> {
   %w = arith.constant dense<1.0> : tensor<4xf32>
   %off = arith.constant dense<[0]> : tensor<1xi32>
   %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
   %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
-  %swapped = arith.constant dense<[1, 0, 2, 3]> : tensor<4xi32>
   %bias = arith.constant dense<0.0> : tensor<4xf32>
-  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %swapped, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x2x2xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
   %w2 = arith.constant dense<1.0> : tensor<32xf32>
   %off2 = arith.constant dense<[0, 1]> : tensor<2xi32>
   %starts2 = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %swapped = arith.constant dense<[1, 0, 2, 3]> : tensor<4xi32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %swapped, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x2x2xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
   %z = "rt3d.packed_conv3d"(%y, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x2xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x1xf32>
-  %y2 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x2x2xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
-  %z2 = "rt3d.packed_conv3d"(%y2, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x2xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x1xf32>
-  return %z2, %y2 : tensor<1x4x1x2x1xf32>, tensor<1x4x1x2x2xf32>
+  return %z : tensor<1x4x1x2x1xf32>
+}
+
+// -----
+
+// A residual add of two blocked conv outputs is computed blocked (rank-6
+// identity maps on a rank-6 tensor.empty), its result read blocked by a conv
+// and, being small, converted back for the function's result by a generic
+// reading element (n, c floordiv 4, d, h, w, c mod 4).
+// CHECK-LABEL: func.func @residual
+// CHECK: %[[A:.*]] = "rt3d.packed_conv3d"{{.*}}output_layout = "blocked"{{.*}} -> tensor<1x1x1x2x3x4xf32>
+// CHECK: %[[B:.*]] = "rt3d.packed_conv3d"{{.*}}output_layout = "blocked"{{.*}} -> tensor<1x1x1x2x3x4xf32>
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<1x1x1x2x3x4xf32>
+// CHECK: %[[S:.*]] = linalg.generic {{.*}} ins(%[[A]], %[[B]] : tensor<1x1x1x2x3x4xf32>, tensor<1x1x1x2x3x4xf32>) outs(%[[E]] : tensor<1x1x1x2x3x4xf32>)
+// CHECK: "rt3d.packed_conv3d"(%[[S]],{{.*}}input_layout = "blocked"
+// CHECK: %[[P:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<1x1x1x2x3x4xf32>) outs(%{{.*}} : tensor<1x4x1x2x3xf32>)
+// CHECK: return %{{.*}}, %[[P]]
+#id = affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>
+func.func @residual(%x: tensor<1x1x1x2x3xf32>) -> (tensor<1x4x1x2x2xf32>, tensor<1x4x1x2x3xf32>) {
+  %w = arith.constant dense<1.0> : tensor<4xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %w2 = arith.constant dense<1.0> : tensor<32xf32>
+  %off2 = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %starts2 = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %a = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x2x3xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x3xf32>
+  %b = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x2x3xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x3xf32>
+  %e = tensor.empty() : tensor<1x4x1x2x3xf32>
+  %s = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%a, %b : tensor<1x4x1x2x3xf32>, tensor<1x4x1x2x3xf32>) outs(%e : tensor<1x4x1x2x3xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %t = arith.addf %p, %q : f32
+    linalg.yield %t : f32
+  } -> tensor<1x4x1x2x3xf32>
+  %z = "rt3d.packed_conv3d"(%s, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x3xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
+  return %z, %s : tensor<1x4x1x2x2xf32>, tensor<1x4x1x2x3xf32>
+}
+
+// -----
+
+// Too large to convert (4 x 256 x 257 > 2^18 elements): an activation a conv
+// reads blocked but the function returns stays plain, and so its producer.
+// CHECK-LABEL: func.func @large
+// CHECK-NOT: layout
+// CHECK: return
+func.func @large(%x: tensor<1x1x1x256x257xf32>) -> (tensor<1x4x1x256x256xf32>, tensor<1x4x1x256x257xf32>) {
+  %w = arith.constant dense<1.0> : tensor<4xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %w2 = arith.constant dense<1.0> : tensor<32xf32>
+  %off2 = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %starts2 = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x256x257xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x256x257xf32>
+  %z = "rt3d.packed_conv3d"(%y, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x256x257xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x256x256xf32>
+  return %z, %y : tensor<1x4x1x256x256xf32>, tensor<1x4x1x256x257xf32>
 }
