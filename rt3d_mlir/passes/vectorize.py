@@ -62,6 +62,61 @@ def padding_consumer(op: ir.Operation) -> ir.Operation | None:
     return user
 
 
+@dataclass(frozen=True)
+class PaddedOutput:
+    """The zero-padded input of the conv that reads an op's output: the op's kernel writes its
+    output into it (no padded copy is made)."""
+
+    consumer: ir.Operation  # the packed conv that zero-pads the op's output
+    padded: tuple[int, int, int]  # spatial shape of the padded buffer
+    low: tuple[int, int, int]  # where the output starts in it
+    fill: str  # the dispatch that zeroes the padding alone (called first, on the buffer)
+    result_type: ir.Type  # the padded buffer (blocked if the output is)
+
+    def take_padding(self) -> None:
+        """The consumer reads the padded buffer as it is: its padding becomes zero."""
+        none = ir.DenseI64ArrayAttr.get([0, 0, 0])
+        self.consumer.attributes["padding_low"] = none
+        self.consumer.attributes["padding_high"] = none
+
+
+def padded_output(
+    module: ir.Operation, op: ir.Operation, y_shape: list[int], block: int, lanes: int
+) -> PaddedOutput | None:
+    """If ``op``'s only user is a packed conv that zero-pads it: the padded buffer ``op``'s kernel
+    should write (``y_shape``: its output as (N, C, D, H, W); ``block``: the output's channel block, 1
+    if plain), with the fill kernel of its padding added to ``module``; None otherwise or if the
+    buffer is too large for 32-bit offsets."""
+    consumer = padding_consumer(op)
+    if consumer is None:
+        return None
+    after = packed_conv3d_params(consumer)
+    out_padded = tuple(
+        s + lo + hi for s, lo, hi in zip(y_shape[2:], after.padding_low, after.padding_high, strict=True)
+    )
+    if out_padded[0] * out_padded[1] * out_padded[2] * y_shape[0] * y_shape[1] >= 2**31:
+        return None
+    # a blocked output is padded as the rank-5 tensor it is in memory (W x L)
+    m = block
+    in_memory = [y_shape[0], y_shape[1] // m, *y_shape[2:4], y_shape[4] * m]
+    low = (0, 0, after.padding_low[0], after.padding_low[1], after.padding_low[2] * m)
+    padded_memory = [y_shape[0], y_shape[1] // m, *out_padded[:2], out_padded[2] * m]
+    fill = pad_kernel_text(
+        KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, tuple(in_memory), low, tuple(padded_memory), 0.0, lanes,
+        interior=False,
+    )
+    padded_shape = [*y_shape[:2], *out_padded]
+    if m > 1:
+        padded_shape = list(blocked_shape(padded_shape, m))
+    return PaddedOutput(
+        consumer,
+        out_padded,  # type: ignore[arg-type]
+        tuple(after.padding_low),  # type: ignore[arg-type]
+        add_kernel(module, "pad", fill),
+        ir.RankedTensorType.get(padded_shape, ir.F32Type.get()),
+    )
+
+
 @register_pass
 class Vectorize(Pass):
     name = "rt3d-vectorize"
@@ -107,40 +162,13 @@ class Vectorize(Pass):
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
-        consumer = padding_consumer(op) if self.options.fuse_pads else None
+        fused = padded_output(module, op, y_shape, out_block, self.lanes) if self.options.fuse_pads else None
         result_type, first = None, []
-        if consumer is not None:
+        if fused is not None:
             # write into the next conv's padded input: no padded copy of this output is made
-            after = packed_conv3d_params(consumer)
-            out_padded = tuple(
-                s + lo + hi
-                for s, lo, hi in zip(y_shape[2:], after.padding_low, after.padding_high, strict=True)
-            )
-            if out_padded[0] * out_padded[1] * out_padded[2] * geo.batch * geo.filters >= 2**31:
-                consumer = None
-            else:
-                geo = replace(geo, out_padded=out_padded, out_padding_low=after.padding_low)  # type: ignore[arg-type]
-                params = replace(params, streaming_stores=False)  # rows no longer whole lines
-                padded_shape = [*y_shape[:2], *out_padded]
-                # a blocked output is padded as the rank-5 tensor it is in memory (W x L)
-                m = out_block
-                in_memory = [y_shape[0], y_shape[1] // m, *y_shape[2:4], y_shape[4] * m]
-                low = (0, 0, after.padding_low[0], after.padding_low[1], after.padding_low[2] * m)
-                padded_memory = [y_shape[0], y_shape[1] // m, *out_padded[:2], out_padded[2] * m]
-                fill = pad_kernel_text(
-                    KERNEL_PLACEHOLDER,
-                    DISPATCH_PLACEHOLDER,
-                    tuple(in_memory),
-                    low,
-                    tuple(padded_memory),
-                    0.0,
-                    self.lanes,
-                    interior=False,
-                )
-                first = [add_kernel(module, "pad", fill)]
-                if m > 1:
-                    padded_shape = list(blocked_shape(padded_shape, m))
-                result_type = ir.RankedTensorType.get(padded_shape, ir.F32Type.get())
+            geo = replace(geo, out_padded=fused.padded, out_padding_low=fused.low)  # type: ignore[arg-type]
+            params = replace(params, streaming_stores=False)  # rows no longer whole lines
+            result_type, first = fused.result_type, [fused.fill]
         tables = []
         if params.channel_chunk:
             offsets, starts = constant_array(op.operands[2]), constant_array(op.operands[3])
@@ -161,7 +189,5 @@ class Vectorize(Pass):
             result_type,
             first,
         )
-        if consumer is not None:
-            none = ir.DenseI64ArrayAttr.get([0, 0, 0])
-            consumer.attributes["padding_low"] = none
-            consumer.attributes["padding_high"] = none
+        if fused is not None:
+            fused.take_padding()
