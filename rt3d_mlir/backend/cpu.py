@@ -81,9 +81,9 @@ def kernel_pipeline(target: str = "host", reference: bool = False, schedule: str
         steps += [
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
             f"rt3d-propagate-layout{target_option}",
+            f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
             f"rt3d-vectorize{target_option}",
             f"rt3d-vectorize-matmul{target_option}",
-            f"rt3d-vectorize-pool{target_option}",
             f"rt3d-vectorize-reduction{target_option}",
             "rt3d-fuse-elementwise",
             f"rt3d-vectorize-elementwise{target_option}",

@@ -4,18 +4,19 @@ An activation is stored in the channel-blocked layout
 (:mod:`rt3d_mlir.kernel_packing`: (N, C / L, D, H, W, L), ``L`` the target's
 f32 lanes) by deciding, for each *component* of activations joined by
 elementwise generics with identity maps (residual adds, ReLUs: they compute
-the same in any layout and then run on rank-6 tensors), whether all of it is
-blocked. A component is blocked when
+the same in any layout and then run on rank-6 tensors) and by max pools
+(blocked, a pool reads its window's ``L`` channels as one vector), whether
+all of it is blocked. A component is blocked when
 
 - every value in it is produced by a "filters" conv whose blocks are whole,
   in-order blocks of ``L`` channels (dense convs and kernel groups of ``L``
   filters or more; it then stores each accumulator as one aligned vector, no
-  transposing store) or by one of its elementwise generics;
+  transposing store) or by one of its elementwise generics or pools;
 - at least one "filters" conv reads one of its values as input (with channel
   runs that stay within a block or cover whole blocks: each broadcast input's
   cache line serves the next channels of the run; its entry offsets are
   re-expressed for the blocked input); and
-- every other reader (a pool, a "width" kernel, the function's result) reads
+- every other reader (a padded pool, a "width" kernel, the function's result) reads
   a value of at most :data:`MAX_CONVERTED` elements, which gets a conversion
   back to the plain layout (a generic reading element
   (n, c floordiv L, d, h, w, c mod L), lowered to loops).
@@ -41,6 +42,7 @@ from rt3d_mlir.kernel_packing import blocked_offsets, blocked_shape, plain_shape
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.passes.vectorize_elementwise import elementwise_inner
+from rt3d_mlir.passes.vectorize_pool import match_max_pool, pool_strides
 
 
 @dataclass
@@ -90,6 +92,12 @@ def _elementwise(op: ir.Operation) -> bool:
     init = defining_op(op.operands[-1])
     out_arg = op.regions[0].blocks[0].arguments[-1]
     return init is not None and init.name == "tensor.empty" and not any(True for _ in out_arg.uses)
+
+
+def _pool(op: ir.Operation, lanes: int) -> bool:
+    """A plain max pool over whole channel blocks: it computes the same blocked."""
+    shape = match_max_pool(op)
+    return shape is not None and not shape.blocked and shape.input[1] % lanes == 0
 
 
 def _size(value: ir.Value) -> int:
@@ -143,13 +151,17 @@ class PropagateLayout(Pass):
         for op in elementwise:
             for v in op.operands[:-1]:
                 components.union(v, op.results[0])
-        members = set(elementwise)
+        pools = [op for op in ops_named(module, "linalg.generic") if _pool(op, lanes)]
+        for op in pools:
+            components.union(op.operands[0], op.results[0])
+        # member op -> how many of its first operands are activations of its component
+        members = {op: len(op.operands) - 1 for op in elementwise} | {op: 1 for op in pools}
         for values in components.groups():
             conversions = self._conversions(values, members, lanes)
             if conversions is not None:
                 self._block(values, conversions, lanes)
 
-    def _conversions(self, values: list[ir.Value], members: set, lanes: int) -> list | None:
+    def _conversions(self, values: list[ir.Value], members: dict, lanes: int) -> list | None:
         """The uses of a component's values that need the plain layout back (each value small), or
         None if the component cannot be blocked: a value some op other than a blocked-writing conv
         or a member generic produces, or a large value read by an op that needs it plain; or a
@@ -167,7 +179,7 @@ class PropagateLayout(Pass):
             for use in v.uses:
                 user = use.owner
                 user = user.operation if hasattr(user, "operation") else user
-                if user in members and use.operand_number < len(user.operands) - 1:
+                if use.operand_number < members.get(user, 0):
                     continue
                 if user.name == "rt3d.packed_conv3d" and use.operand_number == 0 and _reads_channel_blocks(
                     user, lanes
@@ -193,6 +205,8 @@ class PropagateLayout(Pass):
             v.set_type(ir.RankedTensorType.get(blocked_shape(shape, lanes), ir.F32Type.get()))
             if producer.name == "rt3d.packed_conv3d":
                 producer.attributes["output_layout"] = ir.StringAttr.get("blocked")
+            elif match_max_pool(producer) is not None:  # matched on its (unchanged) maps
+                _block_pool(producer, lanes)
             else:
                 _block_generic(producer, lanes)
         for user, operand in conversions:
@@ -215,6 +229,28 @@ def _block_generic(op: ir.Operation, lanes: int) -> None:
     op.attributes["indexing_maps"] = ir.ArrayAttr.get([identity] * len(op.operands))
     parallel = ir.ArrayAttr(op.attributes["iterator_types"])[0]
     op.attributes["iterator_types"] = ir.ArrayAttr.get([parallel] * 6)
+
+
+def _block_pool(op: ir.Operation, lanes: int) -> None:
+    """Make a max pool (its input already blocked) compute on rank-6 tensors: the channel within the
+    block is a sixth parallel loop, after the five of the plain pool and before its window loops."""
+    fill = defining_op(op.operands[2])
+    shape = blocked_shape(ir.RankedTensorType(fill.results[0].type).shape, lanes)
+    f32 = ir.F32Type.get()
+    with ir.InsertionPoint(op), op.location:
+        empty = tensor.EmptyOp(list(shape), f32).result
+        op.operands[2] = linalg.fill(fill.operands[0], outs=[empty])
+    dims = [ir.AffineDimExpr.get(i) for i in range(9)]
+    strides = pool_strides(ir.AffineMapAttr(ir.ArrayAttr(op.attributes["indexing_maps"])[0]).value, 5)
+    read = [dims[0], dims[1], *(dims[2 + i] * strides[i] + dims[6 + i] for i in range(3)), dims[5]]
+    maps = [
+        ir.AffineMap.get(9, 0, read),
+        ir.AffineMap.get(9, 0, dims[6:9]),
+        ir.AffineMap.get(9, 0, dims[:6]),
+    ]
+    op.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
+    iterators = list(ir.ArrayAttr(op.attributes["iterator_types"]))
+    op.attributes["iterator_types"] = ir.ArrayAttr.get(iterators[:5] + iterators[:1] + iterators[5:])
 
 
 def _to_plain(value: ir.Value, lanes: int) -> ir.Value:

@@ -11,12 +11,21 @@ one input vector (a contiguous load for W stride 1, a strided
 ``vector.gather`` from the cache-resident input row otherwise) and one
 ``maximumf``; the row's last vector is masked. Tasks are split across
 threads like the conv kernels.
+
+The channel-blocked form ``rt3d-propagate-layout`` makes of it (six
+parallel loops, input map ``(n, cb, d*sd + kd, h*sh + kh, w*sw + kw, l)`` on
+(N, C / L, D, H, W, L) tensors) gets the blocked kernel: one aligned vector
+load of ``L`` channels per window position and output column.
+
+Run before ``rt3d-vectorize``: a pool whose only user is a packed conv that
+zero-pads it writes into that conv's padded input (``fuse-pads``, as convs
+do), and the conv's padding becomes zero.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch_mlir import ir
 
@@ -27,6 +36,7 @@ from rt3d_mlir.ir_matchers import (
     generic_body,
     ops_named,
 )
+from rt3d_mlir.kernel_packing import plain_shape
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
@@ -35,40 +45,47 @@ from rt3d_mlir.passes.kernel_calls import (
     replace_with_kernel_call,
     vector_lanes,
 )
+from rt3d_mlir.passes.vectorize import padded_output
 
 _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
 
 
 @dataclass
 class VectorizePoolOptions(TargetOptions):
-    pass
+    fuse_pads: bool = True  # write into the zero-padded input of a conv reading the pool alone
 
 
-def _strides(input_map: ir.AffineMap) -> tuple[int, int, int] | None:
+def pool_strides(input_map: ir.AffineMap, rank: int) -> tuple[int, int, int] | None:
+    """The window strides of a pool's input map over ``rank`` parallel loops (5: plain; 6: blocked,
+    the last loop the channel within the block), or None if it is not a pool's."""
     results = [str(r) for r in input_map.results]
-    if len(results) != 5 or results[:2] != ["d0", "d1"]:
+    tail = [f"d{rank - 1}"] if rank == 6 else []
+    if len(results) != rank or results[:2] != ["d0", "d1"] or results[5:] != tail:
         return None
     strides = []
-    for dim, text in enumerate(results[2:]):
+    for dim, text in enumerate(results[2:5]):
         match = _WINDOW_TERM.match(text)
-        if not match or int(match.group(1)) != dim + 2 or int(match.group(3)) != dim + 5:
+        if not match or int(match.group(1)) != dim + 2 or int(match.group(3)) != dim + rank:
             return None
         strides.append(int(match.group(2) or 1))
     return strides[0], strides[1], strides[2]
 
 
 def match_max_pool(op: ir.Operation) -> PoolShape | None:
-    """The shape of a max-pool ``linalg.generic``, or None if ``op`` is not one."""
+    """The shape of a max-pool ``linalg.generic`` (plain or channel-blocked), or None if ``op`` is
+    not one."""
     if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
         return None
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
-    if ["parallel" in i for i in iterators] != [True] * 5 + [False] * 3:
+    rank = len(iterators) - 3
+    if rank not in (5, 6) or ["parallel" in i for i in iterators] != [True] * rank + [False] * 3:
         return None
     maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    strides = _strides(maps[0])
-    if strides is None or [str(r) for r in maps[1].results] != ["d5", "d6", "d7"]:
+    strides = pool_strides(maps[0], rank)
+    window_dims = [f"d{rank + i}" for i in range(3)]
+    if strides is None or [str(r) for r in maps[1].results] != window_dims:
         return None
-    if [str(r) for r in maps[2].results] != ["d0", "d1", "d2", "d3", "d4"]:
+    if [str(r) for r in maps[2].results] != [f"d{i}" for i in range(rank)]:
         return None
     body = generic_body(op)
     block = op.regions[0].blocks[0]
@@ -91,7 +108,9 @@ def match_max_pool(op: ir.Operation) -> PoolShape | None:
     window = shapes[1]
     if len(window) != 3:
         return None
-    return PoolShape(shapes[0], shapes[2], window, strides, float(value.value))  # type: ignore[arg-type]
+    return PoolShape(
+        shapes[0], shapes[2], window, strides, float(value.value), blocked=rank == 6  # type: ignore[arg-type]
+    )
 
 
 @register_pass
@@ -104,9 +123,18 @@ class VectorizePool(Pass):
         lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
         for op in ops_named(module, "linalg.generic"):
             shape = match_max_pool(op)
-            if shape is None:
+            if shape is None or (shape.blocked and shape.input[-1] != lanes):
                 continue
+            block = shape.output[5] if shape.blocked else 1
+            plain = list(plain_shape(shape.output) if shape.blocked else shape.output)
+            fused = padded_output(module, op, plain, block, lanes) if self.options.fuse_pads else None
+            result_type, first = None, []
+            if fused is not None:
+                shape = replace(shape, out_padded=fused.padded, out_low=fused.low)
+                result_type, first = fused.result_type, [fused.fill]
             dispatch = add_kernel(
                 module, "pool", pool_kernel_text(KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, shape, lanes)
             )
-            replace_with_kernel_call(op, dispatch, lambda op=op: [op.operands[0]])
+            replace_with_kernel_call(op, dispatch, lambda op=op: [op.operands[0]], result_type, first)
+            if fused is not None:
+                fused.take_padding()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import REL_TOL, compile_and_run, randomize_batch_norms, relative_error, torch_output
 from torch import nn
 from torch_mlir import ir
@@ -286,6 +287,22 @@ class BlockedChain(nn.Module):
         return self.e(y) + y
 
 
+class BlockedPools(nn.Module):
+    """Max pools between convs (window and stride 1x2x2 and 2x2x2, odd output widths) and a padded
+    pool reading the last conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(3, 32, 3, padding=1)
+        self.b = nn.Conv3d(32, 32, 3, padding=1)
+        self.c = nn.Conv3d(32, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.max_pool3d(torch.relu(self.a(x)), (1, 2, 2))
+        y = F.max_pool3d(torch.relu(self.b(y)), 2)
+        return F.max_pool3d(self.c(y), 2, padding=(0, 1, 1))
+
+
 def _layouts(model: nn.Module, x: torch.Tensor, target: str, group_shape) -> list[tuple[str, str]]:
     module = import_to_linalg(model, x)
     with module.context:
@@ -310,4 +327,30 @@ def test_convs_keep_the_blocked_layout_between_them_and_match_torch(target, grou
     # input is read plain and its output converted back
     assert layouts == [("plain", "blocked")] + [("blocked", "blocked")] * 4
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape", [None, (16, 16)])
+def test_max_pools_keep_the_blocked_layout_and_match_torch(target, group_shape, tmp_path):
+    model = BlockedPools().eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=5)
+    x = torch.randn(1, 3, 4, 10, 22)
+    # the pools between convs compute blocked; the padded pool reads the last conv plain
+    assert _layouts(model, x, target, group_shape) == [("plain", "blocked"), ("blocked", "blocked"), (
+        "blocked", "plain")]
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+def test_plain_max_pools_write_the_padded_input_of_the_next_conv(target, tmp_path):
+    # 6 channels: the pools stay plain; each pool's only user is a conv that pads its input
+    model = nn.Sequential(
+        nn.Conv3d(3, 6, 3, padding=1), nn.MaxPool3d((1, 2, 2)), nn.Conv3d(6, 8, 3, padding=(1, 2, 1)),
+        nn.MaxPool3d(2, stride=(1, 2, 2)), nn.Conv3d(8, 4, (1, 3, 3), padding=(0, 1, 1)),
+    ).eval()
+    x = torch.randn(1, 3, 4, 10, 14)
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL

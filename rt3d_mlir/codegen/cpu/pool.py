@@ -1,8 +1,19 @@
 """The CPU kernel of a max pool (called by ``rt3d-vectorize-pool``).
 
-One task per (batch x channel, output depth); each output row is computed a
-vector of columns at a time, the window's inputs read with contiguous (W
-stride 1) or strided (gather) vector loads and reduced with ``maximumf``.
+Plain (N, C, D, H, W) activations: one task per (batch x channel, output
+depth); each output row is computed a vector of columns at a time, the
+window's inputs read with contiguous (W stride 1) or strided (gather) vector
+loads and reduced with ``maximumf``.
+
+Channel-blocked (N, C / L, D, H, W, L) activations (:mod:`rt3d_mlir.kernel_packing`):
+one task per (batch x channel block, output depth); a vector is the ``L``
+channels of one position, so every window input is one aligned load
+whatever the strides, and :data:`BLOCKED_COLUMNS` output columns are reduced
+side by side.
+
+Either writes its output into the zero-padded input of the conv after it
+when asked (``PoolShape.out_padded``; the padding is filled by the pad
+kernel's fill-only form), so no padded copy is made.
 """
 
 from __future__ import annotations
@@ -20,22 +31,43 @@ class PoolShape:
     window: tuple[int, int, int]
     strides: tuple[int, int, int]
     init: float
+    blocked: bool = False  # input and output are (N, C / L, D, H, W, L)
+    # the output written into a zero-padded buffer of this spatial shape, at ``out_low`` (the padded
+    # input of the conv after the pool, whose padding another kernel fills)
+    out_padded: tuple[int, int, int] | None = None
+    out_low: tuple[int, int, int] = (0, 0, 0)
+
+    def out_strides(self) -> tuple[int, int, int]:
+        """Elements (positions, for a blocked output) between output planes, rows and the first
+        output of a task's plane and the buffer's start: (depth, row, offset)."""
+        _, h_p, w_p = self.out_padded or self.output[2:5]
+        return h_p * w_p, w_p, (self.out_low[0] * h_p + self.out_low[1]) * w_p + self.out_low[2]
+
+    def out_volume(self) -> int:
+        d_p, h_p, w_p = self.out_padded or self.output[2:5]
+        return d_p * h_p * w_p
+
+
+BLOCKED_COLUMNS = 4  # output columns a blocked kernel reduces side by side (independent max chains)
 
 
 def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
+    if shape.blocked:
+        return _blocked_kernel_text(kernel, dispatch, shape, lanes)
     n, c, d, h, w = shape.input
     _, _, d_o, h_o, w_o = shape.output
     kd, kh, kw = shape.window
     sd, sh, sw = shape.strides
+    plane_o, row_o, first_o = shape.out_strides()
     vec = f"vector<{lanes}xf32>"
     in_type = memref_type(n * c * d * h * w, "f32")
-    out_type = memref_type(n * c * d_o * h_o * w_o, "f32")
+    out_type = memref_type(n * c * shape.out_volume(), "f32")
     k = KernelText()
     task = TASK
     plane = k.op(f"arith.divui {task}, {k.const(d_o)} : index")  # n * C + c
     z = k.op(f"arith.remui {task}, {k.const(d_o)} : index")
     in_base = k.index((plane, d * h * w), (z, sd * h * w))
-    out_base = k.index((plane, d_o * h_o * w_o), (z, h_o * w_o))
+    out_base = k.index((plane, shape.out_volume()), (z, plane_o), (first_o, 1))
     init = k.vconst(shape.init, lanes, "f32")
     strided = k.vconst_list([i * sw for i in range(lanes)], "i32") if sw != 1 else None
 
@@ -60,7 +92,7 @@ def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -
                     else:
                         x = k.op(f"vector.load %input[{at}] : {in_type}, {vec}")
                     acc = k.op(f"arith.maximumf {acc}, {x} : {vec}")
-        out_at = k.index((out_base, 1), (row, w_o), (w0, 1))
+        out_at = k.index((out_base, 1), (row, row_o), (w0, 1))
         if mask is None:
             k.emit(f"vector.store {acc}, %output[{out_at}] : {out_type}, {vec}")
         else:
@@ -79,3 +111,53 @@ def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -
             columns(row, full, w_o - full)
     args = [("%input", in_type), ("%output", out_type)]
     return kernel_module(kernel, dispatch, args, n * c * d_o, k)
+
+
+def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
+    n, blocks, d, h, w, block = shape.input
+    _, _, d_o, h_o, w_o, _ = shape.output
+    if block != lanes:
+        raise ValueError(f"a blocked pool needs blocks of {lanes} channels, not {block}")
+    kd, kh, kw = shape.window
+    sd, sh, sw = shape.strides
+    plane_o, row_o, first_o = shape.out_strides()
+    vec = f"vector<{lanes}xf32>"
+    in_type = memref_type(n * blocks * d * h * w * lanes, "f32")
+    out_type = memref_type(n * blocks * shape.out_volume() * lanes, "f32")
+    k = KernelText()
+    plane = k.op(f"arith.divui {TASK}, {k.const(d_o)} : index")  # n * C / L + channel block
+    z = k.op(f"arith.remui {TASK}, {k.const(d_o)} : index")
+    in_base = k.index((plane, d * h * w * lanes), (z, sd * h * w * lanes))
+    out_base = k.index((plane, shape.out_volume() * lanes), (z, plane_o * lanes), (first_o * lanes, 1))
+    init = k.vconst(shape.init, lanes, "f32")
+
+    def columns(row: str, w0: str | int, count: int) -> None:
+        accs = [init] * count
+        for a in range(kd):
+            for b in range(kh):
+                for e in range(kw):
+                    for j in range(count):
+                        at = k.index(
+                            (in_base, 1),
+                            (row, sh * w * lanes),
+                            (w0, sw * lanes),
+                            ((a * h * w + b * w + e + j * sw) * lanes, 1),
+                        )
+                        x = k.op(f"vector.load %input[{at}] : {in_type}, {vec}")
+                        accs[j] = k.op(f"arith.maximumf {accs[j]}, {x} : {vec}")
+        for j in range(count):
+            out_at = k.index((out_base, 1), (row, row_o * lanes), (w0, lanes), (j * lanes, 1))
+            k.emit(f"vector.store {accs[j]}, %output[{out_at}] : {out_type}, {vec}")
+
+    row = k.fresh("h")
+    with k.region(f"scf.for {row} = {k.const(0)} to {k.const(h_o)} step {k.const(1)} {{"):
+        full = (w_o // BLOCKED_COLUMNS) * BLOCKED_COLUMNS
+        if full:
+            w0 = k.fresh("w")
+            step = k.const(BLOCKED_COLUMNS)
+            with k.region(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {step} {{"):
+                columns(row, w0, BLOCKED_COLUMNS)
+        if w_o - full:
+            columns(row, full, w_o - full)
+    args = [("%input", in_type), ("%output", out_type)]
+    return kernel_module(kernel, dispatch, args, n * blocks * d_o, k)

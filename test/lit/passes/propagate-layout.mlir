@@ -118,3 +118,41 @@ func.func @large(%x: tensor<1x1x1x256x257xf32>) -> (tensor<1x4x1x256x256xf32>, t
   %z = "rt3d.packed_conv3d"(%y, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x256x257xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x256x256xf32>
   return %z, %y : tensor<1x4x1x256x256xf32>, tensor<1x4x1x256x257xf32>
 }
+
+// -----
+
+// A max pool between two convs computes blocked: the channel within the
+// block becomes a sixth parallel loop (d5, before the window loops), its
+// init a rank-6 fill, and the conv after it reads the pool's result blocked.
+// CHECK: #[[IN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7, d8) -> (d0, d1, d2 + d6, d3 * 2 + d7, d4 * 2 + d8, d5)>
+// CHECK-LABEL: func.func @pooled
+// CHECK: %[[Y:.*]] = "rt3d.packed_conv3d"{{.*}}output_layout = "blocked"{{.*}} -> tensor<1x1x1x4x4x4xf32>
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<1x1x1x2x2x4xf32>
+// CHECK: %[[F:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[E]] : tensor<1x1x1x2x2x4xf32>)
+// CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[IN]], #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%[[Y]], %{{.*}} : tensor<1x1x1x4x4x4xf32>, tensor<1x2x2xf32>) outs(%[[F]] : tensor<1x1x1x2x2x4xf32>)
+// CHECK: "rt3d.packed_conv3d"(%[[P]],{{.*}}input_layout = "blocked"
+#pin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2 + d5, d3 * 2 + d6, d4 * 2 + d7)>
+#pwin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7)>
+#pout = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
+func.func @pooled(%x: tensor<1x1x1x4x4xf32>) -> tensor<1x4x1x2x1xf32> {
+  %w = arith.constant dense<1.0> : tensor<4xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x4x4xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x4x4xf32>
+  %cst = arith.constant 0xFF800000 : f32
+  %0 = tensor.empty() : tensor<1x4x1x2x2xf32>
+  %1 = linalg.fill ins(%cst : f32) outs(%0 : tensor<1x4x1x2x2xf32>) -> tensor<1x4x1x2x2xf32>
+  %2 = tensor.empty() : tensor<1x2x2xf32>
+  %p = linalg.generic {indexing_maps = [#pin, #pwin, #pout], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%y, %2 : tensor<1x4x1x4x4xf32>, tensor<1x2x2xf32>) outs(%1 : tensor<1x4x1x2x2xf32>) {
+  ^bb0(%in: f32, %in_3: f32, %out: f32):
+    %14 = arith.maximumf %in, %out : f32
+    linalg.yield %14 : f32
+  } -> tensor<1x4x1x2x2xf32>
+  %w2 = arith.constant dense<1.0> : tensor<32xf32>
+  %off2 = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %starts2 = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %z = "rt3d.packed_conv3d"(%p, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x2xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x1xf32>
+  return %z : tensor<1x4x1x2x1xf32>
+}
