@@ -38,6 +38,7 @@ def replace_with_kernel_call(
     inputs: Callable[[], Sequence[ir.Value]],
     result_type: ir.Type | None = None,
     first: Sequence[str] = (),
+    through: ir.Operation | None = None,
 ) -> None:
     """Replace ``op``'s single result by a call to ``dispatch``.
 
@@ -45,12 +46,18 @@ def replace_with_kernel_call(
     a pad or a packed constant); producers left unused are erased. The
     result has ``op``'s type unless ``result_type`` is given; ``first``
     dispatches are called with the output buffer alone before the kernel
-    (to fill what the kernel does not write).
+    (to fill what the kernel does not write). With ``through`` (the only
+    user of ``op``'s result, computed by the same kernel: a fused epilogue)
+    the call stands for ``through``'s result instead, and both are erased.
     """
+    replaced = through or op
     with ir.InsertionPoint(op), op.location:
-        result = call_kernel(dispatch, inputs(), result_type or op.results[0].type, first)
+        result = call_kernel(dispatch, inputs(), result_type or replaced.results[0].type, first)
     producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
-    op.results[0].replace_all_uses_with(result)
+    replaced.results[0].replace_all_uses_with(result)
+    if through is not None:
+        producers += [p for p in (defining_op(v) for v in through.operands[1:]) if p is not None]
+        through.erase()
     op.erase()
     erase_dead_producers(producers)
 

@@ -20,7 +20,9 @@ tuning times are :func:`candidate_schedules`:
   and either blocks are narrower than a vector (narrow kernel groups, see
   rt3d-pack-kernel-groups) or the plane has at least four whole vectors of
   columns (wide planes, where the filters form's per-tile scatter is the
-  bottleneck: C3D's conv1a). A "width" tile is ``rows`` rows by ``cols``
+  bottleneck: C3D's conv1a) unless a max pool after the conv can be
+  computed in the "filters" kernel's epilogue (``rt3d-vectorize``; the tile
+  is then fitted to whole pool windows). A "width" tile is ``rows`` rows by ``cols``
   columns (``ceil(cols / lanes)`` vectors) for each of ``tile_filters`` of
   the block's filters at a time (the rules: all of them), within ``vector
   registers - 8`` accumulators; ``vector_lanes`` records the vector length.
@@ -62,6 +64,7 @@ from rt3d_mlir.passes.framework import (
     require_count,
     require_target,
 )
+from rt3d_mlir.passes.vectorize_pool import epilogue_candidate
 from rt3d_mlir.targets import Target, get_target
 
 MAX_ACCUMULATORS = 14
@@ -125,8 +128,30 @@ def choose_tile(out_h: int, out_w: int, accumulators: int) -> tuple[int, int]:
     return rows, out_w
 
 
-def choose_vector_dim(params, out_w: int, lanes: int) -> str:
-    """Which dimension goes in the vector lanes (see the module docstring)."""
+def fit_tile_to_pool(
+    tile: tuple[int, int], window: tuple[int, int], out_h: int, out_w: int
+) -> tuple[int, int]:
+    """A register tile of at most ``tile``'s positions whose rows and columns are multiples of the
+    (rows, columns) ``window`` of a max pool the kernel computes in its epilogue, so that each window
+    lies in one tile (``tile`` itself if it already fits): the most positions, then the most of the
+    plane covered by whole tiles, then the widest."""
+    rows, cols = tile
+    ph, pw = window
+    if rows % ph == 0 and cols % pw == 0:
+        return tile
+    budget = max(rows * cols, ph * pw)
+    candidates = [
+        (r, c)
+        for r in range(ph, out_h + 1, ph)
+        for c in range(pw, out_w + 1, pw)
+        if r * c <= budget
+    ]
+    return max(candidates, key=lambda t: (t[0] * t[1], (out_h // t[0]) * t[0] + (out_w // t[1]) * t[1], t[1]))
+
+
+def choose_vector_dim(params, out_w: int, lanes: int, pooled: bool = False) -> str:
+    """Which dimension goes in the vector lanes (see the module docstring); ``pooled``: a max pool
+    after the conv can be computed in a "filters" kernel's epilogue."""
     if params.strides[2] != 1:
         return "filters"
     if params.block_size < lanes:
@@ -136,7 +161,9 @@ def choose_vector_dim(params, out_w: int, lanes: int) -> str:
             # "width" stays ahead, 203-224 against 171-210)
             return "interleaved"
         return "width"
-    if out_w % lanes == 0 and out_w >= 4 * lanes:
+    if out_w % lanes == 0 and out_w >= 4 * lanes and not pooled:
+        # wide planes: the "filters" kernel's transposing store of the whole plane is the limit;
+        # with the pool in its epilogue it stores a quarter of it (or less) and no pool runs
         return "width"
     return "filters"
 
@@ -288,7 +315,11 @@ def rule_schedule(
     out_shape = ir.RankedTensorType(op.results[0].type).shape
     out_h, out_w = out_shape[3], out_shape[4]
     preset = "vector_dim" in op.attributes
-    dim = vector_dim or (params.vector_dim if preset else choose_vector_dim(params, out_w, target.f32_lanes))
+    pool = epilogue_candidate(op)
+    pooled = pool is not None
+    dim = vector_dim or (
+        params.vector_dim if preset else choose_vector_dim(params, out_w, target.f32_lanes, pooled)
+    )
     lanes = target.f32_lanes
     if dim in ("width", "interleaved") and params.strides[2] != 1:
         dim = "filters"
@@ -312,6 +343,8 @@ def rule_schedule(
     else:
         lanes = filters = params.block_size
         tile = kept_tile or choose_tile(out_h, out_w, accumulators)
+        if pool is not None and not kept_tile:  # whole pool windows in a tile
+            tile = fit_tile_to_pool(tile, pool[1].window[1:], out_h, out_w)  # type: ignore[arg-type]
     group = 1
     if dim == "filters":
         group = params.block_group if preset and same_dim and params.block_group else rule_block_group(

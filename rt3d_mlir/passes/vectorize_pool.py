@@ -19,7 +19,10 @@ load of ``L`` channels per window position and output column.
 
 Run before ``rt3d-vectorize``: a pool whose only user is a packed conv that
 zero-pads it writes into that conv's padded input (``fuse-pads``, as convs
-do), and the conv's padding becomes zero.
+do), and the conv's padding becomes zero. A pool the conv before it
+computes in its kernel's epilogue (:func:`epilogue_pool`: non-overlapping
+windows over rows and columns) is left to ``rt3d-vectorize``
+(``fuse-epilogues``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from dataclasses import dataclass, replace
 from torch_mlir import ir
 
 from rt3d_mlir.codegen.cpu.pool import PoolShape, pool_kernel_text
+from rt3d_mlir.dialect import packed_conv3d_params
 from rt3d_mlir.ir_matchers import (
     constant_attr,
     defining_op,
     generic_body,
     ops_named,
+    single_use,
 )
 from rt3d_mlir.kernel_packing import plain_shape
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
@@ -45,7 +50,7 @@ from rt3d_mlir.passes.kernel_calls import (
     replace_with_kernel_call,
     vector_lanes,
 )
-from rt3d_mlir.passes.vectorize import padded_output
+from rt3d_mlir.passes.padded_outputs import padded_output
 
 _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
 
@@ -53,6 +58,7 @@ _WINDOW_TERM = re.compile(r"^d(\d) (?:\* (\d+) )?\+ d(\d)$")
 @dataclass
 class VectorizePoolOptions(TargetOptions):
     fuse_pads: bool = True  # write into the zero-padded input of a conv reading the pool alone
+    fuse_epilogues: bool = True  # leave a pool the conv before it computes (epilogue_pool) to it
 
 
 def pool_strides(input_map: ir.AffineMap, rank: int) -> tuple[int, int, int] | None:
@@ -113,6 +119,37 @@ def match_max_pool(op: ir.Operation) -> PoolShape | None:
     )
 
 
+def epilogue_candidate(conv: ir.Operation) -> tuple[ir.Operation, PoolShape] | None:
+    """The max pool a packed conv's kernel can compute in its epilogue, and its shape: the conv's
+    only user, pooling rows and columns only (depth window and stride 1) in windows equal to its
+    strides that tile the conv's output plane. None if there is none."""
+    if conv.name != "rt3d.packed_conv3d":
+        return None
+    pool = single_use(conv.results[0])
+    shape = match_max_pool(pool) if pool is not None else None
+    if shape is None or pool.operands[0] != conv.results[0]:  # type: ignore[union-attr]
+        return None
+    _, kh, kw = shape.window
+    if shape.window[0] != 1 or shape.strides != shape.window or kh * kw == 1:
+        return None
+    if shape.input[3] % kh or shape.input[4] % kw:
+        return None
+    return pool, shape  # type: ignore[return-value]
+
+
+def epilogue_pool(conv: ir.Operation) -> tuple[ir.Operation, PoolShape] | None:
+    """The max pool that packed conv ``conv``'s kernel computes in its epilogue (``rt3d-vectorize``)
+    and its shape: an :func:`epilogue_candidate` after a filters-in-lanes kernel without channel
+    chunks (its register tile is fitted to whole windows). None if there is none."""
+    candidate = epilogue_candidate(conv)
+    if candidate is None:
+        return None
+    params = packed_conv3d_params(conv)
+    if params.vector_dim != "filters" or params.channel_chunk:
+        return None
+    return candidate
+
+
 @register_pass
 class VectorizePool(Pass):
     name = "rt3d-vectorize-pool"
@@ -125,6 +162,9 @@ class VectorizePool(Pass):
             shape = match_max_pool(op)
             if shape is None or (shape.blocked and shape.input[-1] != lanes):
                 continue
+            producer = defining_op(op.operands[0])
+            if self.options.fuse_epilogues and producer is not None and epilogue_pool(producer):
+                continue  # the conv before it computes it (rt3d-vectorize)
             block = shape.output[5] if shape.blocked else 1
             plain = list(plain_shape(shape.output) if shape.blocked else shape.output)
             fused = padded_output(module, op, plain, block, lanes) if self.options.fuse_pads else None

@@ -10,7 +10,7 @@ from conftest import REL_TOL, compile_and_run, randomize_batch_norms, relative_e
 from torch import nn
 from torch_mlir import ir
 
-from rt3d_mlir.backend.cpu import packing_pipeline
+from rt3d_mlir.backend.cpu import kernel_pipeline, packing_pipeline
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.dialect import kgs_conv3d_params, packed_conv3d_params
 from rt3d_mlir.frontend import import_to_linalg
@@ -344,13 +344,50 @@ def test_max_pools_keep_the_blocked_layout_and_match_torch(target, group_shape, 
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
 
 
+def _kernel_calls(model: nn.Module, x: torch.Tensor, target: str) -> list[str]:
+    """The dispatches the model's forward calls, in order, after the kernel passes."""
+    module = import_to_linalg(model, x)
+    with module.context:
+        pipeline = f"{packing_pipeline(None, target)}, {kernel_pipeline(target)}"
+        run_pipeline(module, f"builtin.module({pipeline})")
+        forward = next(op for op in ops_named(module.operation, "func.func")
+                       if ir.StringAttr(op.attributes["sym_name"]).value == "forward")
+        return [ir.FlatSymbolRefAttr(op.attributes["callee"]).value for op in ops_named(forward, "func.call")]
+
+
 @pytest.mark.parametrize("target", ["host", "aarch64"])
-def test_plain_max_pools_write_the_padded_input_of_the_next_conv(target, tmp_path):
-    # 6 channels: the pools stay plain; each pool's only user is a conv that pads its input
-    model = nn.Sequential(
-        nn.Conv3d(3, 6, 3, padding=1), nn.MaxPool3d((1, 2, 2)), nn.Conv3d(6, 8, 3, padding=(1, 2, 1)),
+@pytest.mark.parametrize("model", ["blocked", "plain"])
+def test_non_overlapping_row_column_pools_run_in_the_conv_epilogue(target, model):
+    # blocked: conv a's (1,2,2) pool is computed by conv a's kernel; the (2,2,2) pool and the
+    # padded pool are not (depth window, padding). plain: 18 channels (not whole channel blocks:
+    # plain layout), the same for the (1,2,2) pool; the (2,2,2) pool with depth stride 1 overlaps
+    # and keeps its kernel
+    if model == "blocked":
+        net, x = BlockedPools().eval(), torch.randn(1, 3, 4, 10, 22)
+    else:
+        net, x = _plain_pools(18), torch.randn(1, 3, 4, 10, 14)
+    calls = [c.rsplit("_", 2)[0] for c in _kernel_calls(net, x, target) if not c.startswith("rt3d_pad")]
+    expected = {
+        "blocked": ["rt3d_conv", "rt3d_conv", "rt3d_pool", "rt3d_conv", "rt3d_pool"],
+        "plain": ["rt3d_conv", "rt3d_conv", "rt3d_pool", "rt3d_conv"],
+    }[model]
+    assert calls == expected
+
+
+def _plain_pools(channels: int = 6) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv3d(3, channels, 3, padding=1), nn.MaxPool3d((1, 2, 2)),
+        nn.Conv3d(channels, 8, 3, padding=(1, 2, 1)),
         nn.MaxPool3d(2, stride=(1, 2, 2)), nn.Conv3d(8, 4, (1, 3, 3), padding=(0, 1, 1)),
     ).eval()
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("channels", [6, 18])
+def test_plain_max_pools_write_the_padded_input_of_the_next_conv(target, channels, tmp_path):
+    # the pools stay plain; each pool's only user is a conv that pads its input (with 18 channels
+    # the first pool is computed in the first conv's epilogue)
+    model = _plain_pools(channels)
     x = torch.randn(1, 3, 4, 10, 14)
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL

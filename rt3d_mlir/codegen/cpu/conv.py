@@ -34,6 +34,12 @@ table, the ``%chunk_starts`` argument) to partial sums kept in the output,
 initialized with the bias in the first pass and rectified in the last, so
 the chunk's input rows stay in L1 while all blocks read them.
 
+A max pool that only reads the conv (``pool``: windows over rows and
+columns equal to their strides, "filters" kernels) is computed in the
+epilogue: the register tile holds whole windows, so each pooled vector is
+the ``maximumf`` of its window's accumulators, and only the pooled plane is
+stored (C3D's conv1 stores a quarter of its 51 MB output).
+
 The input is zero-padded once (``tensor.pad``) before the call, unless the
 conv before it wrote its output straight into that padded buffer
 (``out_padded``: its stores use the padded strides, and the padding is
@@ -70,6 +76,9 @@ class ConvGeometry:
     out_padding_low: tuple[int, int, int] = (0, 0, 0)
     # an input in the blocked layout (input_layout "blocked"): its channel block
     input_block: int = 1
+    # the (rows, columns) window and stride of a max pool computed in the epilogue (1, 1: none): the
+    # output buffer holds the pooled plane (out_padded: its padded shape)
+    pool: tuple[int, int] = (1, 1)
 
 
 @dataclass
@@ -117,8 +126,16 @@ class _ConvKernel:
         self.in_position = geo.input_block if blocked_in else 1
         # a blocked output: positions are vectors of the block's channels
         self.out_position = p.block_size if p.output_layout == "blocked" else 1
+        # a max pool in the epilogue: each of its windows lies in one register tile
+        ph, pw = geo.pool
+        if geo.pool != (1, 1):
+            if p.vector_dim != "filters":
+                raise ValueError("a pool in the epilogue needs a \"filters\" kernel")
+            if self.rows % ph or self.cols % pw or geo.out[1] % ph or geo.out[2] % pw:
+                raise ValueError(f"tiles of {self.rows}x{self.cols} on a {geo.out[1]}x{geo.out[2]} plane "
+                                 f"do not hold whole {ph}x{pw} pool windows")
         # output strides: a filter's plane, an output depth, a row; where output (0, 0, 0) is
-        d_b, h_b, w_b = geo.out_padded or geo.out
+        d_b, h_b, w_b = geo.out_padded or (geo.out[0], geo.out[1] // ph, geo.out[2] // pw)
         self.plane, self.depth_stride, self.row = d_b * h_b * w_b, h_b * w_b, w_b
         lo_d, lo_h, lo_w = geo.out_padding_low
         self.origin = lo_d * h_b * w_b + lo_h * w_b + lo_w
@@ -370,13 +387,38 @@ class _ConvKernel:
 
         inits = [b.bias for b in blocks for _ in range(positions)]
         results = self.entry_loop(lead, base, inits, body)
+        if self.geo.pool != (1, 1):  # where the tile's pooled outputs are in the pooled plane
+            h0, w0 = self.pooled_index(h0, self.geo.pool[0]), self.pooled_index(w0, self.geo.pool[1])
         for j, b in enumerate(blocks):
             mine = results[j * positions : (j + 1) * positions]
             values = [[self.rectified(mine[i * cols + c]) for c in range(cols)] for i in range(rows)]
+            if self.geo.pool != (1, 1):
+                values = self.pooled(values)
             if self.out_position > 1:
                 self.blocked_store(b, values, h0, w0)
             else:
                 self.transposed_store(b, values, h0, w0)
+
+    def pooled_index(self, at: str | int, window: int) -> str | int:
+        """A tile's first row or column ``at`` in the plane pooled by ``window``."""
+        if isinstance(at, int):
+            return at // window
+        return self.k.op(f"arith.divui {at}, {self.k.const(window)} : index")
+
+    def pooled(self, values: list[list[str]]) -> list[list[str]]:
+        """The max pool of a tile's ``values[row][col]`` (windows of ``geo.pool`` rows x columns)."""
+        k, (ph, pw) = self.k, self.geo.pool
+        pooled = []
+        for i in range(0, len(values), ph):
+            row = []
+            for c in range(0, len(values[i]), pw):
+                window = [values[i + a][c + b] for a in range(ph) for b in range(pw)]
+                best = window[0]
+                for value in window[1:]:
+                    best = k.op(f"arith.maximumf {best}, {value} : {self.vec}")
+                row.append(best)
+            pooled.append(row)
+        return pooled
 
     def run_channel(self, u: int) -> int:
         """Where the ``u``-th channel of an entry's run is, relative to its first (elements)."""

@@ -131,6 +131,31 @@ func.func @large(%x: tensor<1x1x1x256x257xf32>) -> (tensor<1x4x1x256x256xf32>, t
 // CHECK: %[[F:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[E]] : tensor<1x1x1x2x2x4xf32>)
 // CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[IN]], #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%[[Y]], %{{.*}} : tensor<1x1x1x4x4x4xf32>, tensor<1x2x2xf32>) outs(%[[F]] : tensor<1x1x1x2x2x4xf32>)
 // CHECK: "rt3d.packed_conv3d"(%[[P]],{{.*}}input_layout = "blocked"
+//
+// rt3d-vectorize then computes the pool in the first conv's epilogue: the
+// 1x4 register tile becomes 2x4 (whole 2x2 windows), the 8 rectified
+// accumulators are reduced to 2 pooled vectors, and only the pooled plane
+// (16 floats) is stored; no pool is left.
+// KERNEL-LABEL: func.func @pooled
+// KERNEL: call @rt3d_conv_dispatch_0({{.*}}) : (memref<16xf32>, {{.*}}, memref<16xf32>) -> ()
+// KERNEL-NOT: linalg.generic
+// KERNEL: call @rt3d_conv_dispatch_1
+// KERNEL-LABEL: func.func @rt3d_conv_kernel_0(
+// KERNEL: %[[T:.*]]:8 = scf.for
+// KERNEL: %[[R0:.*]] = arith.maximumf %[[T]]#0, %[[ZERO:.*]] : vector<4xf32>
+// KERNEL: %[[R1:.*]] = arith.maximumf %[[T]]#1, %[[ZERO]]
+// KERNEL: %[[R4:.*]] = arith.maximumf %[[T]]#4, %[[ZERO]]
+// KERNEL: %[[R5:.*]] = arith.maximumf %[[T]]#5, %[[ZERO]]
+// KERNEL: %[[A:.*]] = arith.maximumf %[[R0]], %[[R1]]
+// KERNEL: %[[B:.*]] = arith.maximumf %[[A]], %[[R4]]
+// KERNEL: %[[C:.*]] = arith.maximumf %[[B]], %[[R5]]
+// KERNEL: %[[D:.*]] = arith.maximumf
+// KERNEL: %[[E:.*]] = arith.maximumf %[[D]],
+// KERNEL: %[[F:.*]] = arith.maximumf %[[E]],
+// KERNEL: vector.store %[[C]], %{{.*}} : memref<16xf32>, vector<4xf32>
+// KERNEL: vector.store %[[F]], %{{.*}} : memref<16xf32>, vector<4xf32>
+// KERNEL-NOT: vector.store
+// KERNEL: return
 #pin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2 + d5, d3 * 2 + d6, d4 * 2 + d7)>
 #pwin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7)>
 #pout = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
