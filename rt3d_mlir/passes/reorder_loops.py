@@ -149,6 +149,20 @@ def fit_tile_to_pool(
     return max(candidates, key=lambda t: (t[0] * t[1], (out_h // t[0]) * t[0] + (out_w // t[1]) * t[1], t[1]))
 
 
+def fit_width_tile_to_pool(tile: tuple[int, int], window: tuple[int, int], lanes: int) -> tuple[int, int]:
+    """A "width" tile (rows x columns) holding whole windows of a max pool computed in the epilogue
+    (``window``: rows, and 1 or 2 columns; the pooled plane's rows divide the plane's): its rows a
+    multiple of the window's, within the accumulators of ``tile`` (fewer vectors of ``lanes``
+    columns where it takes more rows)."""
+    rows, cols = tile
+    ph = window[0]
+    if rows % ph == 0:
+        return tile
+    fitted = ph * max(1, rows // ph)
+    vectors = max(1, -(-cols // lanes) * rows // fitted)
+    return fitted, min(cols, vectors * lanes)
+
+
 def choose_vector_dim(params, out_w: int, lanes: int, pooled: bool = False) -> str:
     """Which dimension goes in the vector lanes (see the module docstring); ``pooled``: a max pool
     after the conv can be computed in a "filters" kernel's epilogue."""
@@ -336,6 +350,8 @@ def rule_schedule(
             filters = min(params.tile_filters, filters)
         budget = _width_budget(filters, target)
         tile = kept_tile or choose_width_tile(out_h, out_w, filters, lanes, budget)
+        if pool is not None and not kept_tile and pool[1].window[2] <= 2:  # whole pool windows in a tile
+            tile = fit_width_tile_to_pool(tile, pool[1].window[1:], lanes)  # type: ignore[arg-type]
     elif dim == "interleaved":
         lanes = params.vector_lanes if preset and same_dim and params.vector_lanes else target.f32_lanes
         filters = params.block_size

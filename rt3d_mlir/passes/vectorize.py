@@ -47,7 +47,7 @@ from rt3d_mlir.passes.kernel_calls import (
     vector_lanes,
 )
 from rt3d_mlir.passes.padded_outputs import padded_output
-from rt3d_mlir.passes.reorder_loops import choose_tile, fit_tile_to_pool
+from rt3d_mlir.passes.reorder_loops import choose_tile, fit_tile_to_pool, fit_width_tile_to_pool
 from rt3d_mlir.passes.vectorize_pool import epilogue_pool
 
 CONV_STEM = "conv"  # the convs' kernels and call sites: rt3d_conv_kernel_<i>, rt3d_conv_dispatch_<j>
@@ -86,8 +86,12 @@ class Vectorize(Pass):
         window = (1, 1)
         if epilogue is not None:
             window = epilogue[1].window[1:]  # type: ignore[assignment]
-            tile = fit_tile_to_pool(params.tile_sizes, window, y_shape[3], y_shape[4])  # type: ignore[arg-type]
-            params = replace(params, tile_sizes=tile)
+            tile = params.tile_sizes or (1, self.lanes)
+            if params.vector_dim == "width":
+                tile = fit_width_tile_to_pool(tile, window, params.vector_lanes or self.lanes)
+            else:
+                tile = fit_tile_to_pool(tile, window, y_shape[3], y_shape[4])
+            params = replace(params, tile_sizes=tile, streaming_stores=False)
         x = op.operands[0]
         x_shape = list(ir.RankedTensorType(x.type).shape)
         in_block = x_shape[5] if params.input_layout == "blocked" else 1

@@ -139,13 +139,15 @@ def epilogue_candidate(conv: ir.Operation) -> tuple[ir.Operation, PoolShape] | N
 
 def epilogue_pool(conv: ir.Operation) -> tuple[ir.Operation, PoolShape] | None:
     """The max pool that packed conv ``conv``'s kernel computes in its epilogue (``rt3d-vectorize``)
-    and its shape: an :func:`epilogue_candidate` after a filters-in-lanes kernel without channel
-    chunks (its register tile is fitted to whole windows). None if there is none."""
+    and its shape: an :func:`epilogue_candidate` after a "filters" kernel or (windows of 1 or 2
+    columns) a "width" kernel, without channel chunks (its register tile is fitted to whole
+    windows). None if there is none."""
     candidate = epilogue_candidate(conv)
     if candidate is None:
         return None
     params = packed_conv3d_params(conv)
-    if params.vector_dim != "filters" or params.channel_chunk:
+    width = params.vector_dim == "width" and candidate[1].window[2] <= 2
+    if (params.vector_dim != "filters" and not width) or params.channel_chunk:
         return None
     return candidate
 

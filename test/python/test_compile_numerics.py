@@ -344,11 +344,11 @@ def test_max_pools_keep_the_blocked_layout_and_match_torch(target, group_shape, 
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
 
 
-def _kernel_calls(model: nn.Module, x: torch.Tensor, target: str) -> list[str]:
+def _kernel_calls(model: nn.Module, x: torch.Tensor, target: str, group_shape=None) -> list[str]:
     """The dispatches the model's forward calls, in order, after the kernel passes."""
     module = import_to_linalg(model, x)
     with module.context:
-        pipeline = f"{packing_pipeline(None, target)}, {kernel_pipeline(target)}"
+        pipeline = f"{packing_pipeline(group_shape, target)}, {kernel_pipeline(target)}"
         run_pipeline(module, f"builtin.module({pipeline})")
         forward = next(op for op in ops_named(module.operation, "func.func")
                        if ir.StringAttr(op.attributes["sym_name"]).value == "forward")
@@ -380,6 +380,21 @@ def _plain_pools(channels: int = 6) -> nn.Module:
         nn.Conv3d(channels, 8, 3, padding=(1, 2, 1)),
         nn.MaxPool3d(2, stride=(1, 2, 2)), nn.Conv3d(8, 4, (1, 3, 3), padding=(0, 1, 1)),
     ).eval()
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("width", [14, 38])
+def test_width_kernels_compute_the_pool_after_them(target, width, tmp_path):
+    # 4x4 kernel groups: "width" kernels (columns in the lanes); the (1,2,2) pool after the first
+    # conv is computed in its epilogue (pairs of columns from one or two vectors, a masked tail)
+    model = _plain_pools(16)
+    apply_random_masks(model, (4, 4), 0.5, "kgs", seed=3)
+    x = torch.randn(1, 3, 4, 10, width)
+    calls = _kernel_calls(model, x, target, (4, 4))
+    calls = [c.rsplit("_", 2)[0] for c in calls if not c.startswith("rt3d_pad")]
+    assert calls == ["rt3d_conv", "rt3d_conv", "rt3d_pool", "rt3d_conv"]
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=(4, 4))
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
 
 
 @pytest.mark.parametrize("target", ["host", "aarch64"])

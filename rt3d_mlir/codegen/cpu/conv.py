@@ -129,8 +129,12 @@ class _ConvKernel:
         # a max pool in the epilogue: each of its windows lies in one register tile
         ph, pw = geo.pool
         if geo.pool != (1, 1):
-            if p.vector_dim != "filters":
-                raise ValueError("a pool in the epilogue needs a \"filters\" kernel")
+            if p.vector_dim not in ("filters", "width") or (p.vector_dim == "width" and pw > 2):
+                raise ValueError("a pool in the epilogue needs a \"filters\" kernel or, windows of 1 or 2 "
+                                 "columns, a \"width\" kernel")
+            if p.channel_chunk or p.streaming_stores:
+                raise ValueError("a pool in the epilogue needs whole results: no channel chunks or streaming "
+                                 "stores")
             if self.rows % ph or self.cols % pw or geo.out[1] % ph or geo.out[2] % pw:
                 raise ValueError(f"tiles of {self.rows}x{self.cols} on a {geo.out[1]}x{geo.out[2]} plane "
                                  f"do not hold whole {ph}x{pw} pool windows")
@@ -500,14 +504,15 @@ class _ConvKernel:
         group = min(self.p.tile_filters or self.lanes, self.lanes)
         for f0 in range(0, self.lanes, group):
             filters = range(f0, min(f0 + group, self.lanes))
-            self.width_filter_group(b, rows, vectors, mask, base, filters, h0, w0)
+            self.width_filter_group(b, rows, cols, mask, base, filters, h0, w0)
 
     def width_filter_group(
-        self, b: _Block, rows: int, vectors: int, mask: str | None, base: str, filters: range,
+        self, b: _Block, rows: int, cols: int, mask: str | None, base: str, filters: range,
         h0: str | int, w0: str | int,
     ) -> None:
-        """One group of the block's filters over a ``rows x vectors`` width tile (see width_tile)."""
+        """One group of the block's filters over a ``rows x cols`` width tile (see width_tile)."""
         k, vec, lanes, block = self.k, self.vec, self.vlanes, self.lanes
+        vectors = -(-cols // lanes)
         sh = self.p.strides[1]
         w_p = self.geo.padded[2]
         count = len(filters)
@@ -551,6 +556,14 @@ class _ConvKernel:
             return current
 
         results = self.entry_loop(b, base, inits, body)
+        if self.geo.pool != (1, 1):
+            self.for_output_channels(
+                b, filters, lambda f, channel: self.pooled_width_store(
+                    [[self.finished(results[slot(f, r, v)]) for v in range(vectors)] for r in range(rows)],
+                    channel, h0, w0, cols,
+                )
+            )
+            return
 
         def store(f: int, channel: str) -> None:
             for r in range(rows):
@@ -561,6 +574,37 @@ class _ConvKernel:
                     self.store_run(value, at, vec, last, self.p.streaming_stores)
 
         self.for_output_channels(b, filters, store)
+
+    def pooled_width_store(
+        self, values: list[list[str]], channel: str, h0: str | int, w0: str | int, cols: int
+    ) -> None:
+        """Store the max pool (windows of ``geo.pool``: any rows, 1 or 2 columns) of one filter's
+        ``rows x vectors`` accumulators of ``cols`` columns ("width"): the rows of a window are
+        reduced lane by lane, pairs of columns by an even/odd shuffle of two vectors into one."""
+        k, vec, lanes = self.k, self.vec, self.vlanes
+        ph, pw = self.geo.pool
+        h0, w0 = self.pooled_index(h0, ph), self.pooled_index(w0, pw)
+        out_cols = cols // pw
+        for pr in range(len(values) // ph):
+            window = values[pr * ph : (pr + 1) * ph]
+            merged = window[0]
+            for row in window[1:]:
+                merged = [k.op(f"arith.maximumf {a}, {b} : {vec}") for a, b in zip(merged, row, strict=True)]
+            if pw == 2:
+                pairs = []
+                for v in range(0, len(merged), 2):
+                    a = merged[v]
+                    b = merged[v + 1] if v + 1 < len(merged) else a
+                    even = ", ".join(str(2 * i) for i in range(lanes))
+                    odd = ", ".join(str(2 * i + 1) for i in range(lanes))
+                    left = k.op(f"vector.shuffle {a}, {b} [{even}] : {vec}, {vec}")
+                    right = k.op(f"vector.shuffle {a}, {b} [{odd}] : {vec}, {vec}")
+                    pairs.append(k.op(f"arith.maximumf {left}, {right} : {vec}"))
+                merged = pairs
+            for v, value in enumerate(merged):
+                count = min(lanes, out_cols - v * lanes)
+                mask = k.op(f"vector.constant_mask [{count}] : vector<{lanes}xi1>") if count < lanes else None
+                self.store_run(value, self.output_at(channel, h0, w0, pr * self.row + v * lanes), vec, mask)
 
     # -- filters x columns in lanes ------------------------------------------
 

@@ -187,6 +187,56 @@ func.func @chain(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x2x4x4x4xf32> {
 
 // -----
 
+// A (1,2,2) max pool reading a "width" conv alone is computed in the conv's
+// epilogue: per filter, after the ReLU, the tile's two rows are reduced lane by lane, the
+// row's two column vectors (6 columns, the second masked) by an even/odd
+// shuffle into one vector of 3 pooled columns, stored masked into the
+// pooled output (72 floats); no pool is left, no streaming stores.
+// CHECK-LABEL: func.func @width_pooled
+// CHECK: %[[OUT:.*]] = memref.alloc() {alignment = 64 : i64} : memref<72xf32>
+// CHECK: call @rt3d_conv_dispatch_0({{.*}}, %[[OUT]])
+// CHECK-NOT: linalg.generic
+// CHECK: return
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK: %[[T:.*]]:8 = scf.for
+// CHECK: scf.if
+// CHECK: %[[A0:.*]] = arith.maximumf %[[T]]#0, %[[ZERO:.*]] : vector<4xf32>
+// CHECK: %[[A1:.*]] = arith.maximumf %[[T]]#1, %[[ZERO]]
+// CHECK: %[[A2:.*]] = arith.maximumf %[[T]]#2, %[[ZERO]]
+// CHECK: %[[A3:.*]] = arith.maximumf %[[T]]#3, %[[ZERO]]
+// CHECK: %[[R0:.*]] = arith.maximumf %[[A0]], %[[A2]] : vector<4xf32>
+// CHECK: %[[R1:.*]] = arith.maximumf %[[A1]], %[[A3]] : vector<4xf32>
+// CHECK: %[[E:.*]] = vector.shuffle %[[R0]], %[[R1]] [0, 2, 4, 6] : vector<4xf32>, vector<4xf32>
+// CHECK: %[[O:.*]] = vector.shuffle %[[R0]], %[[R1]] [1, 3, 5, 7] : vector<4xf32>, vector<4xf32>
+// CHECK: %[[P:.*]] = arith.maximumf %[[E]], %[[O]] : vector<4xf32>
+// CHECK: %[[M:.*]] = vector.constant_mask [3] : vector<4xi1>
+// CHECK: vector.maskedstore %{{.*}}, %[[M]], %[[P]] : memref<72xf32>, vector<4xi1>, vector<4xf32>
+// CHECK-NOT: nontemporal
+// CHECK: func.func private @rt3d_conv_dispatch_0
+#win = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2 + d5, d3 * 2 + d6, d4 * 2 + d7)>
+#wwin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7)>
+#wout = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
+func.func @width_pooled(%arg0: tensor<1x2x4x5x6xf32>) -> tensor<1x3x4x2x3xf32> {
+  %w = arith.constant dense<[1.0, 5.0, 3.0, 7.0, 2.0, 6.0, 4.0, 8.0]> : tensor<8xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 1, 2]> : tensor<3xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 2, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 2, 6>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 4 : i64, streaming_stores = true} : (tensor<1x2x4x5x6xf32>, tensor<8xf32>, tensor<2xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x6xf32>
+  %cst = arith.constant 0xFF800000 : f32
+  %1 = tensor.empty() : tensor<1x3x4x2x3xf32>
+  %2 = linalg.fill ins(%cst : f32) outs(%1 : tensor<1x3x4x2x3xf32>) -> tensor<1x3x4x2x3xf32>
+  %3 = tensor.empty() : tensor<1x2x2xf32>
+  %p = linalg.generic {indexing_maps = [#win, #wwin, #wout], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%0, %3 : tensor<1x3x4x4x6xf32>, tensor<1x2x2xf32>) outs(%2 : tensor<1x3x4x2x3xf32>) {
+  ^bb0(%in: f32, %in_3: f32, %out: f32):
+    %m = arith.maximumf %in, %out : f32
+    linalg.yield %m : f32
+  } -> tensor<1x3x4x2x3xf32>
+  return %p : tensor<1x3x4x2x3xf32>
+}
+
+// -----
+
 // "width" in "dhfw" order with channel chunks of 2 (4 channels, 2 passes):
 // the pass derives each block's entry range per chunk from the entry
 // offsets (channel = offset / plane 48): block 0 keeps channels 0 and 2
