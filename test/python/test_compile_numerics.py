@@ -383,6 +383,24 @@ def _plain_pools(channels: int = 6) -> nn.Module:
 
 
 @pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("width", [9, 37, 68])
+def test_plain_strided_max_pools_match_torch(target, width, tmp_path):
+    # W stride 2 (two loads and an even-lane shuffle per window column; windows of 2 and 3, rows
+    # of one or several vectors with a masked tail) and W stride 3 (strided gathers)
+    class Pools(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = F.max_pool3d(x, (1, 3, 3), (1, 2, 2))
+            b = F.max_pool3d(x, (2, 2, 2), (1, 2, 2))
+            c = F.max_pool3d(x, (1, 1, 3), (1, 1, 3))
+            return torch.cat([a.flatten(), b.flatten(), c.flatten()])
+
+    model = Pools().eval()
+    x = torch.randn(1, 6, 3, 7, width)
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
 @pytest.mark.parametrize("width", [14, 38])
 def test_width_kernels_compute_the_pool_after_them(target, width, tmp_path):
     # 4x4 kernel groups: "width" kernels (columns in the lanes); the (1,2,2) pool after the first

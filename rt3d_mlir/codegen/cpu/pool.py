@@ -2,8 +2,9 @@
 
 Plain (N, C, D, H, W) activations: one task per (batch x channel, output
 depth); each output row is computed a vector of columns at a time, the
-window's inputs read with contiguous (W stride 1) or strided (gather) vector
-loads and reduced with ``maximumf``.
+window's inputs read with contiguous vector loads (W stride 1; stride 2: two
+loads and an even-lane shuffle) or strided gathers (larger strides) and
+reduced with ``maximumf``.
 
 Channel-blocked (N, C / L, D, H, W, L) activations (:mod:`rt3d_mlir.kernel_packing`):
 one task per (batch x channel block, output depth); a vector is the ``L``
@@ -69,7 +70,16 @@ def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -
     in_base = k.index((plane, d * h * w), (z, sd * h * w))
     out_base = k.index((plane, shape.out_volume()), (z, plane_o), (first_o, 1))
     init = k.vconst(shape.init, lanes, "f32")
-    strided = k.vconst_list([i * sw for i in range(lanes)], "i32") if sw != 1 else None
+    strided = k.vconst_list([i * sw for i in range(lanes)], "i32") if sw > 2 else None
+    evens = ", ".join(str(2 * i) for i in range(lanes))
+
+    def masked_load(at: str, count: int) -> str:
+        """``count`` consecutive inputs from ``at`` as a vector (the rest ``init``)."""
+        if count >= lanes:
+            return k.op(f"vector.load %input[{at}] : {in_type}, {vec}")
+        mask = k.op(f"vector.constant_mask [{count}] : vector<{lanes}xi1>")
+        types = f"{in_type}, vector<{lanes}xi1>, {vec} into {vec}"
+        return k.op(f"vector.maskedload %input[{at}], {mask}, {init} : {types}")
 
     def columns(row: str, w0: str | int, count: int) -> None:
         mask = k.op(f"vector.constant_mask [{count}] : vector<{lanes}xi1>") if count < lanes else None
@@ -78,7 +88,16 @@ def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -
             for b in range(kh):
                 for e in range(kw):
                     at = k.index((in_base, 1), (row, sh * w), (w0, sw), (a * h * w + b * w + e, 1))
-                    if strided is not None:
+                    if sw == 2:
+                        # the inputs of ``count`` outputs are the even ones of 2 x count - 1 consecutive
+                        # inputs: two contiguous loads and one even-lane shuffle (no gather)
+                        span = 2 * count - 1
+                        first = masked_load(at, span)
+                        second = first
+                        if span > lanes:
+                            second = masked_load(k.index((at, 1), (lanes, 1)), span - lanes)
+                        x = k.op(f"vector.shuffle {first}, {second} [{evens}] : {vec}, {vec}")
+                    elif strided is not None:
                         all_lanes = mask or k.op(f"vector.constant_mask [{lanes}] : vector<{lanes}xi1>")
                         x = k.op(
                             f"vector.gather %input[{at}][{strided}], {all_lanes}, {init} : {in_type}, "

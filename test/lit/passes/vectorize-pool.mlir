@@ -2,9 +2,11 @@
 
 // torch-mlir's max_pool3d (kernel 1x2x2, stride 1x2x2): one task per
 // (channel, output depth); each output row of 6 columns is one full and one
-// masked 4-lane vector; each of the 4 window positions is a strided gather
-// (W stride 2) folded with maximumf into an accumulator that starts at the
-// fill value (-inf).
+// masked 4-lane vector; each of the 4 window positions (W stride 2) reads
+// the 2 x 4 - 1 = 7 inputs of a full vector with one load and one masked
+// load of 3, keeps their even lanes (one shuffle, no gather) and folds them
+// with maximumf into an accumulator that starts at the fill value (-inf);
+// the 2 outputs of the tail need 3 inputs: one masked load.
 // CHECK-LABEL: func.func @pool
 // CHECK-NOT: linalg.generic
 // CHECK: call @rt3d_pool_dispatch_0(%{{.*}}, %{{.*}}) : (memref<4608xf32>, memref<1152xf32>) -> ()
@@ -14,13 +16,20 @@
 // CHECK-LABEL: func.func @rt3d_pool_kernel_0
 // CHECK-SAME: attributes {rt3d.kernel_source = "{{[0-9a-f]+}}", rt3d.parallel_tasks = 32 : i64}
 // CHECK-DAG: %[[NEGINF:.*]] = arith.constant dense<0xFF800000> : vector<4xf32>
-// CHECK-DAG: %[[STRIDE:.*]] = arith.constant dense<[0, 2, 4, 6]> : vector<4xi32>
+// CHECK-NOT: vector.gather
 // CHECK: scf.for
 // CHECK: scf.for
-// CHECK-COUNT-4: vector.gather %{{.*}}[%{{.*}}] [%[[STRIDE]]]
+// CHECK: %[[A:.*]] = vector.load
+// CHECK: %[[M3:.*]] = vector.constant_mask [3] : vector<4xi1>
+// CHECK: %[[B:.*]] = vector.maskedload %{{.*}}[%{{.*}}], %[[M3]], %[[NEGINF]]
+// CHECK: %[[E:.*]] = vector.shuffle %[[A]], %[[B]] [0, 2, 4, 6] : vector<4xf32>, vector<4xf32>
+// CHECK-COUNT-3: vector.shuffle
 // CHECK: vector.store
 // CHECK: vector.constant_mask [2] : vector<4xi1>
-// CHECK-COUNT-4: vector.gather
+// CHECK: %[[T:.*]] = vector.maskedload %{{.*}}[%{{.*}}], %[[M3]], %[[NEGINF]]
+// CHECK: vector.shuffle %[[T]], %[[T]] [0, 2, 4, 6]
+// CHECK-COUNT-3: vector.shuffle
+// CHECK-NOT: vector.gather
 // CHECK: vector.maskedstore
 // CHECK-NOT: rt3d_pool_kernel_1
 // CHECK: func.func private @rt3d_pool_dispatch_1({{.*}}rt3d.kernel = "rt3d_pool_kernel_0"
@@ -136,4 +145,28 @@ func.func @fused(%arg0: tensor<1x4x1x4x4xf32>) -> tensor<1x4x3x4x4xf32> {
   %bias = arith.constant dense<0.0> : tensor<4xf32>
   %z = "rt3d.packed_conv3d"(%p, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 1, 1, 1>, padding_low = array<i64: 1, 1, 1>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x2xf32>, tensor<16xf32>, tensor<4xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x3x4x4xf32>
   return %z : tensor<1x4x3x4x4xf32>
+}
+
+// -----
+
+// W stride 3 (window 1x1x3): each window position is a strided gather of 4
+// inputs 3 apart.
+// CHECK-LABEL: func.func @rt3d_pool_kernel_0
+// CHECK: %[[STRIDE:.*]] = arith.constant dense<[0, 3, 6, 9]> : vector<4xi32>
+// CHECK-COUNT-3: vector.gather %{{.*}}[%{{.*}}] [%[[STRIDE]]]
+// CHECK: vector.store
+#sin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2 + d5, d3 + d6, d4 * 3 + d7)>
+#swin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7)>
+#sout = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
+func.func @stride3(%arg0: tensor<1x1x1x2x12xf32>) -> tensor<1x1x1x2x4xf32> {
+  %cst = arith.constant 0xFF800000 : f32
+  %0 = tensor.empty() : tensor<1x1x1x2x4xf32>
+  %1 = linalg.fill ins(%cst : f32) outs(%0 : tensor<1x1x1x2x4xf32>) -> tensor<1x1x1x2x4xf32>
+  %2 = tensor.empty() : tensor<1x1x3xf32>
+  %3 = linalg.generic {indexing_maps = [#sin, #swin, #sout], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%arg0, %2 : tensor<1x1x1x2x12xf32>, tensor<1x1x3xf32>) outs(%1 : tensor<1x1x1x2x4xf32>) {
+  ^bb0(%in: f32, %in_3: f32, %out: f32):
+    %14 = arith.maximumf %in, %out : f32
+    linalg.yield %14 : f32
+  } -> tensor<1x1x1x2x4xf32>
+  return %3 : tensor<1x1x1x2x4xf32>
 }
