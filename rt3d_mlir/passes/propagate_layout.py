@@ -4,19 +4,23 @@ An activation is stored in the channel-blocked layout
 (:mod:`rt3d_mlir.kernel_packing`: (N, C / L, D, H, W, L), ``L`` the target's
 f32 lanes) by deciding, for each *component* of activations joined by
 elementwise generics with identity maps (residual adds, ReLUs: they compute
-the same in any layout and then run on rank-6 tensors) and by max pools
-(blocked, a pool reads its window's ``L`` channels as one vector), whether
-all of it is blocked. A component is blocked when
+the same in any layout and then run on rank-6 tensors), by max pools
+(blocked, a pool reads its window's ``L`` channels as one vector), by the
+constant pads of padded pools (padding the rank-5 (N, C/L, D, H, W x L)
+tensor the blocked one is in memory) and by concatenations along the
+channels (along the channel blocks; inception branches), whether all of it
+is blocked. A component is blocked when
 
 - every value in it is produced by a "filters" conv whose blocks are whole,
   in-order blocks of ``L`` channels (dense convs and kernel groups of ``L``
   filters or more; it then stores each accumulator as one aligned vector, no
-  transposing store) or by one of its elementwise generics or pools;
+  transposing store) or by one of its elementwise generics, pools, pads or
+  concats (every part a whole number of channel blocks);
 - at least one "filters" conv reads one of its values as input (with channel
   runs that stay within a block or cover whole blocks: each broadcast input's
   cache line serves the next channels of the run; its entry offsets are
   re-expressed for the blocked input); and
-- every other reader (a padded pool, a "width" kernel, the function's result) reads
+- every other reader (a "width" kernel, the function's result) reads
   a value of at most :data:`MAX_CONVERTED` elements, which gets a conversion
   back to the plain layout (a generic reading element
   (n, c floordiv L, d, h, w, c mod L), lowered to loops).
@@ -37,11 +41,13 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
-from rt3d_mlir.ir_matchers import constant_array, defining_op, ops_named
+from rt3d_mlir.ir_matchers import constant_array, constant_attr, defining_op, generic_body, ops_named
 from rt3d_mlir.kernel_packing import blocked_offsets, blocked_shape, plain_shape, runs_fit_blocks
+from rt3d_mlir.passes.builders import zero_pad
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.passes.vectorize_elementwise import elementwise_inner
+from rt3d_mlir.passes.vectorize_pad import pad_value
 from rt3d_mlir.passes.vectorize_pool import match_max_pool, pool_strides
 
 
@@ -100,6 +106,25 @@ def _pool(op: ir.Operation, lanes: int) -> bool:
     return shape is not None and not shape.blocked and shape.input[1] % lanes == 0
 
 
+def _pad(op: ir.Operation, lanes: int) -> bool:
+    """A constant pad of the spatial dims of an activation of whole channel blocks (a padded max
+    pool's): it pads the same blocked, as the rank-5 tensor the blocked one is in memory."""
+    if pad_value(op) is None:
+        return False
+    low, high = (list(ir.DenseI64ArrayAttr(op.attributes[a])) for a in ("static_low", "static_high"))
+    channels = ir.RankedTensorType(op.results[0].type).shape[1]
+    return low[:2] == [0, 0] and high[:2] == [0, 0] and channels % lanes == 0
+
+
+def _concat(op: ir.Operation, lanes: int) -> bool:
+    """A concatenation of activations of whole channel blocks along the channels: it concatenates
+    the same blocked, along the channel blocks."""
+    if op.name != "tensor.concat" or ir.IntegerAttr(op.attributes["dim"]).value != 1:
+        return False
+    shapes = [ir.RankedTensorType(v.type).shape for v in op.operands]
+    return all(len(shape) == 5 and shape[1] % lanes == 0 for shape in shapes)
+
+
 def _size(value: ir.Value) -> int:
     return int(np.prod(ir.RankedTensorType(value.type).shape))
 
@@ -152,10 +177,19 @@ class PropagateLayout(Pass):
             for v in op.operands[:-1]:
                 components.union(v, op.results[0])
         pools = [op for op in ops_named(module, "linalg.generic") if _pool(op, lanes)]
-        for op in pools:
+        pads = [op for op in ops_named(module, "tensor.pad") if _pad(op, lanes)]
+        for op in pools + pads:
             components.union(op.operands[0], op.results[0])
+        concats = [op for op in ops_named(module, "tensor.concat") if _concat(op, lanes)]
+        for op in concats:
+            for v in op.operands:
+                components.union(v, op.results[0])
         # member op -> how many of its first operands are activations of its component
-        members = {op: len(op.operands) - 1 for op in elementwise} | {op: 1 for op in pools}
+        members = (
+            {op: len(op.operands) - 1 for op in elementwise}
+            | {op: 1 for op in pools + pads}
+            | {op: len(op.operands) for op in concats}
+        )
         for values in components.groups():
             conversions = self._conversions(values, members, lanes)
             if conversions is not None:
@@ -192,7 +226,7 @@ class PropagateLayout(Pass):
         return conversions if readers else None
 
     def _block(self, values: list[ir.Value], conversions: list, lanes: int) -> None:
-        readers = []
+        readers, pads = [], []
         for v in values:
             shape = ir.RankedTensorType(v.type).shape
             for use in v.uses:
@@ -202,13 +236,18 @@ class PropagateLayout(Pass):
                     if (user, 0) not in conversions:
                         readers.append((user, shape))
             producer = defining_op(v)
+            if producer.name == "tensor.pad":
+                pads.append(producer)  # rebuilt once its input is blocked
+                continue
             v.set_type(ir.RankedTensorType.get(blocked_shape(shape, lanes), ir.F32Type.get()))
             if producer.name == "rt3d.packed_conv3d":
                 producer.attributes["output_layout"] = ir.StringAttr.get("blocked")
             elif match_max_pool(producer) is not None:  # matched on its (unchanged) maps
                 _block_pool(producer, lanes)
-            else:
+            elif producer.name != "tensor.concat":  # a concat's result type is all it changes
                 _block_generic(producer, lanes)
+        for pad in pads:
+            _block_pad(pad)
         for user, operand in conversions:
             with ir.InsertionPoint(user), user.location:
                 user.operands[operand] = _to_plain(user.operands[operand], lanes)
@@ -229,6 +268,19 @@ def _block_generic(op: ir.Operation, lanes: int) -> None:
     op.attributes["indexing_maps"] = ir.ArrayAttr.get([identity] * len(op.operands))
     parallel = ir.ArrayAttr(op.attributes["iterator_types"])[0]
     op.attributes["iterator_types"] = ir.ArrayAttr.get([parallel] * 6)
+
+
+def _block_pad(op: ir.Operation) -> None:
+    """Replace a constant pad (its input already blocked) by the blocked pad: the rank-5 pad of the
+    tensor the blocked input is in memory (the pad kernels' form)."""
+    value = ir.FloatAttr(constant_attr(generic_body(op)[-1].operands[0])).value  # as pad_value matched
+    low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))[2:]
+    high = list(ir.DenseI64ArrayAttr(op.attributes["static_high"]))[2:]
+    with ir.InsertionPoint(op), op.location:
+        fill = arith.ConstantOp(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value)).result
+        padded = zero_pad(op.operands[0], low, high, fill)
+    op.results[0].replace_all_uses_with(padded)
+    op.erase()
 
 
 def _block_pool(op: ir.Operation, lanes: int) -> None:

@@ -303,6 +303,26 @@ class BlockedPools(nn.Module):
         return F.max_pool3d(self.c(y), 2, padding=(0, 1, 1))
 
 
+class BlockedInception(nn.Module):
+    """Inception-style branches (1x1, 3x3x3, padded 3x3x3 max pool + 1x1) concatenated along the
+    channels and read by a conv; the concat's output also feeds the next block's pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv3d(3, 32, 3, padding=1)
+        self.b1 = nn.Conv3d(32, 16, 1)
+        self.b2 = nn.Conv3d(32, 16, 3, padding=1)
+        self.b3 = nn.Conv3d(32, 16, 1)
+        self.head = nn.Conv3d(48, 16, 3, padding=1)
+        self.tail = nn.Conv3d(48, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.stem(x))
+        pooled = F.max_pool3d(y, 3, 1, 1)
+        y = torch.cat([torch.relu(self.b1(y)), torch.relu(self.b2(y)), torch.relu(self.b3(pooled))], 1)
+        return self.head(y) + self.tail(F.max_pool3d(y, 3, 1, 1))
+
+
 def _layouts(model: nn.Module, x: torch.Tensor, target: str, group_shape) -> list[tuple[str, str]]:
     module = import_to_linalg(model, x)
     with module.context:
@@ -326,6 +346,22 @@ def test_convs_keep_the_blocked_layout_between_them_and_match_torch(target, grou
     # every activation between convs blocked, the residual add computed blocked; the model's
     # input is read plain and its output converted back
     assert layouts == [("plain", "blocked")] + [("blocked", "blocked")] * 4
+    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape", [None, (16, 16)])
+def test_concats_and_padded_pools_keep_the_blocked_layout_and_match_torch(target, group_shape, tmp_path):
+    model = BlockedInception().eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=4)
+    x = torch.randn(1, 3, 4, 6, 9)
+    # every conv reads blocked activations, through the concat and the padded pools (the stem
+    # reads the plain input; the two last convs' sum, the output, no conv reads: it stays plain)
+    layouts = _layouts(model, x, target, group_shape)
+    assert layouts[0] == ("plain", "blocked") and set(layouts[1:4]) == {("blocked", "blocked")}
+    assert set(layouts[4:]) == {("blocked", "plain")}
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
 

@@ -181,3 +181,55 @@ func.func @pooled(%x: tensor<1x1x1x4x4xf32>) -> tensor<1x4x1x2x1xf32> {
   %z = "rt3d.packed_conv3d"(%p, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x2xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x1xf32>
   return %z : tensor<1x4x1x2x1xf32>
 }
+
+// -----
+
+// A concat along the channels of two blocked-writing convs is blocked (along
+// the channel blocks), and so is the constant pad of a padded max pool
+// reading it: the rank-5 pad of the (N, C/L, D, H, W x L) tensor in memory
+// (W's padding times L), the pool computing on rank-6 tensors. Both convs
+// reading the concat and the pool read blocked.
+// CHECK-LABEL: func.func @concat
+// CHECK: %[[A:.*]] = "rt3d.packed_conv3d"{{.*}}output_layout = "blocked"{{.*}} -> tensor<1x1x1x4x4x4xf32>
+// CHECK: %[[B:.*]] = "rt3d.packed_conv3d"{{.*}}output_layout = "blocked"{{.*}} -> tensor<1x1x1x4x4x4xf32>
+// CHECK: %[[C:.*]] = tensor.concat dim(1) %[[A]], %[[B]] : (tensor<1x1x1x4x4x4xf32>, tensor<1x1x1x4x4x4xf32>) -> tensor<1x2x1x4x4x4xf32>
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[C]] {{\[\[}}0], [1], [2], [3], [4, 5]] : tensor<1x2x1x4x4x4xf32> into tensor<1x2x1x4x16xf32>
+// CHECK: %[[PAD:.*]] = tensor.pad %[[FLAT]] low[0, 0, 0, 1, 4] high[0, 0, 0, 1, 4]
+// CHECK: tensor.yield %[[NEGINF:.*]] : f32
+// CHECK: } : tensor<1x2x1x4x16xf32> to tensor<1x2x1x6x24xf32>
+// CHECK: %[[P:.*]] = tensor.expand_shape %[[PAD]] {{\[\[}}0], [1], [2], [3], [4, 5]] output_shape [1, 2, 1, 6, 6, 4]
+// CHECK: %[[POOL:.*]] = linalg.generic {{.*}} ins(%[[P]], %{{.*}} : tensor<1x2x1x6x6x4xf32>, tensor<1x3x3xf32>) outs(%{{.*}} : tensor<1x2x1x4x4x4xf32>)
+// CHECK: "rt3d.packed_conv3d"(%[[C]],{{.*}}input_layout = "blocked"
+// CHECK: "rt3d.packed_conv3d"(%[[POOL]],{{.*}}input_layout = "blocked"
+#cin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2 + d5, d3 + d6, d4 + d7)>
+#cwin = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d5, d6, d7)>
+#cout = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
+func.func @concat(%x: tensor<1x1x1x4x4xf32>) -> (tensor<1x4x1x4x4xf32>, tensor<1x4x1x4x4xf32>) {
+  %w = arith.constant dense<1.0> : tensor<4xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %a = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x4x4xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x4x4xf32>
+  %b = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x4x4xf32>, tensor<4xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x4x4xf32>
+  %c = tensor.concat dim(1) %a, %b : (tensor<1x4x1x4x4xf32>, tensor<1x4x1x4x4xf32>) -> tensor<1x8x1x4x4xf32>
+  %ninf = arith.constant 0xFF800000 : f32
+  %padded = tensor.pad %c low[0, 0, 0, 1, 1] high[0, 0, 0, 1, 1] {
+  ^bb0(%i0: index, %i1: index, %i2: index, %i3: index, %i4: index):
+    tensor.yield %ninf : f32
+  } : tensor<1x8x1x4x4xf32> to tensor<1x8x1x6x6xf32>
+  %0 = tensor.empty() : tensor<1x8x1x4x4xf32>
+  %1 = linalg.fill ins(%ninf : f32) outs(%0 : tensor<1x8x1x4x4xf32>) -> tensor<1x8x1x4x4xf32>
+  %2 = tensor.empty() : tensor<1x3x3xf32>
+  %p = linalg.generic {indexing_maps = [#cin, #cwin, #cout], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%padded, %2 : tensor<1x8x1x6x6xf32>, tensor<1x3x3xf32>) outs(%1 : tensor<1x8x1x4x4xf32>) {
+  ^bb0(%in: f32, %in_3: f32, %out: f32):
+    %14 = arith.maximumf %in, %out : f32
+    linalg.yield %14 : f32
+  } -> tensor<1x8x1x4x4xf32>
+  %w2 = arith.constant dense<1.0> : tensor<32xf32>
+  %off2 = arith.constant dense<[0, 64]> : tensor<2xi32>
+  %starts2 = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %y = "rt3d.packed_conv3d"(%c, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x8x1x4x4xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x4x4xf32>
+  %z = "rt3d.packed_conv3d"(%p, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x8x1x4x4xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x4x4xf32>
+  return %y, %z : tensor<1x4x1x4x4xf32>, tensor<1x4x1x4x4xf32>
+}
