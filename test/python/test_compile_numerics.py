@@ -338,46 +338,44 @@ def _layouts(model: nn.Module, x: torch.Tensor, target: str, group_shape) -> lis
 @pytest.mark.parametrize("target", ["host", "aarch64"])
 @pytest.mark.parametrize("group_shape", [None, (16, 16)])
 def test_convs_keep_the_blocked_layout_between_them_and_match_torch(target, group_shape, tmp_path):
-    model = BlockedChain().eval()
-    if group_shape:
-        apply_random_masks(model, group_shape, 0.5, "kgs", seed=9)
     x = torch.randn(1, 3, 4, 9, 11)
-    layouts = _layouts(model, x, target, group_shape)
+    layouts = _blocked_model_matches(BlockedChain(), x, target, group_shape, tmp_path)
     # every activation between convs blocked, the residual add computed blocked; the model's
     # input is read plain and its output converted back
     assert layouts == [("plain", "blocked")] + [("blocked", "blocked")] * 4
+
+
+def _blocked_model_matches(model: nn.Module, x: torch.Tensor, target: str, group_shape, tmp_path):
+    """Compile ``model`` (random KGS masks of ``group_shape`` keeping half, if given), check it
+    against torch; the convs' (input, output) layouts."""
+    model = model.eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=9)
+    layouts = _layouts(model, x, target, group_shape)
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+    return layouts
 
 
 @pytest.mark.parametrize("target", ["host", "aarch64"])
 @pytest.mark.parametrize("group_shape", [None, (16, 16)])
 def test_concats_and_padded_pools_keep_the_blocked_layout_and_match_torch(target, group_shape, tmp_path):
-    model = BlockedInception().eval()
-    if group_shape:
-        apply_random_masks(model, group_shape, 0.5, "kgs", seed=4)
     x = torch.randn(1, 3, 4, 6, 9)
+    layouts = _blocked_model_matches(BlockedInception(), x, target, group_shape, tmp_path)
     # every conv reads blocked activations, through the concat and the padded pools (the stem
     # reads the plain input; the two last convs' sum, the output, no conv reads: it stays plain)
-    layouts = _layouts(model, x, target, group_shape)
     assert layouts[0] == ("plain", "blocked") and set(layouts[1:4]) == {("blocked", "blocked")}
     assert set(layouts[4:]) == {("blocked", "plain")}
-    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
-    assert relative_error(got, torch_output(model, x)) <= REL_TOL
 
 
 @pytest.mark.parametrize("target", ["host", "aarch64"])
 @pytest.mark.parametrize("group_shape", [None, (16, 16)])
 def test_max_pools_keep_the_blocked_layout_and_match_torch(target, group_shape, tmp_path):
-    model = BlockedPools().eval()
-    if group_shape:
-        apply_random_masks(model, group_shape, 0.5, "kgs", seed=5)
     x = torch.randn(1, 3, 4, 10, 22)
-    # the pools between convs compute blocked; the padded pool reads the last conv plain
-    assert _layouts(model, x, target, group_shape) == [("plain", "blocked"), ("blocked", "blocked"), (
-        "blocked", "plain")]
-    got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape)
-    assert relative_error(got, torch_output(model, x)) <= REL_TOL
+    layouts = _blocked_model_matches(BlockedPools(), x, target, group_shape, tmp_path)
+    # the pools between convs compute blocked; the padded pool after the last conv, which no conv
+    # reads, stays plain
+    assert layouts == [("plain", "blocked"), ("blocked", "blocked"), ("blocked", "plain")]
 
 
 def _kernel_calls(model: nn.Module, x: torch.Tensor, target: str, group_shape=None) -> list[str]:

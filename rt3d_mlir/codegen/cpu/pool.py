@@ -119,17 +119,23 @@ def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -
                 f"vector.maskedstore %output[{out_at}], {mask}, {acc} : {out_type}, vector<{lanes}xi1>, {vec}"
             )
 
-    row = k.fresh("h")
-    with k.region(f"scf.for {row} = {k.const(0)} to {k.const(h_o)} step {k.const(1)} {{"):
-        full = (w_o // lanes) * lanes
-        if full:
-            w0 = k.fresh("w")
-            with k.region(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {k.const(lanes)} {{"):
-                columns(row, w0, lanes)
-        if w_o - full:
-            columns(row, full, w_o - full)
+    _output_rows(k, h_o, w_o, lanes, columns)
     args = [("%input", in_type), ("%output", out_type)]
     return kernel_module(kernel, dispatch, args, n * c * d_o, k)
+
+
+def _output_rows(k: KernelText, h_o: int, w_o: int, step: int, columns) -> None:
+    """``columns(row, w0, count)`` for every output row, ``step`` columns at a time (the last
+    ``count`` may be fewer)."""
+    row = k.fresh("h")
+    with k.region(f"scf.for {row} = {k.const(0)} to {k.const(h_o)} step {k.const(1)} {{"):
+        full = (w_o // step) * step
+        if full:
+            w0 = k.fresh("w")
+            with k.region(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {k.const(step)} {{"):
+                columns(row, w0, step)
+        if w_o - full:
+            columns(row, full, w_o - full)
 
 
 def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
@@ -168,15 +174,6 @@ def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: in
             out_at = k.index((out_base, 1), (row, row_o * lanes), (w0, lanes), (j * lanes, 1))
             k.emit(f"vector.store {accs[j]}, %output[{out_at}] : {out_type}, {vec}")
 
-    row = k.fresh("h")
-    with k.region(f"scf.for {row} = {k.const(0)} to {k.const(h_o)} step {k.const(1)} {{"):
-        full = (w_o // BLOCKED_COLUMNS) * BLOCKED_COLUMNS
-        if full:
-            w0 = k.fresh("w")
-            step = k.const(BLOCKED_COLUMNS)
-            with k.region(f"scf.for {w0} = {k.const(0)} to {k.const(full)} step {step} {{"):
-                columns(row, w0, BLOCKED_COLUMNS)
-        if w_o - full:
-            columns(row, full, w_o - full)
+    _output_rows(k, h_o, w_o, BLOCKED_COLUMNS, columns)
     args = [("%input", in_type), ("%output", out_type)]
     return kernel_module(kernel, dispatch, args, n * blocks * d_o, k)
