@@ -41,13 +41,13 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
-from rt3d_mlir.ir_matchers import constant_array, constant_attr, defining_op, generic_body, ops_named
+from rt3d_mlir.ir_matchers import constant_array, defining_op, ops_named
 from rt3d_mlir.kernel_packing import blocked_offsets, blocked_shape, plain_shape, runs_fit_blocks
 from rt3d_mlir.passes.builders import zero_pad
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.passes.vectorize_elementwise import elementwise_inner
-from rt3d_mlir.passes.vectorize_pad import pad_value
+from rt3d_mlir.passes.vectorize_pad import pad_constant, pad_value
 from rt3d_mlir.passes.vectorize_pool import match_max_pool, pool_strides
 
 
@@ -273,11 +273,11 @@ def _block_generic(op: ir.Operation, lanes: int) -> None:
 def _block_pad(op: ir.Operation) -> None:
     """Replace a constant pad (its input already blocked) by the blocked pad: the rank-5 pad of the
     tensor the blocked input is in memory (the pad kernels' form)."""
-    value = ir.FloatAttr(constant_attr(generic_body(op)[-1].operands[0])).value  # as pad_value matched
+    value = pad_constant(op)
     low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))[2:]
     high = list(ir.DenseI64ArrayAttr(op.attributes["static_high"]))[2:]
     with ir.InsertionPoint(op), op.location:
-        fill = arith.ConstantOp(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value)).result
+        fill = arith.ConstantOp(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value)).result  # type: ignore[arg-type]
         padded = zero_pad(op.operands[0], low, high, fill)
     op.results[0].replace_all_uses_with(padded)
     op.erase()

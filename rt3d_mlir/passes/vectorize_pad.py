@@ -48,8 +48,12 @@ def pad_value(op: ir.Operation) -> float | None:
         t = ir.RankedTensorType(value.type)
         if t.rank != 5 or not t.has_static_shape or t.element_type != ir.F32Type.get():
             return None
-    body = generic_body(op)
-    attr = constant_attr(body[-1].operands[0])
+    return pad_constant(op)
+
+
+def pad_constant(op: ir.Operation) -> float | None:
+    """The constant a ``tensor.pad`` yields, or None (whatever its rank)."""
+    attr = constant_attr(generic_body(op)[-1].operands[0])
     return float(attr.value) if isinstance(attr, ir.FloatAttr) else None
 
 

@@ -35,10 +35,12 @@ initialized with the bias in the first pass and rectified in the last, so
 the chunk's input rows stay in L1 while all blocks read them.
 
 A max pool that only reads the conv (``pool``: windows over rows and
-columns equal to their strides, "filters" kernels) is computed in the
-epilogue: the register tile holds whole windows, so each pooled vector is
-the ``maximumf`` of its window's accumulators, and only the pooled plane is
-stored (C3D's conv1 stores a quarter of its 51 MB output).
+columns equal to their strides) is computed in the epilogue: the register
+tile holds whole windows, so a "filters" kernel's pooled vector is the
+``maximumf`` of its window's accumulators, and a "width" kernel (windows of
+1 or 2 columns) folds the window's rows lane by lane and column pairs by an
+even/odd shuffle; only the pooled plane is stored (C3D's conv1 stores a
+quarter of its 51 MB output).
 
 The input is zero-padded once (``tensor.pad``) before the call, unless the
 conv before it wrote its output straight into that padded buffer
@@ -592,11 +594,11 @@ class _ConvKernel:
                 merged = [k.op(f"arith.maximumf {a}, {b} : {vec}") for a, b in zip(merged, row, strict=True)]
             if pw == 2:
                 pairs = []
+                even = ", ".join(str(2 * i) for i in range(lanes))
+                odd = ", ".join(str(2 * i + 1) for i in range(lanes))
                 for v in range(0, len(merged), 2):
                     a = merged[v]
                     b = merged[v + 1] if v + 1 < len(merged) else a
-                    even = ", ".join(str(2 * i) for i in range(lanes))
-                    odd = ", ".join(str(2 * i + 1) for i in range(lanes))
                     left = k.op(f"vector.shuffle {a}, {b} [{even}] : {vec}, {vec}")
                     right = k.op(f"vector.shuffle {a}, {b} [{odd}] : {vec}, {vec}")
                     pairs.append(k.op(f"arith.maximumf {left}, {right} : {vec}"))
