@@ -12,6 +12,7 @@ pruning run where only the sparsity structure matters.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import statistics
@@ -139,7 +140,7 @@ start = time.perf_counter()
 tune = json.loads(sys.argv[6])
 rt3d_mlir.compile(sys.argv[1], output=sys.argv[2], group_shape=json.loads(sys.argv[3]),
                   input_shape=json.loads(sys.argv[4]), trust_pickle=json.loads(sys.argv[5]),
-                  tune=tune is not None, tune_cache=tune or None)
+                  tune=tune is not None, tune_cache=tune or None, precision=sys.argv[7])
 print(json.dumps({"seconds": time.perf_counter() - start,
                   "peak_rss_mib": peak_rss_mib()}))
 """
@@ -183,11 +184,12 @@ def compile_in_subprocess(
     x: torch.Tensor | None = None,
     tune: str | None = None,
     threads: int | None = None,
+    precision: str = "fp32",
 ) -> tuple[str, float, float]:
     """Compile ``model`` (an ``arch`` built with ``kwargs``) from a file of format ``fmt`` in a
     fresh process (``x``: the example input): (artifact, seconds with import, peak RSS MiB).
     ``tune``: measure the schedules (``""``: in the default cache, else in that cache file), timed
-    on ``threads`` threads."""
+    on ``threads`` threads; ``precision``: of the activations between convolutions."""
     if x is None:
         x = torch.randn(1, 3, *kwargs["input_size"])
     path = save_model_file(model, arch, kwargs, x, fmt, os.path.join(workdir, name))
@@ -195,7 +197,7 @@ def compile_in_subprocess(
     shape, trusted = json.dumps(list(x.shape)), json.dumps(fmt == "pt")  # the bench wrote the pickle
     result = subprocess.run(
         [sys.executable, "-c", _COMPILE_CHILD, path, out, json.dumps(group_shape), shape, trusted,
-         json.dumps(tune)],
+         json.dumps(tune), precision],
         capture_output=True,
         text=True,
         env={**os.environ, "RT3D_NUM_THREADS": str(threads)} if threads else None,
@@ -354,11 +356,13 @@ def benchmark_model(
     peers: Sequence[str] = (),
     schedule_choices: Sequence[str] = ("rules",),
     tune_cache: str | None = None,
+    precisions: Sequence[str] = ("fp32",),
     log: Callable[[str], None],
 ) -> ModelReport:
     """Build and time every variant of one model; PyTorch alongside. ``schedule_choices``: build
     with the fixed rules' schedules ("rules"), measured ones ("tuned", kept in ``tune_cache`` or the
-    default cache), or both, side by side."""
+    default cache), or both, side by side; each in every one of ``precisions`` (labelled by the
+    reduced ones: "bf16")."""
     import rt3d_mlir
     from rt3d_mlir.models import build_model
 
@@ -384,14 +388,16 @@ def benchmark_model(
             expected = model(x).numpy()
         models[variant.label] = model
         for fmt in formats:
-            for schedules in schedule_choices:
+            for schedules, precision in itertools.product(schedule_choices, precisions):
                 label = variant.label if fmt == "checkpoint" else f"{variant.label} .{fmt}"
                 label += " tuned" if schedules == "tuned" else ""
+                label += f" {precision}" if precision != "fp32" else ""
                 log(f"{arch}: compiling {label}")
                 name = f"{arch}-{label.replace(' ', '-').replace('.', '')}".replace(":", "-")
                 path, seconds, rss = compile_in_subprocess(
                     model, arch, kwargs, variant.group_shape, workdir, name, fmt, x,
                     tune=(tune_cache or "") if schedules == "tuned" else None, threads=threads,
+                    precision=precision,
                 )
                 compiled = rt3d_mlir.load(path, threads=threads)
                 error = float(np.abs(compiled(xn) - expected).max() / max(np.abs(expected).max(), 1e-30))

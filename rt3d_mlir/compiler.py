@@ -97,6 +97,7 @@ def compile_model(
     schedule: str = "",
     tune: bool = False,
     tune_cache: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
     trust_pickle: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> str:
@@ -113,6 +114,10 @@ def compile_model(
     fastest (``tune_cache``: the cache file, default
     ``$XDG_CACHE_HOME/rt3d-mlir/schedules.json``); ``schedule`` still
     overrides what it chose.
+    ``precision`` (CPU targets): ``"bf16"`` stores the activations between
+    convolutions in bfloat16 and computes those convolutions from bf16
+    weights with f32 accumulators (AVX-512 BF16 dot products where the CPU
+    has them); inputs, outputs and other layers stay float32.
     ``trust_pickle`` allows model files whose loading runs code from the
     file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``
     is called with each step's name (:func:`compile_steps`) as it starts.
@@ -126,6 +131,7 @@ def compile_model(
         keep_intermediates=keep_intermediates,
         tune=tune,
         tune_cache=os.fspath(tune_cache) if tune_cache is not None else None,
+        precision=precision,
     )
     output = os.fspath(output)
     check_output_path(output)  # before minutes of work

@@ -249,3 +249,34 @@ def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
     block, rest = np.divmod(np.asarray(offsets, dtype=np.int64), lanes * plane)
     position, lane = np.divmod(rest, lanes)
     return (block * lanes + lane) * plane + position
+
+
+# Reduced precision (``precision="bf16"``): activations of blocked components and the weights of the
+# convs that read them are bfloat16. A bf16 value is the upper half of an f32's bits; numpy has no
+# such type, so arrays of them are uint16 bit patterns (IR constants: i16).
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_bits(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to bfloat16 (to nearest, ties to even; NaN stays a quiet NaN), as uint16
+    bit patterns."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    nan = np.isnan(np.asarray(values, dtype=np.float32))
+    return np.where(nan, ((bits >> 16) | 0x40).astype(np.uint16), rounded)
+
+
+def bf16_values(bits: np.ndarray) -> np.ndarray:
+    """The float32 values of bfloat16 bit patterns."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def bf16_pairs(weights: np.ndarray, channel_unroll: int, block_size: int) -> np.ndarray:
+    """Packed weights (per entry ``U x B``, channel major, lane minor) as bf16 bit patterns with the
+    channels of each pair side by side (per entry ``U/2 x B x 2``): the operand of a dot product of
+    channel pairs (``vdpbf16ps``: lane ``f`` adds ``w[f][2p] x[2p] + w[f][2p+1] x[2p+1]``)."""
+    if channel_unroll % 2:
+        raise ValueError(f"channel runs of {channel_unroll} do not split into pairs")
+    runs = np.asarray(weights, dtype=np.float32).reshape(-1, channel_unroll // 2, 2, block_size)
+    return bf16_bits(runs.transpose(0, 1, 3, 2)).reshape(-1)

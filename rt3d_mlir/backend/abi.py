@@ -379,7 +379,7 @@ def _c_string(text: str) -> str:
     return '"' + text.encode("ascii").decode().replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def info_json(target: str, triple: str, cpu: str, features: Sequence[str]) -> str:
+def info_json(target: str, triple: str, cpu: str, features: Sequence[str], precision: str = "fp32") -> str:
     """The artifact's info record (``rt3d_mlir.contracts.shared_object``)."""
     return json.dumps(
         {
@@ -389,6 +389,7 @@ def info_json(target: str, triple: str, cpu: str, features: Sequence[str]) -> st
             "triple": triple,
             "cpu": cpu,
             "features": sorted(set(features)),
+            "precision": precision,
         },
         separators=(",", ":"),
     )

@@ -53,6 +53,7 @@ from rt3d_mlir.dialect.attributes import (
 from rt3d_mlir.errors import ToolchainError, UnsupportedModelError, describe_location
 from rt3d_mlir.fileio import atomic_output, write_text
 from rt3d_mlir.ir_matchers import int_attr, top_level_ops
+from rt3d_mlir.kernel_packing import PRECISIONS
 from rt3d_mlir.passes import check_pipeline, run_pipeline
 from rt3d_mlir.sparsity import format_group_shape
 from rt3d_mlir.targets import Target
@@ -71,18 +72,25 @@ def packing_pipeline(
     return ", ".join(steps)
 
 
-def kernel_pipeline(target: str = "host", reference: bool = False, schedule: str = "") -> str:
+def kernel_pipeline(
+    target: str = "host",
+    reference: bool = False,
+    schedule: str = "",
+    precision: str = "fp32",
+    native_bf16: bool = False,
+) -> str:
     """Schedule the packed convolutions (``schedule``: rt3d-reorder-loops options overriding every
     conv's) and replace every op a generator takes by its vector kernel (``reference=True``: the
-    dense masked linalg lowering instead)."""
+    dense masked linalg lowering instead); ``precision`` of the blocked activations (and the
+    weights of the convs reading them), ``native_bf16``: the CPU has AVX-512 BF16."""
     target_option = f"{{target={target}}}"
     steps = []
     if not reference:
         steps += [
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
-            f"rt3d-propagate-layout{target_option}",
+            f"rt3d-propagate-layout{{target={target} precision={precision}}}",
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
-            f"rt3d-vectorize{target_option}",
+            f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)}}}",
             f"rt3d-vectorize-matmul{target_option}",
             f"rt3d-vectorize-reduction{target_option}",
             "rt3d-fuse-elementwise",
@@ -180,8 +188,13 @@ class Toolchain:
     cpu: str  # as clang resolves it (``native`` becomes this machine's CPU name)
     features: tuple[str, ...]  # /proc/cpuinfo names of the extensions the code may use
 
-    def info(self) -> str:
-        return info_json(self.target.name, self.target.triple, self.cpu, self.features)
+    def info(self, precision: str = "fp32") -> str:
+        return info_json(self.target.name, self.target.triple, self.cpu, self.features, precision)
+
+    @property
+    def native_bf16(self) -> bool:
+        """The code may use AVX-512 BF16 (dot products of bf16 pairs, conversions)."""
+        return self.target.name == "host" and "avx512_bf16" in self.features
 
 
 def compile_jobs() -> int:
@@ -290,6 +303,12 @@ class CpuTarget(CompileTarget):
             )
         if options.tune and options.reference_kernels:
             raise UnsupportedModelError("--tune and --reference-kernels exclude each other")
+        if options.precision not in PRECISIONS:
+            raise UnsupportedModelError(
+                f"precision '{options.precision}' is not one of {', '.join(PRECISIONS)}"
+            )
+        if options.precision != "fp32" and options.reference_kernels:
+            raise UnsupportedModelError("--reference-kernels computes in fp32 only")
         toolchain = require_toolchain(self.machine, options.cpu)
         # the schedule's options and the schedule cache are checked here, before minutes of import
         check_pipeline(sparse_conv_pipeline(None, self.name, options.reference_kernels, options.schedule))
@@ -314,7 +333,9 @@ class CpuBuild(Build):
         options, target = self.options, self.toolchain.target.name
         self.function = function
         packing = packing_pipeline(group_shape, target, options.reference_kernels)
-        kernels = kernel_pipeline(target, options.reference_kernels, options.schedule)
+        kernels = kernel_pipeline(
+            target, options.reference_kernels, options.schedule, options.precision, self.toolchain.native_bf16
+        )
 
         def sparse(module: ir.Module) -> None:
             run_pipeline(module, f"builtin.module({packing})")
@@ -369,7 +390,8 @@ class CpuBuild(Build):
         llvm_ir = os.path.join(work, "model.ll")
         run_tool([toolchain.mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
         wrapper = os.path.join(work, "abi.c")
-        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, toolchain.info()))
+        info = toolchain.info(self.options.precision)
+        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, info))
         assembly = os.path.join(work, "weights.S")
         write_text(assembly, weights_assembly(os.path.abspath(self.blob), self.weights))
         exports = os.path.join(work, "exports.map")

@@ -308,6 +308,10 @@ class SpirvTarget(CompileTarget):
                 "--cpu, --schedule, --tune, --reference-kernels and --keep-intermediates apply to CPU "
                 "targets, not to spirv"
             )
+        if options.precision != "fp32":
+            raise UnsupportedModelError(
+                f"precision '{options.precision}' is not available on spirv yet: it computes in fp32"
+            )
         yield SpirvBuild()
 
 

@@ -12,16 +12,22 @@ import struct
 
 import numpy as np
 
+from rt3d_mlir.kernel_packing import bf16_bits, bf16_values
+
 _BIT_PATTERN = {"f32": (">f", np.float32), "f64": (">d", np.float64)}
 
 
 def float_literal(value: float, type_: str = "f32") -> str:
-    """``value`` rounded to ``type_`` (``f32`` or ``f64``) as an MLIR float literal.
+    """``value`` rounded to ``type_`` (``f32``, ``f64`` or ``bf16``) as an MLIR float literal.
 
     Finite values print as the shortest decimal that reads back to the same
     ``type_`` value, always with a ``.``; infinities and NaN print as their
     hexadecimal bit pattern, which MLIR accepts for float types.
     """
+    if type_ == "bf16":
+        bits = bf16_bits(np.array([value], dtype=np.float32))
+        rounded = float(bf16_values(bits)[0])
+        return float_literal(rounded, "f32") if math.isfinite(rounded) else f"0x{int(bits[0]):04X}"
     try:
         pack, cast = _BIT_PATTERN[type_]
     except KeyError:
@@ -42,4 +48,4 @@ def int_literal(value: int) -> str:
 
 def literal(value: float, type_: str) -> str:
     """A literal of MLIR scalar type ``type_`` (``f32``, ``f64``, ``i32``, ``index``, ...)."""
-    return float_literal(value, type_) if type_.startswith("f") else int_literal(value)
+    return float_literal(value, type_) if type_.startswith(("f", "bf")) else int_literal(value)

@@ -7,11 +7,13 @@ generates them) and nothing else, and carries an allocated section named
 
     {"format": "rt3d-shared-object", "abi": 2, "target": "host",
      "triple": "x86_64-linux-gnu", "cpu": "znver3",
-     "features": ["avx", "avx2", "fma", ...]}
+     "features": ["avx", "avx2", "fma", ...], "precision": "bf16"}
 
 ``features`` are the instruction-set extensions the compiler was allowed
 to use, named as Linux's ``/proc/cpuinfo`` names them (x86 ``flags``,
-AArch64 ``Features``), so a loader can check them before running any code.
+AArch64 ``Features``), so a loader can check them before running any code;
+``precision`` is what the activations between convolutions and their
+weights are stored in (``fp32``, ``bf16``; absent in older records: fp32).
 The section is read from the file (not through ``dlopen``).
 """
 

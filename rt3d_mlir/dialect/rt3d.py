@@ -192,14 +192,12 @@ def _static_shape(value_type: ir.Type) -> tuple[int, ...] | None:
 
 
 def _element_problem(names: list[str], values: list[ir.Value], elements: list[str]) -> str | None:
-    """Each value's element type is the one named (``f32`` or ``i32``), or a message saying which is not."""
+    """Each value's element type is the one named (``f32``, ``i32``, or alternatives as ``f32|bf16``),
+    or a message saying which is not."""
     for name, value, element in zip(names, values, elements, strict=True):
         actual = ir.RankedTensorType(value.type).element_type
-        ok = isinstance(actual, ir.F32Type) if element == "f32" else (
-            isinstance(actual, ir.IntegerType) and actual.width == 32 and not actual.is_unsigned
-        )
-        if not ok:
-            return f"{name} must have {element} elements, got {actual}"
+        if str(actual) not in element.split("|"):
+            return f"{name} must have {element.replace('|', ' or ')} elements, got {actual}"
     return None
 
 
@@ -477,7 +475,7 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         if shape is None:
             return f"{name} must be a statically shaped ranked tensor"
     problem = _element_problem(
-        names, [*operands, op.results[0]], ["f32", "f32", "i32", "i32", "i32", "f32", "f32"]
+        names, [*operands, op.results[0]], ["f32|bf16", "f32|i16", "i32", "i32", "i32", "f32", "f32|bf16"]
     )
     if problem:
         return problem
@@ -485,6 +483,15 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     layouts = (_layout(op, "input_layout"), _layout(op, "output_layout"))
     if None in layouts:
         return f"'input_layout' and 'output_layout' must be one of {', '.join(LAYOUTS)}"
+    # bf16 activations are those of the blocked layout; i16 weights are bf16 channel pairs
+    # (kernel_packing.bf16_pairs), read against a bf16 input
+    for kind, value, layout in (("input", operands[0], layouts[0]), ("result", op.results[0], layouts[1])):
+        if str(ir.RankedTensorType(value.type).element_type) == "bf16" and layout != "blocked":
+            return f"a bf16 {kind} must be in the blocked layout"
+    pairs = str(ir.RankedTensorType(operands[1].type).element_type) == "i16"
+    if pairs and (str(ir.RankedTensorType(operands[0].type).element_type) != "bf16"
+                  or (_i64_attr(op, "channel_unroll") or 1) % 2):
+        return "i16 weights (bf16 channel pairs) need a bf16 input and an even channel_unroll"
     for kind, layout in zip(("input", "result"), layouts, strict=True):
         if layout == "blocked":
             problem = _blocked_problem(op, kind, x_shape if kind == "input" else y_shape)

@@ -27,7 +27,7 @@ def zero_pad(
 
     A channel-blocked ``x`` (N, C / L, D, H, W, L) is padded as the (N, C / L, D, H, W x L)
     tensor it is in memory, W's padding times L (the pad kernels take rank 5).
-    ``zero`` is an existing f32 zero to pad with (a new constant by default).
+    ``zero`` is an existing zero of ``x``'s element type to pad with (a new constant by default).
     """
     if not any(low) and not any(high):
         return x
@@ -43,7 +43,8 @@ def zero_pad(
         blocked = ir.RankedTensorType.get(shape, x_type.element_type)
         return tensor.ExpandShapeOp(blocked, padded, groups, [], shape).result
     if zero is None:
-        zero = f32_zero()
+        element = x_type.element_type
+        zero = arith.ConstantOp(element, ir.FloatAttr.get(element, 0.0)).result
     lows, highs = [0, 0, *low], [0, 0, *high]
     padded_shape = [size + lo + hi for size, lo, hi in zip(x_type.shape, lows, highs, strict=True)]
     pad = tensor.PadOp(

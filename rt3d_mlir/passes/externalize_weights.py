@@ -1,6 +1,6 @@
 """rt3d-externalize-weights: move large constant tensors out of the IR.
 
-Each non-splat ``arith.constant`` tensor of f32 or i32 (packed weights and
+Each non-splat ``arith.constant`` tensor of f32, i32 or i16 (packed weights, bf16 weight pairs and
 their index tables) with at least ``min-elements``
 elements becomes an external ``memref.global`` declaration (no initial
 value) read through ``memref.get_global`` + ``bufferization.to_tensor``.
@@ -42,6 +42,8 @@ def _blob_dtype(element: ir.Type) -> type | None:
         return np.float32
     if isinstance(element, ir.IntegerType) and element.width == 32:
         return np.int32
+    if isinstance(element, ir.IntegerType) and element.width == 16:  # bf16 weight pairs' bits
+        return np.int16
     return None
 
 

@@ -109,6 +109,8 @@ def add_kernel(module: ir.Operation, stem: str, text: str) -> str:
     body = module.regions[0].blocks[0]
     for op in list(parsed.body.operations):
         name = ir.StringAttr(op.attributes["sym_name"]).value
+        if name in taken and not op.regions[0].blocks:
+            continue  # a declaration the kernel calls (an intrinsic), already in the module
         if name == kernel:
             if shared is not None:
                 continue

@@ -70,9 +70,10 @@ def padded_output(
     in_memory = [y_shape[0], y_shape[1] // m, *y_shape[2:4], y_shape[4] * m]
     low = (0, 0, after.padding_low[0], after.padding_low[1], after.padding_low[2] * m)
     padded_memory = [y_shape[0], y_shape[1] // m, *out_padded[:2], out_padded[2] * m]
+    element = ir.RankedTensorType(op.results[0].type).element_type
     fill = pad_kernel_text(
         KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, tuple(in_memory), low, tuple(padded_memory), 0.0, lanes,
-        interior=False,
+        interior=False, element=str(element),
     )
     padded_shape = [*y_shape[:2], *out_padded]
     if m > 1:
@@ -82,5 +83,5 @@ def padded_output(
         out_padded,  # type: ignore[arg-type]
         tuple(after.padding_low),  # type: ignore[arg-type]
         add_kernel(module, "pad", fill),
-        ir.RankedTensorType.get(padded_shape, ir.F32Type.get()),
+        ir.RankedTensorType.get(padded_shape, element),
     )

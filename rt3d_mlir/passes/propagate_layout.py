@@ -25,6 +25,14 @@ is blocked. A component is blocked when
   back to the plain layout (a generic reading element
   (n, c floordiv L, d, h, w, c mod L), lowered to loops).
 
+With ``precision=bf16`` a blocked component's activations are stored in
+bfloat16 (half the bytes; convs accumulate in f32 and round once when they
+store), and each conv reading one with even channel runs gets its weights
+as bf16 channel pairs (:func:`rt3d_mlir.kernel_packing.bf16_pairs`: a dot
+product of two channels per lane, ``rt3d-vectorize``); conversions back to
+the plain layout widen to f32, so the model's results stay f32; elementwise
+generics (residual adds) widen their operands and round their result.
+
 Run after ``rt3d-reorder-loops`` (which chooses the vector dimension) and
 before ``rt3d-vectorize``. Measured on single layers with both sides blocked
 (2 threads, GFLOP/s plain -> blocked): dense (3,1,1) 144->64 on 16x56x56
@@ -41,8 +49,15 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
-from rt3d_mlir.ir_matchers import constant_array, defining_op, ops_named
-from rt3d_mlir.kernel_packing import blocked_offsets, blocked_shape, plain_shape, runs_fit_blocks
+from rt3d_mlir.ir_matchers import constant_array, constant_attr, defining_op, ops_named
+from rt3d_mlir.kernel_packing import (
+    PRECISIONS,
+    bf16_pairs,
+    blocked_offsets,
+    blocked_shape,
+    plain_shape,
+    runs_fit_blocks,
+)
 from rt3d_mlir.passes.builders import zero_pad
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
@@ -53,7 +68,12 @@ from rt3d_mlir.passes.vectorize_pool import match_max_pool, pool_strides
 
 @dataclass
 class PropagateLayoutOptions(TargetOptions):
-    pass
+    precision: str = "fp32"  # of blocked activations and the weights of the convs reading them
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
 
 
 def _writes_channel_blocks(op: ir.Operation, lanes: int) -> bool:
@@ -192,8 +212,10 @@ class PropagateLayout(Pass):
         )
         for values in components.groups():
             conversions = self._conversions(values, members, lanes)
-            if conversions is not None:
-                self._block(values, conversions, lanes)
+            if conversions is None:
+                continue
+            element = ir.BF16Type.get() if self.options.precision == "bf16" else ir.F32Type.get()
+            self._block(values, conversions, lanes, element)
 
     def _conversions(self, values: list[ir.Value], members: dict, lanes: int) -> list | None:
         """The uses of a component's values that need the plain layout back (each value small), or
@@ -225,9 +247,11 @@ class PropagateLayout(Pass):
                 conversions.append((user, use.operand_number))
         return conversions if readers else None
 
-    def _block(self, values: list[ir.Value], conversions: list, lanes: int) -> None:
+    def _block(self, values: list[ir.Value], conversions: list, lanes: int, element: ir.Type) -> None:
         readers, pads = [], []
-        for v in values:
+        # matched before any type changes (an op's hash may change with its types)
+        pools = [match_max_pool(defining_op(v)) is not None for v in values]
+        for v, is_pool in zip(values, pools, strict=True):
             shape = ir.RankedTensorType(v.type).shape
             for use in v.uses:
                 user = use.owner
@@ -239,13 +263,13 @@ class PropagateLayout(Pass):
             if producer.name == "tensor.pad":
                 pads.append(producer)  # rebuilt once its input is blocked
                 continue
-            v.set_type(ir.RankedTensorType.get(blocked_shape(shape, lanes), ir.F32Type.get()))
+            v.set_type(ir.RankedTensorType.get(blocked_shape(shape, lanes), element))
             if producer.name == "rt3d.packed_conv3d":
                 producer.attributes["output_layout"] = ir.StringAttr.get("blocked")
-            elif match_max_pool(producer) is not None:  # matched on its (unchanged) maps
-                _block_pool(producer, lanes)
+            elif is_pool:
+                _block_pool(producer, lanes, element)
             elif producer.name != "tensor.concat":  # a concat's result type is all it changes
-                _block_generic(producer, lanes)
+                _block_generic(producer, lanes, element)
         for pad in pads:
             _block_pad(pad)
         for user, operand in conversions:
@@ -253,21 +277,47 @@ class PropagateLayout(Pass):
                 user.operands[operand] = _to_plain(user.operands[operand], lanes)
         for user, shape in readers:
             _read_blocked(user, shape, lanes)
+            if isinstance(element, ir.BF16Type):
+                _pair_weights(user)
 
 
 MAX_CONVERTED = 1 << 18  # elements: a value read plain as well is converted (scalar loops) only if this small
 
 
-def _block_generic(op: ir.Operation, lanes: int) -> None:
-    """Make an elementwise generic (its operands already blocked) compute on rank-6 tensors."""
+def _block_generic(op: ir.Operation, lanes: int, element: ir.Type) -> None:
+    """Make an elementwise generic (its operands already blocked, of ``element``) compute on rank-6
+    tensors; bf16 operands are widened in its body and its result rounded once (it computes in
+    f32)."""
     init = defining_op(op.operands[-1])
     shape = blocked_shape(ir.RankedTensorType(init.results[0].type).shape, lanes)
     with ir.InsertionPoint(op), op.location:
-        op.operands[-1] = tensor.EmptyOp(list(shape), ir.F32Type.get()).result
+        op.operands[-1] = tensor.EmptyOp(list(shape), element).result
+    if isinstance(element, ir.BF16Type):
+        _narrow_body(op, element)
     identity = ir.AffineMapAttr.get(ir.AffineMap.get_identity(6))
     op.attributes["indexing_maps"] = ir.ArrayAttr.get([identity] * len(op.operands))
     parallel = ir.ArrayAttr(op.attributes["iterator_types"])[0]
     op.attributes["iterator_types"] = ir.ArrayAttr.get([parallel] * 6)
+
+
+def _narrow_body(op: ir.Operation, element: ir.Type) -> None:
+    """Give an f32 elementwise generic ``element`` operands and result: each used input argument
+    widened once at the top of the body, the yielded value narrowed."""
+    block = op.regions[0].blocks[0]
+    f32 = ir.F32Type.get()
+    first = block.operations[0]
+    for arg in block.arguments:
+        uses = [(use.owner, use.operand_number) for use in arg.uses]
+        arg.set_type(element)
+        if not uses:
+            continue
+        with ir.InsertionPoint(first), op.location:
+            wide = arith.ExtFOp(f32, arg).result
+        for owner, number in uses:
+            owner.operands[number] = wide
+    terminator = block.operations[len(block.operations) - 1]
+    with ir.InsertionPoint(terminator), op.location:
+        terminator.operands[0] = arith.TruncFOp(element, terminator.operands[0]).result
 
 
 def _block_pad(op: ir.Operation) -> None:
@@ -276,22 +326,33 @@ def _block_pad(op: ir.Operation) -> None:
     value = pad_constant(op)
     low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))[2:]
     high = list(ir.DenseI64ArrayAttr(op.attributes["static_high"]))[2:]
+    element = ir.RankedTensorType(op.operands[0].type).element_type
     with ir.InsertionPoint(op), op.location:
-        fill = arith.ConstantOp(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value)).result  # type: ignore[arg-type]
+        fill = arith.ConstantOp(element, ir.FloatAttr.get(element, value)).result  # type: ignore[arg-type]
         padded = zero_pad(op.operands[0], low, high, fill)
     op.results[0].replace_all_uses_with(padded)
     op.erase()
 
 
-def _block_pool(op: ir.Operation, lanes: int) -> None:
-    """Make a max pool (its input already blocked) compute on rank-6 tensors: the channel within the
-    block is a sixth parallel loop, after the five of the plain pool and before its window loops."""
+def _block_pool(op: ir.Operation, lanes: int, element: ir.Type) -> None:
+    """Make a max pool (its input already blocked, of ``element``) compute on rank-6 tensors: the
+    channel within the block is a sixth parallel loop, after the five of the plain pool and before
+    its window loops."""
     fill = defining_op(op.operands[2])
     shape = blocked_shape(ir.RankedTensorType(fill.results[0].type).shape, lanes)
-    f32 = ir.F32Type.get()
     with ir.InsertionPoint(op), op.location:
-        empty = tensor.EmptyOp(list(shape), f32).result
-        op.operands[2] = linalg.fill(fill.operands[0], outs=[empty])
+        empty = tensor.EmptyOp(list(shape), element).result
+        init = fill.operands[0]
+        if init.type != element:
+            value = ir.FloatAttr(constant_attr(init)).value
+            init = arith.ConstantOp(element, ir.FloatAttr.get(element, value)).result
+        op.operands[2] = linalg.fill(init, outs=[empty])
+    block = op.regions[0].blocks[0]
+    for i in (0, 2):  # the input's and the result's elements; the window operand's stay
+        block.arguments[i].set_type(element)
+    for inner in block.operations:
+        for result in inner.results:
+            result.set_type(element)
     dims = [ir.AffineDimExpr.get(i) for i in range(9)]
     strides = pool_strides(ir.AffineMapAttr(ir.ArrayAttr(op.attributes["indexing_maps"])[0]).value, 5)
     read = [dims[0], dims[1], *(dims[2 + i] * strides[i] + dims[6 + i] for i in range(3)), dims[5]]
@@ -309,6 +370,7 @@ def _to_plain(value: ir.Value, lanes: int) -> ir.Value:
     """A blocked activation as (N, C, D, H, W): a generic reading element (n, c / L, d, h, w, c % L)."""
     shape = plain_shape(ir.RankedTensorType(value.type).shape)
     f32 = ir.F32Type.get()
+    element = ir.RankedTensorType(value.type).element_type
     n, c, d, h, w = (ir.AffineDimExpr.get(i) for i in range(5))
     read = ir.AffineMap.get(
         5, 0, [n, ir.AffineExpr.get_floor_div(c, lanes), d, h, w, ir.AffineExpr.get_mod(c, lanes)]
@@ -322,10 +384,24 @@ def _to_plain(value: ir.Value, lanes: int) -> ir.Value:
         ir.ArrayAttr.get([ir.AffineMapAttr.get(read), ir.AffineMapAttr.get(ir.AffineMap.get_identity(5))]),
         ir.ArrayAttr.get([parallel] * 5),
     )
-    body = op.regions[0].blocks.append(f32, f32)
+    body = op.regions[0].blocks.append(element, f32)
     with ir.InsertionPoint(body):
-        linalg.YieldOp([body.arguments[0]])
+        x = body.arguments[0]
+        linalg.YieldOp([x if element == f32 else arith.ExtFOp(f32, x).result])
     return op.results[0]
+
+
+def _pair_weights(conv: ir.Operation) -> None:
+    """Give a conv reading a bf16 input its weights as bf16 channel pairs (i16 bit patterns), if its
+    channel runs are even and its weights constant; otherwise it widens each input to f32."""
+    params = packed_conv3d_params(conv)
+    weights = constant_array(conv.operands[1])
+    if params.channel_unroll % 2 or weights is None:
+        return
+    pairs = bf16_pairs(weights, params.channel_unroll, params.block_size).view(np.int16)
+    with ir.InsertionPoint(conv), conv.location:
+        attr = ir.DenseElementsAttr.get(pairs)
+        conv.operands[1] = arith.ConstantOp(attr.type, attr).result
 
 
 def _read_blocked(consumer: ir.Operation, shape, lanes: int) -> None:

@@ -57,6 +57,9 @@ CONV_STEM = "conv"  # the convs' kernels and call sites: rt3d_conv_kernel_<i>, r
 class VectorizeOptions(TargetOptions):
     fuse_pads: bool = True
     fuse_epilogues: bool = True  # compute a max pool reading the conv alone in its epilogue
+    # bf16 channel pairs (rt3d-propagate-layout{precision=bf16}) as AVX-512 BF16 dot products; off:
+    # widened to f32 and FMAs (any target)
+    native_bf16: bool = False
 
 
 @register_pass
@@ -114,6 +117,10 @@ class Vectorize(Pass):
             dense_weights=int_attr(op, DENSE_WEIGHTS_ATTR),
             input_block=in_block,
             pool=window,
+            input_element=str(ir.RankedTensorType(x.type).element_type),
+            output_element=str(ir.RankedTensorType(op.results[0].type).element_type),
+            weights_element=str(ir.RankedTensorType(op.operands[1].type).element_type),
+            native_bf16=self.options.native_bf16,
         )
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)

@@ -1,6 +1,8 @@
 """rt3d-vectorize-elementwise: vector kernels for elementwise ``linalg.generic`` ops.
 
 Matches generics whose iterators are all parallel over static f32 tensors
+(or bf16 ones, whose body widens them with ``arith.extf`` and narrows its
+result with ``arith.truncf``: ``rt3d-propagate-layout{precision=bf16}``)
 and whose indexing maps are identities, or for inputs a broadcast over the
 trailing dimensions (``(d0, d1, 0, 0, 0)``: a squeeze-excitation gate
 multiplying every channel; residual adds, ReLU after an add, scaling,
@@ -10,7 +12,8 @@ cut into tasks of ``chunk`` elements split across threads; each task runs
 whole vectors, and the last one a masked tail.
 
 Supported body ops: ``arith.addf/subf/mulf/divf/maximumf/minimumf/negf``,
-``math.exp``, ``arith.cmpf`` and ``arith.select``. Anything else is left
+``math.exp``, ``arith.cmpf``, ``arith.select``, ``arith.extf`` and ``arith.truncf``
+(between bf16 and f32). Anything else is left
 for the default lowering.
 """
 
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from torch_mlir import ir
 
-from rt3d_mlir.codegen.cpu.elementwise import BINARY, UNARY, elementwise_kernel_text
+from rt3d_mlir.codegen.cpu.elementwise import BINARY, CONVERSIONS, UNARY, elementwise_kernel_text
 from rt3d_mlir.ir_matchers import (
     constant_attr,
     generic_body,
@@ -56,8 +59,9 @@ class VectorizeElementwiseOptions(TargetOptions):
 
 
 def _static_f32(value: ir.Value) -> tuple[int, ...] | None:
+    """The static shape of an f32 (or bf16) tensor, or None."""
     t = ir.RankedTensorType(value.type) if isinstance(value.type, ir.RankedTensorType) else None
-    if t is None or not t.has_static_shape or t.element_type != ir.F32Type.get():
+    if t is None or not t.has_static_shape or str(t.element_type) not in ("f32", "bf16"):
         return None
     return tuple(t.shape)
 
@@ -100,7 +104,12 @@ def elementwise_inner(op: ir.Operation) -> list[int] | None:
     body = generic_body(op)
     known = set(block.arguments) | {r for inner_op in body for r in inner_op.results}
     for inner_op in body[:-1]:
-        if inner_op.name not in (*BINARY, *UNARY, "arith.cmpf", "arith.select"):
+        if inner_op.name not in (*BINARY, *UNARY, *CONVERSIONS, "arith.cmpf", "arith.select"):
+            return None
+        if inner_op.name in (*BINARY, *UNARY) and str(inner_op.results[0].type) != "f32":
+            return None  # arithmetic in f32 only
+        widths = {str(inner_op.operands[0].type), str(inner_op.results[0].type)}
+        if inner_op.name in CONVERSIONS and widths != {"f32", "bf16"}:
             return None
         for operand in inner_op.operands:
             if operand in known:

@@ -41,12 +41,12 @@ class VectorizePadOptions(TargetOptions):
 
 
 def pad_value(op: ir.Operation) -> float | None:
-    """The constant a static 5-D f32 ``tensor.pad`` pads with, or None."""
+    """The constant a static 5-D f32 (or bf16) ``tensor.pad`` pads with, or None."""
     if op.name != "tensor.pad" or len(op.operands) != 1:
         return None
     for value in (op.operands[0], op.results[0]):
         t = ir.RankedTensorType(value.type)
-        if t.rank != 5 or not t.has_static_shape or t.element_type != ir.F32Type.get():
+        if t.rank != 5 or not t.has_static_shape or str(t.element_type) not in ("f32", "bf16"):
             return None
     return pad_constant(op)
 
@@ -77,7 +77,8 @@ class VectorizePad(Pass):
             if static_size(op.results[0]) < self.options.min_elements:
                 continue
             text = pad_kernel_text(
-                KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, in_shape, low, out_shape, value, lanes
+                KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, in_shape, low, out_shape, value, lanes,
+                element=str(ir.RankedTensorType(op.results[0].type).element_type),
             )
             dispatch = add_kernel(module, "pad", text)
             replace_with_kernel_call(op, dispatch, lambda op=op: [op.operands[0]])

@@ -105,17 +105,20 @@ def match_max_pool(op: ir.Operation) -> PoolShape | None:
     value = constant_attr(fill.operands[0])
     if not isinstance(value, ir.FloatAttr):
         return None
-    shapes = []
-    for v in (op.operands[0], op.operands[1], op.results[0]):
-        t = ir.RankedTensorType(v.type)
-        if not t.has_static_shape or t.element_type != ir.F32Type.get():
-            return None
-        shapes.append(tuple(t.shape))
+    types = [ir.RankedTensorType(v.type) for v in (op.operands[0], op.operands[1], op.results[0])]
+    if not all(t.has_static_shape for t in types):
+        return None
+    element = str(types[0].element_type)
+    # f32, or bf16 activations of the blocked layout (rt3d-propagate-layout{precision=bf16})
+    if str(types[2].element_type) != element or element not in ("f32", "bf16" if rank == 6 else "f32"):
+        return None
+    shapes = [tuple(t.shape) for t in types]
     window = shapes[1]
     if len(window) != 3:
         return None
     return PoolShape(
-        shapes[0], shapes[2], window, strides, float(value.value), blocked=rank == 6  # type: ignore[arg-type]
+        shapes[0], shapes[2], window, strides, float(value.value), blocked=rank == 6,  # type: ignore[arg-type]
+        element=element,
     )
 
 

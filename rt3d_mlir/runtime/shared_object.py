@@ -38,6 +38,7 @@ class CompiledModel:
             raise ArtifactError(
                 f"'{self.path}' was built for {info.machine}, not for this {platform.machine()}"
             )
+        self.info = info  # target, CPU, features, precision
         self._lib = _dlopen(self.path)
         lib = self._lib
         try:
@@ -163,6 +164,7 @@ class ArtifactInfo:
     target: str
     cpu: str
     features: tuple[str, ...]
+    precision: str = "fp32"  # of the activations between convolutions and their weights
 
 
 def verify_artifact(path: str) -> ArtifactInfo:
@@ -200,7 +202,12 @@ def verify_artifact(path: str) -> ArtifactInfo:
     features = info.get("features")
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise ArtifactError(f"'{path}': its {INFO_SECTION} record has no valid feature list")
-    result = ArtifactInfo(elf.machine, str(info.get("target")), str(info.get("cpu")), tuple(features))
+    precision = info.get("precision", "fp32")
+    if not isinstance(precision, str):
+        raise ArtifactError(f"'{path}': its {INFO_SECTION} record has no valid precision")
+    result = ArtifactInfo(
+        elf.machine, str(info.get("target")), str(info.get("cpu")), tuple(features), precision
+    )
     if elf.machine == platform.machine():
         have = cpu_features()
         lacking = sorted(set(features) - have) if have is not None else []

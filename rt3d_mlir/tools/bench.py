@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import check_output_path, write_text
+from rt3d_mlir.kernel_packing import PRECISIONS
 from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, parse_shape, run_tool
 
 DEFAULT_VARIANTS = "dense,kgs:4x4:2.6,kgs:4x4:4,kgs:16x16:2.6,kgs:16x16:4,vanilla:4x4:2.6,vanilla:4x4:4"
@@ -73,6 +74,12 @@ def build_parser() -> ArgumentParser:
         "rules, default), tuned (measured on this machine: rt3d-compile --tune); both: side by side",
     )
     parser.add_argument("--tune-cache", metavar="FILE", help="the measured schedules' cache for 'tuned'")
+    parser.add_argument(
+        "--precisions",
+        default="fp32",
+        help="comma-separated: the precisions our builds are compiled in (rt3d-compile --precision): "
+        f"{', '.join(PRECISIONS)} (default: fp32)",
+    )
     parser.add_argument("--json", help="write all measurements to this JSON file")
     parser.add_argument("--markdown", help="write the tables to this markdown file")
     return parser
@@ -217,6 +224,9 @@ def _main(argv: Sequence[str] | None) -> int:
         raise Rt3dError(f"--schedules takes {' and/or '.join(bm.SCHEDULE_CHOICES)}, got '{args.schedules}'")
     if args.tune_cache and "tuned" not in schedules:
         raise Rt3dError("--tune-cache applies to --schedules tuned")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        raise Rt3dError(f"--precisions takes {', '.join(PRECISIONS)}, got '{args.precisions}'")
     peers = _peers(args.peers, bm)
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(
@@ -248,6 +258,7 @@ def _main(argv: Sequence[str] | None) -> int:
                     peers=peers,
                     schedule_choices=schedules,
                     tune_cache=args.tune_cache,
+                    precisions=precisions,
                     log=log,
                 )
             )

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from rt3d_mlir.kernel_packing import PRECISIONS
 from rt3d_mlir.tools.cli import ArgumentParser, group_shape, parse_shape, run_tool
 
 
@@ -49,6 +50,13 @@ def build_parser() -> ArgumentParser:
         "--tune-cache",
         metavar="FILE",
         help="the measured schedules' cache (default: $XDG_CACHE_HOME/rt3d-mlir/schedules.json)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="CPU targets: bf16 stores the activations between convolutions in bfloat16 and computes "
+        "those convolutions from bf16 weights, accumulating in f32 (default: fp32)",
     )
     parser.add_argument(
         "--reference-kernels",
@@ -112,6 +120,7 @@ def _main(argv: Sequence[str] | None) -> int:
             schedule=args.schedule,
             tune=args.tune,
             tune_cache=args.tune_cache,
+            precision=args.precision,
             trust_pickle=args.trust_pickle,
             progress=progress,
         )

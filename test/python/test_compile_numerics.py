@@ -458,3 +458,47 @@ def test_plain_max_pools_write_the_padded_input_of_the_next_conv(target, channel
     x = torch.randn(1, 3, 4, 10, 14)
     got = compile_and_run(model, x, tmp_path / f"m.{target}", target=target)
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+BF16_REL_TOL = 2e-2  # bf16 activations and weights (8-bit significands) against the f32 model
+
+
+def _bf16(t: torch.Tensor) -> torch.Tensor:
+    """``t`` rounded to bfloat16 (to nearest even), as float32."""
+    return t.to(torch.bfloat16).to(torch.float32)
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+def test_bf16_activations_compute_what_a_bf16_rounded_reference_does(target, tmp_path):
+    model = BlockedPools().eval()
+    x = torch.randn(1, 3, 4, 10, 22)
+    path = tmp_path / f"m.{target}"
+    got = compile_and_run(model, x, path, target=target, precision="bf16")
+    # the reference rounds what the build stores in bf16: the blocked activations read by the
+    # convs b and c (a's pooled output, b's) and those convs' weights; a reads the f32 input with
+    # f32 weights, c's result (read by no conv) stays f32; accumulation is f32 throughout
+    with torch.no_grad():
+        y = _bf16(F.max_pool3d(torch.relu(model.a(x)), (1, 2, 2)))
+        y = _bf16(F.max_pool3d(torch.relu(F.conv3d(y, _bf16(model.b.weight), model.b.bias, padding=1)), 2))
+        want = F.max_pool3d(F.conv3d(y, _bf16(model.c.weight), model.c.bias), 2, padding=(0, 1, 1))
+    assert relative_error(got, want.numpy()) <= REL_TOL
+    assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL
+    from rt3d_mlir.runtime.shared_object import verify_artifact
+
+    assert verify_artifact(str(path)).precision == "bf16"
+
+
+def test_bf16_residual_adds_widen_and_round_once(tmp_path):
+    # BlockedChain: every activation between its convs is bf16, d's output too, which e and the
+    # residual add read; the add computes in f32 from the two bf16 values and rounds its result
+    # (the model's output, widened back to f32 as it leaves the blocked layout)
+    model, x = BlockedChain().eval(), torch.randn(1, 3, 4, 6, 9)
+    got = compile_and_run(model, x, tmp_path / "m.so", precision="bf16")
+    with torch.no_grad():
+        y = _bf16(torch.relu(model.a(x)))
+        y = _bf16(torch.relu(F.conv3d(y, _bf16(model.b.weight), model.b.bias, padding=(0, 1, 1))))
+        y = _bf16(torch.relu(F.conv3d(y, _bf16(model.c.weight), model.c.bias, padding=(1, 0, 0))))
+        y = _bf16(F.conv3d(y, _bf16(model.d.weight), model.d.bias))
+        want = _bf16(_bf16(F.conv3d(y, _bf16(model.e.weight), model.e.bias, padding=1)) + y)
+    assert relative_error(got, want.numpy()) <= REL_TOL
+    assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL

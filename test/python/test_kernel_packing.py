@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rt3d_mlir.kernel_packing import channel_unroll_for, chunk_starts, pack_kernel_groups
+from rt3d_mlir.kernel_packing import (
+    bf16_bits,
+    bf16_pairs,
+    bf16_values,
+    channel_unroll_for,
+    chunk_starts,
+    pack_kernel_groups,
+)
 from rt3d_mlir.pruning.random_masks import random_group_masks
 from rt3d_mlir.sparsity import expand_masks
 
@@ -110,3 +117,24 @@ def test_chunk_starts_refuse_entries_out_of_channel_order():
     offsets = np.array([2 * 100, 0], dtype=np.int32)  # channel 2, then channel 0
     with pytest.raises(ValueError, match="not ordered by input channel"):
         chunk_starts(offsets, np.array([0, 2], dtype=np.int32), 100, 4, 2)
+
+
+def test_bf16_rounding_is_torchs_to_nearest_even():
+    torch = pytest.importorskip("torch")
+    values = np.random.default_rng(0).standard_normal(100_000).astype(np.float32) * 1e3
+    values[:6] = [np.inf, -np.inf, 0.0, -0.0, 3.4e38, 1e-40]  # overflow rounds to inf, denormals kept
+    want = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(bf16_bits(values), want)
+    assert np.isnan(bf16_values(bf16_bits(np.array([np.nan], np.float32))))
+    assert np.array_equal(bf16_values(bf16_bits(values)), torch.from_numpy(values).to(torch.bfloat16).float())
+
+
+def test_bf16_pairs_put_each_filters_two_channels_side_by_side():
+    # 2 entries x 4 channels x 3 lanes: weight[e, c, f] = 100 e + 10 c + f (exact in bf16)
+    e, c, f = np.meshgrid(np.arange(2), np.arange(4), np.arange(3), indexing="ij")
+    weights = (100 * e + 10 * c + f).astype(np.float32).reshape(-1)
+    pairs = bf16_values(bf16_pairs(weights, 4, 3)).reshape(2, 2, 3, 2)  # entry, pair, lane, channel
+    for entry, pair, lane, half in np.ndindex(pairs.shape):
+        assert pairs[entry, pair, lane, half] == 100 * entry + 10 * (2 * pair + half) + lane
+    with pytest.raises(ValueError, match="pairs"):
+        bf16_pairs(weights, 3, 4)

@@ -10,6 +10,7 @@ import pytest
 from torch_mlir import ir
 
 from rt3d_mlir.codegen.literals import float_literal, literal
+from rt3d_mlir.kernel_packing import bf16_bits, bf16_values
 
 VALUES = [0.0, -0.0, 1.0, 0.1, 1e-05, 1e-3, 2.5e-8, 123456789.0, -3.5e20, 3.4028235e38, 1e-45, 1.17549435e-38,
           float("inf"), float("-inf"), float("nan"), math.pi, 1 / 3]
@@ -35,4 +36,19 @@ def test_python_repr_is_not_the_format():
     assert repr(1e-05) == "1e-05" and float_literal(1e-05) == "1.0e-05"  # MLIR needs the "."
     assert literal(3, "index") == "3" and literal(True, "i1") == "1"
     with pytest.raises(ValueError, match="no float literal"):
-        float_literal(1.0, "bf16")
+        float_literal(1.0, "f16")
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_bf16_literals_parse_back_to_the_rounded_bits(value):
+    text = float_literal(value, "bf16")
+    with ir.Context():
+        module = ir.Module.parse(f"func.func @f() -> bf16 {{\n  %c = arith.constant {text} : bf16\n"
+                                 f"  return %c : bf16\n}}")
+        attr = ir.FloatAttr(next(iter(module.body.operations[0].regions[0].blocks[0].operations))
+                            .attributes["value"])
+    want = bf16_values(bf16_bits(np.array([value], dtype=np.float32)))[0]
+    if math.isnan(value):
+        assert math.isnan(attr.value)
+    else:
+        assert struct.pack(">f", attr.value) == struct.pack(">f", want), text

@@ -177,9 +177,12 @@ def model_file(tmp_path_factory):
         (["--target", "spirv", "--tune"], ["apply to CPU targets"]),
         (["--tune", "--reference-kernels"], ["exclude each other"]),
         (["--tune", "--tune-cache", "BAD"], ["is not an rt3d schedule cache"]),
+        (["--target", "spirv", "--precision", "bf16"], ["precision 'bf16' is not available on spirv"]),
+        (["--reference-kernels", "--precision", "bf16"], ["computes in fp32 only"]),
+        (["--precision", "fp8"], ["invalid choice: 'fp8'"]),
     ],
 )
-def test_compile_tune_errors_are_one_line(model_file, tmp_path, extra, fragments):
+def test_compile_tune_and_precision_errors_are_one_line(model_file, tmp_path, extra, fragments):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     args = [str(bad) if a == "BAD" else a for a in extra]
@@ -193,6 +196,8 @@ def test_bench_schedule_choices_are_checked():
     assert_one_line_error(result, "rt3d-bench: error:", "--schedules takes rules and/or tuned")
     result = run("rt3d-bench", "--tune-cache", "x.json")
     assert_one_line_error(result, "rt3d-bench: error:", "--tune-cache applies to --schedules tuned")
+    result = run("rt3d-bench", "--precisions", "fp32,int4")
+    assert_one_line_error(result, "rt3d-bench: error:", "--precisions takes fp32, bf16")
 
 
 def test_layers_of_one_key_are_judged_on_the_schedules_all_of_them_ran():

@@ -42,6 +42,15 @@ tile holds whole windows, so a "filters" kernel's pooled vector is the
 even/odd shuffle; only the pooled plane is stored (C3D's conv1 stores a
 quarter of its 51 MB output).
 
+With bf16 activations (``input_element`` / ``output_element``, blocked
+layout only: ``rt3d-propagate-layout{precision=bf16}``) the accumulators
+stay f32: a bf16 output is rounded once as it is stored; a bf16 input read
+with i16 weights (bf16 channel pairs, :func:`rt3d_mlir.kernel_packing.bf16_pairs`)
+adds two channels per lane with one ``vdpbf16ps`` per accumulator and pair,
+the pair broadcast as one 32-bit word (``native_bf16``; otherwise the pair's
+weights are split, widened, and each channel gets an FMA), and a bf16 input
+with f32 weights (odd channel runs) is widened element by element.
+
 The input is zero-padded once (``tensor.pad``) before the call, unless the
 conv before it wrote its output straight into that padded buffer
 (``out_padded``: its stores use the padded strides, and the padding is
@@ -58,6 +67,13 @@ from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
 from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.dialect.rt3d import PackedConv3dParams
 from rt3d_mlir.kernel_packing import runs_fit_blocks
+
+# AVX-512 BF16's dot product of bf16 pairs, called by its LLVM intrinsic's name (declared with the
+# kernel; a call, unlike llvm.call_intrinsic, has effects bufferization can see: none on memory)
+BF16_DOT = '"llvm.x86.avx512bf16.dpbf16ps.512"'
+BF16_DOT_DECLARATION = (
+    f"func.func private @{BF16_DOT}(vector<16xf32>, vector<32xbf16>, vector<32xbf16>) -> vector<16xf32>"
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,13 @@ class ConvGeometry:
     # the (rows, columns) window and stride of a max pool computed in the epilogue (1, 1: none): the
     # output buffer holds the pooled plane (out_padded: its padded shape)
     pool: tuple[int, int] = (1, 1)
+    # element types: of the input and the output (f32, or bf16 in the blocked layout), and of the
+    # weights (f32, or i16: bf16 channel pairs, kernel_packing.bf16_pairs, for a bf16 input)
+    input_element: str = "f32"
+    output_element: str = "f32"
+    weights_element: str = "f32"
+    # bf16 channel pairs as AVX-512 BF16 dot products (16 lanes); otherwise widened to f32 and FMAs
+    native_bf16: bool = False
 
 
 @dataclass
@@ -146,11 +169,20 @@ class _ConvKernel:
         lo_d, lo_h, lo_w = geo.out_padding_low
         self.origin = lo_d * h_b * w_b + lo_h * w_b + lo_w
         self.vec = f"vector<{self.vlanes}xf32>"
-        self.input_type = memref_type(geo.batch * geo.channels * self.channel_stride, "f32")
-        self.output_type = memref_type(geo.batch * geo.filters * self.plane, "f32")
+        self.input_type = memref_type(geo.batch * geo.channels * self.channel_stride, geo.input_element)
+        self.output_type = memref_type(geo.batch * geo.filters * self.plane, geo.output_element)
         self.table_type = memref_type(geo.blocks * self.lanes, "i32")
         self.bias_type = memref_type(geo.blocks * self.lanes, "f32")
-        self.weights_type = memref_type(geo.weights, "f32")
+        self.weights_type = memref_type(geo.weights, geo.weights_element)
+        self.pairs = geo.weights_element == "i16"
+        if (
+            "bf16" in (geo.input_element, geo.output_element) or self.pairs
+        ) and p.vector_dim != "filters":
+            raise ValueError("bf16 activations need a \"filters\" kernel")
+        if geo.output_element == "bf16" and p.output_layout != "blocked":
+            raise ValueError("a bf16 output needs the blocked layout")
+        if self.pairs and (geo.input_element != "bf16" or not blocked_in or p.channel_unroll % 2):
+            raise ValueError("bf16 weight pairs need a blocked bf16 input and even channel runs")
         self.zero = self.k.vconst(0.0, self.vlanes, "f32")
         # channel chunks: their count, and (while emitting a chunk's pass) its index and whether it
         # is the first or the last
@@ -374,6 +406,8 @@ class _ConvKernel:
         positions = rows * cols
 
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            if self.pairs:
+                return self.pair_body(at, weight_at, current, shifts, rows, cols)
             for u in range(self.unroll):
                 weights = []
                 for j in range(len(blocks)):
@@ -383,9 +417,7 @@ class _ConvKernel:
                 for i in range(rows):
                     for c in range(cols):
                         step = self.run_channel(u) + (i * sh * w_p + c * sw) * m
-                        x_index = k.index((at, 1), (step, 1))
-                        x = k.op(f"memref.load %input[{x_index}] : {self.input_type}")
-                        xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
+                        xs = k.op(f"vector.broadcast {self.input_scalar(at, step)} : f32 to {vec}")
                         for j, w in enumerate(weights):
                             slot = j * positions + i * cols + c
                             current[slot] = k.op(f"vector.fma {xs}, {w}, {current[slot]} : {vec}")
@@ -404,6 +436,71 @@ class _ConvKernel:
                 self.blocked_store(b, values, h0, w0)
             else:
                 self.transposed_store(b, values, h0, w0)
+
+    def input_scalar(self, at: str, step: int) -> str:
+        """The input element ``step`` past ``at`` as an f32 scalar."""
+        k = self.k
+        x = k.op(f"memref.load %input[{k.index((at, 1), (step, 1))}] : {self.input_type}")
+        return k.op(f"arith.extf {x} : bf16 to f32") if self.geo.input_element == "bf16" else x
+
+    def pair_body(
+        self, at: str, weight_at: str, current: list[str], shifts: list[str], rows: int, cols: int
+    ) -> list[str]:
+        """One entry of a bf16 "filters" tile: per pair of the run's channels (adjacent in the blocked
+        input, one 32-bit word) and block, the ``B x 2`` weights of the pair are one vector of bf16
+        (``kernel_packing.bf16_pairs``); per position the pair is broadcast and one dot product adds
+        both channels' products to each lane (``vdpbf16ps``, f32 accumulators). Without the
+        instruction (``native_bf16`` off, or not 16 lanes) the pair's weights are split into even
+        and odd lanes, widened, and each channel gets its broadcast and FMA."""
+        k, vec, lanes = self.k, self.vec, self.lanes
+        _, sh, sw = self.p.strides
+        w_p, m = self.geo.padded[2], self.in_position
+        native = self.geo.native_bf16 and lanes == 16
+        pair_vec, half_vec = f"vector<{2 * lanes}xbf16>", f"vector<{lanes}xbf16>"
+        even = ", ".join(str(2 * i) for i in range(lanes))
+        odd = ", ".join(str(2 * i + 1) for i in range(lanes))
+        positions = rows * cols
+        for pair in range(self.unroll // 2):
+            weights = []
+            for j in range(len(shifts) + 1):
+                shift = (shifts[j - 1], 1) if j else (0, 0)
+                w_index = k.index((weight_at, 1), shift, (pair * 2 * lanes, 1))
+                bits = k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, vector<{2 * lanes}xi16>")
+                w = k.op(f"vector.bitcast {bits} : vector<{2 * lanes}xi16> to {pair_vec}")
+                if native:
+                    weights.append((w,))
+                    continue
+                halves = []
+                for picks in (even, odd):
+                    half = k.op(f"vector.shuffle {w}, {w} [{picks}] : {pair_vec}, {pair_vec}")
+                    halves.append(k.op(f"arith.extf {half} : {half_vec} to {vec}"))
+                weights.append(tuple(halves))
+            for i in range(rows):
+                for c in range(cols):
+                    step = self.run_channel(2 * pair) + (i * sh * w_p + c * sw) * m
+                    if native:
+                        x_index = k.index((at, 1), (step, 1))
+                        x2 = k.op(f"vector.load %input[{x_index}] : {self.input_type}, vector<2xbf16>")
+                        word = k.op(f"vector.bitcast {x2} : vector<2xbf16> to vector<1xi32>")
+                        word = k.op(f"vector.extract {word}[0] : i32 from vector<1xi32>")
+                        words = k.op(f"vector.broadcast {word} : i32 to vector<{lanes}xi32>")
+                        xs = k.op(f"vector.bitcast {words} : vector<{lanes}xi32> to {pair_vec}")
+                    else:
+                        xs = tuple(
+                            k.op(f"vector.broadcast {self.input_scalar(at, step + h)} : f32 to {vec}")
+                            for h in (0, 1)
+                        )
+                    for j, w in enumerate(weights):
+                        slot = j * positions + i * cols + c
+                        if native:
+                            current[slot] = k.op(
+                                f"func.call @{BF16_DOT}({current[slot]}, {xs}, {w[0]}) : "
+                                f"({vec}, {pair_vec}, {pair_vec}) -> {vec}"
+                            )
+                        else:
+                            for h in (0, 1):
+                                current[slot] = k.op(f"vector.fma {xs[h]}, {w[h]}, {current[slot]} : {vec}")
+        return current
 
     def pooled_index(self, at: str | int, window: int) -> str | int:
         """A tile's first row or column ``at`` in the plane pooled by ``window``."""
@@ -440,10 +537,14 @@ class _ConvKernel:
         channel = k.op(f"memref.load %out_channels[{b.lane0}] : {self.table_type}")
         channel = k.op(f"arith.index_cast {channel} : i32 to index")
         corner = k.index((self.out_base, 1), (channel, self.plane), (h0, self.row * m), (w0, m))
+        narrow = self.geo.output_element == "bf16"
+        stored = f"vector<{self.vlanes}xbf16>" if narrow else self.vec
         for i, row in enumerate(values):
             for c, value in enumerate(row):
                 at = k.index((corner, 1), ((i * self.row + c) * m, 1))
-                k.emit(f"vector.store {value}, %output[{at}] : {self.output_type}, {self.vec}")
+                if narrow:
+                    value = k.op(f"arith.truncf {value} : {self.vec} to {stored}")
+                k.emit(f"vector.store {value}, %output[{at}] : {self.output_type}, {stored}")
 
     def transposed_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
         """Write ``values[row][col]`` (each the block's filters in lanes) to NCDHW rows.
@@ -692,4 +793,5 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         flops=2 * geo.kept_weights * positions,
         dense_flops=2 * geo.dense_weights * positions,
         scratch_floats=lanes * lanes if p.vector_dim == "filters" and p.output_layout == "plain" else 0,
+        declarations=[BF16_DOT_DECLARATION] if emitter.pairs and geo.native_bf16 and lanes == 16 else [],
     )

@@ -6,7 +6,8 @@ tasks of ``chunk`` elements; each task runs whole vectors, and the last one
 a masked tail. An input broadcast over the trailing dimensions (a
 squeeze-excitation gate of shape ``N x C x 1 x 1 x 1``) is read at
 ``flat index // inner``: one splat per vector where ``inner`` is a multiple
-of the vector length, else a gather.
+of the vector length, else a gather. Operands and the result may be bf16
+(the body widens and narrows them: ``arith.extf``, ``arith.truncf``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rt3d_mlir.ir_matchers import constant_attr, generic_body
 
 BINARY = ("arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf")
 UNARY = ("arith.negf", "math.exp")  # math.exp: expanded to arithmetic later (rt3d-expand-exp)
+CONVERSIONS = ("arith.extf", "arith.truncf")  # bf16 operands widened, a bf16 result narrowed
 
 
 CMPF_PREDICATES = {
@@ -48,9 +50,14 @@ def elementwise_kernel_text(
     used_args = [a for a in block.arguments if any(True for _ in a.uses)]
     inputs = [i for i, a in enumerate(block.arguments) if a in used_args]
     inner = list(inner) if inner is not None else [1] * len(block.arguments)
-    flat = memref_type(size, "f32")
-    types = {i: memref_type(size // inner[i], "f32") for i in inputs}
+    elements = [str(ir.RankedTensorType(v.type).element_type) for v in op.operands]
+    flat = memref_type(size, elements[-1])
+    types = {i: memref_type(size // inner[i], elements[i]) for i in inputs}
     vec = f"vector<{lanes}xf32>"
+
+    def vtype(element: str) -> str:
+        return f"vector<{lanes}x{element}>"
+
     mvec = f"vector<{lanes}xi1>"
     ivec = f"vector<{lanes}xi32>"
     k = KernelText()
@@ -58,15 +65,19 @@ def elementwise_kernel_text(
     full = (size // lanes) * lanes
 
     def load(i: int, at: str, mask: str | None) -> str:
-        zero = k.vconst(0.0, lanes, "f32")
+        element = elements[i]
+        vec = vtype(element)
+        zero = k.vconst(0.0, lanes, element)
         if inner[i] == 1 and mask is None:
-            return k.op(f"vector.load %in{i}[{at}] : {flat}, {vec}")
+            return k.op(f"vector.load %in{i}[{at}] : {types[i]}, {vec}")
         if inner[i] == 1:
-            return k.op(f"vector.maskedload %in{i}[{at}], {mask}, {zero} : {flat}, {mvec}, {vec} into {vec}")
+            return k.op(
+                f"vector.maskedload %in{i}[{at}], {mask}, {zero} : {types[i]}, {mvec}, {vec} into {vec}"
+            )
         if inner[i] % lanes == 0:  # one source element per vector
             scalar = k.op(f"memref.load %in{i}[{k.op(f'arith.divui {at}, {k.const(inner[i])} : index')}] "
                           f": {types[i]}")
-            return k.op(f"vector.broadcast {scalar} : f32 to {vec}")
+            return k.op(f"vector.broadcast {scalar} : {element} to {vec}")
         first = k.op(f"vector.broadcast {k.op(f'arith.index_cast {at} : index to i32')} : i32 to {ivec}")
         lane = k.op(f"arith.addi {first}, {k.vconst_list(list(range(lanes)), 'i32')} : {ivec}")
         source = k.op(f"arith.divui {lane}, {k.vconst(inner[i], lanes, 'i32')} : {ivec}")
@@ -88,7 +99,10 @@ def elementwise_kernel_text(
 
         for inner in body_ops[:-1]:
             operands = [value(v) for v in inner.operands]
-            if inner.name in BINARY or inner.name in UNARY:
+            if inner.name in CONVERSIONS:
+                source, target = vtype(str(inner.operands[0].type)), vtype(str(inner.results[0].type))
+                result = k.op(f"{inner.name} {operands[0]} : {source} to {target}")
+            elif inner.name in BINARY or inner.name in UNARY:
                 result = k.op(f"{inner.name} {', '.join(operands)} : {vec}")
             elif inner.name == "arith.cmpf":
                 predicate = CMPF_PREDICATES[int(ir.IntegerAttr(inner.attributes["predicate"]).value)]
@@ -97,10 +111,11 @@ def elementwise_kernel_text(
                 result = k.op(f"arith.select {operands[0]}, {operands[1]}, {operands[2]} : {mvec}, {vec}")
             names[inner.results[0]] = result
         out = value(body_ops[-1].operands[0])
+        stored = vtype(elements[-1])
         if mask is None:
-            k.emit(f"vector.store {out}, %out[{at}] : {flat}, {vec}")
+            k.emit(f"vector.store {out}, %out[{at}] : {flat}, {stored}")
         else:
-            k.emit(f"vector.maskedstore %out[{at}], {mask}, {out} : {flat}, {mvec}, {vec}")
+            k.emit(f"vector.maskedstore %out[{at}], {mask}, {out} : {flat}, {mvec}, {stored}")
 
     start = k.index((TASK, chunk))
     end = k.op(f"arith.minui {k.index((start, 1), (chunk, 1))}, {k.const(full)} : index")

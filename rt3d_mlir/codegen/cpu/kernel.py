@@ -33,12 +33,15 @@ def kernel_module(
     flops: int = 0,
     dense_flops: int = 0,
     scratch_floats: int = 0,
+    declarations: Sequence[str] = (),
 ) -> str:
     """A module holding the kernel (looping ``%task`` over its range) and its dispatch declaration.
 
     ``args`` are (SSA name, memref type) of the kernel's memref arguments;
     ``flops`` and ``dense_flops`` (per call) are recorded for profiles;
-    ``scratch_floats`` > 0 gives the body a stack buffer ``%scratch``.
+    ``scratch_floats`` > 0 gives the body a stack buffer ``%scratch``;
+    ``declarations`` are private functions the body calls (LLVM intrinsics by name; a module holds
+    each once: ``passes.kernel_calls.add_kernel``).
     """
     params = ", ".join(f"{name}: {type_}" for name, type_ in args)
     prologue = (
@@ -62,5 +65,5 @@ func.func @{kernel}({params}, %task_begin: i64, %task_end: i64) attributes {{{TA
   return
 }}
 func.func private @{dispatch}({types}) attributes {{{dispatch_attrs}}}
-}}
+{"".join(f"{d}{chr(10)}" for d in declarations)}}}
 """

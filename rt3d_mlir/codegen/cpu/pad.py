@@ -23,18 +23,19 @@ def pad_kernel_text(
     value: float,
     lanes: int,
     interior: bool = True,
+    element: str = "f32",
 ) -> str:
     """The pad kernel; with ``interior=False`` it only fills the padding of the output (its one
     argument), whose interior another kernel writes (a convolution writing into its consumer's
-    padded input)."""
+    padded input). ``element``: the activation's element type (f32 or bf16: values are copied)."""
     n, c, d, h, w = in_shape
     _, _, d_p, h_p, w_p = out_shape
-    in_type = memref_type(n * c * d * h * w, "f32")
-    out_type = memref_type(n * c * d_p * h_p * w_p, "f32")
-    vec = f"vector<{lanes}xf32>"
+    in_type = memref_type(n * c * d * h * w, element)
+    out_type = memref_type(n * c * d_p * h_p * w_p, element)
+    vec = f"vector<{lanes}x{element}>"
     mvec = f"vector<{lanes}xi1>"
     k = KernelText()
-    fill = k.vconst(value, lanes, "f32")
+    fill = k.vconst(value, lanes, element)
     plane = k.op(f"arith.divui {TASK}, {k.const(d_p)} : index")  # n * C + c
     z = k.op(f"arith.remui {TASK}, {k.const(d_p)} : index")
     out_plane = k.index((plane, d_p * h_p * w_p), (z, h_p * w_p))

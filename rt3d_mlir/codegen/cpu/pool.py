@@ -37,6 +37,7 @@ class PoolShape:
     # input of the conv after the pool, whose padding another kernel fills)
     out_padded: tuple[int, int, int] | None = None
     out_low: tuple[int, int, int] = (0, 0, 0)
+    element: str = "f32"  # of input and output: f32, or (blocked) bf16
 
     def out_strides(self) -> tuple[int, int, int]:
         """Elements (positions, for a blocked output) between output planes, rows and the first
@@ -54,7 +55,9 @@ BLOCKED_COLUMNS = 4  # output columns a blocked kernel reduces side by side (ind
 
 def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
     if shape.blocked:
-        return _blocked_kernel_text(kernel, dispatch, shape, lanes)
+        return _blocked_kernel_text(kernel, dispatch, shape, lanes, shape.element)
+    if shape.element != "f32":
+        raise ValueError(f"a plain max pool computes in f32, not {shape.element}")
     n, c, d, h, w = shape.input
     _, _, d_o, h_o, w_o = shape.output
     kd, kh, kw = shape.window
@@ -138,7 +141,7 @@ def _output_rows(k: KernelText, h_o: int, w_o: int, step: int, columns) -> None:
             columns(row, full, w_o - full)
 
 
-def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
+def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int, element: str) -> str:
     n, blocks, d, h, w, block = shape.input
     _, _, d_o, h_o, w_o, _ = shape.output
     if block != lanes:
@@ -147,8 +150,9 @@ def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: in
     sd, sh, sw = shape.strides
     plane_o, row_o, first_o = shape.out_strides()
     vec = f"vector<{lanes}xf32>"
-    in_type = memref_type(n * blocks * d * h * w * lanes, "f32")
-    out_type = memref_type(n * blocks * shape.out_volume() * lanes, "f32")
+    stored = f"vector<{lanes}x{element}>"  # bf16: widened on load, narrowed (exactly) on store
+    in_type = memref_type(n * blocks * d * h * w * lanes, element)
+    out_type = memref_type(n * blocks * shape.out_volume() * lanes, element)
     k = KernelText()
     plane = k.op(f"arith.divui {TASK}, {k.const(d_o)} : index")  # n * C / L + channel block
     z = k.op(f"arith.remui {TASK}, {k.const(d_o)} : index")
@@ -168,11 +172,14 @@ def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: in
                             (w0, sw * lanes),
                             ((a * h * w + b * w + e + j * sw) * lanes, 1),
                         )
-                        x = k.op(f"vector.load %input[{at}] : {in_type}, {vec}")
+                        x = k.op(f"vector.load %input[{at}] : {in_type}, {stored}")
+                        if element != "f32":
+                            x = k.op(f"arith.extf {x} : {stored} to {vec}")
                         accs[j] = k.op(f"arith.maximumf {accs[j]}, {x} : {vec}")
         for j in range(count):
             out_at = k.index((out_base, 1), (row, row_o * lanes), (w0, lanes), (j * lanes, 1))
-            k.emit(f"vector.store {accs[j]}, %output[{out_at}] : {out_type}, {vec}")
+            value = accs[j] if element == "f32" else k.op(f"arith.truncf {accs[j]} : {vec} to {stored}")
+            k.emit(f"vector.store {value}, %output[{out_at}] : {out_type}, {stored}")
 
     _output_rows(k, h_o, w_o, BLOCKED_COLUMNS, columns)
     args = [("%input", in_type), ("%output", out_type)]
