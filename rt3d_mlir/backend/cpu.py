@@ -41,6 +41,7 @@ from rt3d_mlir.backend.toolchain import (
     run_tools,
 )
 from rt3d_mlir.backend.tuning import ScheduleCache, default_cache_path, machine_identity, tune_schedules
+from rt3d_mlir.codegen.cpu.conv import TILE_LOAD_NAME
 from rt3d_mlir.contracts.shared_object import FORWARD_IMPL_SYMBOL
 from rt3d_mlir.dialect.attributes import (
     BLOB_OFFSET_ATTR,
@@ -78,11 +79,13 @@ def kernel_pipeline(
     schedule: str = "",
     precision: str = "fp32",
     native_bf16: bool = False,
+    amx: bool = False,
 ) -> str:
     """Schedule the packed convolutions (``schedule``: rt3d-reorder-loops options overriding every
     conv's) and replace every op a generator takes by its vector kernel (``reference=True``: the
     dense masked linalg lowering instead); ``precision`` of the blocked activations (and the
-    weights of the convs reading them), ``native_bf16``: the CPU has AVX-512 BF16."""
+    weights of the convs reading them), ``native_bf16``: the CPU has AVX-512 BF16 at a rate worth
+    using, ``amx``: it has AMX-BF16."""
     target_option = f"{{target={target}}}"
     steps = []
     if not reference:
@@ -90,7 +93,7 @@ def kernel_pipeline(
             f"rt3d-reorder-loops{{target={target} {schedule}}}",
             f"rt3d-propagate-layout{{target={target} precision={precision}}}",
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
-            f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)}}}",
+            f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)}}}",
             f"rt3d-vectorize-matmul{target_option}",
             f"rt3d-vectorize-reduction{target_option}",
             "rt3d-fuse-elementwise",
@@ -193,8 +196,15 @@ class Toolchain:
 
     @property
     def native_bf16(self) -> bool:
-        """The code may use AVX-512 BF16 (dot products of bf16 pairs, conversions)."""
-        return self.target.name == "host" and "avx512_bf16" in self.features
+        """The code may use AVX-512 BF16's dot products of bf16 pairs: where they are faster than f32
+        FMAs. On AMX CPUs (Sapphire / Emerald Rapids) ``vdpbf16ps`` runs at half the FMA rate (bench/
+        RESULTS.md: 80-86 against 175 GFLOP/s per core), so there AMX computes and other convs FMAs."""
+        return self.target.name == "host" and "avx512_bf16" in self.features and not self.amx
+
+    @property
+    def amx(self) -> bool:
+        """The code may use AMX-BF16 tiles."""
+        return self.target.name == "host" and {"amx_tile", "amx_bf16"} <= set(self.features)
 
 
 def compile_jobs() -> int:
@@ -328,13 +338,15 @@ class CpuBuild(Build):
         self.weights: list[WeightSymbol] = []
         self.dispatches: list[Dispatch] = []
         self.function = ""
+        self.amx = False  # some kernel uses AMX tiles (the glue asks Linux for their state)
 
     def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
         options, target = self.options, self.toolchain.target.name
         self.function = function
         packing = packing_pipeline(group_shape, target, options.reference_kernels)
         kernels = kernel_pipeline(
-            target, options.reference_kernels, options.schedule, options.precision, self.toolchain.native_bf16
+            target, options.reference_kernels, options.schedule, options.precision,
+            self.toolchain.native_bf16, self.toolchain.amx,
         )
 
         def sparse(module: ir.Module) -> None:
@@ -373,6 +385,10 @@ class CpuBuild(Build):
         run_pipeline(module, f"builtin.module({bufferize_pipeline(self.blob)})")
         self.weights = _weight_symbols(module)
         self.dispatches = _dispatches(module)
+        self.amx = any(
+            ir.StringAttr(op.attributes["sym_name"]).value == TILE_LOAD_NAME
+            for op in top_level_ops(module.operation, "func.func")
+        )
         if not self.weights:
             open(self.blob, "wb").close()
 
@@ -391,7 +407,7 @@ class CpuBuild(Build):
         run_tool([toolchain.mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
         wrapper = os.path.join(work, "abi.c")
         info = toolchain.info(self.options.precision)
-        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, info))
+        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, info, self.amx))
         assembly = os.path.join(work, "weights.S")
         write_text(assembly, weights_assembly(os.path.abspath(self.blob), self.weights))
         exports = os.path.join(work, "exports.map")

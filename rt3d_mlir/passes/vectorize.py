@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from torch_mlir import ir
 
-from rt3d_mlir.codegen.cpu.conv import ConvGeometry, conv_kernel_text
+from rt3d_mlir.codegen.cpu.conv import ConvGeometry, amx_applies, amx_tile_sizes, conv_kernel_text
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named, static_size
@@ -60,6 +60,7 @@ class VectorizeOptions(TargetOptions):
     # bf16 channel pairs (rt3d-propagate-layout{precision=bf16}) as AVX-512 BF16 dot products; off:
     # widened to f32 and FMAs (any target)
     native_bf16: bool = False
+    amx: bool = False  # bf16 channel pairs as AMX tile products where the conv allows it
 
 
 @register_pass
@@ -121,7 +122,10 @@ class Vectorize(Pass):
             output_element=str(ir.RankedTensorType(op.results[0].type).element_type),
             weights_element=str(ir.RankedTensorType(op.operands[1].type).element_type),
             native_bf16=self.options.native_bf16,
+            amx=self.options.amx,
         )
+        if amx_applies(geo, params):  # AMX register tiles: rows of 16-position tiles
+            params = replace(params, tile_sizes=amx_tile_sizes(y_shape[3], y_shape[4]), block_group=1)
         if geo.batch * geo.channels * padded[0] * padded[1] * padded[2] >= 2**31:
             raise PassFailure("the padded input is too large for 32-bit kernel offsets", op.location)
         stored, stored_shape = op, y_shape  # the op whose result the kernel stores, and its shape

@@ -75,6 +75,36 @@ BF16_DOT_DECLARATION = (
     f"func.func private @{BF16_DOT}(vector<16xf32>, vector<32xbf16>, vector<32xbf16>) -> vector<16xf32>"
 )
 
+# AMX (tiles of up to 16 rows x 64 bytes; LLVM configures them): loads, bf16 tile products, stores.
+# The artifact asks Linux for the tile state before its first call (backend/abi.py).
+AMX = "!llvm.x86_amx"
+TILE_LOAD_NAME = "llvm.x86.tileloadd64.internal"  # declared in every module whose kernels use AMX
+TILE_LOAD = f"@{TILE_LOAD_NAME}"
+TILE_DOT = "@llvm.x86.tdpbf16ps.internal"
+TILE_STORE = "@llvm.x86.tilestored64.internal"
+AMX_DECLARATIONS = (
+    f"func.func private {TILE_LOAD}(i16, i16, !llvm.ptr, i64) -> {AMX}",
+    f"func.func private {TILE_DOT}(i16, i16, i16, {AMX}, {AMX}, {AMX}) -> {AMX}",
+    f"func.func private {TILE_STORE}(i16, i16, !llvm.ptr, i64, {AMX})",
+)
+AMX_TILES = 4  # accumulator tiles per register tile (of 8: one more for the input, one for weights)
+
+
+def amx_applies(geo: ConvGeometry, p: PackedConv3dParams) -> bool:
+    """Whether an AMX kernel computes this conv: bf16 channel pairs from a blocked bf16 input, blocks
+    of 16 filters, no pool in the epilogue, no channel chunks."""
+    return (
+        geo.amx and geo.weights_element == "i16" and p.block_size == 16 and p.vector_dim == "filters"
+        and geo.pool == (1, 1) and not p.channel_chunk
+    )
+
+
+def amx_tile_sizes(h_out: int, w_out: int) -> tuple[int, int]:
+    """(rows, columns) of an AMX register tile: up to 64 columns of a row in tiles of 16 positions,
+    as many rows as keep it within :data:`AMX_TILES` accumulator tiles."""
+    cols = min(w_out, 16 * AMX_TILES)
+    return max(1, min(h_out, AMX_TILES // -(-cols // 16))), cols
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -104,6 +134,8 @@ class ConvGeometry:
     weights_element: str = "f32"
     # bf16 channel pairs as AVX-512 BF16 dot products (16 lanes); otherwise widened to f32 and FMAs
     native_bf16: bool = False
+    # bf16 channel pairs as AMX tile products (16 lanes, no pool in the epilogue): see amx_tile
+    amx: bool = False
 
 
 @dataclass
@@ -184,6 +216,9 @@ class _ConvKernel:
         if self.pairs and (geo.input_element != "bf16" or not blocked_in or p.channel_unroll % 2):
             raise ValueError("bf16 weight pairs need a blocked bf16 input and even channel runs")
         self.zero = self.k.vconst(0.0, self.vlanes, "f32")
+        self.amx = amx_applies(geo, p)
+        if self.amx and (p.block_group or 1) != 1:
+            raise ValueError("AMX kernels take one block per register tile")
         # channel chunks: their count, and (while emitting a chunk's pass) its index and whether it
         # is the first or the last
         self.chunks = -(-geo.channels // p.channel_chunk) if p.channel_chunk else 0
@@ -301,7 +336,7 @@ class _ConvKernel:
     def row_group(self, blocks: list[_Block], rows: int, h0: str | int) -> None:
         k, w_o, cols = self.k, self.geo.out[2], self.cols
         tile = {"width": self.width_tile, "interleaved": self.interleaved_tile}.get(
-            self.p.vector_dim, self.filter_tile
+            self.p.vector_dim, self.amx_tile if self.amx else self.filter_tile
         )
         b = blocks if self.p.vector_dim == "filters" else blocks[0]
         full = (w_o // cols) * cols
@@ -312,13 +347,14 @@ class _ConvKernel:
         if w_o - full:
             tile(b, rows, w_o - full, h0, full)
 
-    def entry_loop(self, b: _Block, base: str, inits: list[str], body) -> list[str]:
-        """``scf.for`` over the block's entries carrying ``inits``; the results."""
+    def entry_loop(self, b: _Block, base: str, inits: list[str], body, carried: str = "") -> list[str]:
+        """``scf.for`` over the block's entries carrying ``inits`` (of type ``carried``, default the
+        accumulator vector); the results."""
         k, count = self.k, len(inits)
         accs = [k.fresh("acc") for _ in range(count)]
         results = k.fresh("tile")
         entry = k.fresh("e")
-        types = ", ".join([self.vec] * count)
+        types = ", ".join([carried or self.vec] * count)
         carried = ", ".join(f"{a} = {i}" for a, i in zip(accs, inits, strict=True))
         header = (
             f"{results}:{count} = scf.for {entry} = {b.first} to {b.last} step {k.const(1)} "
@@ -437,6 +473,80 @@ class _ConvKernel:
             else:
                 self.transposed_store(b, values, h0, w0)
 
+    def pointer(self, buffer: str, memref: str) -> str:
+        """``buffer``'s first element as an ``!llvm.ptr`` (for the AMX tile loads and stores)."""
+        k = self.k
+        address = k.op(f"memref.extract_aligned_pointer_as_index {buffer} : {memref} -> index")
+        address = k.op(f"arith.index_cast {address} : index to i64")
+        return k.op(f"llvm.inttoptr {address} : i64 to !llvm.ptr")
+
+    def element_pointer(self, base: str, index: str, element: str) -> str:
+        k = self.k
+        index = k.op(f"arith.index_cast {index} : index to i64")
+        return k.op(f"llvm.getelementptr {base}[{index}] : (!llvm.ptr, i64) -> !llvm.ptr, {element}")
+
+    def amx_tile(self, blocks: list[_Block], rows: int, cols: int, h0: str | int, w0: str | int) -> None:
+        """``rows x cols`` output positions of one block of 16 filters with AMX: each row's columns
+        go 16 at a time into accumulator tiles (positions x filters, f32) that start as the bias;
+        per entry, the block's weights (``U/2`` channel pairs x 16 filters x 2: the packed pairs as
+        they are) are one tile and each accumulator adds the product of that and an input tile
+        (its positions x the entry's ``U`` channels: a row per position, ``U`` bf16 of the blocked
+        input at the positions' stride). The accumulators go through a stack tile to the output,
+        rectified: a vector per position of a blocked one (rounded to bf16), or transposed into the
+        filters' rows of a plain one."""
+        k, b = self.k, blocks[0]
+        _, sh, sw = self.p.strides
+        w_p, lanes, unroll = self.geo.padded[2], self.lanes, self.unroll
+        i16 = "i16"
+        base = k.index((self.in_base, 1), (h0, sh * w_p * lanes), (w0, sw * lanes))
+        tiles = [(i, c0, min(16, cols - c0)) for i in range(rows) for c0 in range(0, cols, 16)]
+        scratch = f"memref<{lanes * lanes}xf32>"
+        scratch_at = self.pointer("%scratch", scratch)
+        # the bias, a row per position: the accumulators' start
+        for row in range(16):
+            k.emit(f"vector.store {b.bias}, %scratch[{k.const(row * lanes)}] : {scratch}, {self.vec}")
+        row_bytes = 4 * lanes  # a row of f32 accumulators; of a weight tile: 16 filters x 2 channels
+        inits = [self.tile_load(count, row_bytes, scratch_at, row_bytes) for _, _, count in tiles]
+        input_at = self.pointer("%input", self.input_type)
+        weights_at = self.pointer("%weights", self.weights_type)
+        k_bytes = k.const(2 * unroll, i16)
+
+        def body(at: str, weight_at: str, current: list[str]) -> list[str]:
+            w = self.element_pointer(weights_at, weight_at, "i16")
+            weights = self.tile_load(unroll // 2, row_bytes, w, row_bytes)
+            for t, (i, c0, count) in enumerate(tiles):
+                x_at = k.index((at, 1), ((i * sh * w_p + c0 * sw) * lanes, 1))
+                x = self.element_pointer(input_at, x_at, "bf16")
+                rows_ = k.const(count, i16)
+                inputs = self.tile_load(count, 2 * unroll, x, 2 * lanes * sw)
+                current[t] = k.op(
+                    f"func.call {TILE_DOT}({rows_}, {k.const(4 * lanes, i16)}, {k_bytes}, {current[t]}, "
+                    f"{inputs}, {weights}) : (i16, i16, i16, {AMX}, {AMX}, {AMX}) -> {AMX}"
+                )
+            return current
+
+        results = self.entry_loop(b, base, inits, body, AMX)
+        for t, (i, c0, count) in enumerate(tiles):
+            shape = f"{k.const(count, i16)}, {k.const(row_bytes, i16)}"
+            k.emit(
+                f"func.call {TILE_STORE}({shape}, {scratch_at}, {k.const(row_bytes, 'i64')}, {results[t]}) : "
+                f"(i16, i16, !llvm.ptr, i64, {AMX}) -> ()"
+            )
+            values = [
+                self.rectified(k.op(f"vector.load %scratch[{k.const(j * lanes)}] : {scratch}, {self.vec}"))
+                for j in range(count)
+            ]
+            store = self.blocked_store if self.out_position > 1 else self.transposed_store
+            store(b, [values], k.index((h0, 1), (i, 1)), k.index((w0, 1), (c0, 1)))
+
+    def tile_load(self, rows: int, row_bytes: int, at: str, stride: int) -> str:
+        """An AMX tile of ``rows`` rows of ``row_bytes`` bytes, ``stride`` bytes apart, from ``at``."""
+        k = self.k
+        return k.op(
+            f"func.call {TILE_LOAD}({k.const(rows, 'i16')}, {k.const(row_bytes, 'i16')}, {at}, "
+            f"{k.const(stride, 'i64')}) : (i16, i16, !llvm.ptr, i64) -> {AMX}"
+        )
+
     def input_scalar(self, at: str, step: int) -> str:
         """The input element ``step`` past ``at`` as an f32 scalar."""
         k = self.k
@@ -494,7 +604,9 @@ class _ConvKernel:
                         slot = j * positions + i * cols + c
                         if native:
                             current[slot] = k.op(
-                                f"func.call @{BF16_DOT}({current[slot]}, {xs}, {w[0]}) : "
+                                # the broadcast pair last: the instruction's memory operand
+                                # (an embedded {1to16} broadcast load)
+                                f"func.call @{BF16_DOT}({current[slot]}, {w[0]}, {xs}) : "
                                 f"({vec}, {pair_vec}, {pair_vec}) -> {vec}"
                             )
                         else:
@@ -792,6 +904,8 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         emitter.k,
         flops=2 * geo.kept_weights * positions,
         dense_flops=2 * geo.dense_weights * positions,
-        scratch_floats=lanes * lanes if p.vector_dim == "filters" and p.output_layout == "plain" else 0,
-        declarations=[BF16_DOT_DECLARATION] if emitter.pairs and geo.native_bf16 and lanes == 16 else [],
+        scratch_floats=lanes * lanes
+        if p.vector_dim == "filters" and (p.output_layout == "plain" or emitter.amx) else 0,
+        declarations=AMX_DECLARATIONS if emitter.amx
+        else [BF16_DOT_DECLARATION] if emitter.pairs and geo.native_bf16 and lanes == 16 else [],
     )

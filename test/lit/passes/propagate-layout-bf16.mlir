@@ -3,6 +3,7 @@
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-propagate-layout{vector-width=4 precision=bf16}, rt3d-vectorize-pool{vector-width=4}, rt3d-vectorize{vector-width=4 native-bf16=1})' | FileCheck %s --check-prefix=KERNEL
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-propagate-layout{vector-width=4 precision=bf16}, rt3d-vectorize-elementwise{vector-width=4 min-elements=1})' | FileCheck %s --check-prefix=ELEMENTWISE
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-propagate-layout{vector-width=16 precision=bf16}, rt3d-vectorize{vector-width=16 native-bf16=1})' | FileCheck %s --check-prefix=NATIVE
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-propagate-layout{vector-width=16 precision=bf16}, rt3d-vectorize{vector-width=16 native-bf16=1 amx=1})' | FileCheck %s --check-prefix=AMX
 
 // precision=bf16: the blocked activation between two "filters" convs is
 // stored in bfloat16; the consumer (runs of 4 channels: two pairs) gets its
@@ -151,4 +152,38 @@ func.func @residual(%x: tensor<1x1x1x2x2xf32>) -> tensor<1x4x1x2x1xf32> {
   %starts2 = arith.constant dense<[0, 2]> : tensor<2xi32>
   %z = "rt3d.packed_conv3d"(%s, %w2, %off2, %starts2, %lanes, %bias) {activation = "none", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 2>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x4x1x2x2xf32>, tensor<32xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x1xf32>
   return %z : tensor<1x4x1x2x1xf32>
+}
+
+// -----
+
+// With AMX tiles, the middle conv's accumulators (3 positions x 16
+// filters) start as the bias and are carried through the entry loop; per
+// entry one weight tile (8 channel pairs x 16 filters x 2), one input tile
+// (the positions' 16 channels, 32 bytes apart) and one tile product; then
+// through the stack tile to the blocked output, a vector per position.
+// AMX-LABEL: func.func @amx(
+// AMX-LABEL: func.func @rt3d_conv_kernel_1(
+// AMX-SAME: memref<48xbf16>, %{{.*}}: memref<256xi16>,
+// AMX: vector.store %{{.*}}, %{{.*}} : memref<256xf32>, vector<16xf32>
+// AMX: %[[BIAS:.*]] = func.call @llvm.x86.tileloadd64.internal(%{{.*}}) : (i16, i16, !llvm.ptr, i64) -> !llvm.x86_amx
+// AMX: scf.for %{{.*}} iter_args(%[[ACC:.*]] = %[[BIAS]]) -> (!llvm.x86_amx) {
+// AMX: %[[W:.*]] = func.call @llvm.x86.tileloadd64.internal
+// AMX: %[[X:.*]] = func.call @llvm.x86.tileloadd64.internal
+// AMX: func.call @llvm.x86.tdpbf16ps.internal(%{{.*}}, %{{.*}}, %{{.*}}, %[[ACC]], %[[X]], %[[W]])
+// AMX: func.call @llvm.x86.tilestored64.internal
+// AMX: vector.load %{{.*}} : memref<256xf32>, vector<16xf32>
+// AMX-NOT: vdpbf16ps
+// AMX: return
+// AMX: func.func private @llvm.x86.tdpbf16ps.internal
+func.func @amx(%x: tensor<1x1x1x1x3xf32>) -> tensor<1x16x1x1x3xf32> {
+  %w = arith.constant dense<1.0> : tensor<16xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : tensor<16xi32>
+  %bias = arith.constant dense<0.25> : tensor<16xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 16 : i64, channel_unroll = 1 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x1x1x1x3xf32>, tensor<16xf32>, tensor<1xi32>, tensor<2xi32>, tensor<16xi32>, tensor<16xf32>) -> tensor<1x16x1x1x3xf32>
+  %w2 = arith.constant dense<0.5> : tensor<256xf32>
+  %z = "rt3d.packed_conv3d"(%y, %w2, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 16 : i64, channel_unroll = 16 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x16x1x1x3xf32>, tensor<256xf32>, tensor<1xi32>, tensor<2xi32>, tensor<16xi32>, tensor<16xf32>) -> tensor<1x16x1x1x3xf32>
+  %r = "rt3d.packed_conv3d"(%z, %w2, %off, %starts, %lanes, %bias) {activation = "none", block_size = 16 : i64, channel_unroll = 16 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters"} : (tensor<1x16x1x1x3xf32>, tensor<256xf32>, tensor<1xi32>, tensor<2xi32>, tensor<16xi32>, tensor<16xf32>) -> tensor<1x16x1x1x3xf32>
+  return %r : tensor<1x16x1x1x3xf32>
 }
