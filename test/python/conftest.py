@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 import rt3d_mlir
+from rt3d_mlir.kernel_packing import MAX_RELATIVE_ERROR
 
 # Numerics tolerance against PyTorch (fp32, same operation order is not
 # guaranteed): max |ours - torch| / max |torch| over the output.
-REL_TOL = 1e-4
+REL_TOL = MAX_RELATIVE_ERROR["fp32"]
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.dialect import kgs_conv3d_params, packed_conv3d_params
 from rt3d_mlir.frontend import import_to_linalg
 from rt3d_mlir.ir_matchers import ops_named
+from rt3d_mlir.kernel_packing import MAX_RELATIVE_ERROR
 from rt3d_mlir.models import build_model
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.pruning import apply_random_masks
@@ -460,7 +461,7 @@ def test_plain_max_pools_write_the_padded_input_of_the_next_conv(target, channel
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
 
 
-BF16_REL_TOL = 2e-2  # bf16 activations and weights (8-bit significands) against the f32 model
+BF16_REL_TOL = MAX_RELATIVE_ERROR["bf16"]  # bf16 activations and weights against the f32 model
 
 
 def _bf16(t: torch.Tensor) -> torch.Tensor:
@@ -502,3 +503,22 @@ def test_bf16_residual_adds_widen_and_round_once(tmp_path):
         want = _bf16(_bf16(F.conv3d(y, _bf16(model.e.weight), model.e.bias, padding=1)) + y)
     assert relative_error(got, want.numpy()) <= REL_TOL
     assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL
+
+
+def test_bf16_convs_use_the_fastest_instructions_this_cpu_has(tmp_path):
+    # AMX tile products where the CPU has AMX-BF16; else vdpbf16ps where it has AVX-512 BF16; else
+    # widened FMAs (numerics: the tests above, on whichever this machine runs)
+    from rt3d_mlir.runtime.elf import cpu_features
+
+    features = cpu_features() or set()
+    model, x = BlockedPools().eval(), torch.randn(1, 3, 4, 10, 22)
+    ir_dir = tmp_path / "ir"
+    compile_model(model, x, output=tmp_path / "m.so", precision="bf16", keep_intermediates=str(ir_dir))
+    llvm_ir = (ir_dir / "model.ll").read_text()
+    amx, dot = "llvm.x86.tdpbf16ps.internal" in llvm_ir, "llvm.x86.avx512bf16.dpbf16ps.512" in llvm_ir
+    if {"amx_tile", "amx_bf16"} <= features:
+        assert amx and not dot
+    elif "avx512_bf16" in features:
+        assert dot and not amx
+    else:
+        assert not amx and not dot
