@@ -94,7 +94,7 @@ def kernel_pipeline(
             f"rt3d-propagate-layout{{target={target} precision={precision}}}",
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
             f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)}}}",
-            f"rt3d-vectorize-matmul{target_option}",
+            f"rt3d-vectorize-matmul{{target={target} precision={precision}}}",
             f"rt3d-vectorize-reduction{target_option}",
             "rt3d-fuse-elementwise",
             f"rt3d-vectorize-elementwise{target_option}",

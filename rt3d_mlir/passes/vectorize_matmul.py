@@ -26,6 +26,7 @@ from rt3d_mlir.ir_matchers import (
     is_float_constant,
     ops_named,
 )
+from rt3d_mlir.kernel_packing import PRECISIONS, bf16_bits
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass, require_count
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
@@ -39,10 +40,13 @@ from rt3d_mlir.passes.kernel_calls import (
 @dataclass
 class VectorizeMatmulOptions(TargetOptions):
     unroll: int = 4
+    precision: str = "fp32"  # of the packed weights (bf16: half the bytes streamed)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_count(self.unroll, "unroll", 1, note="")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
 
 
 def _weight_matrix(b: ir.Value) -> np.ndarray | None:
@@ -89,13 +93,16 @@ class VectorizeMatmul(Pass):
             return
         m, k_dim = a_type.shape
         n = weight.shape[0]
+        bf16 = self.options.precision == "bf16"
         text = matmul_kernel_text(
-            KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, m, k_dim, n, lanes, self.options.unroll
+            KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, m, k_dim, n, lanes, self.options.unroll,
+            "i16" if bf16 else "f32",
         )
         dispatch = add_kernel(module, "matmul", text)
 
         def inputs() -> list[ir.Value]:
-            attr = ir.DenseElementsAttr.get(pack_matmul_weights(weight.astype(np.float32), lanes))
+            packed = pack_matmul_weights(weight.astype(np.float32), lanes)
+            attr = ir.DenseElementsAttr.get(bf16_bits(packed).view(np.int16) if bf16 else packed)
             return [a, arith.ConstantOp(attr.type, attr).result]
 
         replace_with_kernel_call(op, dispatch, inputs)

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "frontend": {"contracts", "diagnostics", "dialect", "errors", "fileio", "models"},
     "backend": {
         "codegen", "contracts", "dialect", "errors", "fileio", "ir_matchers", "passes", "processes",
-        "runtime", "sparsity", "targets",
+        "runtime", "sparsity", "targets", "kernel_packing",
     },
     "compiler": {"backend", "diagnostics", "errors", "fileio", "frontend", "targets"},
     "benchmarking": {

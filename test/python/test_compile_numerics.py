@@ -522,3 +522,23 @@ def test_bf16_convs_use_the_fastest_instructions_this_cpu_has(tmp_path):
         assert dot and not amx
     else:
         assert not amx and not dot
+
+
+class ConvLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 2 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_bf16_fully_connected_weights_are_rounded_once(tmp_path):
+    # the FC layer streams bf16 weights (half the bytes) and computes in f32 from the f32 input
+    model, x = ConvLinear().eval(), torch.randn(1, 3, 2, 4, 4)
+    got = compile_and_run(model, x, tmp_path / "m.so", precision="bf16")
+    with torch.no_grad():
+        want = F.linear(torch.relu(model.conv(x)).flatten(1), _bf16(model.fc.weight), model.fc.bias)
+    assert relative_error(got, want.numpy()) <= REL_TOL
+    assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL

@@ -5,6 +5,9 @@ reading the weights, so the kernel streams them once, in the order it uses
 them: packed ``[N/B][K][B]`` (``B`` = vector lanes, ``N`` padded with zero
 columns), one task per block of ``B`` outputs and row of ``A``, with
 ``unroll`` independent accumulators over ``K`` to hide FMA latency.
+With bf16 weights (``precision=bf16``: the same order, half the bytes
+streamed) each weight vector is widened to f32 as it is loaded; the input
+and the accumulators stay f32.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ def pack_matmul_weights(weight: np.ndarray, lanes: int) -> np.ndarray:
 
 
 def matmul_kernel_text(
-    kernel: str, dispatch: str, m: int, k_dim: int, n: int, lanes: int, unroll: int
+    kernel: str, dispatch: str, m: int, k_dim: int, n: int, lanes: int, unroll: int,
+    weights_element: str = "f32",
 ) -> str:
+    """The kernel; ``weights_element``: f32, or i16 (bf16 bit patterns of the packed weights)."""
     blocks = -(-n // lanes)
     vec = f"vector<{lanes}xf32>"
     kt = KernelText()
@@ -37,7 +42,15 @@ def matmul_kernel_text(
     w_base = kt.index((block, k_dim * lanes))
     zero = kt.vconst(0.0, lanes, "f32")
     a_type = memref_type(m * k_dim, "f32")
-    w_type = memref_type(blocks * k_dim * lanes, "f32")
+    w_type = memref_type(blocks * k_dim * lanes, weights_element)
+
+    def load_weights(at: str) -> str:
+        if weights_element == "f32":
+            return kt.op(f"vector.load %w[{at}] : {w_type}, {vec}")
+        bits = kt.op(f"vector.load %w[{at}] : {w_type}, vector<{lanes}xi16>")
+        narrow = kt.op(f"vector.bitcast {bits} : vector<{lanes}xi16> to vector<{lanes}xbf16>")
+        return kt.op(f"arith.extf {narrow} : vector<{lanes}xbf16> to {vec}")
+
     unroll = max(1, min(unroll, k_dim))
     full = (k_dim // unroll) * unroll
     accs = [zero] * unroll
@@ -56,8 +69,7 @@ def matmul_kernel_text(
                 a_at = kt.index((a_base, 1), (kk, 1), (u, 1))
                 a = kt.op(f"memref.load %a[{a_at}] : {a_type}")
                 a_vec = kt.op(f"vector.broadcast {a} : f32 to {vec}")
-                w_at = kt.index((w_base, 1), (kk, lanes), (u * lanes, 1))
-                w = kt.op(f"vector.load %w[{w_at}] : {w_type}, {vec}")
+                w = load_weights(kt.index((w_base, 1), (kk, lanes), (u * lanes, 1)))
                 updated.append(kt.op(f"vector.fma {a_vec}, {w}, {names[u]} : {vec}"))
             kt.emit(f"scf.yield {', '.join(updated)} : {', '.join([vec] * unroll)}")
         accs = [f"{results}#{u}" for u in range(unroll)]
@@ -65,8 +77,7 @@ def matmul_kernel_text(
         a_at = kt.index((a_base, 1), (kk, 1))
         a = kt.op(f"memref.load %a[{a_at}] : {a_type}")
         a_vec = kt.op(f"vector.broadcast {a} : f32 to {vec}")
-        w_at = kt.index((w_base, 1), (kk * lanes, 1))
-        w = kt.op(f"vector.load %w[{w_at}] : {w_type}, {vec}")
+        w = load_weights(kt.index((w_base, 1), (kk * lanes, 1)))
         slot = kk % unroll
         accs[slot] = kt.op(f"vector.fma {a_vec}, {w}, {accs[slot]} : {vec}")
     total = accs[0]

@@ -1,4 +1,5 @@
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize-matmul{vector-width=2 unroll=2}, canonicalize, cse)' | FileCheck %s
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize-matmul{vector-width=2 unroll=2 precision=bf16}, canonicalize, cse)' | FileCheck %s --check-prefix=BF16
 
 // nn.Linear as torch-mlir emits it: matmul with a transposed constant and
 // a zero init. The weight is transposed at compile time into [N/2][K][2]
@@ -20,6 +21,16 @@
 // CHECK: vector.create_mask
 // CHECK: vector.maskedstore
 // CHECK: func.func private @rt3d_matmul_dispatch_0(memref<5xf32>, memref<20xf32>, memref<3xf32>) attributes {rt3d.dense_flops = 30 : i64, rt3d.flops = 30 : i64, rt3d.kernel = "rt3d_matmul_kernel_0", rt3d.parallel_tasks = 2 : i64}
+// precision=bf16: the same packed order as bf16 bit patterns (1.0 is
+// 0x3F80 = 16256, 6.0 0x40C0 = 16576, 2.0 16384, 7.0 16608), half the bytes;
+// each weight vector is widened as it is loaded, the FMAs stay f32.
+// BF16-LABEL: func.func @linear
+// BF16: arith.constant dense<[16256, 16576, 16384, 16608, {{.*}}]> : tensor<20xi16>
+// BF16-LABEL: func.func @rt3d_matmul_kernel_0
+// BF16: vector.load %{{.*}} : memref<20xi16>, vector<2xi16>
+// BF16: vector.bitcast %{{.*}} : vector<2xi16> to vector<2xbf16>
+// BF16: arith.extf %{{.*}} : vector<2xbf16> to vector<2xf32>
+// BF16: vector.fma %{{.*}} : vector<2xf32>
 func.func @linear(%x: tensor<1x5xf32>) -> tensor<1x3xf32> {
   %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0], [11.0, 12.0, 13.0, 14.0, 15.0]]> : tensor<3x5xf32>
   %zero = arith.constant 0.0 : f32
