@@ -1,9 +1,10 @@
 """Build one side of a before/after comparison with the code checked out now.
 
-    .venv/bin/python bench/ab_build.py TAG DIR MODEL@VARIANT [MODEL@VARIANT ...]
+    .venv/bin/python bench/ab_build.py TAG DIR MODEL@VARIANT[@PRECISION] [...]
 
-Writes DIR/TAG-MODEL-VARIANT.so for each (full size, 1x3x16x112x112, the bench's seeds and random
-masks; VARIANT as for ``rt3d-bench``). Build the "old" side at one commit (``git checkout REV --
+Writes DIR/TAG-MODEL-VARIANT[-PRECISION].so for each (full size, 1x3x16x112x112, the bench's seeds and
+random masks; VARIANT as for ``rt3d-bench``, PRECISION as for ``rt3d-compile``, default fp32).
+Build the "old" side at one commit (``git checkout REV --
 rt3d_mlir``), the "new" side at another, then time both in one interleaved run with
 ``bench/ab_time.py DIR``.
 """
@@ -23,14 +24,17 @@ from rt3d_mlir.models import build_model
 def main() -> None:
     tag, out = sys.argv[1], sys.argv[2]
     for spec in sys.argv[3:]:
-        model_name, variant_text = spec.split("@")
+        model_name, variant_text, *precision = spec.split("@")
         variant = Variant.parse(variant_text)
         torch.manual_seed(0)
         model = build_model(model_name).eval()
         x = torch.randn(1, 3, 16, 112, 112)
         pruned = sparse_variant(model, variant, seed=0)
-        path = os.path.join(out, f"{tag}-{model_name}-{variant_text.replace(':', '_')}.so")
-        compile_model(pruned, x, output=path, group_shape=variant.group_shape)
+        suffix = f"-{precision[0]}" if precision else ""
+        path = os.path.join(out, f"{tag}-{model_name}-{variant_text.replace(':', '_')}{suffix}.so")
+        compile_model(pruned, x, output=path, group_shape=variant.group_shape, **(
+            {"precision": precision[0]} if precision else {}
+        ))
         print("built", path, flush=True)
 
 
