@@ -15,9 +15,10 @@ def array_constant(array: np.ndarray) -> ir.Value:
     return arith.ConstantOp(attr.type, attr).result
 
 
-def f32_zero() -> ir.Value:
-    f32 = ir.F32Type.get()
-    return arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
+def float_zero(element: ir.Type | None = None) -> ir.Value:
+    """A zero of float type ``element`` (default f32)."""
+    element = element or ir.F32Type.get()
+    return arith.ConstantOp(element, ir.FloatAttr.get(element, 0.0)).result
 
 
 def zero_pad(
@@ -43,8 +44,7 @@ def zero_pad(
         blocked = ir.RankedTensorType.get(shape, x_type.element_type)
         return tensor.ExpandShapeOp(blocked, padded, groups, [], shape).result
     if zero is None:
-        element = x_type.element_type
-        zero = arith.ConstantOp(element, ir.FloatAttr.get(element, 0.0)).result
+        zero = float_zero(x_type.element_type)
     lows, highs = [0, 0, *low], [0, 0, *high]
     padded_shape = [size + lo + hi for size, lo, hi in zip(x_type.shape, lows, highs, strict=True)]
     pad = tensor.PadOp(

@@ -15,7 +15,7 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from rt3d_mlir.dialect import kgs_conv3d_operands, kgs_conv3d_params
 from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
-from rt3d_mlir.passes.builders import f32_zero, zero_pad
+from rt3d_mlir.passes.builders import float_zero, zero_pad
 from rt3d_mlir.passes.framework import Pass, register_pass
 from rt3d_mlir.sparsity import expand_masks
 
@@ -68,7 +68,7 @@ def _masked_weight(weight: ir.Value, params) -> ir.Value:
             *d[2:],
         ],
     )
-    zero = f32_zero()
+    zero = float_zero()
     return _elementwise_generic(
         weight.type,
         [weight, mask],
@@ -95,7 +95,7 @@ class LowerKgsToLinalg(Pass):
         params = kgs_conv3d_params(op)
         x, w, bias = kgs_conv3d_operands(op)
         result_type = ir.RankedTensorType(op.results[0].type)
-        zero = f32_zero()
+        zero = float_zero()
         x = zero_pad(x, params.padding_low, params.padding_high, zero)
         weight = _masked_weight(w, params)
         empty = tensor.EmptyOp(list(result_type.shape), result_type.element_type).result

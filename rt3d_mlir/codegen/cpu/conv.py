@@ -207,6 +207,8 @@ class _ConvKernel:
         self.bias_type = memref_type(geo.blocks * self.lanes, "f32")
         self.weights_type = memref_type(geo.weights, geo.weights_element)
         self.pairs = geo.weights_element == "i16"
+        # pairs as vdpbf16ps (its 512-bit form: 16 lanes), else widened to FMAs
+        self.native_dot = self.pairs and geo.native_bf16 and p.block_size == 16
         if (
             "bf16" in (geo.input_element, geo.output_element) or self.pairs
         ) and p.vector_dim != "filters":
@@ -565,7 +567,7 @@ class _ConvKernel:
         k, vec, lanes = self.k, self.vec, self.lanes
         _, sh, sw = self.p.strides
         w_p, m = self.geo.padded[2], self.in_position
-        native = self.geo.native_bf16 and lanes == 16
+        native = self.native_dot
         pair_vec, half_vec = f"vector<{2 * lanes}xbf16>", f"vector<{lanes}xbf16>"
         even = ", ".join(str(2 * i) for i in range(lanes))
         odd = ", ".join(str(2 * i + 1) for i in range(lanes))
@@ -907,5 +909,5 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         scratch_floats=lanes * lanes
         if p.vector_dim == "filters" and (p.output_layout == "plain" or emitter.amx) else 0,
         declarations=AMX_DECLARATIONS if emitter.amx
-        else [BF16_DOT_DECLARATION] if emitter.pairs and geo.native_bf16 and lanes == 16 else [],
+        else [BF16_DOT_DECLARATION] if emitter.native_dot else [],
     )

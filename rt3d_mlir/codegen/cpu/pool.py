@@ -55,7 +55,7 @@ BLOCKED_COLUMNS = 4  # output columns a blocked kernel reduces side by side (ind
 
 def pool_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
     if shape.blocked:
-        return _blocked_kernel_text(kernel, dispatch, shape, lanes, shape.element)
+        return _blocked_kernel_text(kernel, dispatch, shape, lanes)
     if shape.element != "f32":
         raise ValueError(f"a plain max pool computes in f32, not {shape.element}")
     n, c, d, h, w = shape.input
@@ -141,7 +141,7 @@ def _output_rows(k: KernelText, h_o: int, w_o: int, step: int, columns) -> None:
             columns(row, full, w_o - full)
 
 
-def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int, element: str) -> str:
+def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: int) -> str:
     n, blocks, d, h, w, block = shape.input
     _, _, d_o, h_o, w_o, _ = shape.output
     if block != lanes:
@@ -150,6 +150,7 @@ def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: in
     sd, sh, sw = shape.strides
     plane_o, row_o, first_o = shape.out_strides()
     vec = f"vector<{lanes}xf32>"
+    element = shape.element
     stored = f"vector<{lanes}x{element}>"  # bf16: widened on load, narrowed (exactly) on store
     in_type = memref_type(n * blocks * d * h * w * lanes, element)
     out_type = memref_type(n * blocks * shape.out_volume() * lanes, element)
