@@ -1,28 +1,30 @@
 """Executed AArch64 instructions per inference, counted under qemu with a plugin.
 
     .venv/bin/python bench/aarch64_insn_counts.py [--rate 2.6] [--groups 16x16,4x4]
-        [--input-size 16,112,112] [--width 1.0]
+        [--input-size 16,112,112] [--width 1.0] [--precisions fp32,fp16]
 
 Each C3D build (dense, and KGS at ``--rate`` FLOPs reduction with random
 masks for every group shape) is compiled with ``--target aarch64 --cpu
 cortex-a76`` and run by the project's AArch64 harness under
 ``qemu-aarch64`` with ``bench/qemu_insn_count.c`` loaded as a TCG plugin
 (built here with the host C compiler, ``$CC`` or ``cc``). The plugin counts
-every executed guest instruction, the NEON ``fmla`` among them, and the
+every executed guest instruction, the NEON ``fmla`` among them (single
+and, with ``--precisions fp16``, half precision: 8 products each), and the
 loads/stores. The harness runs the forward pass once and then twice on one
 thread; the difference of the two counts is one inference, with process
 start, ``dlopen`` and file I/O cancelled out.
 
 The static ``fmla`` count of ``bench/aarch64_fma_counts.py`` (derived from
-the packed tables and the schedule) is printed beside the measured one: the
-two must agree. The Cortex-A76 column is a lower bound for one core at
-2.84 GHz: the larger of fmla/2 (two 128-bit FMA pipes) and instructions/4
-(its 4-wide decode) cycles.
+the packed tables and the schedule of an fp32 build) is printed beside the
+measured one of fp32 builds: the two must agree. The Cortex-A76 column is a
+lower bound for one core at 2.84 GHz: the larger of (fmla + half fmla)/2
+(two 128-bit FMA pipes) and instructions/4 (its 4-wide decode) cycles.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import subprocess
@@ -92,7 +94,9 @@ def main() -> None:
     parser.add_argument("--input-size", default="16,112,112", help="frames,height,width")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--schedule", default="", help="rt3d-reorder-loops options for every conv")
+    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16, fp16")
     args = parser.parse_args()
+    precisions = args.precisions.split(",")
     size = [int(v) for v in args.input_size.split(",")]
     kwargs = {"width": args.width, "input_size": size}
     torch.manual_seed(0)
@@ -111,14 +115,15 @@ def main() -> None:
         f"AArch64 cortex-a76, 1 thread{schedule}\n"
     )
     print(
-        "| build | instructions / inference | fmla (measured) | fmla (static count) | measured / static | "
-        "loads+stores | vs dense (instructions) | A76 lower bound (ms, 1 core) |"
+        "| build | precision | instructions / inference | fmla (measured) | fmla (static count) | "
+        "measured / static | half fmla | loads+stores | vs dense fp32 (instructions) | "
+        "A76 lower bound (ms, 1 core) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     base = None
     with tempfile.TemporaryDirectory(prefix="rt3d-insn-") as tmp:
         plugin = build_plugin(tmp)
-        for label, model, group in builds:
+        for (label, model, group), precision in itertools.product(builds, precisions):
             artifact = os.path.join(tmp, "model.so")
             compile_model(
                 model,
@@ -128,14 +133,19 @@ def main() -> None:
                 cpu="cortex-a76",
                 group_shape=group,
                 schedule=args.schedule,
+                precision=precision,
             )
             counts = per_inference(plugin, artifact, x.numpy(), tmp)
-            conv, fc, _kept = fmla_counts(model, x, group, args.schedule)
             base = base or counts["instructions"]
-            cycles = max(counts["fmla"] / A76_FMLA_PER_CYCLE, counts["instructions"] / A76_DECODE_WIDTH)
+            fmla = counts["fmla"] + counts["fmla_h"]
+            cycles = max(fmla / A76_FMLA_PER_CYCLE, counts["instructions"] / A76_DECODE_WIDTH)
+            static = ratio = "-"
+            if precision == "fp32":
+                conv, fc, _kept = fmla_counts(model, x, group, args.schedule)
+                static, ratio = f"{(conv + fc) / 1e9:.3f} G", f"{counts['fmla'] / (conv + fc):.6f}"
             print(
-                f"| {label} | {counts['instructions'] / 1e9:.3f} G | {counts['fmla'] / 1e9:.3f} G | "
-                f"{(conv + fc) / 1e9:.3f} G | {counts['fmla'] / (conv + fc):.6f} | "
+                f"| {label} | {precision} | {counts['instructions'] / 1e9:.3f} G | "
+                f"{counts['fmla'] / 1e9:.3f} G | {static} | {ratio} | {counts['fmla_h'] / 1e9:.3f} G | "
                 f"{counts['memory'] / 1e9:.3f} G | "
                 f"{base / counts['instructions']:.2f}x | {cycles / (A76_GHZ * 1e9) * 1e3:.0f} |",
                 flush=True,

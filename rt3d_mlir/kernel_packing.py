@@ -251,14 +251,18 @@ def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
     return (block * lanes + lane) * plane + position
 
 
-# Reduced precision (``precision="bf16"``): activations of blocked components and the weights of the
-# convs that read them are bfloat16. A bf16 value is the upper half of an f32's bits; numpy has no
-# such type, so arrays of them are uint16 bit patterns (IR constants: i16).
+# Reduced precision (``precision="bf16"`` or ``"fp16"``): activations of blocked components and the
+# weights of the convs that read them are bfloat16 or IEEE half. A bf16 value is the upper half of an
+# f32's bits; numpy has no such type, so arrays of them are uint16 bit patterns (IR constants: i16);
+# halves are numpy float16 (IR: f16).
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+# the element type of the blocked activations in each precision (MLIR's names)
+ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+HALF_ELEMENTS = ("bf16", "f16")  # 16-bit activation elements (widened to f32 to compute)
 # the largest relative deviation (max |got - want| / max |want|) a build in each precision may have
 # from the float32 model; the tests and rt3d-demo enforce it (bench/RESULTS.md: measured deviations)
-MAX_RELATIVE_ERROR = {"fp32": 1e-4, "bf16": 2e-2}
+MAX_RELATIVE_ERROR = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 5e-3}
 
 
 def bf16_bits(values: np.ndarray) -> np.ndarray:

@@ -57,19 +57,30 @@ from rt3d_mlir.ir_matchers import int_attr, top_level_ops
 from rt3d_mlir.kernel_packing import PRECISIONS
 from rt3d_mlir.passes import check_pipeline, run_pipeline
 from rt3d_mlir.sparsity import format_group_shape
-from rt3d_mlir.targets import Target
+from rt3d_mlir.targets import Target, get_target
+
+
+def conv_vector_width(target: Target, precision: str = "fp32", native_f16: bool = False) -> int:
+    """The filters of a conv block and the channels of a blocked activation (0: the target's f32
+    lanes). fp16 computed in f16 takes a register's f16 lanes (8 on AArch64: one ``fmla`` of
+    8 halves adds a channel to 8 filters), so the f32 accumulators of a block take two registers."""
+    return 2 * target.f32_lanes if precision == "fp16" and native_f16 else 0
 
 
 def packing_pipeline(
-    group_shape: tuple[int, int] | None, target: str = "host", reference: bool = False
+    group_shape: tuple[int, int] | None, target: str = "host", reference: bool = False, vector_width: int = 0
 ) -> str:
     """Recognize kernel-group sparse convolutions and pack their kept weights into vector blocks
-    (``reference=True``: recognize only); what per-layer tuning (``tune``) sees."""
+    (``reference=True``: recognize only; ``vector_width``: filters per block, 0: the target's f32
+    lanes); what per-layer tuning (``tune``) sees."""
     option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
     steps = [f"rt3d-recognize-kgs{option}"]
     if not reference:
-        target_option = f"{{target={target}}}"
-        steps += [f"rt3d-vectorize-depthwise{target_option}", f"rt3d-pack-kernel-groups{target_option}"]
+        width = f" vector-width={vector_width}" if vector_width else ""
+        steps += [
+            f"rt3d-vectorize-depthwise{{target={target}}}",
+            f"rt3d-pack-kernel-groups{{target={target}{width}}}",
+        ]
     return ", ".join(steps)
 
 
@@ -80,24 +91,37 @@ def kernel_pipeline(
     precision: str = "fp32",
     native_bf16: bool = False,
     amx: bool = False,
+    native_f16: bool = False,
+    vector_width: int = 0,
 ) -> str:
     """Schedule the packed convolutions (``schedule``: rt3d-reorder-loops options overriding every
     conv's) and replace every op a generator takes by its vector kernel (``reference=True``: the
     dense masked linalg lowering instead); ``precision`` of the blocked activations (and the
     weights of the convs reading them), ``native_bf16``: the CPU has AVX-512 BF16 at a rate worth
-    using, ``amx``: it has AMX-BF16."""
-    target_option = f"{{target={target}}}"
+    using, ``amx``: it has AMX-BF16, ``native_f16``: it has f16 vector arithmetic worth using;
+    ``vector_width``: the packing's (:func:`conv_vector_width`)."""
+    width = f" vector-width={vector_width}" if vector_width else ""
+    target_option = f"{{target={target}{width}}}"
     steps = []
     if not reference:
+        lanes = ""
+        if vector_width:
+            # blocks wider than the target's f32 vectors: an accumulator takes several registers,
+            # and with f16 partial sums (a register each beside an accumulator's two) 8 of them
+            # leave room for the weights and the input (24 of AArch64's 32 registers)
+            machine = get_target(target)
+            registers = machine.vector_registers * machine.f32_lanes // vector_width
+            lanes = f"lanes={vector_width} registers={registers} accumulators=8 "
         steps += [
-            f"rt3d-reorder-loops{{target={target} {schedule}}}",
-            f"rt3d-propagate-layout{{target={target} precision={precision}}}",
+            f"rt3d-reorder-loops{{target={target} {lanes}{schedule}}}",
+            f"rt3d-propagate-layout{{target={target} precision={precision}{width}}}",
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
-            f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)}}}",
+            f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)} "
+            f"native-f16={int(native_f16)}{width}}}",
             f"rt3d-vectorize-matmul{{target={target} precision={precision}}}",
-            f"rt3d-vectorize-reduction{target_option}",
+            f"rt3d-vectorize-reduction{{target={target}}}",
             "rt3d-fuse-elementwise",
-            f"rt3d-vectorize-elementwise{target_option}",
+            f"rt3d-vectorize-elementwise{{target={target}}}",
             f"rt3d-vectorize-pad{target_option}",
         ]
     steps += ["rt3d-expand-exp", "rt3d-lower-kgs-to-linalg", "canonicalize", "cse"]
@@ -205,6 +229,13 @@ class Toolchain:
     def amx(self) -> bool:
         """The code may use AMX-BF16 tiles."""
         return self.target.name == "host" and {"amx_tile", "amx_bf16"} <= set(self.features)
+
+    @property
+    def native_f16(self) -> bool:
+        """The code may compute in f16: AArch64 with f16 vector arithmetic (``fmla`` on 8 halves,
+        twice the f32 rate). Not on x86: AVX-512 FP16 on 16 lanes (a block of 16 filters) does as
+        many products per instruction as f32 FMAs, so there f16 is widened."""
+        return self.target.name == "aarch64" and "asimdhp" in self.features
 
 
 def compile_jobs() -> int:
@@ -343,10 +374,12 @@ class CpuBuild(Build):
     def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
         options, target = self.options, self.toolchain.target.name
         self.function = function
-        packing = packing_pipeline(group_shape, target, options.reference_kernels)
+        toolchain = self.toolchain
+        width = conv_vector_width(toolchain.target, options.precision, toolchain.native_f16)
+        packing = packing_pipeline(group_shape, target, options.reference_kernels, width)
         kernels = kernel_pipeline(
             target, options.reference_kernels, options.schedule, options.precision,
-            self.toolchain.native_bf16, self.toolchain.amx,
+            toolchain.native_bf16, toolchain.amx, toolchain.native_f16, width,
         )
 
         def sparse(module: ir.Module) -> None:

@@ -38,7 +38,7 @@ class BuildOptions:
     keep_intermediates: str | None = None  # CPU targets: keep the IR and sources there
     tune: bool = False  # host: each conv's schedule measured on this machine (backend/tuning.py)
     tune_cache: str | None = None  # where measured schedules are kept (default: the user's cache)
-    precision: str = "fp32"  # CPU targets: of activations between convs and their weights (bf16)
+    precision: str = "fp32"  # CPU targets: of activations between convs and their weights (bf16, fp16)
 
 
 class Build(abc.ABC):

@@ -14,11 +14,11 @@ import numpy as np
 
 from rt3d_mlir.kernel_packing import bf16_bits, bf16_values
 
-_BIT_PATTERN = {"f32": (">f", np.float32), "f64": (">d", np.float64)}
+_BIT_PATTERN = {"f16": (">e", np.float16), "f32": (">f", np.float32), "f64": (">d", np.float64)}
 
 
 def float_literal(value: float, type_: str = "f32") -> str:
-    """``value`` rounded to ``type_`` (``f32``, ``f64`` or ``bf16``) as an MLIR float literal.
+    """``value`` rounded to ``type_`` (``f16``, ``f32``, ``f64`` or ``bf16``) as an MLIR float literal.
 
     Finite values print as the shortest decimal that reads back to the same
     ``type_`` value, always with a ``.``; infinities and NaN print as their
@@ -32,7 +32,8 @@ def float_literal(value: float, type_: str = "f32") -> str:
         pack, cast = _BIT_PATTERN[type_]
     except KeyError:
         raise ValueError(f"no float literal for type {type_}") from None
-    rounded = cast(value)
+    with np.errstate(over="ignore"):  # too large for type_: infinity
+        rounded = cast(value)
     if not math.isfinite(float(rounded)):
         return "0x" + struct.pack(pack, float(rounded)).hex().upper()
     magnitude = abs(float(rounded))

@@ -13,7 +13,8 @@ generates them) and nothing else, and carries an allocated section named
 to use, named as Linux's ``/proc/cpuinfo`` names them (x86 ``flags``,
 AArch64 ``Features``), so a loader can check them before running any code;
 ``precision`` is what the activations between convolutions and their
-weights are stored in (``fp32``, ``bf16``; absent in older records: fp32).
+weights are stored in (``fp32``, ``bf16``, ``fp16``; absent in older records:
+fp32).
 The section is read from the file (not through ``dlopen``).
 """
 

@@ -474,8 +474,9 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     for name, shape in zip(names, shapes, strict=True):
         if shape is None:
             return f"{name} must be a statically shaped ranked tensor"
+    activation = "f32|bf16|f16"
     problem = _element_problem(
-        names, [*operands, op.results[0]], ["f32|bf16", "f32|i16", "i32", "i32", "i32", "f32", "f32|bf16"]
+        names, [*operands, op.results[0]], [activation, "f32|i16|f16", "i32", "i32", "i32", "f32", activation]
     )
     if problem:
         return problem
@@ -483,15 +484,19 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
     layouts = (_layout(op, "input_layout"), _layout(op, "output_layout"))
     if None in layouts:
         return f"'input_layout' and 'output_layout' must be one of {', '.join(LAYOUTS)}"
-    # bf16 activations are those of the blocked layout; i16 weights are bf16 channel pairs
-    # (kernel_packing.bf16_pairs), read against a bf16 input
+    # 16-bit activations are those of the blocked layout; i16 weights are bf16 channel pairs
+    # (kernel_packing.bf16_pairs), read against a bf16 input; f16 weights are read against an f16 one
+    def element(value: ir.Value) -> str:
+        return str(ir.RankedTensorType(value.type).element_type)
+
     for kind, value, layout in (("input", operands[0], layouts[0]), ("result", op.results[0], layouts[1])):
-        if str(ir.RankedTensorType(value.type).element_type) == "bf16" and layout != "blocked":
-            return f"a bf16 {kind} must be in the blocked layout"
-    pairs = str(ir.RankedTensorType(operands[1].type).element_type) == "i16"
-    if pairs and (str(ir.RankedTensorType(operands[0].type).element_type) != "bf16"
-                  or (_i64_attr(op, "channel_unroll") or 1) % 2):
+        if element(value) != "f32" and layout != "blocked":
+            return f"a {element(value)} {kind} must be in the blocked layout"
+    pairs = element(operands[1]) == "i16"
+    if pairs and (element(operands[0]) != "bf16" or (_i64_attr(op, "channel_unroll") or 1) % 2):
         return "i16 weights (bf16 channel pairs) need a bf16 input and an even channel_unroll"
+    if element(operands[1]) == "f16" and element(operands[0]) != "f16":
+        return "f16 weights need an f16 input"
     for kind, layout in zip(("input", "result"), layouts, strict=True):
         if layout == "blocked":
             problem = _blocked_problem(op, kind, x_shape if kind == "input" else y_shape)

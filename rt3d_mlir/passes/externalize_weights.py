@@ -1,8 +1,8 @@
 """rt3d-externalize-weights: move large constant tensors out of the IR.
 
-Each non-splat ``arith.constant`` tensor of f32, i32 or i16 (packed weights, bf16 weight pairs and
-their index tables) with at least ``min-elements``
-elements becomes an external ``memref.global`` declaration (no initial
+Each non-splat ``arith.constant`` tensor of f32, f16, i32 or i16 (packed
+weights, bf16 weight pairs and their index tables) with at least
+``min-elements`` elements becomes an external ``memref.global`` declaration (no initial
 value) read through ``memref.get_global`` + ``bufferization.to_tensor``.
 Its bytes are appended, 64-byte aligned, to ``blob-file``, and the global
 records where: ``rt3d.blob_offset`` and ``rt3d.blob_size`` (bytes). The
@@ -44,6 +44,8 @@ def _blob_dtype(element: ir.Type) -> type | None:
         return np.int32
     if isinstance(element, ir.IntegerType) and element.width == 16:  # bf16 weight pairs' bits
         return np.int16
+    if isinstance(element, ir.F16Type):  # f16 weights
+        return np.float16
     return None
 
 

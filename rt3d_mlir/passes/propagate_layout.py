@@ -29,7 +29,9 @@ With ``precision=bf16`` a blocked component's activations are stored in
 bfloat16 (half the bytes; convs accumulate in f32 and round once when they
 store), and each conv reading one with even channel runs gets its weights
 as bf16 channel pairs (:func:`rt3d_mlir.kernel_packing.bf16_pairs`: a dot
-product of two channels per lane, ``rt3d-vectorize``); conversions back to
+product of two channels per lane, ``rt3d-vectorize``); with
+``precision=fp16`` they are IEEE halves and each conv reading one gets its
+weights in f16 (same layout); conversions back to
 the plain layout widen to f32, so the model's results stay f32; elementwise
 generics (residual adds) widen their operands and round their result.
 
@@ -51,6 +53,7 @@ from torch_mlir.dialects import arith, linalg, tensor
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.ir_matchers import constant_array, constant_attr, defining_op, ops_named
 from rt3d_mlir.kernel_packing import (
+    ACTIVATION_ELEMENT,
     PRECISIONS,
     bf16_pairs,
     blocked_offsets,
@@ -214,7 +217,7 @@ class PropagateLayout(Pass):
             conversions = self._conversions(values, members, lanes)
             if conversions is None:
                 continue
-            element = ir.BF16Type.get() if self.options.precision == "bf16" else ir.F32Type.get()
+            element = ir.Type.parse(ACTIVATION_ELEMENT[self.options.precision])
             self._block(values, conversions, lanes, element)
 
     def _conversions(self, values: list[ir.Value], members: dict, lanes: int) -> list | None:
@@ -279,6 +282,8 @@ class PropagateLayout(Pass):
             _read_blocked(user, shape, lanes)
             if isinstance(element, ir.BF16Type):
                 _pair_weights(user)
+            elif isinstance(element, ir.F16Type):
+                _half_weights(user)
 
 
 MAX_CONVERTED = 1 << 18  # elements: a value read plain as well is converted (scalar loops) only if this small
@@ -292,7 +297,7 @@ def _block_generic(op: ir.Operation, lanes: int, element: ir.Type) -> None:
     shape = blocked_shape(ir.RankedTensorType(init.results[0].type).shape, lanes)
     with ir.InsertionPoint(op), op.location:
         op.operands[-1] = tensor.EmptyOp(list(shape), element).result
-    if isinstance(element, ir.BF16Type):
+    if not isinstance(element, ir.F32Type):
         _narrow_body(op, element)
     identity = ir.AffineMapAttr.get(ir.AffineMap.get_identity(6))
     op.attributes["indexing_maps"] = ir.ArrayAttr.get([identity] * len(op.operands))
@@ -401,6 +406,17 @@ def _pair_weights(conv: ir.Operation) -> None:
     pairs = bf16_pairs(weights, params.channel_unroll, params.block_size).view(np.int16)
     with ir.InsertionPoint(conv), conv.location:
         attr = ir.DenseElementsAttr.get(pairs)
+        conv.operands[1] = arith.ConstantOp(attr.type, attr).result
+
+
+def _half_weights(conv: ir.Operation) -> None:
+    """Give a conv reading an f16 input its weights in f16, if they are constant (otherwise it
+    widens each input to f32)."""
+    weights = constant_array(conv.operands[1])
+    if weights is None:
+        return
+    with ir.InsertionPoint(conv), conv.location:
+        attr = ir.DenseElementsAttr.get(weights.astype(np.float16))
         conv.operands[1] = arith.ConstantOp(attr.type, attr).result
 
 

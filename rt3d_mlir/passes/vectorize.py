@@ -61,6 +61,9 @@ class VectorizeOptions(TargetOptions):
     # widened to f32 and FMAs (any target)
     native_bf16: bool = False
     amx: bool = False  # bf16 channel pairs as AMX tile products where the conv allows it
+    # f16 weights (rt3d-propagate-layout{precision=fp16}) as f16 FMAs summing each entry's channel
+    # run into the f32 accumulators (the target has f16 vector arithmetic); off: widened to f32
+    native_f16: bool = False
 
 
 @register_pass
@@ -123,6 +126,7 @@ class Vectorize(Pass):
             weights_element=str(ir.RankedTensorType(op.operands[1].type).element_type),
             native_bf16=self.options.native_bf16,
             amx=self.options.amx,
+            native_f16=self.options.native_f16,
         )
         if amx_applies(geo, params):  # AMX register tiles: rows of 16-position tiles
             params = replace(params, tile_sizes=amx_tile_sizes(y_shape[3], y_shape[4]), block_group=1)

@@ -1,8 +1,8 @@
 """rt3d-vectorize-elementwise: vector kernels for elementwise ``linalg.generic`` ops.
 
 Matches generics whose iterators are all parallel over static f32 tensors
-(or bf16 ones, whose body widens them with ``arith.extf`` and narrows its
-result with ``arith.truncf``: ``rt3d-propagate-layout{precision=bf16}``)
+(or bf16 / f16 ones, whose body widens them with ``arith.extf`` and narrows its
+result with ``arith.truncf``: ``rt3d-propagate-layout{precision=bf16|fp16}``)
 and whose indexing maps are identities, or for inputs a broadcast over the
 trailing dimensions (``(d0, d1, 0, 0, 0)``: a squeeze-excitation gate
 multiplying every channel; residual adds, ReLU after an add, scaling,
@@ -13,7 +13,7 @@ whole vectors, and the last one a masked tail.
 
 Supported body ops: ``arith.addf/subf/mulf/divf/maximumf/minimumf/negf``,
 ``math.exp``, ``arith.cmpf``, ``arith.select``, ``arith.extf`` and ``arith.truncf``
-(between bf16 and f32). Anything else is left
+(between bf16 or f16 and f32). Anything else is left
 for the default lowering.
 """
 
@@ -31,6 +31,7 @@ from rt3d_mlir.ir_matchers import (
     ops_named,
     static_size,
 )
+from rt3d_mlir.kernel_packing import HALF_ELEMENTS
 from rt3d_mlir.passes.framework import (
     Pass,
     PassFailure,
@@ -59,9 +60,9 @@ class VectorizeElementwiseOptions(TargetOptions):
 
 
 def _static_f32(value: ir.Value) -> tuple[int, ...] | None:
-    """The static shape of an f32 (or bf16) tensor, or None."""
+    """The static shape of an f32 (or bf16 / f16) tensor, or None."""
     t = ir.RankedTensorType(value.type) if isinstance(value.type, ir.RankedTensorType) else None
-    if t is None or not t.has_static_shape or str(t.element_type) not in ("f32", "bf16"):
+    if t is None or not t.has_static_shape or str(t.element_type) not in ("f32", *HALF_ELEMENTS):
         return None
     return tuple(t.shape)
 
@@ -109,7 +110,7 @@ def elementwise_inner(op: ir.Operation) -> list[int] | None:
         if inner_op.name in (*BINARY, *UNARY) and str(inner_op.results[0].type) != "f32":
             return None  # arithmetic in f32 only
         widths = {str(inner_op.operands[0].type), str(inner_op.results[0].type)}
-        if inner_op.name in CONVERSIONS and widths != {"f32", "bf16"}:
+        if inner_op.name in CONVERSIONS and (len(widths) != 2 or not widths <= {"f32", *HALF_ELEMENTS}):
             return None
         for operand in inner_op.operands:
             if operand in known:

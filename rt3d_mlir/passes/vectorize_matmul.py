@@ -40,7 +40,7 @@ from rt3d_mlir.passes.kernel_calls import (
 @dataclass
 class VectorizeMatmulOptions(TargetOptions):
     unroll: int = 4
-    precision: str = "fp32"  # of the packed weights (bf16: half the bytes streamed)
+    precision: str = "fp32"  # of the packed weights (bf16, fp16: half the bytes streamed)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,16 +93,20 @@ class VectorizeMatmul(Pass):
             return
         m, k_dim = a_type.shape
         n = weight.shape[0]
-        bf16 = self.options.precision == "bf16"
+        precision = self.options.precision
         text = matmul_kernel_text(
             KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, m, k_dim, n, lanes, self.options.unroll,
-            "i16" if bf16 else "f32",
+            {"bf16": "i16", "fp16": "f16"}.get(precision, "f32"),
         )
         dispatch = add_kernel(module, "matmul", text)
 
         def inputs() -> list[ir.Value]:
             packed = pack_matmul_weights(weight.astype(np.float32), lanes)
-            attr = ir.DenseElementsAttr.get(bf16_bits(packed).view(np.int16) if bf16 else packed)
+            if precision == "bf16":
+                packed = bf16_bits(packed).view(np.int16)
+            elif precision == "fp16":
+                packed = packed.astype(np.float16)
+            attr = ir.DenseElementsAttr.get(packed)
             return [a, arith.ConstantOp(attr.type, attr).result]
 
         replace_with_kernel_call(op, dispatch, inputs)

@@ -21,6 +21,7 @@ from rt3d_mlir.ir_matchers import (
     ops_named,
     static_size,
 )
+from rt3d_mlir.kernel_packing import HALF_ELEMENTS
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass, require_count
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
@@ -41,12 +42,12 @@ class VectorizePadOptions(TargetOptions):
 
 
 def pad_value(op: ir.Operation) -> float | None:
-    """The constant a static 5-D f32 (or bf16) ``tensor.pad`` pads with, or None."""
+    """The constant a static 5-D f32 (or bf16 / f16) ``tensor.pad`` pads with, or None."""
     if op.name != "tensor.pad" or len(op.operands) != 1:
         return None
     for value in (op.operands[0], op.results[0]):
         t = ir.RankedTensorType(value.type)
-        if t.rank != 5 or not t.has_static_shape or str(t.element_type) not in ("f32", "bf16"):
+        if t.rank != 5 or not t.has_static_shape or str(t.element_type) not in ("f32", *HALF_ELEMENTS):
             return None
     return pad_constant(op)
 

@@ -41,7 +41,7 @@ from rt3d_mlir.ir_matchers import (
     ops_named,
     single_use,
 )
-from rt3d_mlir.kernel_packing import plain_shape
+from rt3d_mlir.kernel_packing import HALF_ELEMENTS, plain_shape
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
@@ -109,8 +109,10 @@ def match_max_pool(op: ir.Operation) -> PoolShape | None:
     if not all(t.has_static_shape for t in types):
         return None
     element = str(types[0].element_type)
-    # f32, or bf16 activations of the blocked layout (rt3d-propagate-layout{precision=bf16})
-    if str(types[2].element_type) != element or element not in ("f32", "bf16" if rank == 6 else "f32"):
+    # f32, or 16-bit activations of the blocked layout (rt3d-propagate-layout{precision=bf16|fp16})
+    if str(types[2].element_type) != element or (
+        element != "f32" and (rank != 6 or element not in HALF_ELEMENTS)
+    ):
         return None
     shapes = [tuple(t.shape) for t in types]
     window = shapes[1]

@@ -55,8 +55,9 @@ def build_parser() -> ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="CPU targets: bf16 stores the activations between convolutions in bfloat16 and computes "
-        "those convolutions from bf16 weights, accumulating in f32 (default: fp32)",
+        help="CPU targets: bf16 (fp16) stores the activations between convolutions in bfloat16 "
+        "(IEEE half) and computes those convolutions from bf16 (fp16) weights, accumulating in f32; "
+        "fp16 on AArch64 sums each block of channels in f16 (default: fp32)",
     )
     parser.add_argument(
         "--reference-kernels",

@@ -50,7 +50,7 @@ def build_parser() -> ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="compile in this precision (rt3d-compile --precision; bf16 is compared with fp32 too)",
+        help="compile in this precision (rt3d-compile --precision; bf16 or fp16 is compared with fp32 too)",
     )
     parser.add_argument("--restart", action="store_true", help="prune again even if a result exists")
     return parser

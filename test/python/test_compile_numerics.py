@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -461,48 +463,74 @@ def test_plain_max_pools_write_the_padded_input_of_the_next_conv(target, channel
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
 
 
-BF16_REL_TOL = MAX_RELATIVE_ERROR["bf16"]  # bf16 activations and weights against the f32 model
+HALF_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# native f16 (AArch64 +fullfp16) sums each entry's run of up to 8 channels in f16 before adding it to
+# the f32 accumulators: against the reference that rounds only what is stored (measured 8e-4)
+F16_SUMS_REL_TOL = 2e-3
 
 
-def _bf16(t: torch.Tensor) -> torch.Tensor:
-    """``t`` rounded to bfloat16 (to nearest even), as float32."""
-    return t.to(torch.bfloat16).to(torch.float32)
+def _rounded(t: torch.Tensor, precision: str) -> torch.Tensor:
+    """``t`` rounded to ``precision``'s 16-bit type (to nearest even), as float32."""
+    return t.to(HALF_TYPES[precision]).to(torch.float32)
 
 
+def _ulps_apart(got: np.ndarray, want: np.ndarray, precision: str) -> float:
+    """The largest difference of ``got`` from ``want`` (both rounded to ``precision``'s 16-bit type)
+    in units in the last place of ``want``, beyond f32 noise (REL_TOL of the largest value): a sum
+    that differs in its last f32 bits may round to the neighbouring 16-bit value."""
+    mantissa = {"bf16": 7, "fp16": 10}[precision]
+    magnitude = np.maximum(np.abs(want), np.finfo(np.float32).tiny)
+    ulp = 2.0 ** (np.floor(np.log2(magnitude)) - mantissa)
+    excess = np.maximum(np.abs(got - want) - REL_TOL * np.abs(want).max(), 0.0)
+    return float((excess / ulp).max())
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("target", ["host", "aarch64"])
-def test_bf16_activations_compute_what_a_bf16_rounded_reference_does(target, tmp_path):
+def test_16bit_activations_compute_what_a_rounded_reference_does(target, precision, tmp_path):
     model = BlockedPools().eval()
     x = torch.randn(1, 3, 4, 10, 22)
     path = tmp_path / f"m.{target}"
-    got = compile_and_run(model, x, path, target=target, precision="bf16")
-    # the reference rounds what the build stores in bf16: the blocked activations read by the
+    got = compile_and_run(model, x, path, target=target, precision=precision)
+    # the reference rounds what the build stores in 16 bits: the blocked activations read by the
     # convs b and c (a's pooled output, b's) and those convs' weights; a reads the f32 input with
-    # f32 weights, c's result (read by no conv) stays f32; accumulation is f32 throughout
+    # f32 weights, c's result (read by no conv) stays f32; accumulation is f32 throughout (native
+    # f16 on AArch64: f16 sums of each entry's channels, F16_SUMS_REL_TOL)
+    def r(t: torch.Tensor) -> torch.Tensor:
+        return _rounded(t, precision)
+
     with torch.no_grad():
-        y = _bf16(F.max_pool3d(torch.relu(model.a(x)), (1, 2, 2)))
-        y = _bf16(F.max_pool3d(torch.relu(F.conv3d(y, _bf16(model.b.weight), model.b.bias, padding=1)), 2))
-        want = F.max_pool3d(F.conv3d(y, _bf16(model.c.weight), model.c.bias), 2, padding=(0, 1, 1))
-    assert relative_error(got, want.numpy()) <= REL_TOL
-    assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL
+        y = r(F.max_pool3d(torch.relu(model.a(x)), (1, 2, 2)))
+        y = r(F.max_pool3d(torch.relu(F.conv3d(y, r(model.b.weight), model.b.bias, padding=1)), 2))
+        want = F.max_pool3d(F.conv3d(y, r(model.c.weight), model.c.bias), 2, padding=(0, 1, 1))
+    native_f16 = target == "aarch64" and precision == "fp16"
+    assert relative_error(got, want.numpy()) <= (F16_SUMS_REL_TOL if native_f16 else REL_TOL)
+    assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR[precision]
     from rt3d_mlir.runtime.shared_object import verify_artifact
 
-    assert verify_artifact(str(path)).precision == "bf16"
+    assert verify_artifact(str(path)).precision == precision
 
 
-def test_bf16_residual_adds_widen_and_round_once(tmp_path):
-    # BlockedChain: every activation between its convs is bf16, d's output too, which e and the
-    # residual add read; the add computes in f32 from the two bf16 values and rounds its result
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_16bit_residual_adds_widen_and_round_once(precision, tmp_path):
+    # BlockedChain: every activation between its convs is 16-bit, d's output too, which e and the
+    # residual add read; the add computes in f32 from the two 16-bit values and rounds its result
     # (the model's output, widened back to f32 as it leaves the blocked layout)
     model, x = BlockedChain().eval(), torch.randn(1, 3, 4, 6, 9)
-    got = compile_and_run(model, x, tmp_path / "m.so", precision="bf16")
+    got = compile_and_run(model, x, tmp_path / "m.so", precision=precision)
+
+    def r(t: torch.Tensor) -> torch.Tensor:
+        return _rounded(t, precision)
+
     with torch.no_grad():
-        y = _bf16(torch.relu(model.a(x)))
-        y = _bf16(torch.relu(F.conv3d(y, _bf16(model.b.weight), model.b.bias, padding=(0, 1, 1))))
-        y = _bf16(torch.relu(F.conv3d(y, _bf16(model.c.weight), model.c.bias, padding=(1, 0, 0))))
-        y = _bf16(F.conv3d(y, _bf16(model.d.weight), model.d.bias))
-        want = _bf16(_bf16(F.conv3d(y, _bf16(model.e.weight), model.e.bias, padding=1)) + y)
-    assert relative_error(got, want.numpy()) <= REL_TOL
-    assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL
+        y = r(torch.relu(model.a(x)))
+        y = r(torch.relu(F.conv3d(y, r(model.b.weight), model.b.bias, padding=(0, 1, 1))))
+        y = r(torch.relu(F.conv3d(y, r(model.c.weight), model.c.bias, padding=(1, 0, 0))))
+        y = r(F.conv3d(y, r(model.d.weight), model.d.bias))
+        want = r(r(F.conv3d(y, r(model.e.weight), model.e.bias, padding=1)) + y)
+    # the result is rounded twice (e's output, the sum): at most one unit in the last place each
+    assert _ulps_apart(got, want.numpy(), precision) <= 2
+    assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR[precision]
 
 
 def test_bf16_convs_use_the_fastest_instructions_this_cpu_has(tmp_path):
@@ -524,6 +552,23 @@ def test_bf16_convs_use_the_fastest_instructions_this_cpu_has(tmp_path):
         assert not amx and not dot
 
 
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+def test_fp16_convs_compute_in_f16_where_the_target_has_it(target, tmp_path):
+    # AArch64 (cortex-a76: +fullfp16): blocks of 8 filters, each entry's channels summed by f16
+    # FMAs on 8 halves (one fmla.8h per channel and position); the host widens f16 to f32 FMAs
+    model, x = BlockedPools().eval(), torch.randn(1, 3, 4, 10, 22)
+    ir_dir = tmp_path / "ir"
+    output, keep = tmp_path / f"m.{target}", str(ir_dir)
+    compile_model(model, x, output=output, target=target, precision="fp16", keep_intermediates=keep)
+    llvm_ir = (ir_dir / "model.ll").read_text()
+    products = r"fmul (?:contract )?<(\d+) x half>|@llvm\.(?:fma|fmuladd)\.v(\d+)f16"
+    half_products = re.findall(products, llvm_ir)
+    if target == "aarch64":
+        assert half_products and all("8" in widths for widths in half_products)
+    else:
+        assert not half_products
+
+
 class ConvLinear(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -534,11 +579,13 @@ class ConvLinear(nn.Module):
         return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 
-def test_bf16_fully_connected_weights_are_rounded_once(tmp_path):
-    # the FC layer streams bf16 weights (half the bytes) and computes in f32 from the f32 input
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_16bit_fully_connected_weights_are_rounded_once(precision, tmp_path):
+    # the FC layer streams 16-bit weights (half the bytes) and computes in f32 from the f32 input
     model, x = ConvLinear().eval(), torch.randn(1, 3, 2, 4, 4)
-    got = compile_and_run(model, x, tmp_path / "m.so", precision="bf16")
+    got = compile_and_run(model, x, tmp_path / "m.so", precision=precision)
     with torch.no_grad():
-        want = F.linear(torch.relu(model.conv(x)).flatten(1), _bf16(model.fc.weight), model.fc.bias)
+        weight = _rounded(model.fc.weight, precision)
+        want = F.linear(torch.relu(model.conv(x)).flatten(1), weight, model.fc.bias)
     assert relative_error(got, want.numpy()) <= REL_TOL
-    assert relative_error(got, torch_output(model, x)) <= BF16_REL_TOL
+    assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR[precision]

@@ -49,7 +49,15 @@ with i16 weights (bf16 channel pairs, :func:`rt3d_mlir.kernel_packing.bf16_pairs
 adds two channels per lane with one ``vdpbf16ps`` per accumulator and pair,
 the pair broadcast as one 32-bit word (``native_bf16``; otherwise the pair's
 weights are split, widened, and each channel gets an FMA), and a bf16 input
-with f32 weights (odd channel runs) is widened element by element.
+with f32 weights (odd channel runs) is widened element by element. With f16
+activations (``precision=fp16``) the weights are f16 in the same layout;
+where the target computes in f16 (``native_f16``: AArch64 +fullfp16, blocks
+of 8 filters in one register) each entry's run of channels is summed by f16
+FMAs (the first a product) into a partial sum per accumulator, widened and
+added to the f32 accumulator once per entry: half the FMA instructions of
+f32, with f16 rounding over at most one block of channels (f16 sums over a
+whole 3x3x3x64 reduction deviate by ~1e-2, per-entry ones by ~1e-3);
+elsewhere the weights and inputs are widened to f32 FMAs.
 
 The input is zero-padded once (``tensor.pad``) before the call, unless the
 conv before it wrote its output straight into that padded buffer
@@ -127,13 +135,17 @@ class ConvGeometry:
     # the (rows, columns) window and stride of a max pool computed in the epilogue (1, 1: none): the
     # output buffer holds the pooled plane (out_padded: its padded shape)
     pool: tuple[int, int] = (1, 1)
-    # element types: of the input and the output (f32, or bf16 in the blocked layout), and of the
-    # weights (f32, or i16: bf16 channel pairs, kernel_packing.bf16_pairs, for a bf16 input)
+    # element types: of the input and the output (f32, or bf16 / f16 in the blocked layout), and of
+    # the weights (f32; i16: bf16 channel pairs, kernel_packing.bf16_pairs, for a bf16 input; f16 for
+    # an f16 input)
     input_element: str = "f32"
     output_element: str = "f32"
     weights_element: str = "f32"
     # bf16 channel pairs as AVX-512 BF16 dot products (16 lanes); otherwise widened to f32 and FMAs
     native_bf16: bool = False
+    # f16 weights and input as f16 FMAs summing each entry's channel run (the target has f16 vector
+    # arithmetic: AArch64 +fullfp16), added to the f32 accumulators; otherwise widened to f32 FMAs
+    native_f16: bool = False
     # bf16 channel pairs as AMX tile products (16 lanes, no pool in the epilogue): see amx_tile
     amx: bool = False
 
@@ -210,13 +222,19 @@ class _ConvKernel:
         # pairs as vdpbf16ps (its 512-bit form: 16 lanes), else widened to FMAs
         self.native_dot = self.pairs and geo.native_bf16 and p.block_size == 16
         if (
-            "bf16" in (geo.input_element, geo.output_element) or self.pairs
+            geo.input_element != "f32" or geo.output_element != "f32" or geo.weights_element != "f32"
         ) and p.vector_dim != "filters":
-            raise ValueError("bf16 activations need a \"filters\" kernel")
-        if geo.output_element == "bf16" and p.output_layout != "blocked":
-            raise ValueError("a bf16 output needs the blocked layout")
+            raise ValueError("16-bit activations need a \"filters\" kernel")
+        if geo.output_element != "f32" and p.output_layout != "blocked":
+            raise ValueError(f"a {geo.output_element} output needs the blocked layout")
         if self.pairs and (geo.input_element != "bf16" or not blocked_in or p.channel_unroll % 2):
             raise ValueError("bf16 weight pairs need a blocked bf16 input and even channel runs")
+        self.halves = geo.weights_element == "f16"
+        if self.halves and geo.input_element != "f16":
+            raise ValueError("f16 weights need an f16 input")
+        # f16 partial sums of each entry's run (one rounding per product and add, a run at most a
+        # block of channels), else f16 weights widened
+        self.native_half = self.halves and geo.native_f16
         self.zero = self.k.vconst(0.0, self.vlanes, "f32")
         self.amx = amx_applies(geo, p)
         if self.amx and (p.block_group or 1) != 1:
@@ -446,19 +464,32 @@ class _ConvKernel:
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
             if self.pairs:
                 return self.pair_body(at, weight_at, current, shifts, rows, cols)
+            # f16 partial sums of the run (native f16), added to the f32 accumulators after it
+            sums: list[str | None] = [None] * len(current) if self.native_half else current
+            scalar = "f16" if self.native_half else "f32"
+            vec_u = f"vector<{self.vlanes}x{scalar}>"
             for u in range(self.unroll):
                 weights = []
                 for j in range(len(blocks)):
                     shift = (shifts[j - 1], 1) if j else (0, 0)
                     w_index = k.index((weight_at, 1), shift, (u * self.lanes, 1))
-                    weights.append(k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {vec}"))
+                    weights.append(self.weight_vector(w_index))
                 for i in range(rows):
                     for c in range(cols):
                         step = self.run_channel(u) + (i * sh * w_p + c * sw) * m
-                        xs = k.op(f"vector.broadcast {self.input_scalar(at, step)} : f32 to {vec}")
+                        x = self.input_scalar(at, step, widen=not self.native_half)
+                        xs = k.op(f"vector.broadcast {x} : {scalar} to {vec_u}")
                         for j, w in enumerate(weights):
                             slot = j * positions + i * cols + c
-                            current[slot] = k.op(f"vector.fma {xs}, {w}, {current[slot]} : {vec}")
+                            partial = sums[slot]
+                            sums[slot] = k.op(
+                                f"arith.mulf {xs}, {w} : {vec_u}" if partial is None
+                                else f"vector.fma {xs}, {w}, {partial} : {vec_u}"
+                            )
+            if self.native_half:
+                for slot, partial in enumerate(sums):
+                    wide = k.op(f"arith.extf {partial} : {vec_u} to {vec}")
+                    current[slot] = k.op(f"arith.addf {current[slot]}, {wide} : {vec}")
             return current
 
         inits = [b.bias for b in blocks for _ in range(positions)]
@@ -549,11 +580,20 @@ class _ConvKernel:
             f"{k.const(stride, 'i64')}) : (i16, i16, !llvm.ptr, i64) -> {AMX}"
         )
 
-    def input_scalar(self, at: str, step: int) -> str:
-        """The input element ``step`` past ``at`` as an f32 scalar."""
-        k = self.k
+    def input_scalar(self, at: str, step: int, widen: bool = True) -> str:
+        """The input element ``step`` past ``at`` (a 16-bit one widened to f32 if ``widen``)."""
+        k, element = self.k, self.geo.input_element
         x = k.op(f"memref.load %input[{k.index((at, 1), (step, 1))}] : {self.input_type}")
-        return k.op(f"arith.extf {x} : bf16 to f32") if self.geo.input_element == "bf16" else x
+        return k.op(f"arith.extf {x} : {element} to f32") if widen and element != "f32" else x
+
+    def weight_vector(self, at: str) -> str:
+        """The block's ``B`` weights of one channel at ``at``: f32 (f16 weights widened unless
+        they are computed in f16)."""
+        k, element = self.k, self.geo.weights_element
+        w = k.op(f"vector.load %weights[{at}] : {self.weights_type}, vector<{self.vlanes}x{element}>")
+        if element == "f16" and not self.native_half:
+            return k.op(f"arith.extf {w} : vector<{self.vlanes}xf16> to {self.vec}")
+        return w
 
     def pair_body(
         self, at: str, weight_at: str, current: list[str], shifts: list[str], rows: int, cols: int
@@ -651,8 +691,8 @@ class _ConvKernel:
         channel = k.op(f"memref.load %out_channels[{b.lane0}] : {self.table_type}")
         channel = k.op(f"arith.index_cast {channel} : i32 to index")
         corner = k.index((self.out_base, 1), (channel, self.plane), (h0, self.row * m), (w0, m))
-        narrow = self.geo.output_element == "bf16"
-        stored = f"vector<{self.vlanes}xbf16>" if narrow else self.vec
+        narrow = self.geo.output_element != "f32"
+        stored = f"vector<{self.vlanes}x{self.geo.output_element}>"
         for i, row in enumerate(values):
             for c, value in enumerate(row):
                 at = k.index((corner, 1), ((i * self.row + c) * m, 1))

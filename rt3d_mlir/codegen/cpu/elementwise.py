@@ -7,7 +7,7 @@ a masked tail. An input broadcast over the trailing dimensions (a
 squeeze-excitation gate of shape ``N x C x 1 x 1 x 1``) is read at
 ``flat index // inner``: one splat per vector where ``inner`` is a multiple
 of the vector length, else a gather. Operands and the result may be bf16
-(the body widens and narrows them: ``arith.extf``, ``arith.truncf``).
+or f16 (the body widens and narrows them: ``arith.extf``, ``arith.truncf``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rt3d_mlir.ir_matchers import constant_attr, generic_body
 
 BINARY = ("arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf")
 UNARY = ("arith.negf", "math.exp")  # math.exp: expanded to arithmetic later (rt3d-expand-exp)
-CONVERSIONS = ("arith.extf", "arith.truncf")  # bf16 operands widened, a bf16 result narrowed
+CONVERSIONS = ("arith.extf", "arith.truncf")  # 16-bit operands widened, a 16-bit result narrowed
 
 
 CMPF_PREDICATES = {

@@ -5,8 +5,8 @@ reading the weights, so the kernel streams them once, in the order it uses
 them: packed ``[N/B][K][B]`` (``B`` = vector lanes, ``N`` padded with zero
 columns), one task per block of ``B`` outputs and row of ``A``, with
 ``unroll`` independent accumulators over ``K`` to hide FMA latency.
-With bf16 weights (``precision=bf16``: the same order, half the bytes
-streamed) each weight vector is widened to f32 as it is loaded; the input
+With bf16 or f16 weights (``precision=bf16|fp16``: the same order, half the
+bytes streamed) each weight vector is widened to f32 as it is loaded; the input
 and the accumulators stay f32.
 """
 
@@ -31,7 +31,7 @@ def matmul_kernel_text(
     kernel: str, dispatch: str, m: int, k_dim: int, n: int, lanes: int, unroll: int,
     weights_element: str = "f32",
 ) -> str:
-    """The kernel; ``weights_element``: f32, or i16 (bf16 bit patterns of the packed weights)."""
+    """The kernel; ``weights_element``: f32, i16 (bf16 bit patterns of the packed weights) or f16."""
     blocks = -(-n // lanes)
     vec = f"vector<{lanes}xf32>"
     kt = KernelText()
@@ -47,9 +47,11 @@ def matmul_kernel_text(
     def load_weights(at: str) -> str:
         if weights_element == "f32":
             return kt.op(f"vector.load %w[{at}] : {w_type}, {vec}")
-        bits = kt.op(f"vector.load %w[{at}] : {w_type}, vector<{lanes}xi16>")
-        narrow = kt.op(f"vector.bitcast {bits} : vector<{lanes}xi16> to vector<{lanes}xbf16>")
-        return kt.op(f"arith.extf {narrow} : vector<{lanes}xbf16> to {vec}")
+        narrow = kt.op(f"vector.load %w[{at}] : {w_type}, vector<{lanes}x{weights_element}>")
+        if weights_element == "i16":
+            narrow = kt.op(f"vector.bitcast {narrow} : vector<{lanes}xi16> to vector<{lanes}xbf16>")
+        half = "bf16" if weights_element == "i16" else weights_element
+        return kt.op(f"arith.extf {narrow} : vector<{lanes}x{half}> to {vec}")
 
     unroll = max(1, min(unroll, k_dim))
     full = (k_dim // unroll) * unroll

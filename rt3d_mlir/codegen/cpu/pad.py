@@ -27,7 +27,7 @@ def pad_kernel_text(
 ) -> str:
     """The pad kernel; with ``interior=False`` it only fills the padding of the output (its one
     argument), whose interior another kernel writes (a convolution writing into its consumer's
-    padded input). ``element``: the activation's element type (f32 or bf16: values are copied)."""
+    padded input). ``element``: the activation's element type (f32, bf16 or f16: values are copied)."""
     n, c, d, h, w = in_shape
     _, _, d_p, h_p, w_p = out_shape
     in_type = memref_type(n * c * d * h * w, element)

@@ -37,7 +37,7 @@ class PoolShape:
     # input of the conv after the pool, whose padding another kernel fills)
     out_padded: tuple[int, int, int] | None = None
     out_low: tuple[int, int, int] = (0, 0, 0)
-    element: str = "f32"  # of input and output: f32, or (blocked) bf16
+    element: str = "f32"  # of input and output: f32, or (blocked) bf16 / f16
 
     def out_strides(self) -> tuple[int, int, int]:
         """Elements (positions, for a blocked output) between output planes, rows and the first
@@ -151,7 +151,7 @@ def _blocked_kernel_text(kernel: str, dispatch: str, shape: PoolShape, lanes: in
     plane_o, row_o, first_o = shape.out_strides()
     vec = f"vector<{lanes}xf32>"
     element = shape.element
-    stored = f"vector<{lanes}x{element}>"  # bf16: widened on load, narrowed (exactly) on store
+    stored = f"vector<{lanes}x{element}>"  # bf16 / f16: widened on load, narrowed (exactly) on store
     in_type = memref_type(n * blocks * d * h * w * lanes, element)
     out_type = memref_type(n * blocks * shape.out_volume() * lanes, element)
     k = KernelText()

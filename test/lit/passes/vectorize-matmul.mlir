@@ -1,5 +1,6 @@
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize-matmul{vector-width=2 unroll=2}, canonicalize, cse)' | FileCheck %s
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize-matmul{vector-width=2 unroll=2 precision=bf16}, canonicalize, cse)' | FileCheck %s --check-prefix=BF16
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-vectorize-matmul{vector-width=2 unroll=2 precision=fp16}, canonicalize, cse)' | FileCheck %s --check-prefix=FP16
 
 // nn.Linear as torch-mlir emits it: matmul with a transposed constant and
 // a zero init. The weight is transposed at compile time into [N/2][K][2]
@@ -31,6 +32,13 @@
 // BF16: vector.bitcast %{{.*}} : vector<2xi16> to vector<2xbf16>
 // BF16: arith.extf %{{.*}} : vector<2xbf16> to vector<2xf32>
 // BF16: vector.fma %{{.*}} : vector<2xf32>
+// precision=fp16: the same packed order in IEEE half, widened as loaded.
+// FP16-LABEL: func.func @linear
+// FP16: arith.constant dense<[1.000000e+00, 6.000000e+00, 2.000000e+00, {{.*}}]> : tensor<20xf16>
+// FP16-LABEL: func.func @rt3d_matmul_kernel_0
+// FP16: vector.load %{{.*}} : memref<20xf16>, vector<2xf16>
+// FP16: arith.extf %{{.*}} : vector<2xf16> to vector<2xf32>
+// FP16: vector.fma %{{.*}} : vector<2xf32>
 func.func @linear(%x: tensor<1x5xf32>) -> tensor<1x3xf32> {
   %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0], [11.0, 12.0, 13.0, 14.0, 15.0]]> : tensor<3x5xf32>
   %zero = arith.constant 0.0 : f32
