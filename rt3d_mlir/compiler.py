@@ -114,12 +114,13 @@ def compile_model(
     fastest (``tune_cache``: the cache file, default
     ``$XDG_CACHE_HOME/rt3d-mlir/schedules.json``); ``schedule`` still
     overrides what it chose.
-    ``precision`` (CPU targets): ``"bf16"`` stores the activations between
+    ``precision``: ``"bf16"`` (CPU targets) stores the activations between
     convolutions in bfloat16 and computes those convolutions from bf16
     weights with f32 accumulators (AMX or AVX-512 BF16 dot products where
     the CPU has them); ``"fp16"`` does the same in IEEE half (on AArch64
     with f16 arithmetic: blocks of 8 filters, each entry's channels summed
-    by f16 FMAs into f32 accumulators; elsewhere widened to f32 FMAs);
+    by f16 FMAs into f32 accumulators; elsewhere widened to f32 FMAs; on
+    spirv the buffers between convs are f16 and each entry is summed in f16);
     inputs, outputs and other layers stay float32.
     ``trust_pickle`` allows model files whose loading runs code from the
     file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``

@@ -233,8 +233,8 @@ class Toolchain:
     @property
     def native_f16(self) -> bool:
         """The code may compute in f16: AArch64 with f16 vector arithmetic (``fmla`` on 8 halves,
-        twice the f32 rate). Not on x86: AVX-512 FP16 on 16 lanes (a block of 16 filters) does as
-        many products per instruction as f32 FMAs, so there f16 is widened."""
+        twice the f32 rate). Not on x86: with AVX-512 FP16 and blocks of 32 filters C3D measured
+        slower than fp32 (bench/RESULTS.md), so there f16 is widened."""
         return self.target.name == "aarch64" and "asimdhp" in self.features
 
 

@@ -50,17 +50,22 @@ from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_loca
 from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.ir_matchers import constant_array, top_level_ops
 from rt3d_mlir.passes import run_pipeline
+from rt3d_mlir.passes.gpu_conv import GPU_PRECISIONS
 from rt3d_mlir.passes.gpu_dispatch import dispatch_info
 from rt3d_mlir.sparsity import format_group_shape
 
 WEIGHT_ALIGNMENT = 256
+# Float16 and 16-bit storage are allowed (fp16 builds use them; spirv-update-vce keeps what a module
+# uses, and the runtime enables the device features its capabilities need)
 TO_SPIRV = (
     "builtin.module(canonicalize, cse, "
-    "spirv-attach-target{ver=v1.3 caps=Shader exts=SPV_KHR_storage_buffer_storage_class}, "
+    "spirv-attach-target{ver=v1.3 caps=Shader,Float16,StorageBuffer16BitAccess "
+    "exts=SPV_KHR_storage_buffer_storage_class,SPV_KHR_16bit_storage}, "
     "gpu.module(arith-expand, convert-math-to-spirv), convert-gpu-to-spirv, "
     "spirv.module(spirv-lower-abi-attrs, spirv-update-vce, canonicalize))"
 )
 _ALIASES = ("tensor.collapse_shape", "tensor.expand_shape")
+_ELEMENT_BYTES = {"f16": 2, "f32": 4, "i32": 4}
 
 
 @dataclass
@@ -92,8 +97,13 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
     weights: dict[int, np.ndarray] = {}
     buffer_of: dict[ir.Value, int] = {}
 
-    def new_buffer(elements: int, init: str = "none") -> int:
-        buffers.append(Buffer(max(4, 4 * int(elements)), init))
+    def new_buffer(value: ir.Value, init: str = "none") -> int:
+        """A buffer for tensor ``value`` (whole 32-bit words: an odd count of f16 is rounded up)."""
+        element = str(ir.RankedTensorType(value.type).element_type)
+        if element not in _ELEMENT_BYTES:
+            raise UnsupportedModelError(f"the spirv target has no buffers of {element}")
+        size = _ELEMENT_BYTES[element] * math.prod(_shape(value))
+        buffers.append(Buffer(max(4, -(-size // 4) * 4), init))
         return len(buffers) - 1
 
     gpu_modules = {
@@ -107,7 +117,7 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
     dispatches: list[Dispatch] = []
     labels: dict[str, int] = {}
     arg = block.arguments[0]
-    buffer_of[arg] = input_buffer = new_buffer(math.prod(_shape(arg)))
+    buffer_of[arg] = input_buffer = new_buffer(arg)
     output: tuple[int, tuple[int, ...]] | None = None
     for op in block.operations:
         name = op.operation.name
@@ -116,8 +126,9 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
                 array = constant_array(op.results[0])
                 if array is None:
                     raise UnsupportedModelError("the spirv target cannot read a constant of the model")
-                data = np.ascontiguousarray(array, dtype=np.float32 if array.dtype.kind == "f" else np.int32)
-                buffer_of[op.results[0]] = new_buffer(data.size, "weights")
+                kind = np.float16 if array.dtype == np.float16 else np.float32
+                data = np.ascontiguousarray(array, dtype=kind if array.dtype.kind == "f" else np.int32)
+                buffer_of[op.results[0]] = new_buffer(op.results[0], "weights")
                 weights[buffer_of[op.results[0]]] = data
         elif name in _ALIASES:
             buffer_of[op.results[0]] = buffer_of[op.operands[0]]
@@ -137,7 +148,7 @@ def build_program(module: ir.Module, function: str) -> GpuProgram:
             if info.in_place:
                 result = bound[-1]
             else:
-                result = new_buffer(math.prod(_shape(op.results[0])), "zero" if info.zero_init else "none")
+                result = new_buffer(op.results[0], "zero" if info.zero_init else "none")
                 bound.append(result)
             buffer_of[op.results[0]] = result
             if info.kernel not in gpu_modules:
@@ -289,7 +300,10 @@ def spirv_pipeline(group_shape: tuple[int, int] | None) -> str:
     )
 
 
-GPU_KERNELS = "rt3d-expand-erf, rt3d-gpu-conv, rt3d-gpu-copy, rt3d-gpu-generic, canonicalize"
+def gpu_kernels(precision: str = "fp32") -> str:
+    """The GPU kernel passes (``precision``: fp16 keeps the activations between convs in f16)."""
+    conv = f"rt3d-gpu-conv{{precision={precision}}}"
+    return f"rt3d-expand-erf, {conv}, rt3d-gpu-copy, rt3d-gpu-generic, canonicalize"
 
 
 class SpirvTarget(CompileTarget):
@@ -308,19 +322,23 @@ class SpirvTarget(CompileTarget):
                 "--cpu, --schedule, --tune, --reference-kernels and --keep-intermediates apply to CPU "
                 "targets, not to spirv"
             )
-        if options.precision != "fp32":
+        if options.precision not in GPU_PRECISIONS:
             raise UnsupportedModelError(
-                f"precision '{options.precision}' is not available on spirv yet: it computes in fp32"
+                f"precision '{options.precision}' is not available on spirv: it computes in "
+                f"{' or '.join(GPU_PRECISIONS)}"
             )
-        yield SpirvBuild()
+        yield SpirvBuild(options.precision)
 
 
 class SpirvBuild(Build):
     function = ""
 
+    def __init__(self, precision: str = "fp32") -> None:
+        self.precision = precision
+
     def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
         self.function = function
-        sparse, kernels = spirv_pipeline(group_shape), GPU_KERNELS
+        sparse, kernels = spirv_pipeline(group_shape), gpu_kernels(self.precision)
         return [
             ("sparse convolutions", lambda module: run_pipeline(module, f"builtin.module({sparse})")),
             ("gpu kernels", lambda module: run_pipeline(module, f"builtin.module({kernels})")),

@@ -7,6 +7,12 @@ consumer is a convolution reading it with the same padding: that producer
 writes the interior of a zero-initialised padded buffer (``zero_init``),
 and its consumers read that buffer as is (pad elision: no pad dispatch).
 The packed weights and tables must be constants.
+
+With ``precision=fp16`` a convolution whose every consumer is a
+convolution reading it as its input (through pad elision, or unpadded)
+stores its result in f16 (half the bytes written and read between them),
+and its consumers take f16 weights and sum each kept entry in f16
+(:mod:`rt3d_mlir.codegen.gpu.conv`); every other tensor stays f32.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import arith
 
 from rt3d_mlir.codegen.gpu.conv import ConvShape, packed_conv_kernel, positions_per_invocation
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
@@ -50,9 +58,29 @@ def padding_of_all_consumers(value: ir.Value) -> Padding | None:
     return found
 
 
+GPU_PRECISIONS = ("fp32", "fp16")
+
+
 @dataclass
 class GpuConvOptions:
-    pass
+    precision: str = "fp32"  # fp16: activations between convs in f16 (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.precision not in GPU_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(GPU_PRECISIONS)}, got '{self.precision}'")
+
+
+def read_by_convs_only(value: ir.Value, padding: Padding | None) -> bool:
+    """Every use of ``value`` is a packed convolution's input, read through ``padding`` (pad
+    elision) or unpadded: no other kernel sees it (an f16 result stays between convs)."""
+    for use in value.uses:
+        owner = getattr(use.owner, "operation", use.owner)
+        if owner.name != "rt3d.packed_conv3d" or use.operand_number != 0:
+            return False
+        params = packed_conv3d_params(owner)
+        if padding is None and (any(params.padding_low) or any(params.padding_high)):
+            return False
+    return bool(list(value.uses))
 
 
 @register_pass
@@ -84,6 +112,7 @@ class GpuConv(Pass):
         weights, offsets, starts = tables[0], tables[1], tables[2]
         out_shape = shape_of(op.results[0])
         out_padding = padding_of_all_consumers(op.results[0])
+        half_out = self.options.precision == "fp16" and read_by_convs_only(op.results[0], out_padding)
         with ir.InsertionPoint(op), op.location:
             x = op.operands[0]
             if x in written_padded:
@@ -92,6 +121,11 @@ class GpuConv(Pass):
                     raise PassFailure("a convolution input padded in place for another padding", op.location)
             else:
                 source = zero_pad(x, params.padding_low, params.padding_high)
+            element = str(ir.RankedTensorType(source.type).element_type)
+            operands = list(op.operands)[1:6]
+            if element == "f16":  # an f16 input (a conv's f16 result): f16 weights
+                attr = ir.DenseElementsAttr.get(weights.astype(np.float16))  # type: ignore[union-attr]
+                operands[0] = arith.ConstantOp(attr.type, attr).result
             shape = ConvShape(
                 in_padded=shape_of(source),  # type: ignore[arg-type]
                 out=out_shape,  # type: ignore[arg-type]
@@ -105,6 +139,8 @@ class GpuConv(Pass):
                 per_invocation=positions_per_invocation(math.prod(out_shape[2:])),
                 out_low=out_padding[0] if out_padding else (0, 0, 0),  # type: ignore[arg-type]
                 out_high=out_padding[1] if out_padding else (0, 0, 0),  # type: ignore[arg-type]
+                input_element=element,
+                output_element="f16" if half_out else "f32",
             )
             symbol, kernel = add_kernel(module, "conv", lambda name: packed_conv_kernel(name, shape))
             dense = int_attr(op, DENSE_WEIGHTS_ATTR)
@@ -113,8 +149,8 @@ class GpuConv(Pass):
                 module,
                 symbol,
                 kernel,
-                [source, *list(op.operands)[1:6]],
-                tensor_type(result_shape),
+                [source, *operands],
+                tensor_type(result_shape, ir.F16Type.get() if half_out else None),
                 "conv",
                 dense_flops=2 * dense * math.prod(out_shape) // out_shape[1] if dense else None,
                 zero_init=out_padding is not None,

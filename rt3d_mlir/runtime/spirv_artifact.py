@@ -52,6 +52,7 @@ SPIRV_MAGIC = 0x07230203
 # --------------------------------------------------------------------------- SPIR-V modules
 
 # Opcodes and enumerants of the SPIR-V specification used below.
+_OP_CAPABILITY = 17
 _OP_ENTRY_POINT, _OP_EXECUTION_MODE, _OP_DECORATE, _OP_MEMBER_DECORATE = 15, 16, 71, 72
 _OP_TYPE_INT, _OP_TYPE_FLOAT, _OP_TYPE_VECTOR = 21, 22, 23
 _OP_TYPE_ARRAY, _OP_TYPE_RUNTIME_ARRAY, _OP_TYPE_STRUCT, _OP_TYPE_POINTER = 28, 29, 30, 32
@@ -62,6 +63,14 @@ _STORAGE_BUFFER, _UNIFORM = 12, 2
 _INTERESTING = {
     _OP_ENTRY_POINT, _OP_EXECUTION_MODE, _OP_DECORATE, _OP_MEMBER_DECORATE, _OP_TYPE_INT, _OP_TYPE_FLOAT,
     _OP_TYPE_VECTOR, _OP_TYPE_ARRAY, _OP_TYPE_RUNTIME_ARRAY, _OP_TYPE_POINTER, _OP_CONSTANT, _OP_VARIABLE,
+    _OP_CAPABILITY,
+}
+# The capabilities a module may declare: the base of a Vulkan compute shader, and those of fp16
+# builds with the Vulkan device feature each needs (enabled by the runtime where the device has it)
+BASE_CAPABILITIES = {0: "Matrix", 1: "Shader"}
+FEATURE_CAPABILITIES = {
+    9: ("Float16", "shaderFloat16"),
+    4433: ("StorageBuffer16BitAccess", "storageBuffer16BitAccess"),
 }
 
 
@@ -69,6 +78,7 @@ _INTERESTING = {
 class ModuleInterface:
     entries: dict[str, tuple[int, int, int] | None]  # GLCompute entry point -> local size
     binding_bytes: dict[int, int]  # descriptor set 0 binding -> bytes the module declares
+    features: frozenset[str] = frozenset()  # Vulkan device features its capabilities need
 
 
 def module_interface(code: bytes, where: str) -> ModuleInterface:
@@ -85,13 +95,19 @@ def module_interface(code: bytes, where: str) -> ModuleInterface:
     types: dict[int, tuple] = {}
     constants: dict[int, int] = {}
     variables: list[tuple[int, int, int]] = []  # (id, pointer type, storage class)
+    features: set[str] = set()
     i = 5
     while i < len(words):
         count, opcode = int(words[i]) >> 16, int(words[i]) & 0xFFFF
         if count == 0 or i + count > len(words):
             raise Malformed(f"{where} is a truncated SPIR-V module")
         op = [int(w) for w in words[i + 1 : i + min(count, 8)]] if opcode in _INTERESTING else None
-        if opcode == _OP_ENTRY_POINT and count >= 4 and op is not None and op[0] == _GL_COMPUTE:
+        if opcode == _OP_CAPABILITY and op is not None and op:
+            if op[0] in FEATURE_CAPABILITIES:
+                features.add(FEATURE_CAPABILITIES[op[0]][1])
+            elif op[0] not in BASE_CAPABILITIES:
+                raise Malformed(f"{where} declares SPIR-V capability {op[0]}, which this runtime cannot use")
+        elif opcode == _OP_ENTRY_POINT and count >= 4 and op is not None and op[0] == _GL_COMPUTE:
             name = words[i + 3 : i + count].tobytes().split(b"\0")[0].decode(errors="replace")
             entry_ids[op[1]] = name
         elif opcode == _OP_EXECUTION_MODE and op is not None and len(op) >= 5 and op[1] == _LOCAL_SIZE:
@@ -130,7 +146,7 @@ def module_interface(code: bytes, where: str) -> ModuleInterface:
         size = _buffer_bytes(types, constants, decorations, member_offset, pointer, where)
         binding_bytes[binding] = max(size, binding_bytes.get(binding, 0))
     entries = {name: local_size.get(entry) for entry, name in entry_ids.items()}
-    return ModuleInterface(entries, binding_bytes)
+    return ModuleInterface(entries, binding_bytes, frozenset(features))
 
 
 def _buffer_bytes(types, constants, decorations, member_offset, pointer: int, where: str) -> int:
@@ -226,8 +242,16 @@ def _stored_entry(path: str, info: zipfile.ZipInfo) -> np.ndarray | None:
     return np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
 
 
-def read_artifact(path: str) -> tuple[Program, dict[str, bytes], np.ndarray]:
-    """The checked program, each kernel's SPIR-V bytes, and weights.bin (maybe a memory map)."""
+@dataclass(frozen=True)
+class SpirvArtifact:
+    program: Program  # checked against the modules
+    modules: dict[str, bytes]  # kernel name -> its SPIR-V
+    weights: np.ndarray  # weights.bin (maybe a memory map)
+    features: frozenset[str]  # the Vulkan device features the modules' capabilities need
+
+
+def read_artifact(path: str) -> SpirvArtifact:
+    """The checked program, each kernel's SPIR-V bytes, weights.bin and the device features."""
     if not os.path.exists(path):
         raise ArtifactError(f"artifact '{path}' does not exist")
     try:
@@ -271,7 +295,8 @@ def read_artifact(path: str) -> tuple[Program, dict[str, bytes], np.ndarray]:
         raise ArtifactError(f"'{path}' is not a valid SPIR-V artifact: {err}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
         raise ArtifactError(f"cannot read '{path}' as a SPIR-V artifact (a ZIP archive): {err}") from None
-    return program, modules, weights
+    features = frozenset().union(*(interface.features for interface in interfaces.values()))
+    return SpirvArtifact(program, modules, weights, features)
 
 
 def is_zip(path: str | os.PathLike[str]) -> bool:

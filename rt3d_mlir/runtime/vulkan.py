@@ -170,8 +170,10 @@ class VulkanModel:
         self._profiled_cmd: Any = None
         self._query_pool: Any = None
         self._profiling = False
-        program, modules, weights = read_artifact(self.path)
+        artifact = read_artifact(self.path)
+        program, modules, weights = artifact.program, artifact.modules, artifact.weights
         self._program = program
+        self._features = artifact.features  # device features the kernels need (fp16 builds)
         self.input_shape: tuple[int, ...] = program.input_shape
         self.output_shape: tuple[int, ...] = program.output_shape
         self._vk = vk = _vk()
@@ -239,8 +241,10 @@ class VulkanModel:
         # checked against the modules' declared sizes either way; see docs/security.md).
         self.robust_buffer_access = bool(vk.vkGetPhysicalDeviceFeatures(self._physical).robustBufferAccess)
         features = vk.VkPhysicalDeviceFeatures(robustBufferAccess=int(self.robust_buffer_access))
+        chain, extensions = self._feature_chain(api)
         device_info = vk.VkDeviceCreateInfo(
-            queueCreateInfoCount=1, pQueueCreateInfos=[queue_info], pEnabledFeatures=[features]
+            pNext=chain, queueCreateInfoCount=1, pQueueCreateInfos=[queue_info], pEnabledFeatures=[features],
+            enabledExtensionCount=len(extensions), ppEnabledExtensionNames=extensions,
         )
         self._device = vk.vkCreateDevice(self._physical, device_info, None)
         self._queue = vk.vkGetDeviceQueue(self._device, family, 0)
@@ -255,6 +259,41 @@ class VulkanModel:
         self._fence = self._created(
             "vkDestroyFence", vk.vkCreateFence(self._device, vk.VkFenceCreateInfo(), None)
         )
+
+    def _feature_chain(self, api: int) -> tuple[Any, list[str]]:
+        """(the pNext chain enabling the device features the kernels need, the device extensions
+        that needs); a clear error if the device lacks one (an fp16 build on a device without f16
+        arithmetic or 16-bit storage buffers)."""
+        if not self._features:
+            return None, []
+        vk = self._vk
+        float16 = vk.VkPhysicalDeviceShaderFloat16Int8Features()
+        storage = vk.VkPhysicalDevice16BitStorageFeatures(pNext=float16)
+        vk.vkGetPhysicalDeviceFeatures2(self._physical, vk.VkPhysicalDeviceFeatures2(pNext=storage))
+        offered = {
+            "shaderFloat16": bool(float16.shaderFloat16),
+            "storageBuffer16BitAccess": bool(storage.storageBuffer16BitAccess),
+        }
+        extensions = []
+        if "shaderFloat16" in self._features and (api >> 22, (api >> 12) & 0x3FF) < (1, 2):
+            available = vk.vkEnumerateDeviceExtensionProperties(self._physical, None)
+            names = {str(e.extensionName) for e in available}
+            if "VK_KHR_shader_float16_int8" not in names:
+                offered["shaderFloat16"] = False
+            extensions.append("VK_KHR_shader_float16_int8")
+        missing = sorted(f for f in self._features if not offered.get(f, False))
+        if missing:
+            raise ArtifactError(
+                f"'{self.path}' computes in fp16 and needs {' and '.join(missing)}, which {self.device_name} "
+                "does not offer; compile it with --precision fp32 for this device"
+            )
+        enabled_float16 = vk.VkPhysicalDeviceShaderFloat16Int8Features(
+            shaderFloat16=int("shaderFloat16" in self._features)
+        )
+        chain = vk.VkPhysicalDevice16BitStorageFeatures(
+            pNext=enabled_float16, storageBuffer16BitAccess=int("storageBuffer16BitAccess" in self._features)
+        )
+        return chain, extensions
 
     def _check_limits(self, limits: Any) -> None:
         program = self._program

@@ -55,9 +55,9 @@ def build_parser() -> ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="CPU targets: bf16 (fp16) stores the activations between convolutions in bfloat16 "
-        "(IEEE half) and computes those convolutions from bf16 (fp16) weights, accumulating in f32; "
-        "fp16 on AArch64 sums each block of channels in f16 (default: fp32)",
+        help="bf16 (CPU targets) or fp16 stores the activations between convolutions in bfloat16 "
+        "or IEEE half and computes those convolutions from bf16 or fp16 weights, accumulating in f32; "
+        "fp16 on AArch64 and spirv sums each entry's channels in f16 (default: fp32)",
     )
     parser.add_argument(
         "--reference-kernels",

@@ -15,6 +15,7 @@ from test_compile_numerics import tiny
 from torch import nn
 
 import rt3d_mlir
+from rt3d_mlir.errors import ArtifactError
 from rt3d_mlir.pruning import apply_random_masks
 
 
@@ -265,3 +266,79 @@ def test_tampered_manifest_of_a_compiled_model_is_refused(tiny_c3d_file, tmp_pat
             rt3d_mlir.load(bad)
         result = run("rt3d-run", str(bad), "--input", str(tmp_path / "x.npy"))
         assert_one_line_error(result, "is not a valid SPIR-V artifact"), name
+
+
+class ConvChain(nn.Module):
+    """Convs read only by convs (padded: pad elision; a 1x1 one: unpadded), then a pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(4, 8, 3, padding=1)
+        self.b = nn.Conv3d(8, 8, 3, padding=(0, 1, 1))
+        self.c = nn.Conv3d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.max_pool3d(self.c(torch.relu(self.b(torch.relu(self.a(x))))), 2)
+
+
+def test_fp16_keeps_the_activations_between_convs_in_half(tmp_path):
+    """a's and b's results (read only by convs) are f16 buffers; b and c read them with f16 weights,
+    summing each entry in f16 (Float16, 16-bit storage: lavapipe offers both); c's result, read by
+    the pool, stays f32."""
+    from rt3d_mlir.kernel_packing import MAX_RELATIVE_ERROR
+
+    torch.manual_seed(0)
+    model, x = ConvChain().eval(), torch.randn(1, 4, 6, 9, 9)
+    fp32, fp16 = tmp_path / "fp32.spv", tmp_path / "fp16.spv"
+    rt3d_mlir.compile(model, x, output=fp32, target="spirv")
+    rt3d_mlir.compile(model, x, output=fp16, target="spirv", precision="fp16")
+    spirv_val(fp16, tmp_path)
+    sizes = {}
+    for path in (fp32, fp16):
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        sizes[path] = sorted(b["bytes"] for b in manifest["buffers"] if b["init"] != "weights")
+    # the input, c's output and the pool's output stay f32; a's (padded) and b's outputs halve
+    assert sum(sizes[fp16]) < sum(sizes[fp32]) and len(sizes[fp16]) == len(sizes[fp32])
+
+    def r(t: torch.Tensor) -> torch.Tensor:
+        return t.to(torch.float16).float()
+
+    with torch.no_grad():
+        y = r(torch.relu(model.a(x)))
+        y = r(torch.relu(nn.functional.conv3d(y, r(model.b.weight), model.b.bias, padding=(0, 1, 1))))
+        want = nn.functional.max_pool3d(nn.functional.conv3d(y, r(model.c.weight), model.c.bias), 2)
+    with rt3d_mlir.load(fp16) as compiled:
+        got = compiled(x.numpy())
+    # f16 sums of each entry (up to 8 channels: 2e-3, as on the CPU), against the reference that
+    # rounds what is stored; and the fp16 tolerance against the f32 model
+    assert relative_error(got, want.numpy()) <= 2e-3
+    assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR["fp16"]
+
+
+@pytest.mark.parametrize("arch", ["c3d", "r2plus1d"])
+def test_fp16_builds_match_torch_on_lavapipe(arch, tmp_path):
+    from rt3d_mlir.kernel_packing import MAX_RELATIVE_ERROR
+
+    model, x = tiny(arch)
+    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
+    out = tmp_path / f"{arch}.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv", group_shape=(4, 4), precision="fp16")
+    spirv_val(out, tmp_path)
+    error = relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x))
+    assert error <= MAX_RELATIVE_ERROR["fp16"]
+
+
+def test_fp16_on_a_device_without_half_support_is_a_clear_error(tmp_path, monkeypatch):
+    import vulkan
+
+    torch.manual_seed(0)
+    model, x = ConvChain().eval(), torch.randn(1, 4, 6, 9, 9)
+    out = tmp_path / "fp16.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv", precision="fp16")
+    monkeypatch.setattr(vulkan, "vkGetPhysicalDeviceFeatures2", lambda device, features: None)  # offers none
+    with pytest.raises(ArtifactError) as err:
+        rt3d_mlir.load(out)
+    message = str(err.value)
+    assert "needs shaderFloat16 and storageBuffer16BitAccess" in message and "--precision fp32" in message
+    assert "\n" not in message

@@ -429,6 +429,16 @@ def test_broken_archives_and_modules(spirv, tmp_path):
         rt3d_mlir.load(path)
 
 
+def test_modules_declare_only_capabilities_the_runtime_enables(spirv, tmp_path):
+    # Float16 and 16-bit storage (fp16 builds) are enabled on the device where it offers them;
+    # any other capability beyond Shader is refused before a device is touched
+    text = kernel_asm("affine_relu").replace("OpCapability Shader", "OpCapability Shader\nOpCapability Int64")
+    module = assemble(text, tmp_path)
+    path = write_artifact(tmp_path / "i64.spv", affine_manifest(), {"affine_relu": module}, affine_weights())
+    with pytest.raises(ArtifactError, match="declares SPIR-V capability 11, which this runtime cannot use"):
+        rt3d_mlir.load(path)
+
+
 def test_members_are_not_inflated_past_the_format_limits(spirv, tmp_path):
     """A small archive whose deflated members claim (or would expand to) huge sizes is refused unread."""
     bomb = tmp_path / "bomb.spv"

@@ -11,6 +11,13 @@ workgroup's invocations). On lavapipe, R(2+1)D-18's convolutions ran about
 (bench/RESULTS.md). Bias, ReLU and the filter permutation are applied in
 the epilogue; the output may be the interior of a zero-padded buffer its
 consumers read as is (pad elision).
+
+With ``precision=fp16`` (``rt3d-gpu-conv``) a conv read only by convs
+stores its output in f16, and a conv reading an f16 input takes f16
+weights (``vector<4xf16>``): each kept entry's channels are summed by f16
+FMAs (Float16 arithmetic, twice the f32 rate on mobile GPUs) into a partial
+sum per accumulator, which is widened and added to the f32 accumulators
+once per entry, as the CPU kernels do (``rt3d_mlir.codegen.cpu.conv``).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class ConvShape:
     per_invocation: int = 1  # output positions each invocation computes
     out_low: tuple[int, int, int] = (0, 0, 0)  # write into a zero-padded output (pad elision)
     out_high: tuple[int, int, int] = (0, 0, 0)
+    input_element: str = "f32"  # f16: f16 weights too, each entry summed in f16
+    output_element: str = "f32"
 
 
 def positions_per_invocation(positions: int, most: int = 8) -> int:
@@ -68,14 +77,15 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
     positions = d * h * w
     ds, hs, ws = (size + lo + hi for size, lo, hi in zip((d, h, w), s.out_low, s.out_high, strict=True))
     plane = ds * hs * ws  # output channel stride: the (padded) output plane
+    half = s.input_element == "f16"  # f16 input and weights, entries summed in f16
     bindings = [
-        Binding(math.prod(s.in_padded)),
-        Binding(s.weights // 4, "vector<4xf32>"),
+        Binding(math.prod(s.in_padded), s.input_element),
+        Binding(s.weights // 4, f"vector<4x{s.input_element}>"),
         Binding(s.entries, "i32"),
         Binding(s.blocks + 1, "i32"),
         Binding(s.blocks * s.block_size, "i32"),
         Binding(s.blocks * s.block_size),
-        Binding(n * f * plane),
+        Binding(n * f * plane, s.output_element),
     ]
     k = GpuKernel(name, bindings)
     bx = k.op("gpu.block_id x")
@@ -135,16 +145,27 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                 offset = k.add(offset, k.const(batch * _c * channel_stride))
                 starts = [k.add(offset, base) for base in bases]
                 wrow = k.mul(iv, s.channel_unroll * quads)
-                values = list(carried)  # [position][quad]
+                # [position][quad]: the accumulators, or (f16) the entry's partial sums
+                values: list[str | None] = [None] * count if half else list(carried)
+                element = s.input_element
+                vec_u = f"vector<4x{element}>"
                 for u in range(s.channel_unroll):
                     weights = [k.load(1, k.add(wrow, k.const(u * quads + q))) for q in range(quads)]
                     for j, start in enumerate(starts):
                         x = k.load(0, k.add(start, k.const(u * channel_stride)) if u else start)
-                        xs = k.op(f"vector.broadcast {x} : f32 to {vec}")
+                        xs = k.op(f"vector.broadcast {x} : {element} to {vec_u}")
                         for q in range(quads):
                             slot = j * quads + q
-                            values[slot] = k.op(f"vector.fma {xs}, {weights[q]}, {values[slot]} : {vec}")
-                k.emit(f"scf.yield {', '.join(values)} : {types}")
+                            value = values[slot]
+                            values[slot] = k.op(
+                                f"arith.mulf {xs}, {weights[q]} : {vec_u}" if value is None
+                                else f"vector.fma {xs}, {weights[q]}, {value} : {vec_u}"
+                            )
+                if half:
+                    for slot, partial in enumerate(values):
+                        wide = k.op(f"arith.extf {partial} : {vec_u} to {vec}")
+                        values[slot] = k.op(f"arith.addf {carried[slot]}, {wide} : {vec}")
+                k.emit(f"scf.yield {', '.join(values)} : {types}")  # type: ignore[arg-type]
             results = [result] if count == 1 else [f"{result}#{i}" for i in range(count)]
             lane_base = k.mul(block, s.block_size)
             for q in range(quads):
@@ -161,6 +182,8 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                             value = k.op(f"arith.addf {value}, {bias} : f32")
                             if s.relu:
                                 value = k.op(f"arith.maximumf {value}, {k.const(0.0, 'f32')} : f32")
+                            if s.output_element != "f32":
+                                value = k.op(f"arith.truncf {value} : f32 to {s.output_element}")
                             out = k.add(row, targets[j])
                             if valid[j] is None:
                                 k.store(value, 6, out)

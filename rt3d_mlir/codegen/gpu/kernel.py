@@ -27,7 +27,7 @@ class Binding:
     """One kernel argument: a flat buffer of ``count`` elements of ``element`` type."""
 
     count: int
-    element: str = "f32"  # "f32", "i32" or "vector<4xf32>"
+    element: str = "f32"  # "f32", "f16", "i32", "vector<4xf32>" or "vector<4xf16>"
 
     @property
     def memref(self) -> str:
