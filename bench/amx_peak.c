@@ -1,5 +1,6 @@
-/* AMX bf16 tile-product throughput on one core: 4 accumulator tiles, K = 32 or 16 channels per
- * product (A rows of 64 or 32 bytes), with the operands in tiles or loaded per product group.
+/* AMX tile-product throughput on one core: 4 accumulator tiles, bf16 (tdpbf16ps) with K = 32 or 16
+ * channels per product (A rows of 64 or 32 bytes) and int8 (tdpbusd) with K = 64, 32 or 16 channels
+ * (A rows of 64, 32 or 16 bytes), with the operands in tiles or loaded per product group.
  *
  *   clang-22 -O2 -march=native bench/amx_peak.c -o /tmp/amx_peak && /tmp/amx_peak
  */
@@ -21,7 +22,7 @@ static void config(int kbytes) {
   c.rows[6] = kbytes / 4; c.colsb[6] = 64; c.rows[7] = kbytes / 4; c.colsb[7] = 64;  /* B */
   _tile_loadconfig(&c);
 }
-static void run(int kbytes, int loads) {
+static void run(int kbytes, int loads, int int8) {
   const long n = 20000000;
   config(kbytes);
   _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
@@ -29,23 +30,26 @@ static void run(int kbytes, int loads) {
   double t0 = now();
   for (long i = 0; i < n; i++) {
     if (loads) { _tile_loadd(6, B + (i & 63) * 256, 64); _tile_loadd(4, A + (i & 63) * 256, kbytes); }
-    _tile_dpbf16ps(0, 4, 6);
+    if (int8) _tile_dpbusd(0, 4, 6); else _tile_dpbf16ps(0, 4, 6);
     if (loads) _tile_loadd(5, A + (i & 63) * 256 + 512, kbytes);
-    _tile_dpbf16ps(1, 5, 6);
+    if (int8) _tile_dpbusd(1, 5, 6); else _tile_dpbf16ps(1, 5, 6);
     if (loads) _tile_loadd(4, A + (i & 63) * 256 + 1024, kbytes);
-    _tile_dpbf16ps(2, 4, 6);
+    if (int8) _tile_dpbusd(2, 4, 6); else _tile_dpbf16ps(2, 4, 6);
     if (loads) _tile_loadd(5, A + (i & 63) * 256 + 1536, kbytes);
-    _tile_dpbf16ps(3, 5, 6);
+    if (int8) _tile_dpbusd(3, 5, 6); else _tile_dpbf16ps(3, 5, 6);
   }
   double dt = now() - t0;
   _tile_stored(0, C[0], 64);
-  double flops = 4.0 * n * 16 * 16 * (kbytes / 2) * 2;
-  printf("K=%2d %s: %.0f GFLOP/s (%.1f ns per product)\n", kbytes / 2, loads ? "1 B + 4 A loads per 4 products" : "operands in tiles            ",
+  int k = int8 ? kbytes : kbytes / 2;
+  double flops = 4.0 * n * 16 * 16 * k * 2;
+  printf("%s K=%2d %s: %.0f GOP/s (%.1f ns per product)\n",
+         int8 ? "int8" : "bf16", k, loads ? "1 B + 4 A loads per 4 products" : "operands in tiles            ",
          flops / dt / 1e9, dt / (4.0 * n) * 1e9);
   _tile_release();
 }
 int main(void) {
   if (syscall(SYS_arch_prctl, 0x1023, 18)) { puts("no AMX permission"); return 1; }
-  for (int k = 64; k >= 32; k /= 2) { run(k, 0); run(k, 1); }
+  for (int k = 64; k >= 32; k /= 2) { run(k, 0, 0); run(k, 1, 0); }
+  for (int k = 64; k >= 16; k /= 2) { run(k, 0, 1); run(k, 1, 1); }
   return 0;
 }

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/spirv_speed.py [--models c3d,r2plus1d] [--rate 2.6]
         [--group 16x16] [--input-size 16,112,112] [--width 1.0] [--repeat 5] [--device 0]
-        [--torch-cuda]
+        [--precisions fp32,fp16] [--torch-cuda]
 
 For each model, a dense network and a copy with random KGS masks keeping
 1/``rate`` of every conv's kernel-group positions (same weights otherwise)
@@ -11,7 +11,9 @@ the chosen device, interleaved (dense, sparse, dense, ...) after one
 warm-up each; the table gives medians over ``repeat`` runs of the whole
 forward pass (input upload to output read-back), the measured speedup and
 its ratio to the FLOPs reduction (the issue asks for at least 0.8).
-``--torch-cuda`` adds PyTorch on CUDA (dense, same process) on a GPU machine.
+With ``--precisions fp32,fp16`` every build is made in each precision and
+all are interleaved; "dense vs fp32 dense" is the first precision's dense
+latency over this one's. ``--torch-cuda`` adds PyTorch on CUDA (dense, same process) on a GPU machine.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--torch-cuda", action="store_true")
+    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32,fp16")
     parser.add_argument("--profile", action="store_true", help="per-dispatch GPU times of one more run")
     args = parser.parse_args()
     size = [int(v) for v in args.input_size.split(",")]
     group = tuple(int(v) for v in args.group.split("x"))
+    precisions = args.precisions.split(",")
     print(
         f"input 1x3x{'x'.join(map(str, size))}, width {args.width:g}, KGS {args.group} at {args.rate:g}x, "
         f"median of {args.repeat}",
@@ -87,22 +91,28 @@ def main() -> None:
             x = torch.randn(1, 3, *size)
             models = {}
             flops: dict[str, int] = {}
-            for label, model, shape in (("dense", dense, None), ("kgs", sparse, group)):
-                path = os.path.join(tmp, f"{arch}-{label}.spv")
+            builds = [(label, precision) for precision in precisions for label in ("dense", "kgs")]
+            for label, precision in builds:
+                model, shape = (dense, None) if label == "dense" else (sparse, group)
+                path = os.path.join(tmp, f"{arch}-{label}-{precision}.spv")
                 start = time.perf_counter()
-                compile_model(model, x, output=path, target="spirv", group_shape=shape)
+                compile_model(model, x, output=path, target="spirv", group_shape=shape, precision=precision)
                 compile_s = time.perf_counter() - start
                 with zipfile.ZipFile(path) as archive:
                     flops[label] = json.loads(archive.read("manifest.json"))["flops"]
-                models[label] = (load(path, device=args.device), compile_s)
-                print(f"{arch} {label}: compiled in {compile_s:.1f} s", file=sys.stderr, flush=True)
+                models[label, precision] = (load(path, device=args.device), compile_s)
+                print(f"{arch} {label} {precision}: compiled in {compile_s:.1f} s",
+                      file=sys.stderr, flush=True)
             xs = x.numpy()
+            errors = {}
             with torch.no_grad():
-                expected = dense(x).numpy()
-            error = float(np.abs(models["dense"][0](xs) - expected).max() / np.abs(expected).max())
-            times: dict[str, list[float]] = {"dense": [], "kgs": []}
-            for label in times:
-                models[label][0](xs)  # warm-up
+                expected = {"dense": dense(x).numpy(), "kgs": sparse(x).numpy()}
+            for (label, precision), (compiled, _) in models.items():
+                want = expected[label]
+                errors[label, precision] = float(np.abs(compiled(xs) - want).max() / np.abs(want).max())
+            times: dict[tuple[str, str], list[float]] = {build: [] for build in builds}
+            for build in builds:
+                models[build][0](xs)  # warm-up
             cuda = None
             if args.torch_cuda:
                 cuda = dense.cuda()
@@ -114,39 +124,41 @@ def main() -> None:
                     torch.cuda.synchronize()
 
                 run_cuda(None)
-                times["torch-cuda"] = []
+                times["torch-cuda", ""] = []
             for _ in range(args.repeat):
-                for label in ("dense", "kgs"):
-                    times[label].append(seconds(models[label][0], xs))
+                for build in builds:
+                    times[build].append(seconds(models[build][0], xs))
                 if cuda is not None:
-                    times["torch-cuda"].append(seconds(run_cuda, None))
-            med = {label: statistics.median(v) for label, v in times.items()}
+                    times["torch-cuda", ""].append(seconds(run_cuda, None))
+            med = {build: statistics.median(v) for build, v in times.items()}
             if args.profile:
-                for label in ("dense", "kgs"):
-                    print_profile(f"{arch} {label}", models[label][0], xs)
-            device = getattr(models["dense"][0], "device_name", "?")
-            speedup = med["dense"] / med["kgs"]
+                for build in builds:
+                    print_profile(f"{arch} {' '.join(build)}", models[build][0], xs)
+            device = getattr(models[builds[0]][0], "device_name", "?")
             reduction = flops["dense"] / flops["kgs"]  # executed FLOPs, from the two manifests
-            rows.append((arch, device, med, speedup, reduction, models["dense"][1], models["kgs"][1], error))
-            print(
-                f"{arch}: dense {med['dense'] * 1e3:.0f} ms, kgs {med['kgs'] * 1e3:.0f} ms, "
-                f"speedup {speedup:.2f}x",
-                file=sys.stderr,
-                flush=True,
-            )
+            for precision in precisions:
+                d, k = med["dense", precision], med["kgs", precision]
+                base = med["dense", precisions[0]]
+                rows.append((arch, precision, device, d, k, d / k, reduction, base / d,
+                             models["dense", precision][1], models["kgs", precision][1],
+                             errors["dense", precision], errors["kgs", precision],
+                             med.get(("torch-cuda", ""))))
+                print(f"{arch} {precision}: dense {d * 1e3:.0f} ms, kgs {k * 1e3:.0f} ms, "
+                      f"speedup {d / k:.2f}x", file=sys.stderr, flush=True)
     print(
-        f"\n| model | Vulkan device | dense (ms) | KGS {args.rate:g}x (ms) | speedup | "
-        "FLOPs reduction | speedup / FLOPs reduction | compile dense / KGS (s) | dense rel. error vs torch |"
+        f"\n| model | precision | Vulkan device | dense (ms) | KGS {args.rate:g}x (ms) | speedup | "
+        f"FLOPs reduction | speedup / FLOPs reduction | dense vs {precisions[0]} dense | "
+        "compile dense / KGS (s) | max rel. error vs torch, dense / KGS |"
         + (" PyTorch CUDA (ms) |" if args.torch_cuda else "")
     )
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.torch_cuda else ""))
-    for arch, device, med, speedup, reduction, cd, ck, error in rows:
-        extra = f" {med['torch-cuda'] * 1e3:.1f} |" if args.torch_cuda else ""
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.torch_cuda else ""))
+    for arch, precision, device, d, k, speedup, reduction, vs_base, cd, ck, ed, ek, cuda_s in rows:
+        extra = f" {cuda_s * 1e3:.1f} |" if cuda_s is not None else ""
         print(
-            f"| {arch} | {device} | {med['dense'] * 1e3:.0f} | {med['kgs'] * 1e3:.0f} | {speedup:.2f}x | "
-            f"{reduction:.2f}x | {speedup / reduction:.2f} | {cd:.1f} / {ck:.1f} | {error:.1e} |{extra}"
+            f"| {arch} | {precision} | {device} | {d * 1e3:.0f} | {k * 1e3:.0f} | {speedup:.2f}x | "
+            f"{reduction:.2f}x | {speedup / reduction:.2f} | {vs_base:.2f}x | {cd:.1f} / {ck:.1f} | "
+            f"{ed:.1e} / {ek:.1e} |{extra}"
         )
-
 
 if __name__ == "__main__":
     main()

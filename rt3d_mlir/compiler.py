@@ -119,7 +119,8 @@ def compile_model(
     weights with f32 accumulators (AMX or AVX-512 BF16 dot products where
     the CPU has them); ``"fp16"`` does the same in IEEE half (on AArch64
     with f16 arithmetic: blocks of 8 filters, each entry's channels summed
-    by f16 FMAs into f32 accumulators; elsewhere widened to f32 FMAs; on
+    by f16 FMAs into f32 accumulators; elsewhere widened to f32 FMAs, which
+    halves the bytes but on x86 measured slower than fp32: use bf16 there; on
     spirv the buffers between convs are f16 and each entry is summed in f16);
     inputs, outputs and other layers stay float32.
     ``trust_pickle`` allows model files whose loading runs code from the

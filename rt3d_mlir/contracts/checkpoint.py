@@ -14,9 +14,13 @@ A checkpoint is a ``torch.save``-d dict::
         "layers": {"features.conv2a": {"kept_fraction": 0.38}, ...},
       },
       "input_shape": [1, 3, 16, 112, 112], # optional default for compilation
+      "quantization": {                    # optional: int8 scales (rt3d_mlir.quantization)
+        "scheme": "int8-symmetric",
+        "input_scales": {"features.conv1a": 0.0123, ...},  # one per conv / linear layer
+      },
     }
 
-``kwargs`` and ``sparsity`` hold only plain Python values (lists, numbers,
+``kwargs``, ``sparsity`` and ``quantization`` hold only plain Python values (lists, numbers,
 strings), so the file loads with ``torch.load(weights_only=True)``.
 """
 
@@ -37,6 +41,8 @@ from rt3d_mlir.errors import ModelLoadError
 from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.models import architecture_names, build_model, known_architecture
 from rt3d_mlir.models.torchvision_video import import_torchvision
+from rt3d_mlir.quantization import SCHEME as QUANTIZATION_SCHEME
+from rt3d_mlir.quantization import validate_scales
 
 TRUST_FLAG = "if you trust the file, pass --trust-pickle (Python: trust_pickle=True)"
 TRUST_HINT = f"{TRUST_FLAG}; better, save the model with torch.export.save (.pt2) or as an rt3d checkpoint"
@@ -55,6 +61,7 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     sparsity: dict[str, Any] = field(default_factory=dict)
     input_shape: list[int] | None = None
+    quantization: dict[str, Any] | None = None
 
     @property
     def group_shape(self) -> tuple[int, int] | None:
@@ -68,7 +75,19 @@ class Checkpoint:
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
             raise ModelLoadError(f"checkpoint weights do not fit '{self.arch}': {first}") from None
+        if self.quantization is not None:
+            try:
+                validate_scales(model, self.quantization["input_scales"], "checkpoint")
+            except ValueError as err:
+                raise ModelLoadError(str(err)) from None
         return model
+
+    @property
+    def int8_scales(self) -> dict[str, float] | None:
+        """The calibrated int8 input scales per layer, if the checkpoint has them."""
+        if self.quantization is None:
+            return None
+        return {str(k): float(v) for k, v in self.quantization["input_scales"].items()}
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -81,6 +100,8 @@ class Checkpoint:
         }
         if self.input_shape is not None:
             data["input_shape"] = [int(d) for d in self.input_shape]
+        if self.quantization is not None:
+            data["quantization"] = _plain(self.quantization)
         return data
 
 
@@ -117,12 +138,22 @@ def checkpoint_from_dict(data: Mapping[str, Any], source: str) -> Checkpoint:
     sparsity = dict(data.get("sparsity") or {})
     if sparsity.get("scheme", "dense") not in SCHEMES:
         raise ModelLoadError(f"'{source}' has unknown sparsity scheme '{sparsity.get('scheme')}'")
+    quantization = data.get("quantization")
+    if quantization is not None:
+        if not isinstance(quantization, Mapping) or quantization.get("scheme") != QUANTIZATION_SCHEME:
+            raise ModelLoadError(f"'{source}' has a quantization record of an unknown scheme "
+                                 f"(this tool reads '{QUANTIZATION_SCHEME}')")
+        scales = quantization.get("input_scales")
+        if not isinstance(scales, Mapping) or not all(isinstance(k, str) for k in scales):
+            raise ModelLoadError(f"'{source}' has a quantization record without per-layer input scales")
+        quantization = {"scheme": QUANTIZATION_SCHEME, "input_scales": dict(scales)}
     return Checkpoint(
         arch=data["arch"],
         kwargs=dict(data["kwargs"]),
         state_dict=dict(data["state_dict"]),
         sparsity=sparsity,
         input_shape=list(data["input_shape"]) if data.get("input_shape") else None,
+        quantization=quantization,
     )
 
 
@@ -212,6 +243,7 @@ def save_checkpoint(
     model: nn.Module,
     sparsity: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
+    quantization: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (a crash never leaves a partial file)."""
     checkpoint = Checkpoint(
@@ -220,6 +252,7 @@ def save_checkpoint(
         state_dict=dict(model.state_dict()),
         sparsity=dict(sparsity or {}),
         input_shape=list(input_shape) if input_shape is not None else None,
+        quantization=dict(quantization) if quantization is not None else None,
     )
     atomic_torch_save(checkpoint.to_dict(), path)
 

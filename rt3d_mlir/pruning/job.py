@@ -1,4 +1,5 @@
-"""The pruning job: dense training, reweighted training, hard pruning, masked retraining.
+"""The pruning job: dense training, reweighted training, hard pruning, masked retraining,
+and optionally int8 calibration and quantization-aware retraining.
 
 Every finished epoch (and the hard-pruning step) is checkpointed atomically
 in the work directory, so an interrupted job resumes where it stopped and
@@ -31,8 +32,10 @@ from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_
 from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
+from rt3d_mlir.quantization import SCHEME, calibrate, simulated_int8
 
-PHASES = ("dense", "reweight", "prune", "retrain", "done")
+INT8_SETTINGS = ("int8", "calibration_clips", "qat_epochs", "qat_lr")
+PHASES = ("dense", "reweight", "prune", "retrain", "done", "quantize")  # index seeds the RNGs
 STATE_FILE = "state.pt"
 DENSE_FILE = "dense.pt"
 LOG_FILE = "log.jsonl"
@@ -59,6 +62,10 @@ class PruneJobConfig:
     distill: bool = False
     distill_alpha: float = 0.5
     distill_temperature: float = 3.0
+    int8: bool = False  # calibrate int8 scales after retraining, record them in the checkpoint
+    calibration_clips: int = 64
+    qat_epochs: int = 0  # quantization-aware retraining epochs (with int8)
+    qat_lr: float = 1e-3
     batch_size: int = 16
     optimizer: str = "sgd"  # or "adamw"
     schedule: str = "cosine"  # per-epoch cosine decay, or "onecycle" (per-step warm-up and decay)
@@ -81,11 +88,19 @@ class PruneJobConfig:
         return self.report or os.path.splitext(self.output)[0] + ".json"
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues."""
+        """The settings a resumed run must share with the run it continues.
+
+        The int8 settings are not among them: a finished run may be resumed
+        with ``int8`` to quantize it (:meth:`int8_settings` is checked once
+        quantization has started).
+        """
         data = asdict(self)
-        for key in ("output", "work_dir", "report", "workers", "threads"):
+        for key in ("output", "work_dir", "report", "workers", "threads", *INT8_SETTINGS):
             data.pop(key)
         return json.loads(json.dumps(data, default=str))
+
+    def int8_settings(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in INT8_SETTINGS}
 
 
 @dataclass
@@ -98,6 +113,8 @@ class JobState:
     penalty_factors: dict[str, torch.Tensor] | None = None
     teacher: dict[str, torch.Tensor] | None = None
     pruned_layers: list[str] = field(default_factory=list)
+    int8_scales: dict[str, float] | None = None
+    int8_settings: dict[str, Any] | None = None
     rates: dict[str, float] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -241,6 +258,11 @@ class PruneJob:
                 "use another --work-dir or --restart"
             )
         self.state = JobState(**payload)
+        if self.state.int8_settings not in (None, self.config.int8_settings()):
+            raise ValueError(
+                f"work directory '{self.config.work_directory}' holds a run quantized with different "
+                "int8 settings; use another --work-dir or --restart"
+            )
         masked = [name for name in self.state.pruned_layers if f"{name}.{MASK_BUFFER}" in self.state.model]
         add_mask_buffers(self.model, masked)
         self.model.load_state_dict(self.state.model)
@@ -290,7 +312,7 @@ class PruneJob:
             start = time.perf_counter()
             stats = train_epoch(
                 net, self._loader(self.train_set, True, epoch), optimizer, self.env,
-                penalty=penalty, masked=phase == "retrain", distillation=distillation,
+                penalty=penalty, masked=phase in ("retrain", "quantize"), distillation=distillation,
                 description=f"{phase} {epoch + 1}/{epochs}",
                 after_step=scheduler.step if per_step else None,
             )
@@ -374,6 +396,12 @@ class PruneJob:
             self._train_phase("retrain", config.retrain_epochs, config.retrain_lr, stop_after_epochs)
             self.state.accuracy["final"] = self.state.history[-1]["val_acc"] if config.retrain_epochs \
                 else self.state.accuracy["after_hard_prune"]
+            self._next_phase("quantize" if config.int8 else "done")
+            self._save_state()
+        if self.state.phase == "done" and config.int8 and self.state.int8_settings is None:
+            self._next_phase("quantize")  # a finished run, quantized now
+        if self.state.phase == "quantize":
+            self._quantize(stop_after_epochs)
             self._next_phase("done")
             self._save_state()
         report = self._report(time.perf_counter() - started)
@@ -381,6 +409,29 @@ class PruneJob:
             self._write_outputs(report)
         self.env.barrier()
         return report
+
+    def _quantize(self, stop_after: int | None) -> None:
+        """int8: calibrate the input scales once, then (optionally) retrain with int8 simulated."""
+        config = self.config
+        self.state.int8_settings = config.int8_settings()
+        if self.state.int8_scales is None:
+            count = min(max(config.calibration_clips, 1), len(self.train_set))
+            clips = torch.utils.data.Subset(self.train_set, list(range(count)))
+            loader = self._loader(clips, False, 0)
+            self._seed("quantize", 0)
+            self.state.int8_scales = calibrate(
+                self.model, (batch[0].to(self.env.device) for batch in loader)
+            )
+            with simulated_int8(self.model, self.state.int8_scales):
+                self.state.accuracy["int8_calibrated"] = self._evaluate("eval int8 (calibrated)")
+            self.log(f"int8 scales calibrated on {count} training clips: accuracy "
+                     f"{self.state.accuracy.get('final', math.nan):.4f} -> "
+                     f"{self.state.accuracy['int8_calibrated']:.4f}")
+            self._save_state()
+        if config.qat_epochs:
+            with simulated_int8(self.model, self.state.int8_scales):
+                self._train_phase("quantize", config.qat_epochs, config.qat_lr, stop_after)
+            self.state.accuracy["int8_qat"] = self.state.history[-1]["val_acc"]
 
     def _load_dense(self, path: str) -> None:
         checkpoint = read_checkpoint(path)
@@ -436,8 +487,11 @@ class PruneJob:
             "layers": per_layer,
             "accuracy": self.state.accuracy,
             "epochs": {"dense": 0 if config.dense_checkpoint else config.dense_epochs,
-                       "reweight": config.reweight_epochs, "retrain": config.retrain_epochs},
+                       "reweight": config.reweight_epochs, "retrain": config.retrain_epochs,
+                       "qat": config.qat_epochs if config.int8 else 0},
             "distill": config.distill,
+            "int8": {"scheme": SCHEME, "calibration_clips": config.calibration_clips,
+                     "qat_epochs": config.qat_epochs} if config.int8 else None,
             "world_size": self.env.world_size,
             "history": self.state.history,
             "train_seconds": round(self.state.seconds, 1),
@@ -455,8 +509,11 @@ class PruneJob:
         state = state_dict_without_masks(self.model)
         fresh = build_model(config.arch, **self.model_kwargs)
         fresh.load_state_dict(state)
+        quantization = None
+        if self.state.int8_scales is not None:
+            quantization = {"scheme": SCHEME, "input_scales": self.state.int8_scales}
         save_checkpoint(config.output, config.arch, self.model_kwargs, fresh, sparsity=sparsity,
-                        input_shape=self.input_shape)
+                        input_shape=self.input_shape, quantization=quantization)
         write_text(config.report_path, json.dumps(report, indent=2))
         self.log(
             f"wrote {config.output} ({report['flops']['reduction']:.3g}x conv FLOPs reduction, "

@@ -52,6 +52,13 @@ def build_parser() -> ArgumentParser:
         default="fp32",
         help="compile in this precision (rt3d-compile --precision; bf16 or fp16 is compared with fp32 too)",
     )
+    parser.add_argument(
+        "--int8", action="store_true",
+        help="also calibrate int8 scales after pruning and report the pruned model's top-1 with int8 "
+        "simulated (rt3d-prune --int8)",
+    )
+    parser.add_argument("--qat-epochs", type=bounded_int(0, 1 << 20), default=0,
+                        help="quantization-aware retraining epochs after calibration (implies --int8)")
     parser.add_argument("--restart", action="store_true", help="prune again even if a result exists")
     return parser
 
@@ -92,7 +99,8 @@ def _main(argv: Sequence[str] | None) -> int:
         flops_reduction=args.flops_reduction, dense_epochs=args.dense_epochs,
         reweight_epochs=args.reweight_epochs, retrain_epochs=args.retrain_epochs,
         optimizer="adamw", schedule="onecycle", lr=5e-4, retrain_lr=2e-4, weight_decay=1e-4,
-        batch_size=32, seed=args.seed,
+        batch_size=32, seed=args.seed, int8=args.int8 or args.qat_epochs > 0, qat_epochs=args.qat_epochs,
+        qat_lr=2e-5,  # a tenth of the retraining's
     )
     if args.restart:
         shutil.rmtree(config.work_directory, ignore_errors=True)
@@ -140,6 +148,13 @@ def _main(argv: Sequence[str] | None) -> int:
     print(f"  conv FLOPs reduction         {report['flops']['reduction']:.2f}x")
     print(f"  top-1, PyTorch dense         {100 * correct['dense'] / n:.1f} %  ({n} validation clips)")
     print(f"  top-1, PyTorch pruned        {100 * correct['pruned'] / n:.1f} %")
+    accuracy = report["accuracy"]
+    if "int8_calibrated" in accuracy:
+        print(f"  top-1, PyTorch pruned, int8  {100 * accuracy['int8_calibrated']:.1f} %  "
+              "(simulated: calibrated scales)")
+    if "int8_qat" in accuracy:
+        print(f"  top-1, PyTorch pruned, int8  {100 * accuracy['int8_qat']:.1f} %  "
+              f"(simulated: after {args.qat_epochs} quantization-aware epochs)")
     for precision in builds:
         print(f"  top-1, rt3d compiled {precision:6s}  {100 * correct[precision] / n:.1f} %  "
               f"(max relative difference to PyTorch {max_rel[precision]:.1e})")

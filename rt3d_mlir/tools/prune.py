@@ -2,7 +2,8 @@
 
 Trains the dense model (or loads it with --dense), trains with the
 reweighted group penalty, hard-prunes to the target, and retrains with the
-masks fixed. Checkpoints every epoch in the work directory and resumes from
+masks fixed; with --int8, calibrates int8 scales and optionally retrains
+with int8 simulated (--qat-epochs). Checkpoints every epoch in the work directory and resumes from
 it when run again with the same settings. Runs under
 ``torchrun --nproc_per_node=N`` with DistributedDataParallel.
 """
@@ -64,6 +65,15 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--weight-decay", type=bounded_float(0), default=5e-4)
     train.add_argument("--retrain-lr", type=bounded_float(0, open_minimum=True), default=0.01)
     train.add_argument("--distill", action="store_true", help="distil from the dense model when retraining")
+    quant = p.add_argument_group("int8")
+    quant.add_argument("--int8", action="store_true",
+                       help="after retraining, calibrate int8 input scales (per-tensor; weights per "
+                       "channel) and record them in the checkpoint")
+    quant.add_argument("--calibration-clips", type=bounded_int(1, 1 << 20), default=64,
+                       help="training clips the int8 calibration runs (default: 64)")
+    quant.add_argument("--qat-epochs", type=bounded_int(0, 1 << 20), default=0,
+                       help="quantization-aware retraining epochs after calibration (implies --int8)")
+    quant.add_argument("--qat-lr", type=bounded_float(0, open_minimum=True), default=1e-3)
     train.add_argument("--seed", type=bounded_int(0, (1 << 63) - 1), default=0)
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", required=True, help="pruned rt3d checkpoint to write")
@@ -127,7 +137,9 @@ def config_from_args(args) -> object:
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
         reweight_every=args.reweight_every, penalty=args.penalty,
         retrain_epochs=args.retrain_epochs,
-        distill=args.distill, batch_size=args.batch_size, optimizer=args.optimizer,
+        distill=args.distill, int8=args.int8 or args.qat_epochs > 0,
+        calibration_clips=args.calibration_clips, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr,
+        batch_size=args.batch_size, optimizer=args.optimizer,
         schedule=args.schedule, lr=args.lr,
         retrain_lr=args.retrain_lr, weight_decay=args.weight_decay,
         workers=args.workers, threads=args.threads, seed=args.seed, work_dir=args.work_dir,
