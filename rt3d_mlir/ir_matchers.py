@@ -77,7 +77,12 @@ def constant_array(value: ir.Value) -> np.ndarray | None:
             splat = attr.get_splat_value()
             shaped = ir.ShapedType(attr.type)
             scalar = splat.value if hasattr(splat, "value") else splat
-            return np.full(tuple(shaped.shape), scalar, dtype=np.float32)
+            dtype: type = np.float32
+            if isinstance(attr, ir.DenseIntElementsAttr):
+                dtype = {1: np.bool_, 8: np.int8, 16: np.int16, 32: np.int32}.get(
+                    ir.IntegerType(shaped.element_type).width, np.int64
+                )
+            return np.full(tuple(shaped.shape), scalar, dtype=dtype)
         return np.array(attr)
     return None
 

@@ -113,3 +113,23 @@ def test_pools_become_vector_kernels_and_match_torch(tmp_path):
     # padded pools keep kernels of their own
     assert sum(n.startswith("rt3d_pool_kernel_") for n in names) == 2
     assert sum(n.startswith("rt3d_conv_kernel_") for n in names) == 1
+
+
+def test_constant_array_keeps_a_splat_constants_element_type():
+    from torch_mlir import ir
+
+    from rt3d_mlir.ir_matchers import constant_array
+
+    with ir.Context(), ir.Location.unknown():
+        module = ir.Module.parse(
+            "func.func @f() -> (tensor<4xi16>, tensor<3xi32>, tensor<2xf32>) {\n"
+            "  %a = arith.constant dense<16128> : tensor<4xi16>\n"
+            "  %b = arith.constant dense<[1, 2, 3]> : tensor<3xi32>\n"
+            "  %c = arith.constant dense<0.5> : tensor<2xf32>\n"
+            "  return %a, %b, %c : tensor<4xi16>, tensor<3xi32>, tensor<2xf32>\n}"
+        )
+        ret = module.body.operations[0].regions[0].blocks[0].operations[3]
+        a, b, c = (constant_array(v) for v in ret.operands)
+    assert a.dtype == np.int16 and a.tolist() == [16128] * 4
+    assert b.tolist() == [1, 2, 3]
+    assert c.dtype == np.float32 and c.tolist() == [0.5, 0.5]
