@@ -257,6 +257,7 @@ def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
 # halves are numpy float16 (IR: f16).
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+GPU_PRECISIONS = ("fp32", "fp16")  # what the spirv target builds (bf16: GPUs compute in fp32 or fp16)
 # the element type of the blocked activations in each precision (MLIR's names)
 ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 HALF_ELEMENTS = ("bf16", "f16")  # 16-bit activation elements (widened to f32 to compute)

@@ -28,7 +28,7 @@ import math
 import re
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from torch_mlir import ir, passmanager
@@ -49,8 +49,8 @@ from rt3d_mlir.contracts.spirv_artifact import (
 from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_location, one_line
 from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.ir_matchers import constant_array, top_level_ops
+from rt3d_mlir.kernel_packing import GPU_PRECISIONS
 from rt3d_mlir.passes import run_pipeline
-from rt3d_mlir.passes.gpu_conv import GPU_PRECISIONS
 from rt3d_mlir.passes.gpu_dispatch import dispatch_info
 from rt3d_mlir.sparsity import format_group_shape
 
@@ -260,11 +260,7 @@ def write_artifact(gpu_program: GpuProgram, binaries: dict[str, bytes], path: st
         buffers[i] = Buffer(buffers[i].bytes, "weights", blob.tell())
         blob.write(data.tobytes())
     program = gpu_program.program
-    manifest = Program(
-        program.target_env, program.input_buffer, program.input_shape, program.output_buffer,
-        program.output_shape, buffers, program.kernels, program.dispatches, program.flops,
-        program.dense_flops,
-    ).manifest()
+    manifest = replace(program, buffers=buffers).manifest()
     with atomic_output(path) as partial, zipfile.ZipFile(
         partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True
     ) as archive:
@@ -275,10 +271,12 @@ def write_artifact(gpu_program: GpuProgram, binaries: dict[str, bytes], path: st
 
 
 def emit_spirv_artifact(
-    module: ir.Module, function: str, output: str, step: Callable[[str], None]
+    module: ir.Module, function: str, output: str, step: Callable[[str], None], precision: str = "fp32"
 ) -> GpuProgram:
-    """The forward function of ``module`` (after the GPU passes) as a SPIR-V artifact at ``output``."""
+    """The forward function of ``module`` (after the GPU passes, built in ``precision``) as a
+    SPIR-V artifact at ``output``."""
     gpu_program = build_program(module, function)
+    gpu_program.program = replace(gpu_program.program, precision=precision)
     step("spir-v")
     binaries = kernels_to_spirv(gpu_program.kernel_modules)
     step("write")
@@ -345,4 +343,4 @@ class SpirvBuild(Build):
         ]
 
     def emit(self, module: ir.Module, output: str, step: Callable[[str], None]) -> None:
-        emit_spirv_artifact(module, self.function, output, step)
+        emit_spirv_artifact(module, self.function, output, step, self.precision)

@@ -14,11 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from rt3d_mlir.kernel_packing import GPU_PRECISIONS
+
 FORMAT = "rt3d-spirv"
 FORMAT_VERSION = 2
 TARGET_ENV = "vulkan1.1"  # what the backend emits
 TARGET_ENVS = {"vulkan1.0": (1, 0), "vulkan1.1": (1, 1)}  # what a runtime accepts
 INIT_KINDS = ("none", "weights", "zero")
+# the manifest's "precision" is one of kernel_packing.GPU_PRECISIONS (rt3d-compile --precision);
+# a manifest without it is fp32
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.bin"
 KERNEL_DIRECTORY = "kernels/"
@@ -72,6 +76,7 @@ class Program:
     dispatches: list[Dispatch]
     flops: float = 0.0  # the whole program, kept weights
     dense_flops: float = 0.0
+    precision: str = "fp32"
 
     def manifest(self) -> dict[str, Any]:
         """The manifest as a JSON object (what :func:`parse_manifest` reads back)."""
@@ -79,6 +84,7 @@ class Program:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "target_env": self.target_env,
+            "precision": self.precision,
             "input": {"buffer": self.input_buffer, "shape": list(self.input_shape), "dtype": "float32"},
             "output": {"buffer": self.output_buffer, "shape": list(self.output_shape), "dtype": "float32"},
             "buffers": [
@@ -186,6 +192,9 @@ def parse_manifest(manifest: Any, weights_size: int | None) -> Program:
     target_env = manifest.get("target_env", "vulkan1.1")
     if target_env not in TARGET_ENVS:
         raise Malformed(f"target_env {target_env!r} is not one of {', '.join(TARGET_ENVS)}")
+    precision = manifest.get("precision", "fp32")
+    if precision not in GPU_PRECISIONS:
+        raise Malformed(f"precision {precision!r} is not one of {', '.join(GPU_PRECISIONS)}")
 
     buffers = []
     for i, spec in enumerate(_list(_get(manifest, "buffers", "the manifest"), "buffers")):
@@ -257,4 +266,5 @@ def parse_manifest(manifest: Any, weights_size: int | None) -> Program:
     return Program(
         target_env, input_buffer, input_shape, output_buffer, output_shape, buffers, kernels, dispatches,
         _number(manifest.get("flops", 0), "flops"), _number(manifest.get("dense_flops", 0), "dense_flops"),
+        precision,
     )

@@ -28,6 +28,7 @@ from rt3d_mlir.codegen.gpu.conv import ConvShape, packed_conv_kernel, positions_
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named
+from rt3d_mlir.kernel_packing import GPU_PRECISIONS
 from rt3d_mlir.passes.builders import zero_pad
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.gpu_dispatch import add_kernel, dispatch, shape_of, tensor_type
@@ -56,9 +57,6 @@ def padding_of_all_consumers(value: ir.Value) -> Padding | None:
     if found is None or not any(found[0] + found[1]):
         return None
     return found
-
-
-GPU_PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass

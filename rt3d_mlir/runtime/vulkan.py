@@ -176,6 +176,7 @@ class VulkanModel:
         self._features = artifact.features  # device features the kernels need (fp16 builds)
         self.input_shape: tuple[int, ...] = program.input_shape
         self.output_shape: tuple[int, ...] = program.output_shape
+        self.precision: str = program.precision  # of the activations between convs (the manifest's)
         self._vk = vk = _vk()
         stage = "creating the Vulkan instance"
         try:

@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "targets": {"errors"},
     "kernel_packing": {"sparsity"},
     "data": {"errors"},
-    "contracts": {"errors", "fileio", "models", "quantization"},
+    "contracts": {"errors", "fileio", "kernel_packing", "models", "quantization"},
     "runtime": {"contracts", "errors", "fileio", "processes"},
     "pruning": {"contracts", "data", "errors", "fileio", "models", "quantization", "sparsity"},
     "dialect": {"kernel_packing", "sparsity"},

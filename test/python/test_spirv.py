@@ -294,9 +294,10 @@ def test_fp16_keeps_the_activations_between_convs_in_half(tmp_path):
     rt3d_mlir.compile(model, x, output=fp16, target="spirv", precision="fp16")
     spirv_val(fp16, tmp_path)
     sizes = {}
-    for path in (fp32, fp16):
+    for path, precision in ((fp32, "fp32"), (fp16, "fp16")):
         with zipfile.ZipFile(path) as archive:
             manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["precision"] == precision  # the artifact records it
         sizes[path] = sorted(b["bytes"] for b in manifest["buffers"] if b["init"] != "weights")
     # the input, c's output and the pool's output stay f32; a's (padded) and b's outputs halve
     assert sum(sizes[fp16]) < sum(sizes[fp32]) and len(sizes[fp16]) == len(sizes[fp32])
@@ -310,6 +311,7 @@ def test_fp16_keeps_the_activations_between_convs_in_half(tmp_path):
         want = nn.functional.max_pool3d(nn.functional.conv3d(y, r(model.c.weight), model.c.bias), 2)
     with rt3d_mlir.load(fp16) as compiled:
         got = compiled(x.numpy())
+        assert compiled.precision == "fp16"
     # f16 sums of each entry (up to 8 channels: 2e-3, as on the CPU), against the reference that
     # rounds what is stored; and the fp16 tolerance against the f32 model
     assert relative_error(got, want.numpy()) <= 2e-3

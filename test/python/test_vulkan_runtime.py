@@ -385,6 +385,7 @@ MALFORMED = {
     "nan-flops": (lambda m: m["dispatches"][0].update(flops=float("nan")), "must be a finite number"),
     "huge-size": (lambda m: m["buffers"][0].update(bytes=1 << 80), "must be an integer in"),
     "wrong-entry": (lambda m: m["kernels"][0].update(entry="main"), "no GLCompute entry point 'main'"),
+    "bad-precision": (lambda m: m.update(precision="int4"), "precision 'int4' is not one of fp32, fp16"),
 }
 
 
