@@ -1,6 +1,8 @@
 /* AMX tile-product throughput on one core: 4 accumulator tiles, bf16 (tdpbf16ps) with K = 32 or 16
  * channels per product (A rows of 64 or 32 bytes) and int8 (tdpbusd) with K = 64, 32 or 16 channels
- * (A rows of 64, 32 or 16 bytes), with the operands in tiles or loaded per product group.
+ * (A rows of 64, 32 or 16 bytes), with the operands in tiles or loaded per product group: one weight
+ * tile (B) and four input tiles (A) per four products (one block of filters over four position tiles,
+ * the kernels' register tile), or two of each (two blocks over two position tiles).
  *
  *   clang-22 -O2 -march=native bench/amx_peak.c -o /tmp/amx_peak && /tmp/amx_peak
  */
@@ -28,7 +30,14 @@ static void run(int kbytes, int loads, int int8) {
   _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
   _tile_loadd(4, A, 64); _tile_loadd(5, A, 64); _tile_loadd(6, B, 64);
   double t0 = now();
-  for (long i = 0; i < n; i++) {
+  for (long i = 0; loads == 2 && i < n; i++) {  /* 2 B x 2 A: each loaded tile feeds two products */
+    _tile_loadd(6, B + (i & 63) * 256, 64); _tile_loadd(7, B + (i & 63) * 256 + 512, 64);
+    _tile_loadd(4, A + (i & 63) * 256, kbytes);
+    if (int8) { _tile_dpbusd(0, 4, 6); _tile_dpbusd(1, 4, 7); } else { _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); }
+    _tile_loadd(5, A + (i & 63) * 256 + 512, kbytes);
+    if (int8) { _tile_dpbusd(2, 5, 6); _tile_dpbusd(3, 5, 7); } else { _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7); }
+  }
+  for (long i = 0; loads < 2 && i < n; i++) {
     if (loads) { _tile_loadd(6, B + (i & 63) * 256, 64); _tile_loadd(4, A + (i & 63) * 256, kbytes); }
     if (int8) _tile_dpbusd(0, 4, 6); else _tile_dpbf16ps(0, 4, 6);
     if (loads) _tile_loadd(5, A + (i & 63) * 256 + 512, kbytes);
@@ -43,13 +52,15 @@ static void run(int kbytes, int loads, int int8) {
   int k = int8 ? kbytes : kbytes / 2;
   double flops = 4.0 * n * 16 * 16 * k * 2;
   printf("%s K=%2d %s: %.0f GOP/s (%.1f ns per product)\n",
-         int8 ? "int8" : "bf16", k, loads ? "1 B + 4 A loads per 4 products" : "operands in tiles            ",
+         int8 ? "int8" : "bf16", k,
+         loads == 2 ? "2 B + 2 A loads per 4 products" : loads ? "1 B + 4 A loads per 4 products"
+                                                             : "operands in tiles             ",
          flops / dt / 1e9, dt / (4.0 * n) * 1e9);
   _tile_release();
 }
 int main(void) {
   if (syscall(SYS_arch_prctl, 0x1023, 18)) { puts("no AMX permission"); return 1; }
-  for (int k = 64; k >= 32; k /= 2) { run(k, 0, 0); run(k, 1, 0); }
-  for (int k = 64; k >= 16; k /= 2) { run(k, 0, 1); run(k, 1, 1); }
+  for (int k = 64; k >= 32; k /= 2) { run(k, 0, 0); run(k, 1, 0); run(k, 2, 0); }
+  for (int k = 64; k >= 16; k /= 2) { run(k, 0, 1); run(k, 1, 1); run(k, 2, 1); }
   return 0;
 }
