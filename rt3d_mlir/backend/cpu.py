@@ -113,7 +113,7 @@ def kernel_pipeline(
             registers = machine.vector_registers * machine.f32_lanes // vector_width
             lanes = f"lanes={vector_width} registers={registers} accumulators=8 "
         steps += [
-            f"rt3d-reorder-loops{{target={target} {lanes}{schedule}}}",
+            f"rt3d-reorder-loops{{target={target} precision={precision} {lanes}{schedule}}}",
             f"rt3d-propagate-layout{{target={target} precision={precision}{width}}}",
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
             f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)} "

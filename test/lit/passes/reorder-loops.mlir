@@ -7,6 +7,8 @@
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=16 loop-order=fdhw tile-rows=1 tile-filters=1})' | FileCheck %s --check-prefix=OVERRIDE
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32 channel-chunk=16})' | FileCheck %s --check-prefix=CHUNK16
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32 channel-chunk=4096})' | FileCheck %s --check-prefix=NOCHUNK
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 registers=32 accumulators=14 precision=bf16})' | FileCheck %s --check-prefix=HALF
+// RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{precision=int4})' 2>&1 | FileCheck %s --check-prefix=BADPRECISION
 
 // With 2-lane vectors and 20 columns (>= 4 vectors, a multiple of 2) the
 // first conv puts output columns in the lanes, whole rows at a time, with
@@ -42,6 +44,14 @@
 // USER-SAME: vector_dim = "filters"
 // The packed weights are small, so filter blocks go outermost by default.
 // BAD: rt3d-opt: error: pass 'rt3d-reorder-loops': loop-order must be one of fdhw, dfhw, dhfw, got 'hwdf'
+// A 16-bit build keeps the wide plane "filters": only those kernels read the
+// 16-bit blocked activations (and, on AMX, make tile products of them).
+// HALF-LABEL: func.func @tiles
+// HALF: "rt3d.packed_conv3d"
+// HALF-SAME: vector_dim = "filters"
+// HALF: "rt3d.packed_conv3d"
+// HALF-SAME: vector_dim = "filters"
+// BADPRECISION: rt3d-opt: error: pass 'rt3d-reorder-loops': precision must be one of fp32, bf16, fp16, got 'int4'
 func.func @tiles(%x: tensor<1x1x1x20x20xf32>, %y: tensor<1x1x1x4x4xf32>) -> (tensor<1x2x1x20x20xf32>, tensor<1x2x1x4x4xf32>) {
   %w = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
   %off = arith.constant dense<[0]> : tensor<1xi32>
