@@ -370,6 +370,7 @@ class CpuBuild(Build):
         self.dispatches: list[Dispatch] = []
         self.function = ""
         self.amx = False  # some kernel uses AMX tiles (the glue asks Linux for their state)
+        self.candidate_kernels = ""  # the kernel pipeline of schedule-tuning candidates
 
     def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
         options, target = self.options, self.toolchain.target.name
@@ -381,13 +382,21 @@ class CpuBuild(Build):
             target, options.reference_kernels, options.schedule, options.precision,
             toolchain.native_bf16, toolchain.amx, toolchain.native_f16, width,
         )
+        # tuning candidates: the same kernels (precision, instructions), each conv's own schedule
+        self.candidate_kernels = kernel_pipeline(
+            target, False, "", options.precision, toolchain.native_bf16, toolchain.amx,
+            toolchain.native_f16, width,
+        )
 
         def sparse(module: ir.Module) -> None:
             run_pipeline(module, f"builtin.module({packing})")
             if options.tune:
                 identity = machine_identity(self.toolchain.cpu, self.toolchain.target.triple)
                 machine = self.toolchain.target
-                tune_schedules(module, machine, identity, self._build_candidate, options.tune_cache)
+                tune_schedules(
+                    module, machine, identity, self._build_candidate, options.tune_cache,
+                    precision=options.precision,
+                )
             run_pipeline(module, f"builtin.module({kernels})")
 
         return [
@@ -404,7 +413,7 @@ class CpuBuild(Build):
             options = dataclasses.replace(self.options, tune=False, schedule="", keep_intermediates=None)
             build = CpuBuild(self.toolchain, options, work)
             build.function = self.function
-            run_pipeline(module, f"builtin.module({kernel_pipeline(self.toolchain.target.name)})")
+            run_pipeline(module, f"builtin.module({self.candidate_kernels})")
             build._bufferize(module)
             build._lower(module)
             build.emit(module, output, lambda _step: None)

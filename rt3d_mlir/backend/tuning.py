@@ -89,8 +89,9 @@ def _density_bucket(op: ir.Operation) -> float:
     return round(20 * density) / 20
 
 
-def layer_key(op: ir.Operation, machine: str, threads: int) -> str:
-    """What a layer's best schedule depends on: shapes, window, block shape, density, machine."""
+def layer_key(op: ir.Operation, machine: str, threads: int, precision: str = "fp32") -> str:
+    """What a layer's best schedule depends on: shapes, window, block shape, density, machine, and
+    the build's precision (16-bit builds compute differently; fp32 keys stay as they were)."""
     p = packed_conv3d_params(op)
     shapes = [ir.RankedTensorType(op.operands[0].type).shape, ir.RankedTensorType(op.results[0].type).shape]
     density = _density_bucket(op)
@@ -99,6 +100,8 @@ def layer_key(op: ir.Operation, machine: str, threads: int) -> str:
         f"hi={p.padding_high} d={p.dilations} block={p.block_size}x{p.channel_unroll} "
         f"act={p.activation} density={density:.2f}"
     )
+    if precision != "fp32":
+        layer += f" precision={precision}"
     text = f"{SCHEDULE_SPACE}|{machine}|threads={threads}|{layer}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -171,18 +174,20 @@ def tune_schedules(
     cache_path: str | None = None,
     threads: int | None = None,
     rounds: int = ROUNDS,
+    precision: str = "fp32",
 ) -> list[Schedule]:
     """Set a measured schedule on every packed conv of ``module`` (timing those not cached, on
     ``threads`` threads: by default what the artifact will run with); the schedules in the convs'
-    order."""
+    order. ``precision``: the build's, which ``build`` makes the candidates in (cached apart)."""
     threads = threads or default_threads()
     cache = ScheduleCache.open(cache_path or default_cache_path())
     ops = ops_named(module.operation, "rt3d.packed_conv3d")
-    keys = [layer_key(op, identity, threads) for op in ops]
+    keys = [layer_key(op, identity, threads, precision) for op in ops]
     untuned = [i for i, key in enumerate(keys) if cache.schedule(key) is None]
     if untuned:
         accumulators = default_accumulators(machine)
-        candidates = {i: candidate_schedules(ops[i], machine, accumulators) for i in untuned}
+        half = precision != "fp32"
+        candidates = {i: candidate_schedules(ops[i], machine, accumulators, half) for i in untuned}
         times = _time_candidates(module, candidates, build, threads, rounds)
         for key in dict.fromkeys(keys[i] for i in untuned):
             members = [i for i in untuned if keys[i] == key]

@@ -386,15 +386,17 @@ def rule_schedule(
     return dataclasses.replace(schedule, channel_chunk=valid_chunk(op, schedule, chunk))
 
 
-def candidate_schedules(op: ir.Operation, target: Target, accumulators: int) -> list[Schedule]:
+def candidate_schedules(
+    op: ir.Operation, target: Target, accumulators: int, half: bool = False
+) -> list[Schedule]:
     """The schedules worth timing for ``op`` (one without schedule attributes), the fixed rules'
-    first: for each vector dimension, the rules' tile in every loop order and a smaller tile (half
-    the registers) in the rules' order; for "width" also half-length vectors when a row fits, and
-    in "dhfw" order each with and without channel chunks."""
+    first (``half``: for a 16-bit build): for each vector dimension, the rules' tile in every loop
+    order and a smaller tile (half the registers) in the rules' order; for "width" also half-length
+    vectors when a row fits, and in "dhfw" order each with and without channel chunks."""
     params = packed_conv3d_params(op)
     out_shape = ir.RankedTensorType(op.results[0].type).shape
     out_h, out_w = out_shape[3], out_shape[4]
-    found = [rule_schedule(op, target, accumulators)]
+    found = [rule_schedule(op, target, accumulators, half=half)]
     dims = ["filters", "width"] if params.strides[2] == 1 else ["filters"]
     narrow = params.block_size < target.f32_lanes and target.f32_lanes % params.block_size == 0
     if params.strides[2] == 1 and narrow:

@@ -103,6 +103,23 @@ def test_tuned_build_matches_torch_and_the_cache_is_reused(tmp_path, monkeypatch
     assert relative_error(again, got) == 0.0
 
 
+def test_16bit_builds_tune_their_own_kernels_and_cache_them_apart(tmp_path):
+    # the candidates of a bf16 build are bf16 builds (AMX, vdpbf16ps or widened, as the build);
+    # their times are cached under keys of their own, so fp32 and bf16 builds do not share them
+    from rt3d_mlir.kernel_packing import MAX_RELATIVE_ERROR
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv3d(16, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 3, 4, 6, 20)
+    cache = tmp_path / "schedules.json"
+    compile_and_run(model, x, tmp_path / "fp32.so", tune=True, tune_cache=cache)
+    fp32_keys = set(json.loads(cache.read_text())["layers"])
+    got = compile_and_run(model, x, tmp_path / "bf16.so", tune=True, tune_cache=cache, precision="bf16")
+    assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR["bf16"]
+    keys = set(json.loads(cache.read_text())["layers"])
+    assert len(fp32_keys) == 2 and len(keys) == 4 and fp32_keys < keys
+
+
 def _identity() -> str:
     from rt3d_mlir.backend.cpu import require_toolchain
 
