@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import math
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,17 +42,52 @@ class Terminated(KeyboardInterrupt):
 _received: list[int] = []
 
 
+def _signal_exception(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
 def _terminate(signum: int, _frame: object) -> None:
     _received.append(signum)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Terminated(signum)
+    raise _signal_exception(signum)
+
+
+def raise_pending_signal() -> None:
+    """Raise the exception of a signal that arrived while the tool ran but whose exception was
+    lost on the way (swallowed by a library); tools call this between their steps."""
+    if _received:
+        raise _signal_exception(_received[0])
+
+
+def _interrupt_main_later(signum: int) -> None:
+    time.sleep(0.01)
+    _thread.interrupt_main(signum)
+
+
+def _redeliver_lost_signals(
+    hook: Callable[[sys.UnraisableHookArgs], object],
+) -> Callable[[sys.UnraisableHookArgs], None]:
+    """An unraisable-exception hook: a signal whose handler ran inside a finalizer or a weakref
+    callback raised where Python can only print the exception ("Exception ignored in ..."), and
+    under a redirected stderr not even that; deliver the signal again, so that the handler raises
+    once more at the next point of ordinary code. Other exceptions go to ``hook``."""
+
+    def redeliver(unraisable: sys.UnraisableHookArgs) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+            return
+        # From another thread, a moment later: the main thread's handler then runs after this hook
+        # returned (raised inside the hook, its exception would be lost again).
+        signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+        _thread.start_new_thread(_interrupt_main_later, (signum,))
+
+    return redeliver
 
 
 @contextmanager
 def _termination_raises() -> Iterator[None]:
     """SIGINT raises KeyboardInterrupt and SIGTERM/SIGHUP :class:`Terminated` in the main thread
-    while the tool runs; each signal is also recorded in ``_received``."""
+    while the tool runs; each signal is also recorded in ``_received``. A signal's exception raised
+    where Python cannot propagate it (a finalizer) is delivered again."""
     _received.clear()
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -58,9 +95,13 @@ def _termination_raises() -> Iterator[None]:
             previous[signum] = signal.signal(signum, _terminate)
         except ValueError:  # not the main thread: leave signals alone
             break
+    previous_hook = sys.unraisablehook
+    if previous:
+        sys.unraisablehook = _redeliver_lost_signals(previous_hook)
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

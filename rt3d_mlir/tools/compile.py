@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from rt3d_mlir.kernel_packing import PRECISIONS
-from rt3d_mlir.tools.cli import ArgumentParser, group_shape, parse_shape, run_tool
+from rt3d_mlir.tools.cli import ArgumentParser, group_shape, parse_shape, raise_pending_signal, run_tool
 
 
 def build_parser() -> ArgumentParser:
@@ -102,6 +102,7 @@ def _main(argv: Sequence[str] | None) -> int:
         times: list[float] = []
 
         def progress(step: str) -> None:
+            raise_pending_signal()  # one a library swallowed during the step before
             if started:
                 bar.update(1)
             started.append(step)
