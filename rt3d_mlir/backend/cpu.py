@@ -78,6 +78,7 @@ def packing_pipeline(
     if not reference:
         width = f" vector-width={vector_width}" if vector_width else ""
         steps += [
+            f"rt3d-pad-channels{{target={target}{width}}}",
             f"rt3d-vectorize-depthwise{{target={target}}}",
             f"rt3d-pack-kernel-groups{{target={target}{width}}}",
         ]

@@ -10,6 +10,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     lower_kgs_to_linalg,
     memref_copy_to_linalg,
     pack_kernel_groups,
+    pad_channels,
     propagate_layout,
     recognize_kgs,
     reorder_loops,

@@ -348,6 +348,38 @@ def test_convs_keep_the_blocked_layout_between_them_and_match_torch(target, grou
     assert layouts == [("plain", "blocked")] + [("blocked", "blocked")] * 4
 
 
+class OddChannels(nn.Module):
+    """R(2+1)D's kind of channel counts between convs: 45 (its stem) and 60 (blocks of 16 do not
+    divide them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(3, 45, (1, 3, 3), padding=(0, 1, 1), bias=False)
+        self.bn = nn.BatchNorm3d(45)
+        self.b = nn.Conv3d(45, 32, (3, 1, 1), padding=(1, 0, 0))
+        self.c = nn.Conv3d(32, 60, (1, 3, 3), padding=(0, 1, 1))
+        self.d = nn.Conv3d(60, 16, (3, 1, 1), padding=(1, 0, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.b(torch.relu(self.bn(self.a(x)))))
+        return self.d(torch.relu(self.c(x)))
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("group_shape", [None, (16, 16), (4, 4)])
+def test_odd_channel_counts_are_padded_to_blocks_and_match_torch(target, group_shape, tmp_path):
+    """rt3d-pad-channels: 45 and 60 channels become 48 and 64 (on AArch64's blocks of 4: 48 and
+    60), so every activation between the convs is blocked; zeros padded, the results exact."""
+    model = OddChannels()
+    randomize_batch_norms(model)
+    x = torch.randn(1, 3, 4, 9, 11)
+    layouts = _blocked_model_matches(model, x, target, group_shape, tmp_path)
+    if group_shape == (4, 4) and target == "host":  # blocks of 4 filters: "width" kernels, plain
+        assert layouts == [("plain", "plain")] * 4
+    else:
+        assert layouts == [("plain", "blocked"), *[("blocked", "blocked")] * 2, ("blocked", "plain")]
+
+
 def _blocked_model_matches(model: nn.Module, x: torch.Tensor, target: str, group_shape, tmp_path):
     """Compile ``model`` (random KGS masks of ``group_shape`` keeping half, if given), check it
     against torch; the convs' (input, output) layouts."""
