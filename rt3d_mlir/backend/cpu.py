@@ -67,14 +67,34 @@ def conv_vector_width(target: Target, precision: str = "fp32", native_f16: bool 
     return 2 * target.f32_lanes if precision == "fp16" and native_f16 else 0
 
 
+def amx_group_shape(target: Target, precision: str, amx: bool) -> tuple[int, int] | None:
+    """The group shape that kernel groups of fewer filters are widened to (their masks the union of
+    the groups they cover), or None: in bf16 builds on AMX CPUs, a lane's worth of filters and
+    channels. An AMX tile product multiplies 16 filters by 16 positions at once; groups of 4 filters
+    would get "width" kernels in f32 instead: C3D with 4x4 KGS at 2.6x took 160.6 ms that way and
+    59.1 ms widened, about what the dense bf16 build takes (``bench/RESULTS.md``)."""
+    if precision != "bf16" or not amx:
+        return None
+    return (target.f32_lanes, target.f32_lanes)
+
+
 def packing_pipeline(
-    group_shape: tuple[int, int] | None, target: str = "host", reference: bool = False, vector_width: int = 0
+    group_shape: tuple[int, int] | None,
+    target: str = "host",
+    reference: bool = False,
+    vector_width: int = 0,
+    widen_to: tuple[int, int] | None = None,
 ) -> str:
     """Recognize kernel-group sparse convolutions and pack their kept weights into vector blocks
     (``reference=True``: recognize only; ``vector_width``: filters per block, 0: the target's f32
-    lanes); what per-layer tuning (``tune``) sees."""
-    option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
-    steps = [f"rt3d-recognize-kgs{option}"]
+    lanes; ``widen_to``: narrower groups computed as groups of this shape, see
+    :func:`amx_group_shape`); what per-layer tuning (``tune``) sees."""
+    options = []
+    if group_shape:
+        options.append(f"group-shape={format_group_shape(group_shape)}")
+    if widen_to and not reference:
+        options.append(f"widen-to={format_group_shape(widen_to)}")
+    steps = [f"rt3d-recognize-kgs{{{' '.join(options)}}}" if options else "rt3d-recognize-kgs"]
     if not reference:
         width = f" vector-width={vector_width}" if vector_width else ""
         steps += [
@@ -378,7 +398,10 @@ class CpuBuild(Build):
         self.function = function
         toolchain = self.toolchain
         width = conv_vector_width(toolchain.target, options.precision, toolchain.native_f16)
-        packing = packing_pipeline(group_shape, target, options.reference_kernels, width)
+        packing = packing_pipeline(
+            group_shape, target, options.reference_kernels, width,
+            amx_group_shape(toolchain.target, options.precision, toolchain.amx),
+        )
         kernels = kernel_pipeline(
             target, options.reference_kernels, options.schedule, options.precision,
             toolchain.native_bf16, toolchain.amx, toolchain.native_f16, width,

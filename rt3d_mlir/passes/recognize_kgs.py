@@ -6,7 +6,11 @@ bias broadcast into its init (or a zero fill), and a following ReLU
 ``linalg.generic`` when it is the conv's only user. The kernel-group masks
 come from the weight's exact zeros for the group shape given by
 ``group-shape`` or, if unset, the largest of ``candidates`` that the zeros
-fit. Convolutions with non-constant weights are left alone.
+fit. With ``widen-to``, a group shape of fewer filters than that shape's is
+widened to it (clipped to the weight), its masks the union of the groups it
+covers: bf16 builds on AMX CPUs ask for a lane's worth (16x16), which AMX tile
+products need; block-diagonal weights (depthwise) keep their groups.
+Convolutions with non-constant weights are left alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from rt3d_mlir.passes.framework import OptionError, Pass, PassFailure, register_
 from rt3d_mlir.sparsity import (
     DEFAULT_GROUP_SHAPE_CANDIDATES,
     choose_group_shape,
+    diagonal_groups,
     format_group_shape,
     group_shape_fits,
     kernel_group_masks,
@@ -45,11 +50,16 @@ CONV_OP = "linalg.conv_3d_ncdhw_fcdhw"
 class RecognizeKgsOptions:
     group_shape: str = ""
     candidates: str = ",".join(format_group_shape(g) for g in DEFAULT_GROUP_SHAPE_CANDIDATES)
+    # groups of fewer filters than this shape's are widened to it, their masks the union of the
+    # groups they cover (what a 16-filter tile product needs: AMX in bf16 builds); "" keeps them
+    widen_to: str = ""
 
     def __post_init__(self) -> None:
         try:
             if self.group_shape:
                 parse_group_shape(self.group_shape)
+            if self.widen_to:
+                parse_group_shape(self.widen_to)
             require(any(self.candidates.split(",")), "candidates must list group shapes")
             for candidate in self.candidates.split(","):
                 if candidate:
@@ -111,16 +121,24 @@ class RecognizeKgs(Pass):
     def _group_shape_for(self, weight: np.ndarray, location: ir.Location) -> tuple[int, int]:
         """The requested group shape where the weight's zeros fit it, else the largest candidate
         that fits (a grouped or depthwise convolution's block-diagonal weight fits only groups
-        inside its diagonal blocks; forcing a wider group would multiply by its zeros)."""
+        inside its diagonal blocks; forcing a wider group would multiply by its zeros); widened
+        to ``widen-to`` if it has fewer filters (block-diagonal weights excepted)."""
         try:
             candidates = [parse_group_shape(c) for c in self.options.candidates.split(",") if c]
+            chosen = None
             if self.options.group_shape:
                 requested = parse_group_shape(self.options.group_shape)
                 if group_shape_fits(weight, requested):
-                    return requested
+                    chosen = requested
+            if chosen is None:
+                chosen = choose_group_shape(weight, candidates)
+            if self.options.widen_to:
+                wide = parse_group_shape(self.options.widen_to)
+                if chosen[0] < min(wide[0], weight.shape[0]) and diagonal_groups(weight) == 1:
+                    chosen = (min(wide[0], weight.shape[0]), min(wide[1], weight.shape[1]))
         except ValueError as err:
             raise PassFailure(str(err), location) from None
-        return choose_group_shape(weight, candidates)
+        return chosen
 
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)

@@ -12,6 +12,7 @@ from conftest import REL_TOL, compile_and_run, randomize_batch_norms, relative_e
 from torch import nn
 from torch_mlir import ir
 
+import rt3d_mlir
 from rt3d_mlir.backend.cpu import kernel_pipeline, packing_pipeline
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.dialect import kgs_conv3d_params, packed_conv3d_params
@@ -582,6 +583,29 @@ def test_bf16_convs_use_the_fastest_instructions_this_cpu_has(tmp_path):
         assert dot and not amx
     else:
         assert not amx and not dot
+
+
+def test_bf16_narrow_kernel_groups_are_computed_as_16_filters_on_amx(tmp_path):
+    """4x4 kernel groups in a bf16 build: on an AMX CPU they are widened to 16x16 groups (the union
+    of their masks) so that the convs run as AMX tile products; elsewhere they stay 4x4. Either way
+    the build matches torch within bf16's tolerance."""
+    from rt3d_mlir.backend.cpu import amx_group_shape
+    from rt3d_mlir.runtime.elf import cpu_features
+    from rt3d_mlir.targets import get_target
+
+    host = get_target("host")
+    assert amx_group_shape(host, "bf16", True) == (host.f32_lanes, host.f32_lanes)
+    assert amx_group_shape(host, "bf16", False) is None and amx_group_shape(host, "fp32", True) is None
+    model = BlockedPools().eval()
+    apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
+    x = torch.randn(1, 3, 4, 10, 22)
+    ir_dir, output = tmp_path / "ir", tmp_path / "m.so"
+    keep = str(ir_dir)
+    compile_model(model, x, output=output, precision="bf16", group_shape=(4, 4), keep_intermediates=keep)
+    got = rt3d_mlir.load(output)(x.numpy())
+    assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR["bf16"]
+    amx = "llvm.x86.tdpbf16ps.internal" in (ir_dir / "model.ll").read_text()
+    assert amx == ({"amx_tile", "amx_bf16"} <= (cpu_features() or set()))
 
 
 @pytest.mark.parametrize("target", ["host", "aarch64"])

@@ -2,6 +2,7 @@
 // would match (this module has none).
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-recognize-kgs{group-shape=0x4})' 2>&1 | FileCheck %s --check-prefix=GROUP
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-recognize-kgs{candidates=4x4,big})' 2>&1 | FileCheck %s --check-prefix=CANDIDATES
+// RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-recognize-kgs{widen-to=16})' 2>&1 | FileCheck %s --check-prefix=WIDEN
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{target=tpu})' 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-pack-kernel-groups{block-size=-4})' 2>&1 | FileCheck %s --check-prefix=BLOCK
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{tile-cols=99999999999})' 2>&1 | FileCheck %s --check-prefix=HUGE
@@ -12,6 +13,7 @@
 
 // GROUP: rt3d-opt: error: pass 'rt3d-recognize-kgs': group shape entries must be between 1 and 65536, got '0x4'
 // CANDIDATES: rt3d-opt: error: pass 'rt3d-recognize-kgs': group shape must look like 8x4, got 'big'
+// WIDEN: rt3d-opt: error: pass 'rt3d-recognize-kgs': group shape must look like 8x4, got '16'
 // TARGET: rt3d-opt: error: pass 'rt3d-pack-kernel-groups': target must be one of aarch64, host, spirv, got 'tpu'
 // BLOCK: rt3d-opt: error: pass 'rt3d-pack-kernel-groups': block-size must be between 0 and 1073741824 (0 chooses), got -4
 // HUGE: rt3d-opt: error: pass 'rt3d-reorder-loops': tile-cols must be between 0 and 1073741824 (0 chooses), got 99999999999

@@ -1,5 +1,6 @@
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-recognize-kgs{group-shape=2x2})' | FileCheck %s
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-recognize-kgs)' | FileCheck %s --check-prefix=AUTO
+// RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-recognize-kgs{group-shape=2x2 widen-to=16x16})' | FileCheck %s --check-prefix=WIDE
 
 #map = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
 
@@ -19,6 +20,10 @@
 // CHECK-SAME: padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>
 // CHECK-NOT: linalg.
 // CHECK: return %[[Y]]
+// widen-to (bf16 builds on AMX): the 2x2 groups become one group of all 4 filters and both
+// channels (16x16 clipped to the weight), kept where any of its kernels is.
+// WIDE-LABEL: func.func @conv_bias_relu
+// WIDE: group_shape = array<i64: 4, 2>, masks = dense<{{\[\[\[\[\[}}true, false, true]]]]]> : tensor<1x1x1x1x3xi1>
 // AUTO-LABEL: func.func @conv_bias_relu
 // AUTO: group_shape = array<i64: 2, 2>
 func.func @conv_bias_relu(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x4x4x4x4xf32> {
@@ -81,4 +86,19 @@ func.func @dynamic_weight(%arg0: tensor<1x1x3x3x3xf32>, %w: tensor<1x1x3x3x3xf32
   %fill = linalg.fill ins(%cst : f32) outs(%0 : tensor<1x1x1x1x1xf32>) -> tensor<1x1x1x1x1xf32>
   %1 = linalg.conv_3d_ncdhw_fcdhw {dilations = dense<1> : vector<3xi64>, strides = dense<1> : vector<3xi64>} ins(%arg0, %w : tensor<1x1x3x3x3xf32>, tensor<1x1x3x3x3xf32>) outs(%fill : tensor<1x1x1x1x1xf32>) -> tensor<1x1x1x1x1xf32>
   return %1 : tensor<1x1x1x1x1xf32>
+}
+
+// -----
+
+// A diagonal weight (a depthwise conv made ordinary) keeps its 1x1 groups under widen-to: a wider
+// group would multiply by its zeros.
+// WIDE-LABEL: func.func @diagonal
+// WIDE: group_shape = array<i64: 1, 1>
+func.func @diagonal(%arg0: tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32> {
+  %cst = arith.constant 0.000000e+00 : f32
+  %w = arith.constant dense<[[[[[1.0]]], [[[0.0]]]], [[[[0.0]]], [[[2.0]]]]]> : tensor<2x2x1x1x1xf32>
+  %0 = tensor.empty() : tensor<1x2x1x1x1xf32>
+  %fill = linalg.fill ins(%cst : f32) outs(%0 : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %1 = linalg.conv_3d_ncdhw_fcdhw {dilations = dense<1> : vector<3xi64>, strides = dense<1> : vector<3xi64>} ins(%arg0, %w : tensor<1x2x1x1x1xf32>, tensor<2x2x1x1x1xf32>) outs(%fill : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  return %1 : tensor<1x2x1x1x1xf32>
 }
