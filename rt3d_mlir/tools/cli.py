@@ -58,9 +58,15 @@ def raise_pending_signal() -> None:
         raise _signal_exception(_received[0])
 
 
+# While a tool runs with its handlers: only then is a lost signal delivered again (once the
+# tool has returned, the handler would raise outside it).
+_handling = [False]
+
+
 def _interrupt_main_later(signum: int) -> None:
     time.sleep(0.01)
-    _thread.interrupt_main(signum)
+    if _handling[0]:
+        _thread.interrupt_main(signum)
 
 
 def _redeliver_lost_signals(
@@ -98,9 +104,11 @@ def _termination_raises() -> Iterator[None]:
     previous_hook = sys.unraisablehook
     if previous:
         sys.unraisablehook = _redeliver_lost_signals(previous_hook)
+        _handling[0] = True
     try:
         yield
     finally:
+        _handling[0] = False
         sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -340,6 +340,19 @@ def test_signal_inside_a_finalizer_still_ends_the_tool_as_a_signal(sig, capsys):
     assert went_on == []
 
 
+def test_a_signal_lost_as_a_tool_returns_is_not_raised_after_it():
+    """The signal is delivered again only while the tool runs: one lost in a finalizer just as the
+    body returns does not raise in the caller afterwards."""
+    from rt3d_mlir.tools.cli import run_tool
+
+    def body() -> None:
+        with redirect_stderr(io.StringIO()):
+            _SignalledWhenCollected(signal.SIGINT)
+
+    assert run_tool("t", body) == 0
+    time.sleep(0.2)  # a late redelivery would raise KeyboardInterrupt here
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_swallowed_signal_ends_the_tool_at_its_next_step(sig, capsys):
     """A library that catches the signal's exception and carries on (``except BaseException``)
