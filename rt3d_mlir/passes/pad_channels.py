@@ -15,7 +15,7 @@ by nothing).
 This lets the activation between the two be channel-blocked (and, in
 16-bit builds, stored in 16 bits and multiplied on AMX): R(2+1)D's (2+1)D
 blocks have 45, 230, 460 and 921 channels there; on this repository's Intel
-VM its bf16 build went from 108 to 80 ms (``bench/RESULTS.md``).
+VM its bf16 dense build went from 95.9 to 73.4 ms (``bench/RESULTS.md``).
 Convolutions with block-diagonal weights (grouped or depthwise, made
 ordinary by the importer) are left alone: padding would break the diagonal
 that ``rt3d-vectorize-depthwise`` recognizes.

@@ -60,12 +60,12 @@ def raise_pending_signal() -> None:
 
 # While a tool runs with its handlers: only then is a lost signal delivered again (once the
 # tool has returned, the handler would raise outside it).
-_handling = [False]
+_handling = False
 
 
 def _interrupt_main_later(signum: int) -> None:
     time.sleep(0.01)
-    if _handling[0]:
+    if _handling:
         _thread.interrupt_main(signum)
 
 
@@ -94,6 +94,7 @@ def _termination_raises() -> Iterator[None]:
     """SIGINT raises KeyboardInterrupt and SIGTERM/SIGHUP :class:`Terminated` in the main thread
     while the tool runs; each signal is also recorded in ``_received``. A signal's exception raised
     where Python cannot propagate it (a finalizer) is delivered again."""
+    global _handling
     _received.clear()
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -104,11 +105,11 @@ def _termination_raises() -> Iterator[None]:
     previous_hook = sys.unraisablehook
     if previous:
         sys.unraisablehook = _redeliver_lost_signals(previous_hook)
-        _handling[0] = True
+        _handling = True
     try:
         yield
     finally:
-        _handling[0] = False
+        _handling = False
         sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
