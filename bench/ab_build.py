@@ -3,7 +3,8 @@
     .venv/bin/python bench/ab_build.py TAG DIR MODEL@VARIANT[@PRECISION] [...]
 
 Writes DIR/TAG-MODEL-VARIANT[-PRECISION].so for each (full size, 1x3x16x112x112, the bench's seeds and
-random masks; VARIANT as for ``rt3d-bench``, PRECISION as for ``rt3d-compile``, default fp32).
+random masks; VARIANT as for ``rt3d-bench``, PRECISION as for ``rt3d-compile``, default fp32; int8
+with scales calibrated on the example clip: they change the numbers, not the work).
 Build the "old" side at one commit (``git checkout REV --
 rt3d_mlir``), the "new" side at another, then time both in one interleaved run with
 ``bench/ab_time.py DIR``.
@@ -19,6 +20,7 @@ import torch
 from rt3d_mlir.benchmarking import Variant, sparse_variant
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.models import build_model
+from rt3d_mlir.quantization import calibrate
 
 
 def main() -> None:
@@ -32,9 +34,10 @@ def main() -> None:
         pruned = sparse_variant(model, variant, seed=0)
         suffix = f"-{precision[0]}" if precision else ""
         path = os.path.join(out, f"{tag}-{model_name}-{variant_text.replace(':', '_')}{suffix}.so")
-        compile_model(pruned, x, output=path, group_shape=variant.group_shape, **(
-            {"precision": precision[0]} if precision else {}
-        ))
+        options = {"precision": precision[0]} if precision else {}
+        if precision == ["int8"]:
+            options["int8_scales"] = calibrate(pruned, [x])
+        compile_model(pruned, x, output=path, group_shape=variant.group_shape, **options)
         print("built", path, flush=True)
 
 

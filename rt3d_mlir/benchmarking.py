@@ -153,14 +153,20 @@ FORMATS = ("checkpoint", "pt2", "pt")
 
 
 def save_model_file(
-    model: nn.Module, arch: str, kwargs: dict, x: torch.Tensor, fmt: str, path_stem: str
+    model: nn.Module, arch: str, kwargs: dict, x: torch.Tensor, fmt: str, path_stem: str,
+    int8_scales: dict[str, float] | None = None,
 ) -> str:
-    """Write ``model`` as ``fmt`` (one of :data:`FORMATS`); the file's path."""
+    """Write ``model`` as ``fmt`` (one of :data:`FORMATS`; with ``int8_scales``: a checkpoint, which
+    carries them); the file's path."""
     from rt3d_mlir.contracts.checkpoint import save_checkpoint
+    from rt3d_mlir.quantization import SCHEME
 
+    if int8_scales is not None and fmt != "checkpoint":
+        raise Rt3dError("int8 builds are benchmarked from checkpoints, which carry the int8 scales")
     if fmt == "checkpoint":
         path = f"{path_stem}.pt"
-        save_checkpoint(path, arch, kwargs, model)
+        quantization = {"scheme": SCHEME, "input_scales": int8_scales} if int8_scales is not None else None
+        save_checkpoint(path, arch, kwargs, model, quantization=quantization)
     elif fmt == "pt2":
         path = f"{path_stem}.pt2"
         with torch.no_grad():
@@ -185,14 +191,15 @@ def compile_in_subprocess(
     tune: str | None = None,
     threads: int | None = None,
     precision: str = "fp32",
+    int8_scales: dict[str, float] | None = None,
 ) -> tuple[str, float, float]:
     """Compile ``model`` (an ``arch`` built with ``kwargs``) from a file of format ``fmt`` in a
     fresh process (``x``: the example input): (artifact, seconds with import, peak RSS MiB).
     ``tune``: measure the schedules (``""``: in the default cache, else in that cache file), timed
-    on ``threads`` threads; ``precision``: of the activations between convolutions."""
+    on ``threads`` threads; ``precision``: the build's (int8: with ``int8_scales``)."""
     if x is None:
         x = torch.randn(1, 3, *kwargs["input_size"])
-    path = save_model_file(model, arch, kwargs, x, fmt, os.path.join(workdir, name))
+    path = save_model_file(model, arch, kwargs, x, fmt, os.path.join(workdir, name), int8_scales)
     out = os.path.join(workdir, f"{name}.so")
     shape, trusted = json.dumps(list(x.shape)), json.dumps(fmt == "pt")  # the bench wrote the pickle
     result = subprocess.run(
@@ -386,6 +393,15 @@ def benchmark_model(
         _, kept = conv_flops(model, x)
         with torch.no_grad():
             expected = model(x).numpy()
+        # int8 builds: scales calibrated on the timed clip (they set the numbers, not the work), and
+        # checked against the int8 scheme simulated in PyTorch
+        scales, expected_int8 = None, expected
+        if "int8" in precisions:
+            from rt3d_mlir.quantization import calibrate, simulated_int8
+
+            scales = calibrate(model, [x])
+            with torch.no_grad(), simulated_int8(model, scales):
+                expected_int8 = model(x).numpy()
         models[variant.label] = model
         for fmt in formats:
             for schedules, precision in itertools.product(schedule_choices, precisions):
@@ -397,10 +413,11 @@ def benchmark_model(
                 path, seconds, rss = compile_in_subprocess(
                     model, arch, kwargs, variant.group_shape, workdir, name, fmt, x,
                     tune=(tune_cache or "") if schedules == "tuned" else None, threads=threads,
-                    precision=precision,
+                    precision=precision, int8_scales=scales if precision == "int8" else None,
                 )
                 compiled = rt3d_mlir.load(path, threads=threads)
-                error = float(np.abs(compiled(xn) - expected).max() / max(np.abs(expected).max(), 1e-30))
+                want = expected_int8 if precision == "int8" else expected
+                error = float(np.abs(compiled(xn) - want).max() / max(np.abs(want).max(), 1e-30))
                 report.builds.append(Build(label, dense_flops / kept, seconds, rss, max_rel_error=error))
                 artifacts[label] = compiled
                 variant_of[label] = variant.label

@@ -7,7 +7,7 @@ target's stages (:mod:`rt3d_mlir.backend.targets`) -> the target's emit.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -98,6 +98,7 @@ def compile_model(
     tune: bool = False,
     tune_cache: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
+    int8_scales: Mapping[str, float] | None = None,
     trust_pickle: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> str:
@@ -122,7 +123,13 @@ def compile_model(
     by f16 FMAs into f32 accumulators; elsewhere widened to f32 FMAs, which
     halves the bytes but on x86 measured slower than fp32: use bf16 there; on
     spirv the buffers between convs are f16 and each entry is summed in f16);
-    inputs, outputs and other layers stay float32.
+    inputs, outputs and other layers stay float32. ``"int8"`` (CPU targets)
+    computes the int8 scheme (:mod:`rt3d_mlir.quantization`) with the
+    calibrated input scales of a checkpoint made by ``rt3d-prune --int8``
+    (or ``int8_scales``, by module name): every conv and linear layer with a
+    scale gets weights and input on their int8 grids, and convs that int8
+    kernels take sum int8 products in int32 (AVX-512 VNNI, AArch64 sdot);
+    the values between layers stay float32.
     ``trust_pickle`` allows model files whose loading runs code from the
     file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``
     is called with each step's name (:func:`compile_steps`) as it starts.
@@ -147,8 +154,16 @@ def compile_model(
         loaded = _loaded(model, trust_pickle)
         shape = _resolve_input_shape(loaded, example_input, input_shape)
         x = example_input if example_input is not None else torch.zeros(shape)
+        scales = None
+        if precision == "int8":
+            scales = int8_scales if int8_scales is not None else loaded.int8_scales
+            if scales is None:
+                raise UnsupportedModelError(
+                    "precision int8 needs calibrated int8 input scales: compile a checkpoint made by "
+                    "'rt3d-prune --int8'"
+                )
         step("import")
-        module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x)
+        module = import_to_linalg(loaded.program if loaded.program is not None else loaded.module, x, scales)
         with module.context:
             with kept_errors(module.context) as errors:
                 for name, run in build.stages(FUNCTION_NAME, group_shape or loaded.group_shape):

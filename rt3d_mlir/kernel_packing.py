@@ -256,14 +256,16 @@ def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
 # f32's bits; numpy has no such type, so arrays of them are uint16 bit patterns (IR constants: i16);
 # halves are numpy float16 (IR: f16).
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what the CPU targets build
 GPU_PRECISIONS = ("fp32", "fp16")  # what the spirv target builds (bf16: GPUs compute in fp32 or fp16)
-# the element type of the blocked activations in each precision (MLIR's names)
-ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# the element type of the blocked activations in each precision (MLIR's names); int8 builds keep
+# activations in f32 between layers and quantize each int8 conv's input (rt3d-quantize-convs)
+ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 HALF_ELEMENTS = ("bf16", "f16")  # 16-bit activation elements (widened to f32 to compute)
 # the largest relative deviation (max |got - want| / max |want|) a build in each precision may have
 # from the float32 model; the tests and rt3d-demo enforce it (bench/RESULTS.md: measured deviations)
-MAX_RELATIVE_ERROR = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 5e-3}
+# (int8: from the int8 scheme run in PyTorch, quantization.simulated_int8, which is what it computes)
+MAX_RELATIVE_ERROR = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 5e-3, "int8": 1e-2}
 
 
 def bf16_bits(values: np.ndarray) -> np.ndarray:
@@ -288,3 +290,44 @@ def bf16_pairs(weights: np.ndarray, channel_unroll: int, block_size: int) -> np.
         raise ValueError(f"channel runs of {channel_unroll} do not split into pairs")
     runs = np.asarray(weights, dtype=np.float32).reshape(-1, channel_unroll // 2, 2, block_size)
     return bf16_bits(runs.transpose(0, 1, 3, 2)).reshape(-1)
+
+
+# int8 (``precision="int8"``, rt3d-quantize-convs): an int8 conv reads its input quantized into the
+# blocked layout with blocks of INT8_QUAD channels (four int8s, one 32-bit word per position), and
+# its weights as quads of the same channels per lane (:func:`int8_quads`): the operands of a dot
+# product of four channels per lane (AVX-512 VNNI ``vpdpbusd``, AArch64 ``sdot``). int8 arrays are
+# numpy int8 (IR: i8); an input encoded with a zero point z holds q + z (z = 128: unsigned bytes).
+INT8_QUAD = 4
+INT8_MAX = 127  # int8 values of the scheme (rt3d_mlir.quantization) lie in [-INT8_MAX, INT8_MAX]
+
+
+def quantized_lanes(
+    weights: np.ndarray, block_starts: np.ndarray, channel_unroll: int, block_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packed f32 weights (per entry ``U x B``, channel major, lane minor; the entries of block ``b``
+    are ``block_starts[b]:block_starts[b+1]``) quantized by the int8 scheme, symmetric per lane
+    (output channel: ``s = max |w| / 127``, 1 for an empty lane): (the int8 weights in the same
+    layout; each lane's scale, f32; each lane's sum of its int8 weights, int64: what an input zero
+    point adds to the lane's dot products)."""
+    runs = np.asarray(weights, dtype=np.float32).reshape(-1, channel_unroll, block_size)
+    starts = np.asarray(block_starts, dtype=np.int64)
+    blocks = len(starts) - 1
+    block_of_entry = np.repeat(np.arange(blocks), np.diff(starts))
+    peak = np.zeros((blocks, block_size), np.float32)
+    if len(runs):
+        np.maximum.at(peak, block_of_entry, np.abs(runs).max(axis=1))
+    scales = np.where(peak > 0, peak / INT8_MAX, 1).astype(np.float32)
+    q = np.clip(np.rint(runs / scales[block_of_entry][:, None, :]), -INT8_MAX, INT8_MAX).astype(np.int8)
+    sums = np.zeros((blocks, block_size), np.int64)
+    if len(runs):
+        np.add.at(sums, block_of_entry, q.astype(np.int64).sum(axis=1))
+    return q.reshape(-1), scales.reshape(-1), sums.reshape(-1)
+
+
+def int8_quads(q: np.ndarray, channel_unroll: int, block_size: int) -> np.ndarray:
+    """Packed int8 weights (per entry ``U x B``) with the channels of each quad side by side (per
+    entry ``U/4 x B x 4``): the operand of a dot product of four channels per lane."""
+    if channel_unroll % INT8_QUAD:
+        raise ValueError(f"channel runs of {channel_unroll} do not split into quads")
+    quads = np.asarray(q, dtype=np.int8).reshape(-1, channel_unroll // INT8_QUAD, INT8_QUAD, block_size)
+    return np.ascontiguousarray(quads.transpose(0, 1, 3, 2)).reshape(-1)

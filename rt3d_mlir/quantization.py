@@ -25,6 +25,10 @@ its scale and stays float).
 with the scheme applied (fake quantization): the reference for accuracy and
 for the kernels, and, since rounding passes gradients straight through, the
 forward pass of quantization-aware training (``rt3d-prune --qat-epochs``).
+``rt3d-compile --precision int8`` builds a model with its checkpoint's
+scales: the importer rounds each quantized layer's input to its grid
+(``frontend.preparation.quantize_graph``), and int8 kernels compute the
+convolutions (``rt3d-quantize-convs``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-INT8_MAX = 127
+from rt3d_mlir.kernel_packing import INT8_MAX
+
 SCHEME = "int8-symmetric"  # the name the checkpoint's "quantization" record carries
 QUANTIZED_LAYERS = (nn.Conv3d, nn.Conv2d, nn.Linear)
 

@@ -114,13 +114,16 @@ def kernel_pipeline(
     amx: bool = False,
     native_f16: bool = False,
     vector_width: int = 0,
+    int8_dot: str = "",
 ) -> str:
     """Schedule the packed convolutions (``schedule``: rt3d-reorder-loops options overriding every
     conv's) and replace every op a generator takes by its vector kernel (``reference=True``: the
     dense masked linalg lowering instead); ``precision`` of the blocked activations (and the
     weights of the convs reading them), ``native_bf16``: the CPU has AVX-512 BF16 at a rate worth
     using, ``amx``: it has AMX-BF16, ``native_f16``: it has f16 vector arithmetic worth using;
-    ``vector_width``: the packing's (:func:`conv_vector_width`)."""
+    ``vector_width``: the packing's (:func:`conv_vector_width`); ``precision="int8"``: the convs
+    of int8-quantized inputs computed by int8 kernels (``int8_dot``: the CPU's dot product of int8
+    quads, :attr:`Toolchain.int8_dot`)."""
     width = f" vector-width={vector_width}" if vector_width else ""
     target_option = f"{{target={target}{width}}}"
     steps = []
@@ -135,10 +138,11 @@ def kernel_pipeline(
             lanes = f"lanes={vector_width} registers={registers} accumulators=8 "
         steps += [
             f"rt3d-reorder-loops{{target={target} precision={precision} {lanes}{schedule}}}",
+            *([f"rt3d-quantize-convs{target_option}"] if precision == "int8" else []),
             f"rt3d-propagate-layout{{target={target} precision={precision}{width}}}",
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
             f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)} "
-            f"native-f16={int(native_f16)}{width}}}",
+            f"native-f16={int(native_f16)} int8-dot={int8_dot}{width}}}",
             f"rt3d-vectorize-matmul{{target={target} precision={precision}}}",
             f"rt3d-vectorize-reduction{{target={target}}}",
             "rt3d-fuse-elementwise",
@@ -258,6 +262,16 @@ class Toolchain:
         slower than fp32 (bench/RESULTS.md), so there f16 is widened."""
         return self.target.name == "aarch64" and "asimdhp" in self.features
 
+    @property
+    def int8_dot(self) -> str:
+        """The dot product int8 kernels use (a key of ``codegen.cpu.conv.INT8_DOTS``), "" for none:
+        AVX-512 VNNI's ``vpdpbusd`` on x86 (16 int32 lanes), dotprod's ``sdot`` on AArch64."""
+        if self.target.name == "host" and "avx512_vnni" in self.features and self.target.f32_lanes == 16:
+            return "vnni"
+        if self.target.name == "aarch64" and "asimddp" in self.features:
+            return "sdot"
+        return ""
+
 
 def compile_jobs() -> int:
     """How many compilers run at once: the CPUs this process may use (at most 8)."""
@@ -369,6 +383,9 @@ class CpuTarget(CompileTarget):
             raise UnsupportedModelError(
                 f"precision '{options.precision}' is not one of {', '.join(PRECISIONS)}"
             )
+        if options.precision == "int8" and options.tune:
+            # the candidates are single convs, without the quantization rt3d-quantize-convs needs
+            raise UnsupportedModelError("--tune does not time int8 kernels yet: leave it off for int8")
         if options.precision != "fp32" and options.reference_kernels:
             raise UnsupportedModelError("--reference-kernels computes in fp32 only")
         toolchain = require_toolchain(self.machine, options.cpu)
@@ -404,12 +421,12 @@ class CpuBuild(Build):
         )
         kernels = kernel_pipeline(
             target, options.reference_kernels, options.schedule, options.precision,
-            toolchain.native_bf16, toolchain.amx, toolchain.native_f16, width,
+            toolchain.native_bf16, toolchain.amx, toolchain.native_f16, width, toolchain.int8_dot,
         )
         # tuning candidates: the same kernels (precision, instructions), each conv's own schedule
         self.candidate_kernels = kernel_pipeline(
             target, False, "", options.precision, toolchain.native_bf16, toolchain.amx,
-            toolchain.native_f16, width,
+            toolchain.native_f16, width, toolchain.int8_dot,
         )
 
         def sparse(module: ir.Module) -> None:

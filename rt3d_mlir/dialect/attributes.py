@@ -30,3 +30,6 @@ BLOB_SIZE_ATTR = "rt3d.blob_size"
 # On rt3d.packed_conv3d: weights of the layer had it been dense, and those kept.
 DENSE_WEIGHTS_ATTR = "dense_weights"
 KEPT_WEIGHTS_ATTR = "kept_weights"
+# On an rt3d.packed_conv3d with an i8 input: the zero point its input's bytes carry (q + z; 128:
+# unsigned bytes, for x86's u8 x s8 dot products), set by rt3d-quantize-convs, read by the kernels.
+INPUT_ZERO_POINT_ATTR = "rt3d.input_zero_point"

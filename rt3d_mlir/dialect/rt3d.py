@@ -29,7 +29,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import ext
 
-from rt3d_mlir.kernel_packing import plain_offsets, plain_shape, runs_fit_blocks
+from rt3d_mlir.kernel_packing import INT8_QUAD, plain_offsets, plain_shape, runs_fit_blocks
 from rt3d_mlir.sparsity import mask_shape
 
 ACTIVATIONS = ("none", "relu")
@@ -476,7 +476,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
             return f"{name} must be a statically shaped ranked tensor"
     activation = "f32|bf16|f16"
     problem = _element_problem(
-        names, [*operands, op.results[0]], [activation, "f32|i16|f16", "i32", "i32", "i32", "f32", activation]
+        names, [*operands, op.results[0]],
+        [f"{activation}|i8", "f32|i16|f16|i8", "i32", "i32", "i32", "f32", activation],
     )
     if problem:
         return problem
@@ -497,6 +498,20 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         return "i16 weights (bf16 channel pairs) need a bf16 input and an even channel_unroll"
     if element(operands[1]) == "f16" and element(operands[0]) != "f16":
         return "f16 weights need an f16 input"
+    # i8 weights are int8 channel quads (kernel_packing.int8_quads), read against an i8 input
+    # quantized into blocks of INT8_QUAD channels; their bias operand holds each lane's bias, then
+    # each lane's dequantization factor (input scale x weight scale)
+    quads = element(operands[1]) == "i8"
+    if quads != (element(operands[0]) == "i8"):
+        return "i8 weights (int8 channel quads) and an i8 input go together"
+    if quads and (
+        layouts[0] != "blocked" or len(x_shape) != 6 or x_shape[5] != INT8_QUAD
+        or (_i64_attr(op, "channel_unroll") or 1) % INT8_QUAD
+    ):
+        return (
+            f"an i8 input must be blocked by {INT8_QUAD} channels, read in channel runs that are "
+            f"multiples of {INT8_QUAD}"
+        )
     for kind, layout in zip(("input", "result"), layouts, strict=True):
         if layout == "blocked":
             problem = _blocked_problem(op, kind, x_shape if kind == "input" else y_shape)
@@ -539,8 +554,12 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
             f"weights has {shapes[1][0]} elements, expected entries x channel_unroll x block_size "
             f"= {entries} x {unroll} x {block}"
         )
-    if shapes[4][0] != blocks * block or shapes[5][0] != blocks * block:
-        return f"out_channels and bias must have blocks x block_size = {blocks * block} elements"
+    if shapes[4][0] != blocks * block or shapes[5][0] != blocks * block * (2 if quads else 1):
+        what = "2 x blocks x block_size" if quads else "blocks x block_size"
+        return (
+            f"out_channels must have blocks x block_size = {blocks * block} elements, bias {what} = "
+            f"{blocks * block * (2 if quads else 1)}"
+        )
     w_shape = (y_shape[1], x_shape[1], *values["kernel_size"])
     problem = _result_shape_problem(x_shape, w_shape, y_shape, values)
     if problem:

@@ -7,7 +7,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stderr
 
 import numpy as np
@@ -117,7 +117,9 @@ def _first_line(err: BaseException) -> str:
 
 
 def import_to_linalg(
-    model: nn.Module | torch.export.ExportedProgram, example_input: torch.Tensor
+    model: nn.Module | torch.export.ExportedProgram,
+    example_input: torch.Tensor,
+    int8_scales: Mapping[str, float] | None = None,
 ) -> ir.Module:
     """Import to linalg-on-tensors in the bundled MLIR, with the rt3d dialect loaded.
 
@@ -125,7 +127,9 @@ def import_to_linalg(
     whatever the source, the exported graph is prepared
     (:func:`~rt3d_mlir.frontend.preparation.prepare_graph`: grouped
     convolutions made ordinary, batch norms folded), so ``.pt``, ``.pt2`` and
-    checkpoints of one model import to the same IR. The
+    checkpoints of one model import to the same IR. With ``int8_scales``
+    the layers they name compute the int8 scheme (weights and inputs on
+    their int8 grids). The
     function is named ``forward``. Raises UnsupportedModelError with the
     operator and its source location when torch.export or torch-mlir cannot
     handle the model; MLIR diagnostics are captured, not printed.
@@ -136,7 +140,7 @@ def import_to_linalg(
         program = export_model(prepare_for_import(model), example_input)
     program = decompose(program)
     refuse_attention(program)
-    prepare_graph(program)
+    prepare_graph(program, int8_scales)
     context = ir.Context()
     torch_d.register_dialect(context)
     with kept_errors(context) as diagnostics:

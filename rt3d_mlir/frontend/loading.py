@@ -53,6 +53,7 @@ class LoadedModel:
     module: nn.Module | None = None
     program: torch.export.ExportedProgram | None = None
     group_shape: tuple[int, int] | None = None  # from checkpoint metadata
+    int8_scales: dict[str, float] | None = None  # calibrated int8 input scales, from the checkpoint
     default_input_shape: tuple[int, ...] | None = None
 
 
@@ -210,6 +211,7 @@ def load_model_file(path: str | os.PathLike[str], trust_pickle: bool = False) ->
             source,
             module=module,
             group_shape=checkpoint.group_shape,
+            int8_scales=checkpoint.int8_scales,
             default_input_shape=tuple(shape) if shape else None,
         )
     if isinstance(obj, torch.export.ExportedProgram):

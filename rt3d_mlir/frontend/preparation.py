@@ -1,11 +1,13 @@
 """Make a model import-ready: bake in pruning masks (module level); on the exported graph, make
-grouped convolutions ordinary and fold batch norms (whatever the file format)."""
+grouped convolutions ordinary and fold batch norms (whatever the file format), and for an int8
+build apply the int8 scheme to its convolutions and linear layers (:func:`quantize_graph`)."""
 
 from __future__ import annotations
 
 import copy
 import math
 import operator
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -13,6 +15,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
 from rt3d_mlir.errors import UnsupportedModelError, describe_stack_trace
+from rt3d_mlir.quantization import INT8_MAX, fake_quantize_weight
 
 
 def bake_pruning(model: nn.Module) -> nn.Module:
@@ -144,7 +147,9 @@ def refuse_attention(program: torch.export.ExportedProgram) -> None:
             )
 
 
-def prepare_graph(program: torch.export.ExportedProgram) -> bool:
+def prepare_graph(
+    program: torch.export.ExportedProgram, int8_scales: Mapping[str, float] | None = None
+) -> bool:
     """Make an exported program's graph ready for the compiler, in place, whatever its file format.
 
     Grouped and depthwise convolutions become ordinary ones over a
@@ -164,6 +169,8 @@ def prepare_graph(program: torch.export.ExportedProgram) -> bool:
     changed = fold_batch_norms(program.graph, tensors) or changed
     changed = affine_batch_norms(program.graph, tensors) or changed
     changed = adaptive_average_pools(program.graph) or changed
+    if int8_scales is not None:
+        changed = quantize_graph(program.graph, tensors, int8_scales) or changed
     if changed:
         program.graph.eliminate_dead_code()
     return changed
@@ -392,3 +399,84 @@ def prepare_for_import(model: nn.Module) -> nn.Module:
     prepared = _copy_module(model).eval()
     bake_pruning(prepared)
     return prepared
+
+
+def module_name(node: torch.fx.Node) -> str | None:
+    """The name of the innermost module that called ``node`` (torch.export's ``nn_module_stack``)."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    path = list(stack.values())[-1][0]
+    return path if isinstance(path, str) else None
+
+
+def _fake_quantized(graph: torch.fx.Graph, x: torch.fx.Node, scale: float, before: torch.fx.Node):
+    """``clamp(round(x / scale), -127, 127) * scale`` inserted before ``before``: an int8 grid
+    quantization the compiler recognizes (``rt3d-quantize-convs``) or computes as it stands."""
+    aten = torch.ops.aten
+    value = x.meta.get("val")
+    with graph.inserting_before(before):
+        divided = graph.call_function(aten.div.Scalar, (x, scale))
+        rounded = graph.call_function(aten.round.default, (divided,))
+        clamped = graph.call_function(aten.clamp.default, (rounded, -float(INT8_MAX), float(INT8_MAX)))
+        result = graph.call_function(aten.mul.Scalar, (clamped, scale))
+    for node in (divided, rounded, clamped, result):
+        node.meta["val"] = value
+        node.meta["nn_module_stack"] = before.meta.get("nn_module_stack", {})
+    return result
+
+
+def _linear_weight(arg: object) -> torch.fx.Node | None:
+    """The transpose of a 2-D weight a decomposed ``Linear`` multiplies by."""
+    if (
+        isinstance(arg, torch.fx.Node) and arg.op == "call_function"
+        and arg.target in (torch.ops.aten.t.default, torch.ops.aten.permute.default)
+        and len(arg.users) == 1
+    ):
+        return arg
+    return None
+
+
+def quantize_graph(graph: torch.fx.Graph, tensors: _Tensors, scales: Mapping[str, float]) -> bool:
+    """Apply the int8 scheme (:mod:`rt3d_mlir.quantization`) to each convolution and matrix product
+    of a ``Linear`` whose module has a scale in ``scales``: its input rounded to the grid of the
+    layer's scale, and a matrix product's weight to its per-output-channel int8 grid. A
+    convolution's weight stays as it is (after batch norms folded: per-channel scales commute with
+    the fold): the compiler puts it on its grid once it has recognized its pruned kernel groups
+    from its zeros (``rt3d-quantize-convs``), and computes int8 layers with integer kernels where
+    it has them. Raises UnsupportedModelError when a
+    scale names no layer of the graph (a checkpoint of another model). Whether anything changed."""
+    used: set[str] = set()
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        name = module_name(node)
+        if name is None or name not in scales:
+            continue
+        if node.target in _CONVOLUTIONS:
+            # the weights stay: the compiler recognizes the pruned groups from their zeros, which
+            # weights rounded to the grid would blur, and puts them on the grid as it packs them
+            x_index, args = 0, list(node.args)
+        elif node.target in _PRODUCTS:
+            x_index, w_index = _PRODUCTS[node.target]
+            transposed = _linear_weight(node.args[w_index])
+            weight = tensors(transposed.args[0]) if transposed is not None else None
+            if weight is None or weight.dim() != 2:
+                continue
+            args = list(node.args)
+            quantized = fake_quantize_weight(weight.float()).to(weight.dtype).detach()
+            with graph.inserting_before(node):
+                args[w_index] = graph.call_function(transposed.target, (quantized, *transposed.args[1:]))
+            args[w_index].meta = dict(transposed.meta)
+        else:
+            continue
+        args[x_index] = _fake_quantized(graph, node.args[x_index], float(scales[name]), node)
+        node.args = tuple(args)
+        used.add(name)
+    unused = sorted(set(scales) - used)
+    if unused:
+        raise UnsupportedModelError(
+            f"the int8 scale of layer '{unused[0]}' matches no convolution or linear layer of the model "
+            f"({len(unused)} such scales)"
+        )
+    return bool(used)

@@ -12,6 +12,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     pack_kernel_groups,
     pad_channels,
     propagate_layout,
+    quantize_convs,
     recognize_kgs,
     reorder_loops,
     vectorize,

@@ -24,7 +24,7 @@ tuning times are :func:`candidate_schedules`:
   computed in the "filters" kernel's epilogue (``rt3d-vectorize``; the tile
   is then fitted to whole pool windows) or the build computes in 16 bits
   (``precision`` bf16 or fp16: only "filters" kernels read the 16-bit
-  blocked activations; a bf16 64 -> 64-channel 3x3x3 conv on 8x32x64
+  blocked activations; int8: only they take int8 quads; a bf16 64 -> 64-channel 3x3x3 conv on 8x32x64
   positions took 7.4 ms as "filters" on AMX against 45 ms as "width").
   A "width" tile is ``rows`` rows by ``cols`` columns (``ceil(cols /
   lanes)`` vectors) for each of ``tile_filters`` of the block's filters

@@ -26,10 +26,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from torch_mlir import ir
+from torch_mlir.dialects import arith
 
-from rt3d_mlir.codegen.cpu.conv import ConvGeometry, amx_applies, amx_tile_sizes, conv_kernel_text
+from rt3d_mlir.codegen.cpu.conv import (
+    INT8_DOTS,
+    ConvGeometry,
+    amx_applies,
+    amx_tile_sizes,
+    conv_kernel_text,
+)
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
-from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
+from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, INPUT_ZERO_POINT_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named, static_size
 from rt3d_mlir.kernel_packing import chunk_starts, plain_shape
 from rt3d_mlir.passes.builders import array_constant, zero_pad
@@ -64,6 +71,16 @@ class VectorizeOptions(TargetOptions):
     # f16 weights (rt3d-propagate-layout{precision=fp16}) as f16 FMAs summing each entry's channel
     # run into the f32 accumulators (the target has f16 vector arithmetic); off: widened to f32
     native_f16: bool = False
+    # int8 channel quads (rt3d-quantize-convs) as dot products: "vnni" (x86 AVX-512 VNNI), "sdot"
+    # (AArch64 dotprod); "": widened to int32 multiply-adds
+    int8_dot: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.int8_dot not in ("", *INT8_DOTS):
+            raise ValueError(
+                f"int8-dot must be one of {', '.join(INT8_DOTS)} or empty, got '{self.int8_dot}'"
+            )
 
 
 @register_pass
@@ -127,6 +144,9 @@ class Vectorize(Pass):
             native_bf16=self.options.native_bf16,
             amx=self.options.amx,
             native_f16=self.options.native_f16,
+            int8_dot=self.options.int8_dot,
+            input_zero_point=int_attr(op, INPUT_ZERO_POINT_ATTR) if INPUT_ZERO_POINT_ATTR in op.attributes
+            else 0,
         )
         if amx_applies(geo, params):  # AMX register tiles: rows of 16-position tiles
             params = replace(params, tile_sizes=amx_tile_sizes(y_shape[3], y_shape[4]), block_group=1)
@@ -158,7 +178,7 @@ class Vectorize(Pass):
             op,
             dispatch,
             lambda: [
-                zero_pad(x, params.padding_low, params.padding_high),
+                zero_pad(x, params.padding_low, params.padding_high, pad_value(x, geo.input_zero_point)),
                 *op.operands[1:],
                 *(array_constant(t) for t in tables),
             ],
@@ -168,3 +188,13 @@ class Vectorize(Pass):
         )
         if fused is not None:
             fused.take_padding()
+
+
+def pad_value(x: ir.Value, zero_point: int) -> ir.Value | None:
+    """What an i8 input (quantized with ``zero_point``: q = 0 is that byte) is padded with; None
+    (zeros) for float inputs."""
+    element = ir.RankedTensorType(x.type).element_type
+    if not isinstance(element, ir.IntegerType):
+        return None
+    byte = zero_point - 256 if zero_point > 127 else zero_point
+    return arith.ConstantOp(element, ir.IntegerAttr.get(element, byte)).result

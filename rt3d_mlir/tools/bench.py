@@ -136,7 +136,7 @@ def markdown(reports, layers, meta) -> str:
             "",
             "| build | conv FLOPs reduction | rt3d latency (ms) | speedup vs PyTorch dense | "
             "vs our dense | PyTorch on same zeroed weights (ms) | compile (s) | compile peak RSS (MiB) "
-            "| max rel. error vs torch |",
+            "| max rel. error vs torch (int8: vs the int8 scheme in torch) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         ours_dense = next((b.latency_ms for b in r.builds if b.variant == "dense"), None)
@@ -227,6 +227,11 @@ def _main(argv: Sequence[str] | None) -> int:
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     if not precisions or any(p not in PRECISIONS for p in precisions):
         raise Rt3dError(f"--precisions takes {', '.join(PRECISIONS)}, got '{args.precisions}'")
+    if "int8" in precisions and formats != ["checkpoint"]:
+        raise Rt3dError("int8 builds are benchmarked from checkpoints, which carry the int8 scales: "
+                        "--formats checkpoint")
+    if "int8" in precisions and "tuned" in schedules:
+        raise Rt3dError("--tune does not time int8 kernels yet: --precisions int8 takes --schedules rules")
     peers = _peers(args.peers, bm)
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(

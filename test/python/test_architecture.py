@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "ir_matchers": set(),
     "diagnostics": set(),
     "models": set(),
-    "quantization": set(),
+    "quantization": {"kernel_packing"},
     "fileio": {"errors"},
     "targets": {"errors"},
     "kernel_packing": {"sparsity"},
@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "dialect": {"kernel_packing", "sparsity"},
     "codegen": {"dialect", "errors", "ir_matchers", "kernel_packing"},
     "passes": {"codegen", "dialect", "errors", "ir_matchers", "kernel_packing", "sparsity", "targets"},
-    "frontend": {"contracts", "diagnostics", "dialect", "errors", "fileio", "models"},
+    "frontend": {"contracts", "diagnostics", "dialect", "errors", "fileio", "models", "quantization"},
     "backend": {
         "codegen", "contracts", "dialect", "errors", "fileio", "ir_matchers", "passes", "processes",
         "runtime", "sparsity", "targets", "kernel_packing",

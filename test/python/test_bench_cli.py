@@ -91,3 +91,28 @@ def test_bench_builds_with_the_rules_and_measured_schedules_side_by_side(tmp_pat
     # timed on the bench's threads: every layer of both variants has a measured choice
     layers = json.loads(cache.read_text())["layers"]
     assert layers and all("threads=1" in entry["layer"] for entry in layers.values())
+
+
+def test_bench_times_int8_builds_against_the_int8_scheme(tmp_path):
+    # int8 builds: scales calibrated on the timed clip, travelling in the checkpoint; each build is
+    # checked against the int8 scheme simulated in PyTorch (MAX_RELATIVE_ERROR["int8"])
+    from rt3d_mlir.kernel_packing import MAX_RELATIVE_ERROR
+
+    out = tmp_path / "bench.json"
+    common = (
+        "rt3d-bench", "--models", "c3d", "--variants", "dense,kgs:16x16:2", "--input-size", "16,32,32",
+        "--width", "0.25", "--num-classes", "4", "--threads", "1", "--repeat", "2", "--warmup", "1",
+        "--peers", "none", "--precisions", "fp32,int8",
+    )
+    result = run(*common, "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    (model,) = json.loads(out.read_text())["models"]
+    builds = {b["variant"]: b for b in model["builds"]}
+    assert set(builds) == {"dense", "dense int8", "kgs 16x16 2x", "kgs 16x16 2x int8"}
+    for label, build in builds.items():
+        precision = "int8" if label.endswith("int8") else "fp32"
+        assert build["max_rel_error"] <= MAX_RELATIVE_ERROR[precision] and build["latency_ms"] > 0
+    result = run(*common, "--formats", "checkpoint,pt2")
+    assert_one_line_error(result, "rt3d-bench: error:", "int8 builds are benchmarked from checkpoints")
+    result = run(*common, "--schedules", "rules,tuned")
+    assert_one_line_error(result, "rt3d-bench: error:", "--tune does not time int8 kernels yet")

@@ -197,6 +197,9 @@ def model_file(tmp_path_factory):
         (["--target", "spirv", "--precision", "bf16"], ["precision 'bf16' is not available on spirv"]),
         (["--reference-kernels", "--precision", "bf16"], ["computes in fp32 only"]),
         (["--precision", "fp8"], ["invalid choice: 'fp8'"]),
+        (["--precision", "int8"], ["precision int8 needs calibrated int8 input scales", "rt3d-prune --int8"]),
+        (["--target", "spirv", "--precision", "int8"], ["precision 'int8' is not available on spirv"]),
+        (["--tune", "--precision", "int8"], ["--tune does not time int8 kernels yet"]),
     ],
 )
 def test_compile_tune_and_precision_errors_are_one_line(model_file, tmp_path, extra, fragments):

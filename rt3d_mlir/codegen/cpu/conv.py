@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
 from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.dialect.rt3d import PackedConv3dParams
-from rt3d_mlir.kernel_packing import runs_fit_blocks
+from rt3d_mlir.kernel_packing import INT8_QUAD, runs_fit_blocks
 
 # AVX-512 BF16's dot product of bf16 pairs, called by its LLVM intrinsic's name (declared with the
 # kernel; a call, unlike llvm.call_intrinsic, has effects bufferization can see: none on memory)
@@ -96,6 +96,20 @@ AMX_DECLARATIONS = (
     f"func.func private {TILE_STORE}(i16, i16, !llvm.ptr, i64, {AMX})",
 )
 AMX_TILES = 4  # accumulator tiles per register tile (of 8: one more for the input, one for weights)
+
+# Dot products of int8 channel quads into int32 lanes, by LLVM intrinsic name (declared with the
+# kernel): AVX-512 VNNI (unsigned input bytes x signed weight bytes, 16 lanes) and AArch64 sdot
+# (signed x signed, 4 lanes; LLVM selects its by-element form for the broadcast input word).
+INT8_DOTS = {
+    "vnni": ('"llvm.x86.avx512.vpdpbusd.512"', 16),
+    "sdot": ('"llvm.aarch64.neon.sdot.v4i32.v16i8"', 4),
+}
+
+
+def int8_dot_declaration(dot: str) -> str:
+    name, lanes = INT8_DOTS[dot]
+    acc, quads = f"vector<{lanes}xi32>", f"vector<{4 * lanes}xi8>"
+    return f"func.func private @{name}({acc}, {quads}, {quads}) -> {acc}"
 
 
 def amx_applies(geo: ConvGeometry, p: PackedConv3dParams) -> bool:
@@ -148,6 +162,11 @@ class ConvGeometry:
     native_f16: bool = False
     # bf16 channel pairs as AMX tile products (16 lanes, no pool in the epilogue): see amx_tile
     amx: bool = False
+    # int8 channel quads (i8 weights, an i8 input blocked by 4 channels): the dot product that sums
+    # them (a key of INT8_DOTS, for blocks of its lanes; otherwise widened to int32 multiply-adds),
+    # and the zero point the input bytes carry (128: unsigned)
+    int8_dot: str = ""
+    input_zero_point: int = 0
 
 
 @dataclass
@@ -158,6 +177,7 @@ class _Block:
     last: str
     lane0: str  # index of the block's first lane in the lane tables
     bias: str = ""  # filters in lanes: the bias vector
+    factor: str = ""  # int8 quads: the dequantization factors (input scale x weight scale)
 
 
 class _ConvKernel:
@@ -216,7 +236,9 @@ class _ConvKernel:
         self.input_type = memref_type(geo.batch * geo.channels * self.channel_stride, geo.input_element)
         self.output_type = memref_type(geo.batch * geo.filters * self.plane, geo.output_element)
         self.table_type = memref_type(geo.blocks * self.lanes, "i32")
-        self.bias_type = memref_type(geo.blocks * self.lanes, "f32")
+        # int8 quads: each lane's bias, then each lane's dequantization factor
+        self.quads = geo.weights_element == "i8"
+        self.bias_type = memref_type(geo.blocks * self.lanes * (2 if self.quads else 1), "f32")
         self.weights_type = memref_type(geo.weights, geo.weights_element)
         self.pairs = geo.weights_element == "i16"
         # pairs as vdpbf16ps (its 512-bit form: 16 lanes), else widened to FMAs
@@ -229,6 +251,17 @@ class _ConvKernel:
             raise ValueError(f"a {geo.output_element} output needs the blocked layout")
         if self.pairs and (geo.input_element != "bf16" or not blocked_in or p.channel_unroll % 2):
             raise ValueError("bf16 weight pairs need a blocked bf16 input and even channel runs")
+        if self.quads and (
+            geo.input_element != "i8" or not blocked_in or geo.input_block != INT8_QUAD
+            or p.channel_unroll % INT8_QUAD or p.vector_dim != "filters" or p.channel_chunk
+        ):
+            raise ValueError(
+                f"int8 quads need an i8 input blocked by {INT8_QUAD}, channel runs of multiples of "
+                f"{INT8_QUAD} and a \"filters\" kernel without channel chunks"
+            )
+        dot_lanes = INT8_DOTS.get(geo.int8_dot, ("", 0))[1]
+        self.dot = geo.int8_dot if self.quads and dot_lanes == self.lanes else ""
+        self.acc_vec = f"vector<{self.lanes}xi32>" if self.quads else self.vec
         self.halves = geo.weights_element == "f16"
         if self.halves and geo.input_element != "f16":
             raise ValueError("f16 weights need an f16 input")
@@ -351,6 +384,9 @@ class _ConvKernel:
         )
         if self.p.vector_dim == "filters":
             values.bias = k.op(f"vector.load %bias[{values.lane0}] : {self.bias_type}, {self.vec}")
+        if self.quads:
+            at = k.index((values.lane0, 1), (blocks * lanes, 1))
+            values.factor = k.op(f"vector.load %bias[{at}] : {self.bias_type}, {self.vec}")
         return values
 
     def row_group(self, blocks: list[_Block], rows: int, h0: str | int) -> None:
@@ -464,6 +500,8 @@ class _ConvKernel:
         def body(at: str, weight_at: str, current: list[str]) -> list[str]:
             if self.pairs:
                 return self.pair_body(at, weight_at, current, shifts, rows, cols)
+            if self.quads:
+                return self.quad_body(at, weight_at, current, shifts, rows, cols)
             # f16 partial sums of the run (native f16), added to the f32 accumulators after it
             sums: list[str | None] = [None] * len(current) if self.native_half else current
             scalar = "f16" if self.native_half else "f32"
@@ -492,8 +530,17 @@ class _ConvKernel:
                     current[slot] = k.op(f"arith.addf {current[slot]}, {wide} : {vec}")
             return current
 
-        inits = [b.bias for b in blocks for _ in range(positions)]
-        results = self.entry_loop(lead, base, inits, body)
+        if self.quads:  # int32 sums from zero, then sum x factor + bias
+            zero = k.vconst(0, self.lanes, "i32")
+            sums = self.entry_loop(lead, base, [zero] * (len(blocks) * positions), body, self.acc_vec)
+            results = []
+            for j, b in enumerate(blocks):
+                for acc in sums[j * positions : (j + 1) * positions]:
+                    wide = k.op(f"arith.sitofp {acc} : {self.acc_vec} to {vec}")
+                    results.append(k.op(f"vector.fma {wide}, {b.factor}, {b.bias} : {vec}"))
+        else:
+            inits = [b.bias for b in blocks for _ in range(positions)]
+            results = self.entry_loop(lead, base, inits, body)
         if self.geo.pool != (1, 1):  # where the tile's pooled outputs are in the pooled plane
             h0, w0 = self.pooled_index(h0, self.geo.pool[0]), self.pooled_index(w0, self.geo.pool[1])
         for j, b in enumerate(blocks):
@@ -654,6 +701,69 @@ class _ConvKernel:
                         else:
                             for h in (0, 1):
                                 current[slot] = k.op(f"vector.fma {xs[h]}, {w[h]}, {current[slot]} : {vec}")
+        return current
+
+    def quad_body(
+        self, at: str, weight_at: str, current: list[str], shifts: list[str], rows: int, cols: int
+    ) -> list[str]:
+        """One entry of an int8 "filters" tile: per quad of the run's channels (adjacent in the input
+        blocked by 4, one 32-bit word) and block, the ``B x 4`` int8 weights of the quad are one
+        vector (``kernel_packing.int8_quads``); per position the quad is broadcast and one dot
+        product adds the four channels' products to each int32 lane (``vpdpbusd`` / ``sdot``).
+        Without one (``int8_dot`` off, or other lanes) each channel's weights are picked out,
+        widened, and multiplied with the widened input (unsigned bytes if the zero point is 128)."""
+        k, lanes = self.k, self.lanes
+        _, sh, sw = self.p.strides
+        w_p, m = self.geo.padded[2], self.in_position
+        acc, quad_vec, word_vec = self.acc_vec, f"vector<{4 * lanes}xi8>", f"vector<{lanes}xi32>"
+        widen = "arith.extui" if self.geo.input_zero_point else "arith.extsi"
+        positions = rows * cols
+        for quad in range(self.unroll // INT8_QUAD):
+            weights = []
+            for j in range(len(shifts) + 1):
+                shift = (shifts[j - 1], 1) if j else (0, 0)
+                w_index = k.index((weight_at, 1), shift, (quad * INT8_QUAD * lanes, 1))
+                w = k.op(f"vector.load %weights[{w_index}] : {self.weights_type}, {quad_vec}")
+                if self.dot:
+                    weights.append((w,))
+                    continue
+                picked = []
+                for c in range(INT8_QUAD):
+                    picks = ", ".join(str(INT8_QUAD * f + c) for f in range(lanes))
+                    one = k.op(f"vector.shuffle {w}, {w} [{picks}] : {quad_vec}, {quad_vec}")
+                    picked.append(k.op(f"arith.extsi {one} : vector<{lanes}xi8> to {acc}"))
+                weights.append(tuple(picked))
+            for i in range(rows):
+                for c in range(cols):
+                    step = self.run_channel(INT8_QUAD * quad) + (i * sh * w_p + c * sw) * m
+                    x_index = k.index((at, 1), (step, 1))
+                    x4 = k.op(f"vector.load %input[{x_index}] : {self.input_type}, vector<4xi8>")
+                    if self.dot:
+                        word = k.op(f"vector.bitcast {x4} : vector<4xi8> to vector<1xi32>")
+                        word = k.op(f"vector.extract {word}[0] : i32 from vector<1xi32>")
+                        words = k.op(f"vector.broadcast {word} : i32 to {word_vec}")
+                        xs = (k.op(f"vector.bitcast {words} : {word_vec} to {quad_vec}"),)
+                    else:
+                        wide = []
+                        for h in range(INT8_QUAD):
+                            byte = k.op(f"vector.extract {x4}[{h}] : i8 from vector<4xi8>")
+                            byte = k.op(f"{widen} {byte} : i8 to i32")
+                            wide.append(k.op(f"vector.broadcast {byte} : i32 to {acc}"))
+                        xs = tuple(wide)
+                    for j, w in enumerate(weights):
+                        slot = j * positions + i * cols + c
+                        if self.dot:
+                            name = INT8_DOTS[self.dot][0]
+                            # x86: the unsigned input bytes first; sdot multiplies either way
+                            operands = (xs[0], w[0]) if self.dot == "vnni" else (w[0], xs[0])
+                            current[slot] = k.op(
+                                f"func.call @{name}({current[slot]}, {operands[0]}, {operands[1]}) : "
+                                f"({acc}, {quad_vec}, {quad_vec}) -> {acc}"
+                            )
+                        else:
+                            for h in range(INT8_QUAD):
+                                product = k.op(f"arith.muli {xs[h]}, {w[h]} : {acc}")
+                                current[slot] = k.op(f"arith.addi {current[slot]}, {product} : {acc}")
         return current
 
     def pooled_index(self, at: str | int, window: int) -> str | int:
@@ -933,7 +1043,7 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         ("%offsets", memref_type(geo.entries, "i32")),
         ("%starts", memref_type(geo.blocks + 1, "i32")),
         ("%out_channels", memref_type(geo.blocks * lanes, "i32")),
-        ("%bias", memref_type(geo.blocks * lanes, "f32")),
+        ("%bias", emitter.bias_type),
         *([("%chunk_starts", emitter.chunk_table_type)] if emitter.chunks else []),
         ("%output", emitter.output_type),
     ]
@@ -949,5 +1059,6 @@ def conv_kernel_text(kernel: str, dispatch: str, geo: ConvGeometry, p: PackedCon
         scratch_floats=lanes * lanes
         if p.vector_dim == "filters" and (p.output_layout == "plain" or emitter.amx) else 0,
         declarations=AMX_DECLARATIONS if emitter.amx
-        else [BF16_DOT_DECLARATION] if emitter.native_dot else [],
+        else [BF16_DOT_DECLARATION] if emitter.native_dot
+        else [int8_dot_declaration(emitter.dot)] if emitter.dot else [],
     )

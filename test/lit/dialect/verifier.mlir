@@ -254,3 +254,45 @@ func.func @blocked_width(%x: tensor<1x1x1x2x2x4xf32>) -> tensor<1x4x1x2x2xf32> {
   %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked", vector_dim = "width"} : (tensor<1x1x1x2x2x4xf32>, tensor<16xf32>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
   return %y : tensor<1x4x1x2x2xf32>
 }
+
+// -----
+
+// int8 quads: i8 weights need an i8 input (and the reverse).
+// CHECK: error: 'rt3d.packed_conv3d' op i8 weights (int8 channel quads) and an i8 input go together
+func.func @int8_weights_on_f32(%x: tensor<1x1x1x2x2x4xf32>) -> tensor<1x4x1x2x2xf32> {
+  %w = arith.constant dense<1> : tensor<16xi8>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<8xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked"} : (tensor<1x1x1x2x2x4xf32>, tensor<16xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<8xf32>) -> tensor<1x4x1x2x2xf32>
+  return %y : tensor<1x4x1x2x2xf32>
+}
+
+// -----
+
+// An i8 input is blocked by 4 channels.
+// CHECK: error: 'rt3d.packed_conv3d' op an i8 input must be blocked by 4 channels, read in channel runs that are multiples of 4
+func.func @int8_blocks_of_8(%x: tensor<1x1x1x2x2x8xi8>) -> tensor<1x4x1x2x2xf32> {
+  %w = arith.constant dense<1> : tensor<32xi8>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<8xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 8 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked"} : (tensor<1x1x1x2x2x8xi8>, tensor<32xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<8xf32>) -> tensor<1x4x1x2x2xf32>
+  return %y : tensor<1x4x1x2x2xf32>
+}
+
+// -----
+
+// Its bias operand holds the biases, then the dequantization factors.
+// CHECK: error: 'rt3d.packed_conv3d' op out_channels must have blocks x block_size = 4 elements, bias 2 x blocks x block_size = 8
+func.func @int8_bias_without_factors(%x: tensor<1x1x1x2x2x4xi8>) -> tensor<1x4x1x2x2xf32> {
+  %w = arith.constant dense<1> : tensor<16xi8>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<4xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked"} : (tensor<1x1x1x2x2x4xi8>, tensor<16xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
+  return %y : tensor<1x4x1x2x2xf32>
+}

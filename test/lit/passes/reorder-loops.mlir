@@ -51,7 +51,7 @@
 // HALF-SAME: vector_dim = "filters"
 // HALF: "rt3d.packed_conv3d"
 // HALF-SAME: vector_dim = "filters"
-// BADPRECISION: rt3d-opt: error: pass 'rt3d-reorder-loops': precision must be one of fp32, bf16, fp16, got 'int4'
+// BADPRECISION: rt3d-opt: error: pass 'rt3d-reorder-loops': precision must be one of fp32, bf16, fp16, int8, got 'int4'
 func.func @tiles(%x: tensor<1x1x1x20x20xf32>, %y: tensor<1x1x1x4x4xf32>) -> (tensor<1x2x1x20x20xf32>, tensor<1x2x1x4x4xf32>) {
   %w = arith.constant dense<[1.0, 2.0]> : tensor<2xf32>
   %off = arith.constant dense<[0]> : tensor<1xi32>

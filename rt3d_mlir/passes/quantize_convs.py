@@ -1,0 +1,212 @@
+"""rt3d-quantize-convs: compute the int8 scheme's convolutions with int8 kernels.
+
+An int8 build imports the model with the int8 scheme applied
+(:func:`rt3d_mlir.frontend.preparation.quantize_graph`): each quantized
+layer reads ``clamp(round(x / s), -127, 127) * s`` (four elementwise
+generics: divide, round to even, clamp, multiply) and its weights lie on
+their per-channel int8 grids. This pass finds each ``rt3d.packed_conv3d``
+whose input is such a quantization and whose kernel can take int8 (filters
+in the lanes, blocks of the target's f32 lanes, channel runs and input
+channels multiples of :data:`~rt3d_mlir.kernel_packing.INT8_QUAD`, no
+channel chunks), and rewrites it to read
+
+- its input quantized once, zero-padded, into the blocked layout with
+  blocks of four channels (a kernel, :mod:`rt3d_mlir.codegen.cpu.quantize`:
+  divide, round to even, clamp, add the zero point, store as i8; the
+  padding is the zero point), so that each position's quad is one 32-bit
+  word;
+- its weights as int8 channel quads with one scale per lane
+  (:func:`~rt3d_mlir.kernel_packing.int8_quads`; the weights are already on
+  their grid, so the integers are the scheme's);
+- a bias operand of each lane's bias followed by each lane's dequantization
+  factor ``s x s_w``; the zero point's contribution (``z x s x s_w x sum of
+  the lane's int8 weights``) is taken out of the bias.
+
+The kernel (``rt3d-vectorize``) sums ``(q + z) x q_w`` exactly in int32 and
+stores ``sum x factor + bias``, in f32 like everything after a quantized
+layer. ``zero-point`` is the input encoding: 128 (unsigned bytes) for x86,
+whose dot product ``vpdpbusd`` multiplies unsigned by signed bytes; 0 on
+AArch64 (``sdot``, signed by signed).
+
+Convs it cannot take keep computing the quantized values in f32 (exactly
+the scheme, up to f32 rounding). Run after ``rt3d-reorder-loops`` (which
+chooses each kernel's vector dimension) and before ``rt3d-propagate-layout``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch_mlir import ir
+
+from rt3d_mlir.codegen.cpu.quantize import quantize_kernel_text
+from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
+from rt3d_mlir.dialect.attributes import INPUT_ZERO_POINT_ATTR
+from rt3d_mlir.ir_matchers import constant_array, defining_op, generic_body, ops_named
+from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD, blocked_offsets, int8_quads, quantized_lanes
+from rt3d_mlir.passes.builders import array_constant
+from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
+from rt3d_mlir.passes.kernel_calls import (
+    DISPATCH_PLACEHOLDER,
+    KERNEL_PLACEHOLDER,
+    add_kernel,
+    call_kernel,
+    vector_lanes,
+)
+from rt3d_mlir.targets import get_target
+
+ZERO_POINTS = (0, 128)
+QUANTIZE_STEM = "quantize"  # the kernels' names: rt3d_quantize_kernel_<i>, rt3d_quantize_dispatch_<j>
+
+
+def default_zero_point(target: str) -> int:
+    """The input encoding a target's int8 dot products take: unsigned bytes on x86-64."""
+    return 128 if get_target(target).triple.startswith("x86_64") else 0
+
+
+@dataclass
+class QuantizeConvsOptions(TargetOptions):
+    zero_point: int = -1  # -1: the target's (default_zero_point)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.zero_point == -1:
+            self.zero_point = default_zero_point(self.target)
+        if self.zero_point not in ZERO_POINTS:
+            choices = ", ".join(map(str, ZERO_POINTS))
+            raise ValueError(f"zero-point must be one of {choices}, got {self.zero_point}")
+
+
+def _elementwise_of(value: ir.Value) -> tuple[ir.Operation, list[ir.Operation]] | None:
+    """The one-input elementwise generic producing ``value`` (identity maps) and its body."""
+    op = defining_op(value)
+    if op is None or op.name != "linalg.generic" or len(op.results) != 1:
+        return None
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    rank = ir.RankedTensorType(value.type).rank
+    if len(maps) != 2 or any(m != ir.AffineMap.get_identity(rank) for m in maps):
+        return None
+    return op, generic_body(op)[:-1]
+
+
+def _scalar(value: ir.Value) -> float | None:
+    """A float constant, possibly narrowed from f64 (``arith.truncf``), as a Python float."""
+    op = defining_op(value)
+    if op is not None and op.name == "arith.truncf":
+        op = defining_op(op.operands[0])
+    if op is None or op.name != "arith.constant" or not isinstance(op.attributes["value"], ir.FloatAttr):
+        return None
+    return float(ir.FloatAttr(op.attributes["value"]).value)
+
+
+def _scaled_by(value: ir.Value, name: str) -> tuple[ir.Value, float] | None:
+    """(x, s) if ``value`` is an elementwise ``x <name> s`` (``arith.mulf`` / ``arith.divf``)."""
+    found = _elementwise_of(value)
+    if found is None:
+        return None
+    op, body = found
+    arg = op.regions[0].blocks[0].arguments[0]
+    last = body[-1] if body else None
+    if last is None or last.name != name or last.operands[0] != arg:
+        return None
+    scale = _scalar(last.operands[1])
+    return (op.operands[0], scale) if scale is not None else None
+
+
+def _rounded(value: ir.Value) -> ir.Value | None:
+    found = _elementwise_of(value)
+    if found is None or [o.name for o in found[1]] != ["math.roundeven"]:
+        return None
+    return found[0].operands[0]
+
+
+def _clamped(value: ir.Value) -> ir.Value | None:
+    """x if ``value`` is an elementwise clamp of x to [-127, 127] (torch-mlir's compare-and-select
+    form, or minimum / maximum)."""
+    found = _elementwise_of(value)
+    if found is None:
+        return None
+    op, body = found
+    names = {o.name for o in body}
+    bounds = {_scalar(v) for o in body for v in o.operands} - {None}
+    if bounds != {-INT8_MAX, INT8_MAX} or not names <= {
+        "arith.cmpf", "arith.select", "arith.minimumf", "arith.maximumf"
+    }:
+        return None
+    return op.operands[0]
+
+
+def fake_quantized_input(value: ir.Value) -> tuple[ir.Value, float] | None:
+    """(x, s) if ``value`` is ``clamp(round(x / s), -127, 127) * s`` as the importer writes it."""
+    scaled = _scaled_by(value, "arith.mulf")
+    if scaled is None:
+        return None
+    clamped, scale = scaled
+    rounded = _clamped(clamped)
+    divided = _rounded(rounded) if rounded is not None else None
+    source = _scaled_by(divided, "arith.divf") if divided is not None else None
+    if source is None or source[1] != scale or not scale > 0:
+        return None
+    return source[0], scale
+
+
+@register_pass
+class QuantizeConvs(Pass):
+    name = "rt3d-quantize-convs"
+    summary = "Compute packed convolutions of int8-quantized inputs with int8 weights and inputs"
+    Options = QuantizeConvsOptions
+
+    def run(self, module: ir.Operation) -> None:
+        load_dialect(module.context)
+        lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
+        for op in ops_named(module, "rt3d.packed_conv3d"):
+            self._rewrite(module, op, lanes)
+
+    def _rewrite(self, module: ir.Operation, op: ir.Operation, lanes: int) -> None:
+        params = packed_conv3d_params(op)
+        x_type = ir.RankedTensorType(op.operands[0].type)
+        found = fake_quantized_input(op.operands[0])
+        weights, offsets = constant_array(op.operands[1]), constant_array(op.operands[2])
+        starts, bias = constant_array(op.operands[3]), constant_array(op.operands[5])
+        if found is None or weights is None or starts is None or weights.dtype != np.float32:
+            return
+        q, weight_scales, sums = quantized_lanes(weights, starts, params.channel_unroll, params.block_size)
+        lane_of = np.arange(q.size) % params.block_size + (
+            np.repeat(np.arange(len(starts) - 1), np.diff(starts) * params.channel_unroll * params.block_size)
+            * params.block_size
+        )
+        if (
+            params.vector_dim != "filters" or params.block_size != lanes or params.channel_chunk
+            or params.channel_unroll % INT8_QUAD or params.input_layout != "plain"
+            or x_type.rank != 5 or x_type.shape[1] % INT8_QUAD or offsets is None or bias is None
+        ):
+            # no int8 kernel: the weights on their int8 grid, computed in f32
+            with ir.InsertionPoint(op), op.location:
+                op.operands[1] = array_constant((q * weight_scales[lane_of]).astype(np.float32))
+            return
+        source, scale = found
+        zero_point = self.options.zero_point
+        factors = (np.float64(scale) * weight_scales).astype(np.float32)
+        shift = zero_point * factors.astype(np.float64) * sums  # what the zero point adds to each sum
+        shifted = (bias.astype(np.float64) - shift).astype(np.float32)
+        n, c, d, h, w = x_type.shape
+        pads = zip((d, h, w), params.padding_low, params.padding_high, strict=True)
+        padded = tuple(s + lo + hi for s, lo, hi in pads)
+        plane = int(np.prod(padded))
+        text = quantize_kernel_text(
+            KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, (n, c, d, h, w), params.padding_low, padded, scale,
+            zero_point, lanes,
+        )
+        dispatch = add_kernel(module, QUANTIZE_STEM, text)
+        i8 = ir.IntegerType.get_signless(8)
+        quantized_type = ir.RankedTensorType.get([n, c // INT8_QUAD, *padded, INT8_QUAD], i8)
+        with ir.InsertionPoint(op), op.location:
+            op.operands[0] = call_kernel(dispatch, [source], quantized_type)
+            op.operands[1] = array_constant(int8_quads(q, params.channel_unroll, params.block_size))
+            op.operands[2] = array_constant(blocked_offsets(offsets, plane, INT8_QUAD))
+            op.operands[5] = array_constant(np.concatenate([shifted, factors]))
+        op.attributes["input_layout"] = ir.StringAttr.get("blocked")
+        for name in ("padding_low", "padding_high"):  # the quantized input is padded already
+            op.attributes[name] = ir.DenseI64ArrayAttr.get([0, 0, 0])
+        op.attributes[INPUT_ZERO_POINT_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), zero_point)

@@ -1,0 +1,119 @@
+"""int8 builds (``precision="int8"``): the int8 scheme of rt3d_mlir.quantization computed by the
+compiled model, with int8 dot-product kernels where the CPU has them, and the errors around it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import randomize_batch_norms, relative_error, torch_output
+from torch import nn
+
+import rt3d_mlir
+from rt3d_mlir.compiler import compile_model
+from rt3d_mlir.contracts.checkpoint import save_checkpoint
+from rt3d_mlir.errors import UnsupportedModelError
+from rt3d_mlir.kernel_packing import INT8_QUAD, MAX_RELATIVE_ERROR, int8_quads, quantized_lanes
+from rt3d_mlir.models import build_model
+from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.quantization import SCHEME, calibrate, quantize_weight, simulated_int8
+
+# the dot products the int8 kernels call, by target (AArch64: the default cortex-a76 has dotprod)
+DOTS = {"host": "llvm.x86.avx512.vpdpbusd.512", "aarch64": "llvm.aarch64.neon.sdot.v4i32.v16i8"}
+# an int8 build against the scheme simulated in PyTorch: the integer sums are exact, so the two
+# differ by f32 rounding, and by whole quantization steps where that rounding moves a value
+# across the midpoint between two grid points (a few in a deep model; measured 1e-7 on C3D, 2e-3
+# on R(2+1)D-18, both tiny)
+INT8_TOL = MAX_RELATIVE_ERROR["int8"]
+
+
+def _tiny(arch: str) -> tuple[nn.Module, torch.Tensor]:
+    model = build_model(arch, num_classes=5, width=0.25, input_size=(16, 32, 32)).eval()
+    randomize_batch_norms(model)
+    return model, torch.randn(1, 3, 16, 32, 32)
+
+
+def _simulated(model: nn.Module, scales: dict[str, float], x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad(), simulated_int8(model, scales):
+        return model(x).numpy()
+
+
+def _vnni() -> bool:
+    from rt3d_mlir.runtime.elf import cpu_features
+
+    return "avx512_vnni" in (cpu_features() or set())
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize("arch, groups", [("c3d", (16, 16)), ("c3d", (4, 4)), ("r2plus1d", (16, 16))])
+def test_int8_builds_compute_the_int8_scheme(arch, groups, target, tmp_path):
+    """Kernel groups of the target's lanes (16 on AVX-512, 4 on NEON) run as int8 dot products;
+    narrower ones (4x4 on the host) keep f32 kernels with the weights on their int8 grid. Either
+    way the build computes the scheme, and stays within its accuracy of the float model."""
+    model, x = _tiny(arch)
+    apply_random_masks(model, groups, 0.5, "kgs", seed=1)
+    scales = calibrate(model, [torch.randn(2, 3, 16, 32, 32), x])
+    ir_dir = tmp_path / "ir"
+    output = tmp_path / f"m.{target}"
+    compile_model(
+        model, x, output=output, target=target, precision="int8", int8_scales=scales,
+        group_shape=groups, keep_intermediates=str(ir_dir),
+    )
+    got = rt3d_mlir.load(output)(x.numpy())
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
+    # int8 against float: the scheme's own error (bench/RESULTS.md: top-1 unchanged after QAT)
+    assert relative_error(got, torch_output(model, x)) <= 0.05
+    dots = (ir_dir / "model.ll").read_text().count(DOTS[target])
+    lanes = {"host": 16, "aarch64": 4}[target]
+    expect_dots = target == "aarch64" or (_vnni() and groups[0] >= lanes)
+    assert (dots > 0) == expect_dots
+
+
+def test_int8_artifact_records_its_precision(tmp_path):
+    from rt3d_mlir.runtime.shared_object import verify_artifact
+
+    model, x = _tiny("c3d")
+    scales = calibrate(model, [x])
+    compile_model(model, x, output=tmp_path / "m.so", precision="int8", int8_scales=scales)
+    assert verify_artifact(str(tmp_path / "m.so")).precision == "int8"
+
+
+def test_quantized_lanes_are_the_schemes_per_channel_weights():
+    """Packed weights quantized per lane give the integers and scales of quantize_weight on the
+    layer's weight (per output channel), with each lane's integer sum."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((8, 8, 3, 1, 1)).astype(np.float32)  # 8 filters, 8 channels, 3 taps
+    weight[2] = 0.0  # an empty filter: scale 1, integers 0
+    q_ref, s_ref = quantize_weight(torch.from_numpy(weight))
+    # pack as one block of 8 lanes, one entry per (tap, run of 8 channels): per entry U x B
+    runs = weight.transpose(2, 1, 0, 3, 4).reshape(3, 8, 8)
+    q, scales, sums = quantized_lanes(runs.reshape(-1), np.array([0, 3]), 8, 8)
+    assert np.array_equal(scales, s_ref.numpy())
+    assert np.array_equal(q.reshape(3, 8, 8), q_ref.numpy().transpose(2, 1, 0, 3, 4).reshape(3, 8, 8))
+    assert np.array_equal(sums, q_ref.numpy().astype(np.int64).reshape(8, -1).sum(axis=1))
+    quads = int8_quads(q, 8, 8).reshape(3, 8 // INT8_QUAD, 8, INT8_QUAD)
+    # lane f of quad p holds channels 4p .. 4p+3 of filter f side by side
+    assert np.array_equal(quads[1, 1, 5], q.reshape(3, 8, 8)[1, 4:8, 5])
+
+
+def test_int8_needs_calibrated_scales(tmp_path):
+    model, x = _tiny("c3d")
+    with pytest.raises(UnsupportedModelError, match="needs calibrated int8 input scales"):
+        compile_model(model, x, output=tmp_path / "m.so", precision="int8")
+    with pytest.raises(UnsupportedModelError, match="int8 scale of layer 'nothing' matches no"):
+        compile_model(model, x, output=tmp_path / "m.so", precision="int8", int8_scales={"nothing": 1.0})
+    assert not (tmp_path / "m.so").exists()
+
+
+def test_int8_checkpoint_compiles_from_the_command_line(tmp_path):
+    from test_cli import run
+
+    kwargs = {"num_classes": 5, "width": 0.25, "input_size": (16, 32, 32)}
+    model, x = _tiny("c3d")
+    scales = calibrate(model, [x])
+    path = tmp_path / "c3d.pt"
+    save_checkpoint(path, "c3d", kwargs, model, quantization={"scheme": SCHEME, "input_scales": scales})
+    result = run("rt3d-compile", str(path), "-o", str(tmp_path / "m.so"), "--precision", "int8")
+    assert result.returncode == 0, result.stderr
+    got = rt3d_mlir.load(tmp_path / "m.so")(x.numpy())
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
