@@ -1,7 +1,7 @@
 """Executed AArch64 instructions per inference, counted under qemu with a plugin.
 
     .venv/bin/python bench/aarch64_insn_counts.py [--rate 2.6] [--groups 16x16,4x4]
-        [--input-size 16,112,112] [--width 1.0] [--precisions fp32,fp16]
+        [--input-size 16,112,112] [--width 1.0] [--precisions fp32,fp16,int8]
 
 Each C3D build (dense, and KGS at ``--rate`` FLOPs reduction with random
 masks for every group shape) is compiled with ``--target aarch64 --cpu
@@ -9,16 +9,19 @@ cortex-a76`` and run by the project's AArch64 harness under
 ``qemu-aarch64`` with ``bench/qemu_insn_count.c`` loaded as a TCG plugin
 (built here with the host C compiler, ``$CC`` or ``cc``). The plugin counts
 every executed guest instruction, the NEON ``fmla`` among them (single
-and, with ``--precisions fp16``, half precision: 8 products each), and the
-loads/stores. The harness runs the forward pass once and then twice on one
-thread; the difference of the two counts is one inference, with process
+and, with ``--precisions fp16``, half precision: 8 products each), the
+``sdot`` of int8 builds (16 products each; the int8 scales are calibrated on
+the input clip: they set the numbers, not the work), and the loads/stores.
+The harness runs the forward pass once and then twice on one thread; the
+difference of the two counts is one inference, with process
 start, ``dlopen`` and file I/O cancelled out.
 
 The static ``fmla`` count of ``bench/aarch64_fma_counts.py`` (derived from
 the packed tables and the schedule of an fp32 build) is printed beside the
 measured one of fp32 builds: the two must agree. The Cortex-A76 column is a
-lower bound for one core at 2.84 GHz: the larger of (fmla + half fmla)/2
-(two 128-bit FMA pipes) and instructions/4 (its 4-wide decode) cycles.
+lower bound for one core at 2.84 GHz: the larger of (fmla + half fmla +
+sdot)/2 (two 128-bit SIMD pipes) and instructions/4 (its 4-wide decode)
+cycles.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from aarch64_fma_counts import A76_FMLA_PER_CYCLE, A76_GHZ, fmla_counts
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.quantization import calibrate
 from rt3d_mlir.runtime.emulated import _qemu, _sysroot, harness_path
 
 A76_DECODE_WIDTH = 4
@@ -94,7 +98,7 @@ def main() -> None:
     parser.add_argument("--input-size", default="16,112,112", help="frames,height,width")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--schedule", default="", help="rt3d-reorder-loops options for every conv")
-    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16, fp16")
+    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16, fp16, int8")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     size = [int(v) for v in args.input_size.split(",")]
@@ -116,10 +120,10 @@ def main() -> None:
     )
     print(
         "| build | precision | instructions / inference | fmla (measured) | fmla (static count) | "
-        "measured / static | half fmla | loads+stores | vs dense fp32 (instructions) | "
+        "measured / static | half fmla | sdot | loads+stores | vs dense fp32 (instructions) | "
         "A76 lower bound (ms, 1 core) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     base = None
     with tempfile.TemporaryDirectory(prefix="rt3d-insn-") as tmp:
         plugin = build_plugin(tmp)
@@ -134,10 +138,11 @@ def main() -> None:
                 group_shape=group,
                 schedule=args.schedule,
                 precision=precision,
+                int8_scales=calibrate(model, [x]) if precision == "int8" else None,
             )
             counts = per_inference(plugin, artifact, x.numpy(), tmp)
             base = base or counts["instructions"]
-            fmla = counts["fmla"] + counts["fmla_h"]
+            fmla = counts["fmla"] + counts["fmla_h"] + counts["sdot"]
             cycles = max(fmla / A76_FMLA_PER_CYCLE, counts["instructions"] / A76_DECODE_WIDTH)
             static = ratio = "-"
             if precision == "fp32":
@@ -146,6 +151,7 @@ def main() -> None:
             print(
                 f"| {label} | {precision} | {counts['instructions'] / 1e9:.3f} G | "
                 f"{counts['fmla'] / 1e9:.3f} G | {static} | {ratio} | {counts['fmla_h'] / 1e9:.3f} G | "
+                f"{counts['sdot'] / 1e9:.3f} G | "
                 f"{counts['memory'] / 1e9:.3f} G | "
                 f"{base / counts['instructions']:.2f}x | {cycles / (A76_GHZ * 1e9) * 1e3:.0f} |",
                 flush=True,

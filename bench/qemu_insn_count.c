@@ -8,13 +8,15 @@
  *   cc -shared -fPIC -O2 -o qemu_insn_count.so bench/qemu_insn_count.c
  *   qemu-aarch64 -plugin ./qemu_insn_count.so,out=counts.txt PROGRAM ...
  *
- * At exit it writes "instructions N\nfmla N\nfmla_h N\nmemory N\n" to the file
+ * At exit it writes "instructions N\nfmla N\nfmla_h N\nsdot N\nmemory N\n" to the file
  * given as out= (stderr otherwise):
  *   instructions: every executed guest instruction;
  *   fmla:         NEON single-precision FMLA, vector or by-element form
  *                 (4S or 2S arrangement);
  *   fmla_h:       NEON half-precision FMLA (+fullfp16), vector or by-element
  *                 form (8H or 4H arrangement);
+ *   sdot:         NEON signed int8 dot product (+dotprod), vector or
+ *                 by-element form (16 products in the 4S arrangement);
  *   memory:       loads and stores (the load/store encoding group).
  * Counting is inline (one add per executed translation block and class), so
  * the guest runs at almost full emulation speed. The counters are shared by
@@ -46,7 +48,7 @@ extern void qemu_plugin_outs(const char *text);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-static uint64_t instructions, fmla, fmla_h, memory;
+static uint64_t instructions, fmla, fmla_h, sdot, memory;
 static char out_path[4096];
 
 /* FMLA (vector), single precision: 0 Q 0 01110 0 0 1 Rm 110011 Rn Rd. */
@@ -61,13 +63,19 @@ static int is_fmla_h_vector(uint32_t word) { return (word & 0xBFE0FC00u) == 0x0E
 /* FMLA (by element), half precision: 0 Q 0 01111 0 0 L M Rm 0001 H 0 Rn Rd. */
 static int is_fmla_h_element(uint32_t word) { return (word & 0xBFC0F400u) == 0x0F001000u; }
 
+/* SDOT (vector): 0 Q 0 01110 10 0 Rm 100101 Rn Rd. */
+static int is_sdot_vector(uint32_t word) { return (word & 0xBFE0FC00u) == 0x0E809400u; }
+
+/* SDOT (by element): 0 Q 0 01111 10 L M Rm 1110 H 0 Rn Rd. */
+static int is_sdot_element(uint32_t word) { return (word & 0xBFC0F400u) == 0x0F80E000u; }
+
 /* Loads and stores: op0 bits 28..25 match x1x0. */
 static int is_memory(uint32_t word) { return ((word >> 25) & 0x5u) == 0x4u; }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
   (void)id;
   size_t count = qemu_plugin_tb_n_insns(tb);
-  uint64_t fmla_here = 0, fmla_h_here = 0, memory_here = 0;
+  uint64_t fmla_here = 0, fmla_h_here = 0, sdot_here = 0, memory_here = 0;
   for (size_t i = 0; i < count; ++i) {
     const struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
     if (qemu_plugin_insn_size(insn) != 4) continue;
@@ -75,6 +83,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     memcpy(&word, qemu_plugin_insn_data(insn), sizeof word);
     fmla_here += is_fmla_vector(word) || is_fmla_element(word);
     fmla_h_here += is_fmla_h_vector(word) || is_fmla_h_element(word);
+    sdot_here += is_sdot_vector(word) || is_sdot_element(word);
     memory_here += is_memory(word);
   }
   qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &instructions, count);
@@ -82,6 +91,8 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &fmla, fmla_here);
   if (fmla_h_here)
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &fmla_h, fmla_h_here);
+  if (sdot_here)
+    qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &sdot, sdot_here);
   if (memory_here)
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &memory, memory_here);
 }
@@ -90,9 +101,9 @@ static void write_counts(qemu_plugin_id_t id, void *userdata) {
   (void)id;
   (void)userdata;
   char text[256];
-  snprintf(text, sizeof text, "instructions %llu\nfmla %llu\nfmla_h %llu\nmemory %llu\n",
+  snprintf(text, sizeof text, "instructions %llu\nfmla %llu\nfmla_h %llu\nsdot %llu\nmemory %llu\n",
            (unsigned long long)instructions, (unsigned long long)fmla, (unsigned long long)fmla_h,
-           (unsigned long long)memory);
+           (unsigned long long)sdot, (unsigned long long)memory);
   FILE *file = out_path[0] ? fopen(out_path, "w") : NULL;
   if (file) {
     fputs(text, file);

@@ -67,15 +67,23 @@ def conv_vector_width(target: Target, precision: str = "fp32", native_f16: bool 
     return 2 * target.f32_lanes if precision == "fp16" and native_f16 else 0
 
 
-def amx_group_shape(target: Target, precision: str, amx: bool) -> tuple[int, int] | None:
+def widened_group_shape(
+    target: Target, precision: str, amx: bool, int8_dot: str = ""
+) -> tuple[int, int] | None:
     """The group shape that kernel groups of fewer filters are widened to (their masks the union of
-    the groups they cover), or None: in bf16 builds on AMX CPUs, a lane's worth of filters and
-    channels. An AMX tile product multiplies 16 filters by 16 positions at once; groups of 4 filters
-    would get "width" kernels in f32 instead: C3D with 4x4 KGS at 2.6x took 160.6 ms that way and
-    59.1 ms widened, about what the dense bf16 build takes (``bench/RESULTS.md``)."""
-    if precision != "bf16" or not amx:
-        return None
-    return (target.f32_lanes, target.f32_lanes)
+    the groups they cover), or None: a lane's worth of filters and channels in bf16 builds on AMX
+    CPUs and in int8 builds with AVX-512 VNNI. An AMX tile product multiplies 16 filters by 16
+    positions at once; groups of 4 filters would get "width" kernels in f32 instead: C3D with 4x4
+    KGS at 2.6x took 160.6 ms that way and 59.1 ms widened, about what the dense bf16 build takes
+    (``bench/RESULTS.md``). int8 dot products (``vpdpbusd``) sum into 16 int32 lanes, one filter
+    each: narrower blocks would keep f32 kernels. (AArch64's ``sdot`` has 4 lanes: 4x4 groups
+    already fill them.)"""
+    wide = (target.f32_lanes, target.f32_lanes)
+    if precision == "bf16" and amx:
+        return wide
+    if precision == "int8" and int8_dot == "vnni":
+        return wide
+    return None
 
 
 def packing_pipeline(
@@ -88,7 +96,7 @@ def packing_pipeline(
     """Recognize kernel-group sparse convolutions and pack their kept weights into vector blocks
     (``reference=True``: recognize only; ``vector_width``: filters per block, 0: the target's f32
     lanes; ``widen_to``: narrower groups computed as groups of this shape, see
-    :func:`amx_group_shape`); what per-layer tuning (``tune``) sees."""
+    :func:`widened_group_shape`); what per-layer tuning (``tune``) sees."""
     options = []
     if group_shape:
         options.append(f"group-shape={format_group_shape(group_shape)}")
@@ -417,7 +425,7 @@ class CpuBuild(Build):
         width = conv_vector_width(toolchain.target, options.precision, toolchain.native_f16)
         packing = packing_pipeline(
             group_shape, target, options.reference_kernels, width,
-            amx_group_shape(toolchain.target, options.precision, toolchain.amx),
+            widened_group_shape(toolchain.target, options.precision, toolchain.amx, toolchain.int8_dot),
         )
         kernels = kernel_pipeline(
             target, options.reference_kernels, options.schedule, options.precision,

@@ -42,7 +42,8 @@ ALLOWED: dict[str, set[str]] = {
     },
     "compiler": {"backend", "diagnostics", "errors", "fileio", "frontend", "targets"},
     "benchmarking": {
-        "__init__", "compiler", "contracts", "frontend", "models", "pruning", "runtime", "sparsity",
+        "__init__", "compiler", "contracts", "frontend", "models", "pruning", "quantization", "runtime",
+        "sparsity",
     },
     "__init__": {"compiler", "errors", "runtime"},
 }

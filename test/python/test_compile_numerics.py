@@ -589,13 +589,16 @@ def test_bf16_narrow_kernel_groups_are_computed_as_16_filters_on_amx(tmp_path):
     """4x4 kernel groups in a bf16 build: on an AMX CPU they are widened to 16x16 groups (the union
     of their masks) so that the convs run as AMX tile products; elsewhere they stay 4x4. Either way
     the build matches torch within bf16's tolerance."""
-    from rt3d_mlir.backend.cpu import amx_group_shape
+    from rt3d_mlir.backend.cpu import widened_group_shape
     from rt3d_mlir.runtime.elf import cpu_features
     from rt3d_mlir.targets import get_target
 
     host = get_target("host")
-    assert amx_group_shape(host, "bf16", True) == (host.f32_lanes, host.f32_lanes)
-    assert amx_group_shape(host, "bf16", False) is None and amx_group_shape(host, "fp32", True) is None
+    assert widened_group_shape(host, "bf16", True) == (host.f32_lanes, host.f32_lanes)
+    assert widened_group_shape(host, "bf16", False) is None
+    assert widened_group_shape(host, "fp32", True) is None
+    assert widened_group_shape(host, "int8", False, "vnni") == (host.f32_lanes, host.f32_lanes)
+    assert widened_group_shape(host, "int8", True, "") is None
     model = BlockedPools().eval()
     apply_random_masks(model, (4, 4), 0.4, "kgs", seed=3)
     x = torch.randn(1, 3, 4, 10, 22)

@@ -47,9 +47,11 @@ def _vnni() -> bool:
 @pytest.mark.parametrize("target", ["host", "aarch64"])
 @pytest.mark.parametrize("arch, groups", [("c3d", (16, 16)), ("c3d", (4, 4)), ("r2plus1d", (16, 16))])
 def test_int8_builds_compute_the_int8_scheme(arch, groups, target, tmp_path):
-    """Kernel groups of the target's lanes (16 on AVX-512, 4 on NEON) run as int8 dot products;
-    narrower ones (4x4 on the host) keep f32 kernels with the weights on their int8 grid. Either
-    way the build computes the scheme, and stays within its accuracy of the float model."""
+    """Kernel groups run as int8 dot products in blocks of the target's lanes: 4 on NEON; 16 on
+    AVX-512 VNNI, 4x4 groups widened to 16x16 (without VNNI they keep f32 kernels). Convs the int8
+    kernels do not take (conv1a: 3 input channels) keep f32 kernels with their weights on the int8
+    grid. Either way the build computes the scheme, and stays within its accuracy of the float
+    model."""
     model, x = _tiny(arch)
     apply_random_masks(model, groups, 0.5, "kgs", seed=1)
     scales = calibrate(model, [torch.randn(2, 3, 16, 32, 32), x])
@@ -64,9 +66,7 @@ def test_int8_builds_compute_the_int8_scheme(arch, groups, target, tmp_path):
     # int8 against float: the scheme's own error (bench/RESULTS.md: top-1 unchanged after QAT)
     assert relative_error(got, torch_output(model, x)) <= 0.05
     dots = (ir_dir / "model.ll").read_text().count(DOTS[target])
-    lanes = {"host": 16, "aarch64": 4}[target]
-    expect_dots = target == "aarch64" or (_vnni() and groups[0] >= lanes)
-    assert (dots > 0) == expect_dots
+    assert (dots > 0) == (target == "aarch64" or _vnni())
 
 
 def test_int8_artifact_records_its_precision(tmp_path):
@@ -117,3 +117,41 @@ def test_int8_checkpoint_compiles_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     got = rt3d_mlir.load(tmp_path / "m.so")(x.numpy())
     assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
+
+
+def test_qemu_plugin_counts_one_sdot_per_quad_of_channels_four_filters_and_position(tmp_path):
+    """An AArch64 int8 build executes, per int8 conv, one sdot for each block of 4 filters, quad
+    of 4 input channels, kernel tap and output position (dense weights: MACs / 16); conv1a (3
+    input channels) keeps f32 fmla (bench/aarch64_insn_counts.py's plugin)."""
+    import os
+    import sys
+
+    model = build_model("c3d", num_classes=4, width=0.125, input_size=(16, 32, 32)).eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    expected = 0
+    hooks = []
+
+    def count(module, inputs, output):
+        nonlocal expected
+        c_in = inputs[0].shape[1]
+        if c_in % INT8_QUAD == 0:
+            taps = int(np.prod(module.kernel_size))
+            expected += -(-module.out_channels // 4) * (c_in // INT8_QUAD) * taps * output[0, 0].numel()
+
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d):
+            hooks.append(module.register_forward_hook(count))
+    scales = calibrate(model, [x])
+    for hook in hooks:
+        hook.remove()
+    output = tmp_path / "m.aarch64"
+    compile_model(model, x, output=output, target="aarch64", precision="int8", int8_scales=scales)
+    bench = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
+    sys.path.insert(0, bench)
+    try:
+        from aarch64_insn_counts import build_plugin, per_inference
+    finally:
+        sys.path.remove(bench)
+    counts = per_inference(build_plugin(str(tmp_path)), str(output), x.numpy(), str(tmp_path))
+    assert counts["sdot"] == expected > 0
+    assert counts["fmla"] > 0  # conv1a and the FC layers
