@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import arith
 
 from rt3d_mlir.codegen.cpu.matmul import matmul_kernel_text, pack_matmul_weights
 from rt3d_mlir.ir_matchers import (
@@ -26,7 +25,8 @@ from rt3d_mlir.ir_matchers import (
     is_float_constant,
     ops_named,
 )
-from rt3d_mlir.kernel_packing import PRECISIONS, bf16_bits
+from rt3d_mlir.kernel_packing import PRECISIONS, bf16_bits, quantized_lanes
+from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass, require_count
 from rt3d_mlir.passes.kernel_calls import (
     DISPATCH_PLACEHOLDER,
@@ -35,12 +35,15 @@ from rt3d_mlir.passes.kernel_calls import (
     replace_with_kernel_call,
     vector_lanes,
 )
+from rt3d_mlir.passes.quantize_convs import fake_quantized_input
 
 
 @dataclass
 class VectorizeMatmulOptions(TargetOptions):
     unroll: int = 4
-    precision: str = "fp32"  # of the packed weights (bf16, fp16: half the bytes streamed)
+    # of the packed weights (bf16, fp16: half the bytes streamed; int8: a quarter, for the layers of
+    # the int8 scheme, whose input the importer put on its grid)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,19 +97,29 @@ class VectorizeMatmul(Pass):
         m, k_dim = a_type.shape
         n = weight.shape[0]
         precision = self.options.precision
+        if precision == "int8" and fake_quantized_input(a) is None:
+            precision = "fp32"  # not a layer of the int8 scheme: its weights stay as they are
         text = matmul_kernel_text(
             KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, m, k_dim, n, lanes, self.options.unroll,
-            {"bf16": "i16", "fp16": "f16"}.get(precision, "f32"),
+            {"bf16": "i16", "fp16": "f16", "int8": "i8"}.get(precision, "f32"),
         )
         dispatch = add_kernel(module, "matmul", text)
 
         def inputs() -> list[ir.Value]:
-            packed = pack_matmul_weights(weight.astype(np.float32), lanes)
-            if precision == "bf16":
-                packed = bf16_bits(packed).view(np.int16)
-            elif precision == "fp16":
-                packed = packed.astype(np.float16)
-            attr = ir.DenseElementsAttr.get(packed)
-            return [a, arith.ConstantOp(attr.type, attr).result]
+            extra = []
+            if precision == "int8":
+                # one block of n lanes, one entry of one channel per k: per output channel (row)
+                q, scales, _ = quantized_lanes(weight.T.reshape(-1), np.array([0, k_dim]), 1, n)
+                packed = pack_matmul_weights(q.reshape(k_dim, n).T.astype(np.float32), lanes).astype(np.int8)
+                padded = np.ones(-(-n // lanes) * lanes, np.float32)
+                padded[:n] = scales
+                extra = [array_constant(padded)]
+            else:
+                packed = pack_matmul_weights(weight.astype(np.float32), lanes)
+                if precision == "bf16":
+                    packed = bf16_bits(packed).view(np.int16)
+                elif precision == "fp16":
+                    packed = packed.astype(np.float16)
+            return [a, array_constant(packed), *extra]
 
         replace_with_kernel_call(op, dispatch, inputs)

@@ -155,3 +155,24 @@ def test_qemu_plugin_counts_one_sdot_per_quad_of_channels_four_filters_and_posit
     counts = per_inference(build_plugin(str(tmp_path)), str(output), x.numpy(), str(tmp_path))
     assert counts["sdot"] == expected > 0
     assert counts["fmla"] > 0  # conv1a and the FC layers
+
+
+def test_int8_artifacts_store_int8_weights(tmp_path):
+    """The issue's "quartering the weight bytes": conv weights as int8 quads, the FC layers' as int8
+    with one scale per output (their kernel converts each weight vector as it streams it); what
+    stays 32-bit is conv1a's weights (3 input channels: an f32 kernel), biases, scales and tables."""
+    model = build_model("c3d", num_classes=5, width=0.5, input_size=(16, 32, 32)).eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    scales = calibrate(model, [x])
+    sizes = {}
+    for precision in ("fp32", "int8"):
+        ir_dir = tmp_path / precision
+        compile_model(
+            model, x, output=tmp_path / f"{precision}.so", precision=precision,
+            int8_scales=scales if precision == "int8" else None, keep_intermediates=str(ir_dir),
+        )
+        sizes[precision] = (ir_dir / "weights.bin").stat().st_size
+    assert "sitofp <16 x i8>" in (tmp_path / "int8" / "model.ll").read_text()  # the FC kernels
+    assert sizes["int8"] < 0.3 * sizes["fp32"]
+    got = rt3d_mlir.load(tmp_path / "int8.so")(x.numpy())
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL

@@ -7,7 +7,10 @@ columns), one task per block of ``B`` outputs and row of ``A``, with
 ``unroll`` independent accumulators over ``K`` to hide FMA latency.
 With bf16 or f16 weights (``precision=bf16|fp16``: the same order, half the
 bytes streamed) each weight vector is widened to f32 as it is loaded; the input
-and the accumulators stay f32.
+and the accumulators stay f32. With int8 weights (``precision=int8``, a layer
+of the int8 scheme: a quarter of the bytes) each is converted to f32 as it is
+loaded and the block's sums are multiplied by its outputs' weight scales
+once, before they are stored (the input is already on its int8 grid, in f32).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def matmul_kernel_text(
     kernel: str, dispatch: str, m: int, k_dim: int, n: int, lanes: int, unroll: int,
     weights_element: str = "f32",
 ) -> str:
-    """The kernel; ``weights_element``: f32, i16 (bf16 bit patterns of the packed weights) or f16."""
+    """The kernel; ``weights_element``: f32, i16 (bf16 bit patterns of the packed weights), f16 or
+    i8 (int8 weights, with a ``%scales`` argument: each output's weight scale)."""
     blocks = -(-n // lanes)
     vec = f"vector<{lanes}xf32>"
     kt = KernelText()
@@ -48,6 +52,8 @@ def matmul_kernel_text(
         if weights_element == "f32":
             return kt.op(f"vector.load %w[{at}] : {w_type}, {vec}")
         narrow = kt.op(f"vector.load %w[{at}] : {w_type}, vector<{lanes}x{weights_element}>")
+        if weights_element == "i8":
+            return kt.op(f"arith.sitofp {narrow} : vector<{lanes}xi8> to {vec}")
         if weights_element == "i16":
             narrow = kt.op(f"vector.bitcast {narrow} : vector<{lanes}xi16> to vector<{lanes}xbf16>")
         half = "bf16" if weights_element == "i16" else weights_element
@@ -86,6 +92,10 @@ def matmul_kernel_text(
     for acc in accs[1:]:
         total = kt.op(f"arith.addf {total}, {acc} : {vec}")
     first = kt.index((block, lanes))
+    scales_type = memref_type(blocks * lanes, "f32")
+    if weights_element == "i8":
+        scales = kt.op(f"vector.load %scales[{first}] : {scales_type}, {vec}")
+        total = kt.op(f"arith.mulf {total}, {scales} : {vec}")
     remaining = kt.op(f"arith.subi {kt.const(n)}, {first} : index")
     mask = kt.op(f"vector.create_mask {remaining} : vector<{lanes}xi1>")
     out_at = kt.index((row, n), (first, 1))
@@ -94,5 +104,7 @@ def matmul_kernel_text(
         f"{memref_type(m * n, 'f32')}, vector<{lanes}xi1>, {vec}"
     )
     args = [("%a", a_type), ("%w", w_type), ("%out", memref_type(m * n, "f32"))]
+    if weights_element == "i8":
+        args.insert(2, ("%scales", scales_type))
     flops = 2 * m * n * k_dim
     return kernel_module(kernel, dispatch, args, m * blocks, kt, flops=flops, dense_flops=flops)
