@@ -43,7 +43,7 @@ from torch_mlir import ir
 from rt3d_mlir.codegen.cpu.quantize import quantize_kernel_text
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import INPUT_ZERO_POINT_ATTR
-from rt3d_mlir.ir_matchers import constant_array, defining_op, generic_body, ops_named
+from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, generic_body, ops_named
 from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD, blocked_offsets, int8_quads, quantized_lanes
 from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
@@ -151,6 +151,20 @@ def fake_quantized_input(value: ir.Value) -> tuple[ir.Value, float] | None:
     return source[0], scale
 
 
+def _erase_dead_chain(value: ir.Value) -> None:
+    """Erase the elementwise generics computing ``value`` back from it while nothing else reads them
+    (the importer's quantization the kernel replaced: left for later passes, a generic turned into a
+    kernel call would run, unread, on every inference)."""
+    while not any(True for _ in value.uses):
+        op = defining_op(value)
+        if op is None or op.name != "linalg.generic":
+            return
+        inputs = list(op.operands)
+        op.erase()
+        erase_dead_producers([p for p in (defining_op(v) for v in inputs[1:]) if p is not None])
+        value = inputs[0]
+
+
 @register_pass
 class QuantizeConvs(Pass):
     name = "rt3d-quantize-convs"
@@ -201,11 +215,13 @@ class QuantizeConvs(Pass):
         dispatch = add_kernel(module, QUANTIZE_STEM, text)
         i8 = ir.IntegerType.get_signless(8)
         quantized_type = ir.RankedTensorType.get([n, c // INT8_QUAD, *padded, INT8_QUAD], i8)
+        dequantized = op.operands[0]
         with ir.InsertionPoint(op), op.location:
             op.operands[0] = call_kernel(dispatch, [source], quantized_type)
             op.operands[1] = array_constant(int8_quads(q, params.channel_unroll, params.block_size))
             op.operands[2] = array_constant(blocked_offsets(offsets, plane, INT8_QUAD))
             op.operands[5] = array_constant(np.concatenate([shifted, factors]))
+        _erase_dead_chain(dequantized)
         op.attributes["input_layout"] = ir.StringAttr.get("blocked")
         for name in ("padding_low", "padding_high"):  # the quantized input is padded already
             op.attributes[name] = ir.DenseI64ArrayAttr.get([0, 0, 0])

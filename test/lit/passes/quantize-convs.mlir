@@ -11,7 +11,9 @@
 // zero), its weights as int8 quads (all 0.5: scale 0.5 / 127, q = 127) and a
 // bias operand of bias - 128 x factor x sum(q) (1 - 64 = -63) then the
 // factors 0.25 x 0.5 / 127.
+// The importer's quantization (four generics) is gone, not left to run unread.
 // CHECK-LABEL: func.func @quantized
+// CHECK-NOT: linalg.generic
 // CHECK: call @rt3d_quantize_dispatch_0(%{{.*}}, %{{.*}}) : (memref<16xf32>, memref<24xi8>) -> ()
 // CHECK: %[[Q:.*]] = tensor.expand_shape {{.*}} into tensor<1x1x1x2x3x4xi8>
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<127> : tensor<16xi8>
