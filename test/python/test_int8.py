@@ -13,18 +13,18 @@ import rt3d_mlir
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.contracts.checkpoint import save_checkpoint
 from rt3d_mlir.errors import UnsupportedModelError
-from rt3d_mlir.kernel_packing import INT8_QUAD, MAX_RELATIVE_ERROR, int8_quads, quantized_lanes
+from rt3d_mlir.kernel_packing import INT8_QUAD, int8_quads, quantized_lanes
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.quantization import SCHEME, calibrate, quantize_weight, simulated_int8
 
 # the dot products the int8 kernels call, by target (AArch64: the default cortex-a76 has dotprod)
 DOTS = {"host": "llvm.x86.avx512.vpdpbusd.512", "aarch64": "llvm.aarch64.neon.sdot.v4i32.v16i8"}
-# an int8 build against the scheme simulated in PyTorch: the integer sums are exact, so the two
-# differ by f32 rounding, and by whole quantization steps where that rounding moves a value
-# across the midpoint between two grid points (a few in a deep model; measured 1e-7 on C3D, 2e-3
-# on R(2+1)D-18, both tiny)
-INT8_TOL = MAX_RELATIVE_ERROR["int8"]
+# an int8 build against the scheme simulated in PyTorch, on one clip: the integer sums are exact,
+# so the two differ by f32 rounding, and by whole quantization steps where that rounding moves a
+# value across the midpoint between two grid points (measured 1e-7 on these C3Ds, 2e-3 on the
+# R(2+1)D); MAX_RELATIVE_ERROR["int8"] bounds it over a whole data set (rt3d-demo, rt3d-bench)
+INT8_TOL = 1e-2
 
 
 def _tiny(arch: str) -> tuple[nn.Module, torch.Tensor]:
