@@ -32,6 +32,21 @@ def randomize_batch_norms(model: nn.Module, seed: int = 0) -> None:
                 module.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
 
 
+def bench_module(name: str):
+    """A script module of ``bench/`` (e.g. ``aarch64_insn_counts``), imported with ``bench/`` on the
+    path for its own imports."""
+    import importlib
+    import os
+    import sys
+
+    bench = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
+    sys.path.insert(0, bench)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(bench)
+
+
 def compile_and_run(model, x: torch.Tensor, path, **kwargs) -> np.ndarray:
     rt3d_mlir.compile(model, x, output=path, **kwargs)
     return rt3d_mlir.load(path)(x.numpy())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REL_TOL, relative_error, torch_output
+from conftest import REL_TOL, bench_module, relative_error, torch_output
 from test_cli import assert_one_line_error, run
 from test_compile_numerics import tiny
 
@@ -102,14 +100,8 @@ def test_unknown_cpu_is_a_clear_error(tmp_path):
 def test_qemu_plugin_counts_the_fmla_the_schedule_predicts(c3d_aarch64, tmp_path):
     """bench/aarch64_insn_counts.py's plugin, on a tiny build: measured fmla == static count."""
     model, x, out, _ = c3d_aarch64
-    bench = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
-    sys.path.insert(0, bench)
-    try:
-        from aarch64_fma_counts import fmla_counts
-        from aarch64_insn_counts import build_plugin, per_inference
-    finally:
-        sys.path.remove(bench)
-    counts = per_inference(build_plugin(str(tmp_path)), str(out), x.numpy(), str(tmp_path))
-    conv, fc, _ = fmla_counts(model, x, None)
+    counter = bench_module("aarch64_insn_counts")
+    counts = counter.per_inference(counter.build_plugin(str(tmp_path)), str(out), x.numpy(), str(tmp_path))
+    conv, fc, _ = bench_module("aarch64_fma_counts").fmla_counts(model, x, None)
     assert counts["fmla"] == conv + fc > 0
     assert counts["instructions"] > counts["fmla"] + counts["memory"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_batch_norms, relative_error, torch_output
+from conftest import bench_module, randomize_batch_norms, relative_error, torch_output
 from torch import nn
 
 import rt3d_mlir
@@ -123,9 +123,6 @@ def test_qemu_plugin_counts_one_sdot_per_quad_of_channels_four_filters_and_posit
     """An AArch64 int8 build executes, per int8 conv, one sdot for each block of 4 filters, quad
     of 4 input channels, kernel tap and output position (dense weights: MACs / 16); conv1a (3
     input channels) keeps f32 fmla (bench/aarch64_insn_counts.py's plugin)."""
-    import os
-    import sys
-
     model = build_model("c3d", num_classes=4, width=0.125, input_size=(16, 32, 32)).eval()
     x = torch.randn(1, 3, 16, 32, 32)
     expected = 0
@@ -146,13 +143,8 @@ def test_qemu_plugin_counts_one_sdot_per_quad_of_channels_four_filters_and_posit
         hook.remove()
     output = tmp_path / "m.aarch64"
     compile_model(model, x, output=output, target="aarch64", precision="int8", int8_scales=scales)
-    bench = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
-    sys.path.insert(0, bench)
-    try:
-        from aarch64_insn_counts import build_plugin, per_inference
-    finally:
-        sys.path.remove(bench)
-    counts = per_inference(build_plugin(str(tmp_path)), str(output), x.numpy(), str(tmp_path))
+    counter = bench_module("aarch64_insn_counts")
+    counts = counter.per_inference(counter.build_plugin(str(tmp_path)), str(output), x.numpy(), str(tmp_path))
     assert counts["sdot"] == expected > 0
     assert counts["fmla"] > 0  # conv1a and the FC layers
 
