@@ -42,12 +42,19 @@ _PURE_PRODUCERS = (
 )
 
 
+def _pure(op: ir.Operation) -> bool:
+    """Side-effect free: one of _PURE_PRODUCERS, or a ``linalg.generic`` on tensors."""
+    if op.name == "linalg.generic":
+        return len(op.results) > 0 and all(isinstance(r.type, ir.RankedTensorType) for r in op.results)
+    return op.name in _PURE_PRODUCERS
+
+
 def erase_dead_producers(ops: list[ir.Operation]) -> None:
     """Erase side-effect-free producers left without uses, transitively."""
     pending = list(ops)
     while pending:
         op = pending.pop()
-        if op.name not in _PURE_PRODUCERS or not op.attached:
+        if not op.attached or not _pure(op):
             continue
         if any(True for r in op.results for _ in r.uses):
             continue
@@ -105,7 +112,8 @@ def generic_body(op: ir.Operation) -> list[ir.Operation]:
     return [o.operation if hasattr(o, "operation") else o for o in op.regions[0].blocks[0].operations]
 
 
-def _is_identity_elementwise(op: ir.Operation, num_inputs: int) -> bool:
+def is_identity_elementwise(op: ir.Operation, num_inputs: int) -> bool:
+    """A ``linalg.generic`` of ``num_inputs`` inputs and one result, identity maps, all parallel."""
     if op.name != "linalg.generic" or len(op.results) != 1:
         return False
     maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
@@ -124,7 +132,7 @@ def relu_input(op: ir.Operation) -> ir.Value | None:
     Recognizes the two forms torch-mlir emits: ``select(cmpf ugt x, 0; x; 0)``
     and ``maximumf(x, 0)``.
     """
-    if not _is_identity_elementwise(op, 1):
+    if not is_identity_elementwise(op, 1):
         return None
     body = generic_body(op)
     block = op.regions[0].blocks[0]

@@ -512,6 +512,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
             f"an i8 input must be blocked by {INT8_QUAD} channels, read in channel runs that are "
             f"multiples of {INT8_QUAD}"
         )
+    if quads and any(any(_i64_array(op, name) or ()) for name in ("padding_low", "padding_high")):
+        return "an i8 input comes padded with its zero point (rt3d-quantize-convs): its padding must be 0"
     for kind, layout in zip(("input", "result"), layouts, strict=True):
         if layout == "blocked":
             problem = _blocked_problem(op, kind, x_shape if kind == "input" else y_shape)

@@ -43,7 +43,15 @@ from torch_mlir import ir
 from rt3d_mlir.codegen.cpu.quantize import quantize_kernel_text
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import INPUT_ZERO_POINT_ATTR
-from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, generic_body, ops_named
+from rt3d_mlir.ir_matchers import (
+    constant_array,
+    constant_attr,
+    defining_op,
+    erase_dead_producers,
+    generic_body,
+    is_identity_elementwise,
+    ops_named,
+)
 from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD, blocked_offsets, int8_quads, quantized_lanes
 from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
@@ -79,13 +87,9 @@ class QuantizeConvsOptions(TargetOptions):
 
 
 def _elementwise_of(value: ir.Value) -> tuple[ir.Operation, list[ir.Operation]] | None:
-    """The one-input elementwise generic producing ``value`` (identity maps) and its body."""
+    """The one-input elementwise generic producing ``value`` and its body (without the yield)."""
     op = defining_op(value)
-    if op is None or op.name != "linalg.generic" or len(op.results) != 1:
-        return None
-    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    rank = ir.RankedTensorType(value.type).rank
-    if len(maps) != 2 or any(m != ir.AffineMap.get_identity(rank) for m in maps):
+    if op is None or not is_identity_elementwise(op, 1):
         return None
     return op, generic_body(op)[:-1]
 
@@ -94,10 +98,9 @@ def _scalar(value: ir.Value) -> float | None:
     """A float constant, possibly narrowed from f64 (``arith.truncf``), as a Python float."""
     op = defining_op(value)
     if op is not None and op.name == "arith.truncf":
-        op = defining_op(op.operands[0])
-    if op is None or op.name != "arith.constant" or not isinstance(op.attributes["value"], ir.FloatAttr):
-        return None
-    return float(ir.FloatAttr(op.attributes["value"]).value)
+        value = op.operands[0]
+    attr = constant_attr(value)
+    return float(attr.value) if isinstance(attr, ir.FloatAttr) else None
 
 
 def _scaled_by(value: ir.Value, name: str) -> tuple[ir.Value, float] | None:
@@ -151,20 +154,6 @@ def fake_quantized_input(value: ir.Value) -> tuple[ir.Value, float] | None:
     return source[0], scale
 
 
-def _erase_dead_chain(value: ir.Value) -> None:
-    """Erase the elementwise generics computing ``value`` back from it while nothing else reads them
-    (the importer's quantization the kernel replaced: left for later passes, a generic turned into a
-    kernel call would run, unread, on every inference)."""
-    while not any(True for _ in value.uses):
-        op = defining_op(value)
-        if op is None or op.name != "linalg.generic":
-            return
-        inputs = list(op.operands)
-        op.erase()
-        erase_dead_producers([p for p in (defining_op(v) for v in inputs[1:]) if p is not None])
-        value = inputs[0]
-
-
 @register_pass
 class QuantizeConvs(Pass):
     name = "rt3d-quantize-convs"
@@ -186,18 +175,17 @@ class QuantizeConvs(Pass):
         if found is None or weights is None or starts is None or weights.dtype != np.float32:
             return
         q, weight_scales, sums = quantized_lanes(weights, starts, params.channel_unroll, params.block_size)
-        lane_of = np.arange(q.size) % params.block_size + (
-            np.repeat(np.arange(len(starts) - 1), np.diff(starts) * params.channel_unroll * params.block_size)
-            * params.block_size
-        )
         if (
             params.vector_dim != "filters" or params.block_size != lanes or params.channel_chunk
             or params.channel_unroll % INT8_QUAD or params.input_layout != "plain"
             or x_type.rank != 5 or x_type.shape[1] % INT8_QUAD or offsets is None or bias is None
         ):
-            # no int8 kernel: the weights on their int8 grid, computed in f32
+            # no int8 kernel: the weights on their int8 grid, computed in f32 (each entry's runs
+            # scaled by its block's lane scales)
+            entry_scales = np.repeat(weight_scales.reshape(-1, params.block_size), np.diff(starts), axis=0)
+            runs = q.reshape(-1, params.channel_unroll, params.block_size) * entry_scales[:, None, :]
             with ir.InsertionPoint(op), op.location:
-                op.operands[1] = array_constant((q * weight_scales[lane_of]).astype(np.float32))
+                op.operands[1] = array_constant(runs.reshape(-1).astype(np.float32))
             return
         source, scale = found
         zero_point = self.options.zero_point
@@ -221,7 +209,9 @@ class QuantizeConvs(Pass):
             op.operands[1] = array_constant(int8_quads(q, params.channel_unroll, params.block_size))
             op.operands[2] = array_constant(blocked_offsets(offsets, plane, INT8_QUAD))
             op.operands[5] = array_constant(np.concatenate([shifted, factors]))
-        _erase_dead_chain(dequantized)
+        # the importer's quantization the kernel replaced: left to later passes, a generic turned
+        # into a kernel call would run, unread, on every inference
+        erase_dead_producers([defining_op(dequantized)])
         op.attributes["input_layout"] = ir.StringAttr.get("blocked")
         for name in ("padding_low", "padding_high"):  # the quantized input is padded already
             op.attributes[name] = ir.DenseI64ArrayAttr.get([0, 0, 0])

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith
 
 from rt3d_mlir.codegen.cpu.conv import (
     INT8_DOTS,
@@ -178,7 +177,7 @@ class Vectorize(Pass):
             op,
             dispatch,
             lambda: [
-                zero_pad(x, params.padding_low, params.padding_high, pad_value(x, geo.input_zero_point)),
+                zero_pad(x, params.padding_low, params.padding_high),
                 *op.operands[1:],
                 *(array_constant(t) for t in tables),
             ],
@@ -189,12 +188,3 @@ class Vectorize(Pass):
         if fused is not None:
             fused.take_padding()
 
-
-def pad_value(x: ir.Value, zero_point: int) -> ir.Value | None:
-    """What an i8 input (quantized with ``zero_point``: q = 0 is that byte) is padded with; None
-    (zeros) for float inputs."""
-    element = ir.RankedTensorType(x.type).element_type
-    if not isinstance(element, ir.IntegerType):
-        return None
-    byte = zero_point - 256 if zero_point > 127 else zero_point
-    return arith.ConstantOp(element, ir.IntegerAttr.get(element, byte)).result

@@ -24,6 +24,26 @@ def memref_type(size: int, element: str) -> str:
     return f"memref<{size}x{element}>"
 
 
+def fill_run(k: KernelText, value: str, at: str, count: int, memref: str, lanes: int, element: str) -> None:
+    """Store the splat vector ``value`` (``lanes`` of ``element``) over ``count`` elements of
+    ``%output`` from ``at``: whole vectors, the last one masked."""
+    vec, mask_vec = f"vector<{lanes}x{element}>", f"vector<{lanes}xi1>"
+    for start in range(0, count, lanes):
+        where = k.index((at, 1), (start, 1))
+        if count - start >= lanes:
+            k.emit(f"vector.store {value}, %output[{where}] : {memref}, {vec}")
+        else:
+            mask = k.op(f"vector.constant_mask [{count - start}] : {mask_vec}")
+            k.emit(f"vector.maskedstore %output[{where}], {mask}, {value} : {memref}, {mask_vec}, {vec}")
+
+
+def in_range(k: KernelText, index: str, start: int, size: int) -> str:
+    """An i1: ``start <= index < start + size``."""
+    above = k.op(f"arith.cmpi uge, {index}, {k.const(start)} : index")
+    below = k.op(f"arith.cmpi ult, {index}, {k.const(start + size)} : index")
+    return k.op(f"arith.andi {above}, {below} : i1")
+
+
 def kernel_module(
     kernel: str,
     dispatch: str,

@@ -10,7 +10,7 @@ padded depth).
 
 from __future__ import annotations
 
-from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
+from rt3d_mlir.codegen.cpu.kernel import TASK, fill_run, in_range, kernel_module, memref_type
 from rt3d_mlir.codegen.text import KernelText
 
 
@@ -35,20 +35,14 @@ def pad_kernel_text(
     vec = f"vector<{lanes}x{element}>"
     mvec = f"vector<{lanes}xi1>"
     k = KernelText()
-    fill = k.vconst(value, lanes, element)
+    padding = k.vconst(value, lanes, element)
     plane = k.op(f"arith.divui {TASK}, {k.const(d_p)} : index")  # n * C + c
     z = k.op(f"arith.remui {TASK}, {k.const(d_p)} : index")
     out_plane = k.index((plane, d_p * h_p * w_p), (z, h_p * w_p))
 
-    def fill_run(at: str, count: int) -> None:
+    def fill(at: str, count: int) -> None:
         """``count`` padding values from ``at`` (vectors, the last one masked)."""
-        for start in range(0, count, lanes):
-            where = k.index((at, 1), (start, 1))
-            if count - start >= lanes:
-                k.emit(f"vector.store {fill}, %output[{where}] : {out_type}, {vec}")
-            else:
-                mask = k.op(f"vector.constant_mask [{count - start}] : {mvec}")
-                k.emit(f"vector.maskedstore %output[{where}], {mask}, {fill} : {out_type}, {mvec}, {vec}")
+        fill_run(k, padding, at, count, out_type, lanes, element)
 
     def copy_run(src: str, dst: str, count: int) -> None:
         full = (count // lanes) * lanes
@@ -60,7 +54,7 @@ def pad_kernel_text(
         if count - full:
             mask = k.op(f"vector.constant_mask [{count - full}] : {mvec}")
             v = k.op(
-                f"vector.maskedload %input[{k.index((src, 1), (full, 1))}], {mask}, {fill} : "
+                f"vector.maskedload %input[{k.index((src, 1), (full, 1))}], {mask}, {padding} : "
                 f"{in_type}, {mvec}, {vec} into {vec}"
             )
             k.emit(
@@ -68,12 +62,7 @@ def pad_kernel_text(
                 f"{out_type}, {mvec}, {vec}"
             )
 
-    def in_range(index: str, lo: int, size: int) -> str:
-        above = k.op(f"arith.cmpi uge, {index}, {k.const(lo)} : index")
-        below = k.op(f"arith.cmpi ult, {index}, {k.const(lo + size)} : index")
-        return k.op(f"arith.andi {above}, {below} : i1")
-
-    interior_plane = in_range(z, low[2], d)
+    interior_plane = in_range(k, z, low[2], d)
     if not interior:
         # only the padding: in a plane, the zeros are one run before the first row's data, one
         # between each row's data and the next's (right then left padding: one store that
@@ -81,30 +70,30 @@ def pad_kernel_text(
         first = low[3] * w_p + low[4]
         last = (low[3] + h - 1) * w_p + low[4] + w
         with k.region(f"scf.if {interior_plane} {{", "} else {"):
-            fill_run(out_plane, first)
+            fill(out_plane, first)
             if w_p > w and h > 1:
                 y = k.fresh("y")
                 bounds = f"{k.const(low[3])} to {k.const(low[3] + h - 1)} step {k.const(1)}"
                 with k.region(f"scf.for {y} = {bounds} {{"):
-                    fill_run(k.index((out_plane, 1), (y, w_p), (low[4] + w, 1)), w_p - w)
+                    fill(k.index((out_plane, 1), (y, w_p), (low[4] + w, 1)), w_p - w)
             if h_p * w_p > last:
-                fill_run(k.index((out_plane, 1), (last, 1)), h_p * w_p - last)
+                fill(k.index((out_plane, 1), (last, 1)), h_p * w_p - last)
         with k.region(None):
-            fill_run(out_plane, h_p * w_p)
+            fill(out_plane, h_p * w_p)
         return kernel_module(kernel, dispatch, [("%output", out_type)], n * c * d_p, k)
     y = k.fresh("y")
     with k.region(f"scf.for {y} = {k.const(0)} to {k.const(h_p)} step {k.const(1)} {{"):
         row_at = k.index((out_plane, 1), (y, w_p))
-        interior_row = k.op(f"arith.andi {interior_plane}, {in_range(y, low[3], h)} : i1")
+        interior_row = k.op(f"arith.andi {interior_plane}, {in_range(k, y, low[3], h)} : i1")
         with k.region(f"scf.if {interior_row} {{", "} else {"):
             if low[4]:
-                fill_run(row_at, low[4])
+                fill(row_at, low[4])
             src_z = k.op(f"arith.subi {z}, {k.const(low[2])} : index")
             src_y = k.op(f"arith.subi {y}, {k.const(low[3])} : index")
             src = k.index((plane, d * h * w), (src_z, h * w), (src_y, w))
             copy_run(src, k.index((row_at, 1), (low[4], 1)), w)
             if w_p - w - low[4]:
-                fill_run(k.index((row_at, 1), (low[4] + w, 1)), w_p - w - low[4])
+                fill(k.index((row_at, 1), (low[4] + w, 1)), w_p - w - low[4])
         with k.region(None):
-            fill_run(row_at, w_p)
+            fill(row_at, w_p)
     return kernel_module(kernel, dispatch, [("%input", in_type), ("%output", out_type)], n * c * d_p, k)

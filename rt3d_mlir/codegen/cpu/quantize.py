@@ -17,7 +17,7 @@ padding are filled.
 
 from __future__ import annotations
 
-from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
+from rt3d_mlir.codegen.cpu.kernel import TASK, fill_run, in_range, kernel_module, memref_type
 from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD
 
@@ -44,7 +44,7 @@ def quantize_kernel_text(
     out_vec, out_mask = f"vector<{wide}xi8>", f"vector<{wide}xi1>"
     k = KernelText()
     byte = zero_point - 256 if zero_point > INT8_MAX else zero_point
-    fill = k.vconst(byte, wide, "i8")
+    padding = k.vconst(byte, wide, "i8")
     s = k.vconst(float(scale), lanes, "f32")
     lo, hi = k.vconst(float(-INT8_MAX), lanes, "f32"), k.vconst(float(INT8_MAX), lanes, "f32")
     shift = k.vconst(zero_point, lanes, "i32")
@@ -56,17 +56,9 @@ def quantize_kernel_text(
     pairs = ", ".join(str(i) for i in range(2 * lanes))
     interleave = ", ".join(str(j * lanes + p) for p in range(lanes) for j in range(INT8_QUAD))
 
-    def fill_run(at: str, count: int) -> None:
+    def fill(at: str, count: int) -> None:
         """``count`` bytes of padding from ``at``."""
-        for start in range(0, count, wide):
-            where = k.index((at, 1), (start, 1))
-            if count - start >= wide:
-                k.emit(f"vector.store {fill}, %output[{where}] : {out_type}, {out_vec}")
-            else:
-                mask = k.op(f"vector.constant_mask [{count - start}] : {out_mask}")
-                k.emit(
-                    f"vector.maskedstore %output[{where}], {mask}, {fill} : {out_type}, {out_mask}, {out_vec}"
-                )
+        fill_run(k, padding, at, count, out_type, wide, "i8")
 
     def quantized(at: str, count: int) -> str:
         """The quad's ``count`` (up to ``lanes``) columns from input element ``at``, interleaved."""
@@ -92,24 +84,19 @@ def quantize_kernel_text(
         second = k.op(f"vector.shuffle {rows[2]}, {rows[3]} [{pairs}] : {bytes_}, {bytes_}")
         return k.op(f"vector.shuffle {first}, {second} [{interleave}] : {two}, {two}")
 
-    def in_range(index: str, start: int, size: int) -> str:
-        above = k.op(f"arith.cmpi uge, {index}, {k.const(start)} : index")
-        below = k.op(f"arith.cmpi ult, {index}, {k.const(start + size)} : index")
-        return k.op(f"arith.andi {above}, {below} : i1")
-
     # where the quad's first channel is: batch n = plane / quads, quad = plane % quads
     batch = k.op(f"arith.divui {plane}, {k.const(quads)} : index")
     quad = k.op(f"arith.remui {plane}, {k.const(quads)} : index")
     in_plane = k.index((batch, c * d * h * w), (quad, INT8_QUAD * d * h * w))
-    interior_plane = in_range(z, low[0], d)
+    interior_plane = in_range(k, z, low[0], d)
     row_bytes = w_p * INT8_QUAD
     y = k.fresh("y")
     with k.region(f"scf.for {y} = {k.const(0)} to {k.const(h_p)} step {k.const(1)} {{"):
         row_at = k.index((out_plane, 1), (y, row_bytes))
-        interior_row = k.op(f"arith.andi {interior_plane}, {in_range(y, low[1], h)} : i1")
+        interior_row = k.op(f"arith.andi {interior_plane}, {in_range(k, y, low[1], h)} : i1")
         with k.region(f"scf.if {interior_row} {{", "} else {"):
             if low[2]:
-                fill_run(row_at, low[2] * INT8_QUAD)
+                fill(row_at, low[2] * INT8_QUAD)
             src_z = k.op(f"arith.subi {z}, {k.const(low[0])} : index")
             src_y = k.op(f"arith.subi {y}, {k.const(low[1])} : index")
             src = k.index((in_plane, 1), (src_z, h * w), (src_y, w))
@@ -129,9 +116,9 @@ def quantize_kernel_text(
                     f"vector.maskedstore %output[{at}], {mask}, {value} : {out_type}, {out_mask}, {out_vec}"
                 )
             if w_p - w - low[2]:
-                fill_run(k.index((row_at, 1), ((low[2] + w) * INT8_QUAD, 1)), (w_p - w - low[2]) * INT8_QUAD)
+                fill(k.index((row_at, 1), ((low[2] + w) * INT8_QUAD, 1)), (w_p - w - low[2]) * INT8_QUAD)
         with k.region(None):
-            fill_run(row_at, row_bytes)
+            fill(row_at, row_bytes)
     return kernel_module(
         kernel, dispatch, [("%input", in_type), ("%output", out_type)], n * quads * d_p, k
     )

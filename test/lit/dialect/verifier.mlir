@@ -296,3 +296,17 @@ func.func @int8_bias_without_factors(%x: tensor<1x1x1x2x2x4xi8>) -> tensor<1x4x1
   %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked"} : (tensor<1x1x1x2x2x4xi8>, tensor<16xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x1x2x2xf32>
   return %y : tensor<1x4x1x2x2xf32>
 }
+
+// -----
+
+// An i8 input comes padded with its zero point, by the kernel that quantizes it.
+// CHECK: error: 'rt3d.packed_conv3d' op an i8 input comes padded with its zero point (rt3d-quantize-convs): its padding must be 0
+func.func @int8_padded_by_the_conv(%x: tensor<1x1x1x2x2x4xi8>) -> tensor<1x4x1x2x3xf32> {
+  %w = arith.constant dense<1> : tensor<16xi8>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
+  %bias = arith.constant dense<0.0> : tensor<8xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked"} : (tensor<1x1x1x2x2x4xi8>, tensor<16xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<8xf32>) -> tensor<1x4x1x2x3xf32>
+  return %y : tensor<1x4x1x2x3xf32>
+}
