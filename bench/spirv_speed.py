@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/spirv_speed.py [--models c3d,r2plus1d] [--rate 2.6]
         [--group 16x16] [--input-size 16,112,112] [--width 1.0] [--repeat 5] [--device 0]
-        [--precisions fp32,fp16] [--torch-cuda]
+        [--precisions fp32,fp16,int8] [--torch-cuda]
 
 For each model, a dense network and a copy with random KGS masks keeping
 1/``rate`` of every conv's kernel-group positions (same weights otherwise)
@@ -13,7 +13,10 @@ forward pass (input upload to output read-back), the measured speedup and
 its ratio to the FLOPs reduction (the issue asks for at least 0.8).
 With ``--precisions fp32,fp16`` every build is made in each precision and
 all are interleaved; "dense vs fp32 dense" is the first precision's dense
-latency over this one's. ``--torch-cuda`` adds PyTorch on CUDA (dense, same process) on a GPU machine.
+latency over this one's. int8 builds take input scales calibrated on the
+clip and two random ones (``rt3d_mlir.quantization.calibrate``), and their
+error is measured against the int8 scheme simulated in PyTorch.
+``--torch-cuda`` adds PyTorch on CUDA (dense, same process) on a GPU machine.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.quantization import calibrate, simulated_int8
 from rt3d_mlir.runtime import load
 
 
@@ -69,7 +73,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--torch-cuda", action="store_true")
-    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32,fp16")
+    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32,fp16,int8")
     parser.add_argument("--profile", action="store_true", help="per-dispatch GPU times of one more run")
     args = parser.parse_args()
     size = [int(v) for v in args.input_size.split(",")]
@@ -92,11 +96,16 @@ def main() -> None:
             models = {}
             flops: dict[str, int] = {}
             builds = [(label, precision) for precision in precisions for label in ("dense", "kgs")]
+            nets = {"dense": dense, "kgs": sparse}
+            scales = {
+                label: calibrate(net, [x, torch.randn(2, 3, *size)]) for label, net in nets.items()
+            } if "int8" in precisions else {}
             for label, precision in builds:
                 model, shape = (dense, None) if label == "dense" else (sparse, group)
                 path = os.path.join(tmp, f"{arch}-{label}-{precision}.spv")
                 start = time.perf_counter()
-                compile_model(model, x, output=path, target="spirv", group_shape=shape, precision=precision)
+                compile_model(model, x, output=path, target="spirv", group_shape=shape, precision=precision,
+                              int8_scales=scales.get(label) if precision == "int8" else None)
                 compile_s = time.perf_counter() - start
                 with zipfile.ZipFile(path) as archive:
                     flops[label] = json.loads(archive.read("manifest.json"))["flops"]
@@ -106,9 +115,13 @@ def main() -> None:
             xs = x.numpy()
             errors = {}
             with torch.no_grad():
-                expected = {"dense": dense(x).numpy(), "kgs": sparse(x).numpy()}
+                expected = {(label, "float"): net(x).numpy() for label, net in nets.items()}
+                for label, net in nets.items():
+                    if scales:
+                        with simulated_int8(net, scales[label]):
+                            expected[label, "int8"] = net(x).numpy()
             for (label, precision), (compiled, _) in models.items():
-                want = expected[label]
+                want = expected[label, "int8" if precision == "int8" else "float"]
                 errors[label, precision] = float(np.abs(compiled(xs) - want).max() / np.abs(want).max())
             times: dict[tuple[str, str], list[float]] = {build: [] for build in builds}
             for build in builds:
@@ -148,7 +161,7 @@ def main() -> None:
     print(
         f"\n| model | precision | Vulkan device | dense (ms) | KGS {args.rate:g}x (ms) | speedup | "
         f"FLOPs reduction | speedup / FLOPs reduction | dense vs {precisions[0]} dense | "
-        "compile dense / KGS (s) | max rel. error vs torch, dense / KGS |"
+        "compile dense / KGS (s) | max rel. error vs torch (int8: vs the int8 scheme), dense / KGS |"
         + (" PyTorch CUDA (ms) |" if args.torch_cuda else "")
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.torch_cuda else ""))

@@ -123,12 +123,13 @@ def compile_model(
     by f16 FMAs into f32 accumulators; elsewhere widened to f32 FMAs, which
     halves the bytes but on x86 measured slower than fp32: use bf16 there; on
     spirv the buffers between convs are f16 and each entry is summed in f16);
-    inputs, outputs and other layers stay float32. ``"int8"`` (CPU targets)
-    computes the int8 scheme (:mod:`rt3d_mlir.quantization`) with the
+    inputs, outputs and other layers stay float32. ``"int8"`` computes the
+    int8 scheme (:mod:`rt3d_mlir.quantization`) with the
     calibrated input scales of a checkpoint made by ``rt3d-prune --int8``
     (or ``int8_scales``, by module name): every conv and linear layer with a
     scale gets weights and input on their int8 grids, and convs that int8
-    kernels take sum int8 products in int32 (AVX-512 VNNI, AArch64 sdot);
+    kernels take sum int8 products in int32 (AVX-512 VNNI, AArch64 sdot,
+    SPIR-V ``OpSDot`` where the Vulkan device has integer dot products);
     the values between layers stay float32.
     ``trust_pickle`` allows model files whose loading runs code from the
     file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``

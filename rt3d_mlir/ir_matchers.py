@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from torch_mlir import ir
 
+from rt3d_mlir.kernel_packing import INT8_MAX
+
 
 def ops_named(root: ir.Operation, name: str) -> list[ir.Operation]:
     """All ops with the given name under ``root``, in pre-order."""
@@ -173,3 +175,73 @@ def static_size(shaped: ir.Type | ir.Value) -> int:
 def int_attr(op: ir.Operation, name: str) -> int:
     """An integer attribute of ``op``, 0 when absent."""
     return int(ir.IntegerAttr(op.attributes[name]).value) if name in op.attributes else 0
+
+
+# The int8 scheme as the importer writes it (frontend.preparation.quantize_graph): a quantized layer
+# reads clamp(round(x / s), -INT8_MAX, INT8_MAX) * s, four one-input elementwise generics.
+def _elementwise_of(value: ir.Value) -> tuple[ir.Operation, list[ir.Operation]] | None:
+    """The one-input elementwise generic producing ``value`` and its body (without the yield)."""
+    op = defining_op(value)
+    if op is None or not is_identity_elementwise(op, 1):
+        return None
+    return op, generic_body(op)[:-1]
+
+
+def _scalar(value: ir.Value) -> float | None:
+    """A float constant, possibly narrowed from f64 (``arith.truncf``), as a Python float."""
+    op = defining_op(value)
+    if op is not None and op.name == "arith.truncf":
+        value = op.operands[0]
+    attr = constant_attr(value)
+    return float(attr.value) if isinstance(attr, ir.FloatAttr) else None
+
+
+def _scaled_by(value: ir.Value, name: str) -> tuple[ir.Value, float] | None:
+    """(x, s) if ``value`` is an elementwise ``x <name> s`` (``arith.mulf`` / ``arith.divf``)."""
+    found = _elementwise_of(value)
+    if found is None:
+        return None
+    op, body = found
+    arg = op.regions[0].blocks[0].arguments[0]
+    last = body[-1] if body else None
+    if last is None or last.name != name or last.operands[0] != arg:
+        return None
+    scale = _scalar(last.operands[1])
+    return (op.operands[0], scale) if scale is not None else None
+
+
+def _rounded(value: ir.Value) -> ir.Value | None:
+    found = _elementwise_of(value)
+    if found is None or [o.name for o in found[1]] != ["math.roundeven"]:
+        return None
+    return found[0].operands[0]
+
+
+def _clamped(value: ir.Value) -> ir.Value | None:
+    """x if ``value`` is an elementwise clamp of x to [-127, 127] (torch-mlir's compare-and-select
+    form, or minimum / maximum)."""
+    found = _elementwise_of(value)
+    if found is None:
+        return None
+    op, body = found
+    names = {o.name for o in body}
+    bounds = {_scalar(v) for o in body for v in o.operands} - {None}
+    if bounds != {-INT8_MAX, INT8_MAX} or not names <= {
+        "arith.cmpf", "arith.select", "arith.minimumf", "arith.maximumf"
+    }:
+        return None
+    return op.operands[0]
+
+
+def fake_quantized_input(value: ir.Value) -> tuple[ir.Value, float] | None:
+    """(x, s) if ``value`` is ``clamp(round(x / s), -127, 127) * s`` as the importer writes it."""
+    scaled = _scaled_by(value, "arith.mulf")
+    if scaled is None:
+        return None
+    clamped, scale = scaled
+    rounded = _clamped(clamped)
+    divided = _rounded(rounded) if rounded is not None else None
+    source = _scaled_by(divided, "arith.divf") if divided is not None else None
+    if source is None or source[1] != scale or not scale > 0:
+        return None
+    return source[0], scale

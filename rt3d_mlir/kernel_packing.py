@@ -257,7 +257,7 @@ def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
 # halves are numpy float16 (IR: f16).
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what the CPU targets build
-GPU_PRECISIONS = ("fp32", "fp16")  # what the spirv target builds (bf16: GPUs compute in fp32 or fp16)
+GPU_PRECISIONS = ("fp32", "fp16", "int8")  # what the spirv target builds (bf16: GPUs compute in fp32 or fp16)
 # the element type of the blocked activations in each precision (MLIR's names); int8 builds keep
 # activations in f32 between layers and quantize each int8 conv's input (rt3d-quantize-convs)
 ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
@@ -325,6 +325,17 @@ def quantized_lanes(
     if len(runs):
         np.add.at(sums, block_of_entry, q.astype(np.int64).sum(axis=1))
     return q.reshape(-1), scales.reshape(-1), sums.reshape(-1)
+
+
+def int8_grid_weights(
+    weights: np.ndarray, block_starts: np.ndarray, channel_unroll: int, block_size: int
+) -> np.ndarray:
+    """Packed f32 weights moved onto their per-lane int8 grids (:func:`quantized_lanes`), as f32: what
+    a conv computes in f32 when no int8 kernel takes it."""
+    q, scales, _ = quantized_lanes(weights, block_starts, channel_unroll, block_size)
+    entry_scales = np.repeat(scales.reshape(-1, block_size), np.diff(block_starts), axis=0)
+    runs = q.reshape(-1, channel_unroll, block_size) * entry_scales[:, None, :]
+    return runs.reshape(-1).astype(np.float32)
 
 
 def int8_quads(q: np.ndarray, channel_unroll: int, block_size: int) -> np.ndarray:

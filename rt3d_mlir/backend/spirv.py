@@ -16,7 +16,13 @@ the kernels into SPIR-V and writes the artifact (``docs/spirv_artifact.md``):
   Vulkan the ``spirv.module`` must sit inside its ``gpu.module`` before
   ``gpu-module-to-binary`` serializes it, so the ``gpu.func`` is dropped and
   the ``spirv.module`` moved in. The bytes are exactly what the Vulkan
-  runtime hands to ``vkCreateShaderModule``.
+  runtime hands to ``vkCreateShaderModule``;
+* int8 kernels' dot products (:data:`~rt3d_mlir.codegen.gpu.kernel.DOT4X8`)
+  become ``OpSDot`` of packed 4x8-bit operands (SPV_KHR_integer_dot_product:
+  the DotProduct capabilities, which the runtime enables as the device's
+  ``shaderIntegerDotProduct`` feature). MLIR's conversion cannot emit it
+  (its availability check of ``spirv.SDot`` asks for an extension from an
+  empty list), so it is given the function's body after the conversion.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from torch_mlir import ir, passmanager
 from torch_mlir.dialects import gpu
 
 from rt3d_mlir.backend.targets import Build, BuildOptions, CompileTarget, Stage
-from rt3d_mlir.codegen.gpu.kernel import WORKGROUP
+from rt3d_mlir.codegen.gpu.kernel import DOT4X8, WORKGROUP
 from rt3d_mlir.contracts.spirv_artifact import (
     KERNEL_DIRECTORY,
     MANIFEST,
@@ -56,14 +62,18 @@ from rt3d_mlir.sparsity import format_group_shape
 
 WEIGHT_ALIGNMENT = 256
 # Float16 and 16-bit storage are allowed (fp16 builds use them; spirv-update-vce keeps what a module
-# uses, and the runtime enables the device features its capabilities need)
+# uses, and the runtime enables the device features its capabilities need); a kernel's helper
+# functions (DOT4X8) are converted before the kernels that call them
 TO_SPIRV = (
     "builtin.module(canonicalize, cse, "
     "spirv-attach-target{ver=v1.3 caps=Shader,Float16,StorageBuffer16BitAccess "
     "exts=SPV_KHR_storage_buffer_storage_class,SPV_KHR_16bit_storage}, "
-    "gpu.module(arith-expand, convert-math-to-spirv), convert-gpu-to-spirv, "
+    "gpu.module(arith-expand, convert-math-to-spirv, convert-func-to-spirv), convert-gpu-to-spirv, "
     "spirv.module(spirv-lower-abi-attrs, spirv-update-vce, canonicalize))"
 )
+# what an OpSDot of packed 4x8-bit operands needs on top of a module's own requirements
+DOT_CAPABILITIES = ("DotProduct", "DotProductInput4x8BitPacked")
+DOT_EXTENSION = "SPV_KHR_integer_dot_product"
 _ALIASES = ("tensor.collapse_shape", "tensor.expand_shape")
 _ELEMENT_BYTES = {"f16": 2, "f32": 4, "i32": 4}
 
@@ -226,6 +236,9 @@ def kernels_to_spirv(kernel_modules: dict[str, str]) -> dict[str, bytes]:
                 f"lowering the GPU kernels to SPIR-V failed: {one_line(str(err), 600)}"
             ) from None
         ops = list(module.body.operations)
+        for op in ops:
+            if op.operation.name == "spirv.module":
+                _integer_dot_products(op)
         spirv_modules = {
             ir.StringAttr(op.attributes["sym_name"]).value: op
             for op in ops
@@ -249,6 +262,39 @@ def kernels_to_spirv(kernel_modules: dict[str, str]) -> dict[str, bytes]:
     if missing:
         raise PipelineError(f"no SPIR-V binary for kernels {sorted(missing)}")
     return binaries
+
+
+def _integer_dot_products(spirv_module: ir.Operation) -> None:
+    """Give the module's :data:`DOT4X8` (if any) the body ``OpSDot(a, b) + acc`` and declare the
+    capabilities and extension that needs."""
+    body = spirv_module.regions[0].blocks[0]
+    function = next(
+        (op for op in body.operations if op.operation.name == "spirv.func"
+         and ir.StringAttr(op.attributes["sym_name"]).value == DOT4X8),
+        None,
+    )
+    if function is None:
+        return
+    entry = function.regions[0].blocks[0]
+    for op in reversed(list(entry.operations)):
+        op.erase()
+    a, b, acc = entry.arguments
+    i32 = ir.IntegerType.get_signless(32)
+    packed = ir.Attribute.parse("#spirv.packed_vector_format<PackedVectorFormat4x8Bit>")
+    with ir.InsertionPoint(entry), function.location:
+        dot = ir.Operation.create("spirv.SDot", results=[i32], operands=[a, b], attributes={"format": packed})
+        total = ir.Operation.create("spirv.IAdd", results=[i32], operands=[dot.result, acc])
+        ir.Operation.create("spirv.ReturnValue", operands=[total.result])
+    requirements = str(spirv_module.attributes["vce_triple"])
+    match = re.fullmatch(r"#spirv\.vce<(v[\d.]+), \[(.*)\], \[(.*)\]>", requirements)
+    if match is None:
+        raise PipelineError(f"unexpected SPIR-V requirements {requirements}")
+    version, capabilities, extensions = match.group(1), match.group(2).split(", "), match.group(3).split(", ")
+    capabilities += [c for c in DOT_CAPABILITIES if c not in capabilities]
+    extensions = [e for e in extensions if e] + ([DOT_EXTENSION] if DOT_EXTENSION not in extensions else [])
+    spirv_module.attributes["vce_triple"] = ir.Attribute.parse(
+        f"#spirv.vce<{version}, [{', '.join(capabilities)}], [{', '.join(extensions)}]>"
+    )
 
 
 def write_artifact(gpu_program: GpuProgram, binaries: dict[str, bytes], path: str) -> None:

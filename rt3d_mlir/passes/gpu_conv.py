@@ -13,6 +13,16 @@ convolution reading it as its input (through pad elision, or unpadded)
 stores its result in f16 (half the bytes written and read between them),
 and its consumers take f16 weights and sum each kept entry in f16
 (:mod:`rt3d_mlir.codegen.gpu.conv`); every other tensor stays f32.
+
+With ``precision=int8`` (a model imported with the int8 scheme,
+:func:`rt3d_mlir.frontend.preparation.quantize_graph`) a convolution whose
+input is the scheme's quantization (``clamp(round(x / s), -127, 127) * s``)
+and whose channel runs and input channels are multiples of four reads that
+input quantized by a kernel (:mod:`rt3d_mlir.codegen.gpu.quantize`, padded,
+four channels' bytes to a word) and sums int8 weight quads by integer dot
+products; its bias operand becomes the biases followed by each filter's
+dequantization factor. Other convolutions compute in f32 with their weights
+on the int8 grid (exactly the scheme, up to f32 rounding).
 """
 
 from __future__ import annotations
@@ -25,11 +35,26 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from rt3d_mlir.codegen.gpu.conv import ConvShape, packed_conv_kernel, positions_per_invocation
+from rt3d_mlir.codegen.gpu.quantize import quantize_kernel
 from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR
-from rt3d_mlir.ir_matchers import constant_array, int_attr, ops_named
-from rt3d_mlir.kernel_packing import GPU_PRECISIONS
-from rt3d_mlir.passes.builders import zero_pad
+from rt3d_mlir.ir_matchers import (
+    constant_array,
+    defining_op,
+    erase_dead_producers,
+    fake_quantized_input,
+    int_attr,
+    ops_named,
+)
+from rt3d_mlir.kernel_packing import (
+    GPU_PRECISIONS,
+    INT8_QUAD,
+    blocked_offsets,
+    int8_grid_weights,
+    int8_quads,
+    quantized_lanes,
+)
+from rt3d_mlir.passes.builders import array_constant, zero_pad
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.gpu_dispatch import add_kernel, dispatch, shape_of, tensor_type
 
@@ -61,7 +86,7 @@ def padding_of_all_consumers(value: ir.Value) -> Padding | None:
 
 @dataclass
 class GpuConvOptions:
-    precision: str = "fp32"  # fp16: activations between convs in f16 (see the module docstring)
+    precision: str = "fp32"  # fp16: activations between convs in f16; int8: int8 convs (module docstring)
 
     def __post_init__(self) -> None:
         if self.precision not in GPU_PRECISIONS:
@@ -92,10 +117,81 @@ class GpuConv(Pass):
         written_padded: dict[ir.Value, tuple[ir.Value, Padding]] = {}
         replaced = []
         for op in ops_named(module, "rt3d.packed_conv3d"):
+            if self.options.precision == "int8" and self._int8(module, op):
+                continue  # erased already
             self._rewrite(module, op, written_padded)
             replaced.append(op)
         for op in reversed(replaced):  # consumers first: a producer's result is used until then
             op.erase()
+
+    def _int8(self, module: ir.Operation, op: ir.Operation) -> bool:
+        """Rewrite ``op`` to an int8 kernel reading its input quantized, if it can take one (True);
+        else put its weights on their int8 grid for the f32 kernel (False)."""
+        params = packed_conv3d_params(op)
+        weights, offsets = constant_array(op.operands[1]), constant_array(op.operands[2])
+        starts, bias = constant_array(op.operands[3]), constant_array(op.operands[5])
+        if weights is None or offsets is None or starts is None or bias is None:
+            return False  # refused by _rewrite
+        found = fake_quantized_input(op.operands[0])
+        n, c, *spatial = shape_of(op.operands[0])
+        pads = zip(spatial, params.padding_low, params.padding_high, strict=True)
+        padded = tuple(size + lo + hi for size, lo, hi in pads)
+        plane = math.prod(padded)
+        offsets_in_quads = blocked_offsets(offsets, plane, INT8_QUAD)
+        unroll, block_size = params.channel_unroll, params.block_size
+        if (
+            found is None or unroll % INT8_QUAD or c % INT8_QUAD or block_size % 4
+            or np.any(offsets_in_quads % INT8_QUAD)  # every run starts a quad
+        ):
+            with ir.InsertionPoint(op), op.location:
+                op.operands[1] = array_constant(int8_grid_weights(weights, starts, unroll, block_size))
+            return False
+        source, scale = found
+        q, weight_scales, _ = quantized_lanes(weights, starts, unroll, block_size)
+        factors = (np.float64(scale) * weight_scales).astype(np.float32)
+        out_shape = shape_of(op.results[0])
+        shape = ConvShape(
+            in_padded=(n, c, *padded),  # type: ignore[arg-type]
+            out=out_shape,  # type: ignore[arg-type]
+            strides=params.strides,
+            weights=int(q.size),
+            entries=int(offsets.size),
+            blocks=int(starts.size) - 1,
+            block_size=block_size,
+            channel_unroll=unroll,
+            relu=params.activation == "relu",
+            per_invocation=positions_per_invocation(math.prod(out_shape[2:])),
+            input_element="i8",
+        )
+        i32 = ir.IntegerType.get_signless(32)
+        with ir.InsertionPoint(op), op.location:
+            symbol, kernel = add_kernel(
+                module, "quantize",
+                lambda name: quantize_kernel(name, (n, c, *spatial), params.padding_low, padded, scale),
+            )
+            quantized = dispatch(
+                module, symbol, kernel, [source], tensor_type((n, c // INT8_QUAD, *padded), i32), "quantize"
+            )
+            operands = [
+                quantized,
+                array_constant(int8_quads(q, unroll, block_size).view(np.int32)),
+                array_constant(offsets_in_quads // INT8_QUAD),
+                op.operands[3],
+                op.operands[4],
+                array_constant(np.concatenate([bias.astype(np.float32), factors])),
+            ]
+            symbol, kernel = add_kernel(module, "conv", lambda name: packed_conv_kernel(name, shape))
+            dense = int_attr(op, DENSE_WEIGHTS_ATTR)
+            result = dispatch(
+                module, symbol, kernel, operands, tensor_type(out_shape), "conv",
+                dense_flops=2 * dense * math.prod(out_shape) // out_shape[1] if dense else None,
+            )
+        op.results[0].replace_all_uses_with(result)
+        dequantized = defining_op(op.operands[0])
+        op.erase()
+        if dequantized is not None:  # the importer's quantization, which the kernel replaced
+            erase_dead_producers([dequantized])
+        return True
 
     def _rewrite(
         self, module: ir.Operation, op: ir.Operation, written_padded: dict[ir.Value, tuple[ir.Value, Padding]]

@@ -45,14 +45,18 @@ from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import INPUT_ZERO_POINT_ATTR
 from rt3d_mlir.ir_matchers import (
     constant_array,
-    constant_attr,
     defining_op,
     erase_dead_producers,
-    generic_body,
-    is_identity_elementwise,
+    fake_quantized_input,
     ops_named,
 )
-from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD, blocked_offsets, int8_quads, quantized_lanes
+from rt3d_mlir.kernel_packing import (
+    INT8_QUAD,
+    blocked_offsets,
+    int8_grid_weights,
+    int8_quads,
+    quantized_lanes,
+)
 from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import (
@@ -86,74 +90,6 @@ class QuantizeConvsOptions(TargetOptions):
             raise ValueError(f"zero-point must be one of {choices}, got {self.zero_point}")
 
 
-def _elementwise_of(value: ir.Value) -> tuple[ir.Operation, list[ir.Operation]] | None:
-    """The one-input elementwise generic producing ``value`` and its body (without the yield)."""
-    op = defining_op(value)
-    if op is None or not is_identity_elementwise(op, 1):
-        return None
-    return op, generic_body(op)[:-1]
-
-
-def _scalar(value: ir.Value) -> float | None:
-    """A float constant, possibly narrowed from f64 (``arith.truncf``), as a Python float."""
-    op = defining_op(value)
-    if op is not None and op.name == "arith.truncf":
-        value = op.operands[0]
-    attr = constant_attr(value)
-    return float(attr.value) if isinstance(attr, ir.FloatAttr) else None
-
-
-def _scaled_by(value: ir.Value, name: str) -> tuple[ir.Value, float] | None:
-    """(x, s) if ``value`` is an elementwise ``x <name> s`` (``arith.mulf`` / ``arith.divf``)."""
-    found = _elementwise_of(value)
-    if found is None:
-        return None
-    op, body = found
-    arg = op.regions[0].blocks[0].arguments[0]
-    last = body[-1] if body else None
-    if last is None or last.name != name or last.operands[0] != arg:
-        return None
-    scale = _scalar(last.operands[1])
-    return (op.operands[0], scale) if scale is not None else None
-
-
-def _rounded(value: ir.Value) -> ir.Value | None:
-    found = _elementwise_of(value)
-    if found is None or [o.name for o in found[1]] != ["math.roundeven"]:
-        return None
-    return found[0].operands[0]
-
-
-def _clamped(value: ir.Value) -> ir.Value | None:
-    """x if ``value`` is an elementwise clamp of x to [-127, 127] (torch-mlir's compare-and-select
-    form, or minimum / maximum)."""
-    found = _elementwise_of(value)
-    if found is None:
-        return None
-    op, body = found
-    names = {o.name for o in body}
-    bounds = {_scalar(v) for o in body for v in o.operands} - {None}
-    if bounds != {-INT8_MAX, INT8_MAX} or not names <= {
-        "arith.cmpf", "arith.select", "arith.minimumf", "arith.maximumf"
-    }:
-        return None
-    return op.operands[0]
-
-
-def fake_quantized_input(value: ir.Value) -> tuple[ir.Value, float] | None:
-    """(x, s) if ``value`` is ``clamp(round(x / s), -127, 127) * s`` as the importer writes it."""
-    scaled = _scaled_by(value, "arith.mulf")
-    if scaled is None:
-        return None
-    clamped, scale = scaled
-    rounded = _clamped(clamped)
-    divided = _rounded(rounded) if rounded is not None else None
-    source = _scaled_by(divided, "arith.divf") if divided is not None else None
-    if source is None or source[1] != scale or not scale > 0:
-        return None
-    return source[0], scale
-
-
 @register_pass
 class QuantizeConvs(Pass):
     name = "rt3d-quantize-convs"
@@ -180,12 +116,10 @@ class QuantizeConvs(Pass):
             or params.channel_unroll % INT8_QUAD or params.input_layout != "plain"
             or x_type.rank != 5 or x_type.shape[1] % INT8_QUAD or offsets is None or bias is None
         ):
-            # no int8 kernel: the weights on their int8 grid, computed in f32 (each entry's runs
-            # scaled by its block's lane scales)
-            entry_scales = np.repeat(weight_scales.reshape(-1, params.block_size), np.diff(starts), axis=0)
-            runs = q.reshape(-1, params.channel_unroll, params.block_size) * entry_scales[:, None, :]
+            # no int8 kernel: the weights on their int8 grid, computed in f32
             with ir.InsertionPoint(op), op.location:
-                op.operands[1] = array_constant(runs.reshape(-1).astype(np.float32))
+                weights_f32 = int8_grid_weights(weights, starts, params.channel_unroll, params.block_size)
+                op.operands[1] = array_constant(weights_f32)
             return
         source, scale = found
         zero_point = self.options.zero_point

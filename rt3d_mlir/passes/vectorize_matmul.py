@@ -22,6 +22,7 @@ from rt3d_mlir.codegen.cpu.matmul import matmul_kernel_text, pack_matmul_weights
 from rt3d_mlir.ir_matchers import (
     constant_array,
     defining_op,
+    fake_quantized_input,
     is_float_constant,
     ops_named,
 )
@@ -35,7 +36,6 @@ from rt3d_mlir.passes.kernel_calls import (
     replace_with_kernel_call,
     vector_lanes,
 )
-from rt3d_mlir.passes.quantize_convs import fake_quantized_input
 
 
 @dataclass

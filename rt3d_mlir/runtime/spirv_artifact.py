@@ -65,12 +65,14 @@ _INTERESTING = {
     _OP_TYPE_VECTOR, _OP_TYPE_ARRAY, _OP_TYPE_RUNTIME_ARRAY, _OP_TYPE_POINTER, _OP_CONSTANT, _OP_VARIABLE,
     _OP_CAPABILITY,
 }
-# The capabilities a module may declare: the base of a Vulkan compute shader, and those of fp16
-# builds with the Vulkan device feature each needs (enabled by the runtime where the device has it)
+# The capabilities a module may declare: the base of a Vulkan compute shader, and those of fp16 and
+# int8 builds with the Vulkan device feature each needs (enabled by the runtime where the device has it)
 BASE_CAPABILITIES = {0: "Matrix", 1: "Shader"}
 FEATURE_CAPABILITIES = {
     9: ("Float16", "shaderFloat16"),
     4433: ("StorageBuffer16BitAccess", "storageBuffer16BitAccess"),
+    6018: ("DotProductInput4x8BitPacked", "shaderIntegerDotProduct"),
+    6019: ("DotProduct", "shaderIntegerDotProduct"),
 }
 
 

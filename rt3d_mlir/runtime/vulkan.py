@@ -54,6 +54,14 @@ from rt3d_mlir.runtime.arrays import checked_input, checked_threads, output_arra
 from rt3d_mlir.runtime.profile import KernelProfile
 from rt3d_mlir.runtime.spirv_artifact import read_artifact
 
+INSTANCE_API = (1, 1)  # the Vulkan version the runtime's instance asks for
+# the device features an artifact's capabilities may need (runtime.spirv_artifact.FEATURE_CAPABILITIES):
+# the extension that brings each, and the Vulkan version it became core in
+FEATURE_EXTENSIONS = {
+    "shaderFloat16": ("VK_KHR_shader_float16_int8", (1, 2)),
+    "storageBuffer16BitAccess": ("VK_KHR_16bit_storage", (1, 1)),
+    "shaderIntegerDotProduct": ("VK_KHR_shader_integer_dot_product", (1, 3)),
+}
 NO_DEVICE_HINT = "install Mesa's lavapipe (apt-get install mesa-vulkan-drivers) or a GPU driver"
 
 _STAGING_BYTES = 64 << 20  # upload chunk for weights (the staging buffer's size at most)
@@ -83,7 +91,7 @@ def _vk() -> ModuleType:
 
 def _create_instance(vk: ModuleType) -> Any:
     app = vk.VkApplicationInfo(
-        pApplicationName="rt3d-mlir", pEngineName="rt3d-mlir", apiVersion=vk.VK_MAKE_VERSION(1, 1, 0)
+        pApplicationName="rt3d-mlir", pEngineName="rt3d-mlir", apiVersion=vk.VK_MAKE_VERSION(*INSTANCE_API, 0)
     )
     info = vk.VkInstanceCreateInfo(pApplicationInfo=app)
     try:
@@ -264,32 +272,43 @@ class VulkanModel:
     def _feature_chain(self, api: int) -> tuple[Any, list[str]]:
         """(the pNext chain enabling the device features the kernels need, the device extensions
         that needs); a clear error if the device lacks one (an fp16 build on a device without f16
-        arithmetic or 16-bit storage buffers)."""
+        arithmetic or 16-bit storage buffers, an int8 build without integer dot products)."""
         if not self._features:
             return None, []
         vk = self._vk
-        float16 = vk.VkPhysicalDeviceShaderFloat16Int8Features()
+        dot = vk.VkPhysicalDeviceShaderIntegerDotProductFeatures()
+        float16 = vk.VkPhysicalDeviceShaderFloat16Int8Features(pNext=dot)
         storage = vk.VkPhysicalDevice16BitStorageFeatures(pNext=float16)
         vk.vkGetPhysicalDeviceFeatures2(self._physical, vk.VkPhysicalDeviceFeatures2(pNext=storage))
         offered = {
             "shaderFloat16": bool(float16.shaderFloat16),
             "storageBuffer16BitAccess": bool(storage.storageBuffer16BitAccess),
+            "shaderIntegerDotProduct": bool(dot.shaderIntegerDotProduct),
         }
+        names = {str(e.extensionName) for e in vk.vkEnumerateDeviceExtensionProperties(self._physical, None)}
         extensions = []
-        if "shaderFloat16" in self._features and (api >> 22, (api >> 12) & 0x3FF) < (1, 2):
-            available = vk.vkEnumerateDeviceExtensionProperties(self._physical, None)
-            names = {str(e.extensionName) for e in available}
-            if "VK_KHR_shader_float16_int8" not in names:
-                offered["shaderFloat16"] = False
-            extensions.append("VK_KHR_shader_float16_int8")
+        # a feature of a later Vulkan version than the instance's and the device's comes with its
+        # extension
+        version = min((api >> 22, (api >> 12) & 0x3FF), INSTANCE_API)
+        for feature in sorted(self._features):
+            extension, core = FEATURE_EXTENSIONS[feature]
+            if version >= core:
+                continue
+            if extension not in names:
+                offered[feature] = False
+            elif extension not in extensions:
+                extensions.append(extension)
         missing = sorted(f for f in self._features if not offered.get(f, False))
         if missing:
             raise ArtifactError(
-                f"'{self.path}' computes in fp16 and needs {' and '.join(missing)}, which {self.device_name} "
-                "does not offer; compile it with --precision fp32 for this device"
+                f"'{self.path}' computes in {self.precision} and needs {' and '.join(missing)}, which "
+                f"{self.device_name} does not offer; compile it with --precision fp32 for this device"
             )
+        enabled_dot = vk.VkPhysicalDeviceShaderIntegerDotProductFeatures(
+            shaderIntegerDotProduct=int("shaderIntegerDotProduct" in self._features)
+        )
         enabled_float16 = vk.VkPhysicalDeviceShaderFloat16Int8Features(
-            shaderFloat16=int("shaderFloat16" in self._features)
+            pNext=enabled_dot, shaderFloat16=int("shaderFloat16" in self._features)
         )
         chain = vk.VkPhysicalDevice16BitStorageFeatures(
             pNext=enabled_float16, storageBuffer16BitAccess=int("storageBuffer16BitAccess" in self._features)

@@ -58,9 +58,9 @@ def build_parser() -> ArgumentParser:
         help="bf16 (CPU targets) or fp16 stores the activations between convolutions in bfloat16 "
         "or IEEE half and computes those convolutions from bf16 or fp16 weights, accumulating in f32; "
         "fp16 on AArch64 and spirv sums each entry's channels in f16; on x86 fp16 is widened to f32 "
-        "and slower than fp32, use bf16 there; int8 (CPU targets, a checkpoint from rt3d-prune --int8) "
+        "and slower than fp32, use bf16 there; int8 (a checkpoint from rt3d-prune --int8) "
         "computes the int8 scheme with its calibrated scales, int8 dot products (AVX-512 VNNI, "
-        "AArch64 sdot) in the convs that take them (default: fp32)",
+        "AArch64 sdot, SPIR-V OpSDot) in the convs that take them (default: fp32)",
     )
     parser.add_argument(
         "--reference-kernels",

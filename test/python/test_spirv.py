@@ -344,3 +344,63 @@ def test_fp16_on_a_device_without_half_support_is_a_clear_error(tmp_path, monkey
     message = str(err.value)
     assert "needs shaderFloat16 and storageBuffer16BitAccess" in message and "--precision fp32" in message
     assert "\n" not in message
+
+
+OP_SDOT = 4450  # SPIR-V opcode of OpSDot (SPV_KHR_integer_dot_product)
+
+
+def _opcode_count(code: bytes, opcode: int) -> int:
+    words = np.frombuffer(code, dtype="<u4")
+    count, i = 0, 5
+    while i < len(words):
+        count += int(words[i]) & 0xFFFF == opcode
+        i += int(words[i]) >> 16
+    return count
+
+
+@pytest.mark.parametrize("arch, groups", [("c3d", (16, 16)), ("c3d", (4, 4)), ("r2plus1d", (4, 4))])
+def test_int8_builds_compute_the_int8_scheme_on_lavapipe(arch, groups, tmp_path):
+    """int8 on SPIR-V: the convs of quantized inputs with whole channel quads read them quantized
+    (four bytes to a word) and sum int8 weight quads by OpSDot; conv1a (3 channels) keeps its f32
+    kernel with its weights on the grid. The build computes the scheme (simulated in PyTorch; the
+    tolerance is the CPU builds', test_int8.INT8_TOL) and needs the device's integer dot products."""
+    from test_int8 import INT8_TOL, _simulated
+
+    from rt3d_mlir.quantization import calibrate
+    from rt3d_mlir.runtime.spirv_artifact import read_artifact
+
+    model, x = tiny(arch)
+    apply_random_masks(model, groups, 0.5, "kgs", seed=1)
+    scales = calibrate(model, [torch.randn(2, *x.shape[1:]), x])
+    out = tmp_path / f"{arch}.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv", precision="int8", int8_scales=scales,
+                      group_shape=groups)
+    spirv_val(out, tmp_path)
+    artifact = read_artifact(str(out))
+    assert artifact.program.precision == "int8"
+    assert artifact.features == {"shaderIntegerDotProduct"}
+    convs = {k.name: artifact.modules[k.name] for k in artifact.program.kernels.values() if "conv" in k.name}
+    with_dots = [name for name, code in convs.items() if _opcode_count(code, OP_SDOT)]
+    assert 0 < len(with_dots) < len(convs)  # all but conv1a
+    with rt3d_mlir.load(out) as compiled:
+        got = compiled(x.numpy())
+        assert compiled.precision == "int8"
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
+    assert relative_error(got, torch_output(model, x)) <= 0.05
+
+
+def test_int8_on_a_device_without_integer_dot_products_is_a_clear_error(tmp_path, monkeypatch):
+    import vulkan
+
+    from rt3d_mlir.quantization import calibrate
+
+    model, x = tiny("c3d")
+    out = tmp_path / "int8.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv", precision="int8",
+                      int8_scales=calibrate(model, [x]))
+    monkeypatch.setattr(vulkan, "vkGetPhysicalDeviceFeatures2", lambda device, features: None)  # offers none
+    with pytest.raises(ArtifactError) as err:
+        rt3d_mlir.load(out)
+    message = str(err.value)
+    assert "computes in int8 and needs shaderIntegerDotProduct" in message and "--precision fp32" in message
+    assert "\n" not in message

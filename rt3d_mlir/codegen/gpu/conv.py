@@ -18,6 +18,16 @@ weights (``vector<4xf16>``): each kept entry's channels are summed by f16
 FMAs (Float16 arithmetic, twice the f32 rate on mobile GPUs) into a partial
 sum per accumulator, which is widened and added to the f32 accumulators
 once per entry, as the CPU kernels do (``rt3d_mlir.codegen.cpu.conv``).
+
+With ``input_element="i8"`` (``precision=int8``) the input is the int8
+scheme's quantized activation, packed by :mod:`rt3d_mlir.codegen.gpu.quantize`
+(one 32-bit word per channel quad and position), and the weights are int8
+quads of the same channels, one word per filter, four filters to a
+``vector<4xi32>``: each kept entry adds one integer dot product of four
+channels per filter (:meth:`~rt3d_mlir.codegen.gpu.kernel.GpuKernel.dot4x8`)
+to the filter's int32 accumulator, exact; the epilogue scales each sum by
+the filter's dequantization factor (input scale x weight scale, stored after
+the biases) before adding the bias.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from rt3d_mlir.codegen.gpu.kernel import WORKGROUP, Binding, GpuKernel, Kernel
+from rt3d_mlir.kernel_packing import INT8_QUAD
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class ConvShape:
     in_padded: tuple[int, int, int, int, int]  # N, C, Dp, Hp, Wp
     out: tuple[int, int, int, int, int]  # N, F, D, H, W
     strides: tuple[int, int, int]
-    weights: int  # packed weight floats
+    weights: int  # packed weights (floats; int8: bytes)
     entries: int
     blocks: int
     block_size: int
@@ -42,7 +53,7 @@ class ConvShape:
     per_invocation: int = 1  # output positions each invocation computes
     out_low: tuple[int, int, int] = (0, 0, 0)  # write into a zero-padded output (pad elision)
     out_high: tuple[int, int, int] = (0, 0, 0)
-    input_element: str = "f32"  # f16: f16 weights too, each entry summed in f16
+    input_element: str = "f32"  # f16: f16 weights too, each entry summed in f16; i8: int8 quads
     output_element: str = "f32"
 
 
@@ -78,13 +89,18 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
     ds, hs, ws = (size + lo + hi for size, lo, hi in zip((d, h, w), s.out_low, s.out_high, strict=True))
     plane = ds * hs * ws  # output channel stride: the (padded) output plane
     half = s.input_element == "f16"  # f16 input and weights, entries summed in f16
+    int8 = s.input_element == "i8"  # packed quads in, one int32 sum per filter
+    if int8 and (s.channel_unroll % INT8_QUAD or s.in_padded[1] % INT8_QUAD):
+        raise ValueError("an int8 conv reads whole channel quads")
     bindings = [
-        Binding(math.prod(s.in_padded), s.input_element),
-        Binding(s.weights // 4, f"vector<4x{s.input_element}>"),
+        Binding(math.prod(s.in_padded) // INT8_QUAD, "i32") if int8
+        else Binding(math.prod(s.in_padded), s.input_element),
+        Binding(s.weights // (4 * INT8_QUAD), "vector<4xi32>") if int8
+        else Binding(s.weights // 4, f"vector<4x{s.input_element}>"),
         Binding(s.entries, "i32"),
         Binding(s.blocks + 1, "i32"),
         Binding(s.blocks * s.block_size, "i32"),
-        Binding(s.blocks * s.block_size),
+        Binding(s.blocks * s.block_size * (2 if int8 else 1)),  # int8: the biases, then the factors
         Binding(n * f * plane, s.output_element),
     ]
     k = GpuKernel(name, bindings)
@@ -97,7 +113,50 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
     in_blocks = k.op(f"arith.cmpi ult, {block}, {k.const(s.blocks)} : index")
     ok = k.op(f"arith.andi {in_plane}, {in_blocks} : i1")
     vec = "vector<4xf32>"
-    channel_stride = dp * hp * wp
+    channel_stride = dp * hp * wp  # int8: words from one channel quad to the next
+
+    def float_entry(iv: str, starts: list[str], carried: list[str]) -> list[str]:
+        """One kept entry's multiply-adds into the [position][quad] vector accumulators."""
+        wrow = k.mul(iv, s.channel_unroll * quads)
+        # the accumulators, or (f16) the entry's partial sums
+        values: list[str | None] = [None] * len(carried) if half else list(carried)
+        element = s.input_element
+        vec_u = f"vector<4x{element}>"
+        for u in range(s.channel_unroll):
+            weights = [k.load(1, k.add(wrow, k.const(u * quads + q))) for q in range(quads)]
+            for j, start in enumerate(starts):
+                x = k.load(0, k.add(start, k.const(u * channel_stride)) if u else start)
+                xs = k.op(f"vector.broadcast {x} : {element} to {vec_u}")
+                for q in range(quads):
+                    slot = j * quads + q
+                    value = values[slot]
+                    values[slot] = k.op(
+                        f"arith.mulf {xs}, {weights[q]} : {vec_u}" if value is None
+                        else f"vector.fma {xs}, {weights[q]}, {value} : {vec_u}"
+                    )
+        if half:
+            for slot, partial in enumerate(values):
+                wide = k.op(f"arith.extf {partial} : {vec_u} to {vec}")
+                values[slot] = k.op(f"arith.addf {carried[slot]}, {wide} : {vec}")
+        return values  # type: ignore[return-value]
+
+    def int8_entry(iv: str, starts: list[str], carried: list[str]) -> list[str]:
+        """One kept entry's dot products of channel quads into the [position][filter] int32 sums."""
+        runs = s.channel_unroll // INT8_QUAD
+        wrow = k.mul(iv, runs * quads)
+        values = list(carried)
+        for r in range(runs):
+            words = [k.load(1, k.add(wrow, k.const(r * quads + q))) for q in range(quads)]
+            weights = [
+                k.op(f"vector.extract {words[q]}[{lane}] : i32 from vector<4xi32>")
+                for q in range(quads) for lane in range(4)
+            ]
+            for j, start in enumerate(starts):
+                x = k.load(0, k.add(start, k.const(r * channel_stride)) if r else start)
+                for lane, weight in enumerate(weights):
+                    slot = j * s.block_size + lane
+                    values[slot] = k.dot4x8(x, weight, values[slot])
+        return values
 
     def body() -> None:
         targets, valid, bases = [], [], []
@@ -127,14 +186,15 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
         first = k.op(f"arith.index_cast {k.load(3, block)} : i32 to index")
         after = k.add(block, k.const(1))
         last = k.op(f"arith.index_cast {k.load(3, after)} : i32 to index")
-        zero = k.vconst(0.0, 4, "f32")
-        count = quads * per
+        zero = k.const(0, "i32") if int8 else k.vconst(0.0, 4, "f32")
+        count = (s.block_size if int8 else quads) * per  # int8: one scalar sum per filter
+        batch_words = _c * channel_stride // (INT8_QUAD if int8 else 1)
         for batch in range(n):
             result = k.fresh()
             iv = k.fresh()
             carried = [k.fresh() for _ in range(count)]
             inits = ", ".join(f"{c} = {zero}" for c in carried)
-            types = ", ".join([vec] * count)
+            types = ", ".join(["i32" if int8 else vec] * count)
             head = result if count == 1 else f"{result}:{count}"
             header = (
                 f"{head} = scf.for {iv} = {first} to {last} step {k.const(1)} "
@@ -142,30 +202,10 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
             )
             with k.region(header):
                 offset = k.op(f"arith.index_cast {k.load(2, iv)} : i32 to index")
-                offset = k.add(offset, k.const(batch * _c * channel_stride))
+                offset = k.add(offset, k.const(batch * batch_words))
                 starts = [k.add(offset, base) for base in bases]
-                wrow = k.mul(iv, s.channel_unroll * quads)
-                # [position][quad]: the accumulators, or (f16) the entry's partial sums
-                values: list[str | None] = [None] * count if half else list(carried)
-                element = s.input_element
-                vec_u = f"vector<4x{element}>"
-                for u in range(s.channel_unroll):
-                    weights = [k.load(1, k.add(wrow, k.const(u * quads + q))) for q in range(quads)]
-                    for j, start in enumerate(starts):
-                        x = k.load(0, k.add(start, k.const(u * channel_stride)) if u else start)
-                        xs = k.op(f"vector.broadcast {x} : {element} to {vec_u}")
-                        for q in range(quads):
-                            slot = j * quads + q
-                            value = values[slot]
-                            values[slot] = k.op(
-                                f"arith.mulf {xs}, {weights[q]} : {vec_u}" if value is None
-                                else f"vector.fma {xs}, {weights[q]}, {value} : {vec_u}"
-                            )
-                if half:
-                    for slot, partial in enumerate(values):
-                        wide = k.op(f"arith.extf {partial} : {vec_u} to {vec}")
-                        values[slot] = k.op(f"arith.addf {carried[slot]}, {wide} : {vec}")
-                k.emit(f"scf.yield {', '.join(values)} : {types}")  # type: ignore[arg-type]
+                entry = int8_entry if int8 else float_entry
+                k.emit(f"scf.yield {', '.join(entry(iv, starts, carried))} : {types}")
             results = [result] if count == 1 else [f"{result}#{i}" for i in range(count)]
             lane_base = k.mul(block, s.block_size)
             for q in range(quads):
@@ -175,10 +215,17 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                     used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
                     with k.region(f"scf.if {used} {{"):
                         bias = k.load(5, slot)
+                        factor = k.load(5, k.add(slot, k.const(s.blocks * s.block_size))) if int8 else None
                         oc = k.op(f"arith.index_cast {channel} : i32 to index")
                         row = k.index((oc, plane), (batch * f * plane, 1))
                         for j in range(per):
-                            value = k.op(f"vector.extract {results[j * quads + q]}[{lane}] : f32 from {vec}")
+                            if int8:  # the exact int32 sum, dequantized
+                                total = results[j * s.block_size + q * 4 + lane]
+                                value = k.op(f"arith.sitofp {total} : i32 to f32")
+                                value = k.op(f"arith.mulf {value}, {factor} : f32")
+                            else:
+                                total = results[j * quads + q]
+                                value = k.op(f"vector.extract {total}[{lane}] : f32 from {vec}")
                             value = k.op(f"arith.addf {value}, {bias} : f32")
                             if s.relu:
                                 value = k.op(f"arith.maximumf {value}, {k.const(0.0, 'f32')} : f32")

@@ -120,7 +120,12 @@ def generic_kernel(
             if body_op.operation.name == "linalg.yield":
                 result = names[body_op.operands[0]]
                 continue
-            if body_op.operation.name == "linalg.index":
+            if (
+                body_op.operation.name == "arith.truncf" and body_op.operands[0] in captured
+                and str(body_op.operands[0].type) == "f64"
+            ):  # a captured f64 constant (a scalar of the importer's) is emitted as f32 already
+                value = names[body_op.operands[0]]
+            elif body_op.operation.name == "linalg.index":
                 value = dims[ir.IntegerAttr(body_op.attributes["dim"]).value]
             elif body_op.operation.name == "tensor.extract" and body_op.operands[0] in gathered:
                 binding, shape = gathered[body_op.operands[0]]

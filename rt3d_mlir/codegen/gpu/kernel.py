@@ -8,6 +8,14 @@ invocation one point of a linear iteration space of ``points`` elements,
 split into workgroups of ``WORKGROUP`` invocations laid out on a 2-D grid
 (Vulkan guarantees only 65535 workgroups per dimension), and guard every
 grid axis, so a grid larger than the kernel was built for stays in bounds.
+
+int8 kernels sum dot products of four signed bytes packed in 32-bit words
+(:meth:`GpuKernel.dot4x8`) through a function of the ``gpu.module``,
+:data:`DOT4X8`, written in plain integer arithmetic (the reference, and
+what runs if nothing replaces it); lowering to SPIR-V gives it the body of
+one integer dot product instruction (``OpSDot``, SPV_KHR_integer_dot_product,
+:func:`rt3d_mlir.backend.spirv.kernels_to_spirv`), which MLIR's conversion
+cannot produce from arith.
 """
 
 from __future__ import annotations
@@ -20,6 +28,24 @@ from rt3d_mlir.codegen.text import KernelText
 
 WORKGROUP = 64
 MAX_GROUPS_X = 32768
+DOT4X8 = "rt3d_dot4x8_acc"  # (a: i32, b: i32, acc: i32) -> i32: acc + the dot of a's and b's signed bytes
+
+
+def _dot4x8_function() -> str:
+    """:data:`DOT4X8` in integer arithmetic: each byte sign-extended by two shifts."""
+    k = KernelText()
+    total = "%acc"
+    for byte in range(4):
+        products = []
+        for word in ("%a", "%b"):
+            up = k.op(f"arith.shli {word}, {k.const(24 - 8 * byte, 'i32')} : i32") if byte < 3 else word
+            products.append(k.op(f"arith.shrsi {up}, {k.const(24, 'i32')} : i32"))
+        product = k.op(f"arith.muli {products[0]}, {products[1]} : i32")
+        total = k.op(f"arith.addi {total}, {product} : i32")
+    k.emit(f"func.return {total} : i32")
+    return "\n".join(
+        [f"  func.func @{DOT4X8}(%a: i32, %b: i32, %acc: i32) -> i32 {{", k.render(indent=2), "  }"]
+    )
 
 
 @dataclass(frozen=True)
@@ -27,7 +53,7 @@ class Binding:
     """One kernel argument: a flat buffer of ``count`` elements of ``element`` type."""
 
     count: int
-    element: str = "f32"  # "f32", "f16", "i32", "vector<4xf32>" or "vector<4xf16>"
+    element: str = "f32"  # "f32", "f16", "i32", "vector<4xf32>", "vector<4xf16>" or "vector<4xi32>"
 
     @property
     def memref(self) -> str:
@@ -56,6 +82,12 @@ class GpuKernel(KernelText):
         super().__init__()
         self.name = name
         self.bindings = tuple(bindings)
+        self._dot4x8 = False
+
+    def dot4x8(self, a: str, b: str, acc: str) -> str:
+        """``acc`` plus the dot product of the four signed bytes of i32 ``a`` and of ``b``."""
+        self._dot4x8 = True
+        return self.op(f"func.call @{DOT4X8}({a}, {b}, {acc}) : (i32, i32, i32) -> i32")
 
     def load(self, arg: int, offset: str) -> str:
         return self.op(f"memref.load %arg{arg}[{offset}] : {self.bindings[arg].memref}")
@@ -80,6 +112,7 @@ class GpuKernel(KernelText):
         text = "\n".join(
             [
                 f"gpu.module @{self.name} {{",
+                *([_dot4x8_function()] if self._dot4x8 else []),
                 f"  gpu.func @{self.name}({args}) kernel attributes {{spirv.entry_point_abi = {abi}}} {{",
                 self.render(indent=2),
                 "    gpu.return",

@@ -1,0 +1,69 @@
+"""The GPU kernel that quantizes an int8 convolution's input (called by ``rt3d-gpu-conv``).
+
+It reads a plain f32 activation (N, C, D, H, W) and writes the conv's
+zero-padded input in the layout the int8 conv kernel reads: one 32-bit
+word per (batch, channel quad, padded position), (N, C / 4, D + pads,
+H + pads, W + pads), holding the quad's four channels as signed bytes,
+the first channel in the lowest byte (the packed operand of an integer dot
+product). A channel's byte is ``clamp(round(x / s), -127, 127)`` (round half
+to even, as :func:`rt3d_mlir.quantization.fake_quantize` computes it);
+the padding is 0. One invocation per word written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rt3d_mlir.codegen.gpu.kernel import Binding, GpuKernel, Kernel, linear_grid
+from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD
+
+
+def quantize_kernel(
+    name: str, in_shape: Sequence[int], low: Sequence[int], padded: Sequence[int], scale: float
+) -> Kernel:
+    """``in_shape`` (N, C, D, H, W) f32 in, (N, C / 4, *padded) packed quads out, the input at
+    ``low`` (D, H, W) in them."""
+    n, c, *spatial = in_shape
+    out_shape = [n, c // INT8_QUAD, *padded]
+    points = math.prod(out_shape)
+    k = GpuKernel(name, [Binding(math.prod(in_shape)), Binding(points, "i32")])
+    linear, ok = k.linear_id(points)
+    with k.region(f"scf.if {ok} {{"):
+        batch, quad, *position = k.delinearize(linear, out_shape)
+        source, inside = [], None
+        for pos, lo, size, full in zip(position, low, spatial, padded, strict=True):
+            if lo == 0 and size == full:
+                source.append(pos)
+                continue
+            shifted = k.op(f"arith.subi {pos}, {k.const(lo)} : index") if lo else pos
+            # unsigned compare: a negative shifted index wraps to a huge value
+            test = k.op(f"arith.cmpi ult, {shifted}, {k.const(size)} : index")
+            inside = test if inside is None else k.op(f"arith.andi {inside}, {test} : i1")
+            source.append(shifted)
+
+        def packed() -> str:
+            word = None
+            for byte in range(INT8_QUAD):
+                channel = k.index((quad, INT8_QUAD), (byte, 1))
+                x = k.load(0, k.linearize([batch, channel, *source], in_shape))
+                q = k.op(f"arith.divf {x}, {k.const(scale, 'f32')} : f32")
+                q = k.op(f"math.roundeven {q} : f32")
+                q = k.op(f"arith.maximumf {q}, {k.const(-float(INT8_MAX), 'f32')} : f32")
+                q = k.op(f"arith.minimumf {q}, {k.const(float(INT8_MAX), 'f32')} : f32")
+                q = k.op(f"arith.andi {k.op(f'arith.fptosi {q} : f32 to i32')}, {k.const(255, 'i32')} : i32")
+                if byte:
+                    q = k.op(f"arith.shli {q}, {k.const(8 * byte, 'i32')} : i32")
+                word = q if word is None else k.op(f"arith.ori {word}, {q} : i32")
+            return word  # type: ignore[return-value]
+
+        if inside is None:
+            k.store(packed(), 1, linear)
+        else:
+            result = k.fresh()
+            with k.region(f"{result} = scf.if {inside} -> (i32) {{", "} else {"):
+                k.emit(f"scf.yield {packed()} : i32")
+            with k.region(None):
+                k.emit(f"scf.yield {k.const(0, 'i32')} : i32")
+            k.store(result, 1, linear)
+    return k.kernel(linear_grid(points))
