@@ -55,7 +55,7 @@ from rt3d_mlir.contracts.spirv_artifact import (
 from rt3d_mlir.errors import PipelineError, UnsupportedModelError, describe_location, one_line
 from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.ir_matchers import constant_array, top_level_ops
-from rt3d_mlir.kernel_packing import GPU_PRECISIONS
+from rt3d_mlir.kernel_packing import GPU_PRECISIONS, INT8_QUAD
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.passes.gpu_dispatch import dispatch_info
 from rt3d_mlir.sparsity import format_group_shape
@@ -330,12 +330,14 @@ def emit_spirv_artifact(
     return gpu_program
 
 
-def spirv_pipeline(group_shape: tuple[int, int] | None) -> str:
-    """Recognize and pack the sparse convolutions for GPU kernels; named ops to generics."""
+def spirv_pipeline(group_shape: tuple[int, int] | None, precision: str = "fp32") -> str:
+    """Recognize and pack the sparse convolutions for GPU kernels (int8: the channels between two
+    convs padded to whole quads, which int8 kernels read); named ops to generics."""
     option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
     return ", ".join(
         [
             f"rt3d-recognize-kgs{option}",
+            *([f"rt3d-pad-channels{{vector-width={INT8_QUAD}}}"] if precision == "int8" else []),
             "rt3d-pack-kernel-groups{target=spirv}",
             "canonicalize",
             "cse",
@@ -382,7 +384,7 @@ class SpirvBuild(Build):
 
     def stages(self, function: str, group_shape: tuple[int, int] | None) -> list[Stage]:
         self.function = function
-        sparse, kernels = spirv_pipeline(group_shape), gpu_kernels(self.precision)
+        sparse, kernels = spirv_pipeline(group_shape, self.precision), gpu_kernels(self.precision)
         return [
             ("sparse convolutions", lambda module: run_pipeline(module, f"builtin.module({sparse})")),
             ("gpu kernels", lambda module: run_pipeline(module, f"builtin.module({kernels})")),

@@ -7,7 +7,11 @@ the input of one other ``rt3d.kgs_conv3d`` and nothing else, gets zero
 filters (and zero biases) up to the next multiple of the block, and its
 reader as many zero input channels, when that adds at most an eighth of the
 channels. Exact: the new channels are zeros (``relu`` and ``none`` keep them
-zero) and are multiplied by zero weights. The group shapes and masks the
+zero) and are multiplied by zero weights. In int8 builds the reader's input
+is the importer's quantization of the producer's result (four one-use
+elementwise generics, :func:`~rt3d_mlir.ir_matchers.fake_quantized_input`,
+which keep zeros zero): the pair is padded through it, so that the reader
+reads whole channel quads and takes an int8 kernel. The group shapes and masks the
 weights' zeros gave stay: new channels fall into the last kernel group (which
 computes them as zeros) or into new groups whose masks are empty (computed
 by nothing).
@@ -30,9 +34,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import tensor
 
 from rt3d_mlir.dialect import build_kgs_conv3d, kgs_conv3d_operands, kgs_conv3d_params, load_dialect
-from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
+from rt3d_mlir.ir_matchers import (
+    constant_array,
+    defining_op,
+    erase_dead_producers,
+    fake_quantized_input,
+    ops_named,
+)
 from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
 from rt3d_mlir.passes.kernel_calls import vector_lanes
@@ -61,13 +72,28 @@ def _padded(op: ir.Operation, multiple: int) -> int | None:
     return padded
 
 
-def _reader(op: ir.Operation) -> ir.Operation | None:
-    """The one ``rt3d.kgs_conv3d`` that reads ``op``'s result as its input, if nothing else does."""
-    uses = list(op.results[0].uses)
-    if len(uses) != 1 or uses[0].operand_number != 0:
-        return None
-    reader = uses[0].owner
-    return reader if reader.name == KGS_OP else None
+QUANTIZATION_STEPS = 4  # the generics of the importer's int8 quantization (divide, round, clamp, scale)
+
+
+def _reader(op: ir.Operation) -> tuple[ir.Operation, list[ir.Operation]] | None:
+    """The one ``rt3d.kgs_conv3d`` that reads ``op``'s result as its input, if nothing else does,
+    directly or through the importer's int8 quantization (each step used once); and those steps."""
+    value, steps = op.results[0], []
+    while True:
+        uses = list(value.uses)
+        if len(uses) != 1 or uses[0].operand_number != 0:
+            return None
+        owner = uses[0].owner
+        if owner.name == KGS_OP:
+            if steps:
+                quantized = fake_quantized_input(value)
+                if quantized is None or quantized[0] != op.results[0]:
+                    return None
+            return owner, steps
+        if owner.name != "linalg.generic" or len(steps) == QUANTIZATION_STEPS:
+            return None
+        steps.append(owner)
+        value = owner.results[0]
 
 
 def _plain_weight(op: ir.Operation) -> np.ndarray | None:
@@ -108,9 +134,10 @@ class PadChannels(Pass):
         if padded is None:
             return False
         params = kgs_conv3d_params(producer)
-        reader = _reader(producer)
-        if params.activation not in ZERO_PRESERVING or reader is None:
+        found = _reader(producer)
+        if params.activation not in ZERO_PRESERVING or found is None:
             return False
+        reader, steps = found
         weight, reader_weight = _plain_weight(producer), _plain_weight(reader)
         if weight is None or reader_weight is None:
             return False
@@ -140,11 +167,18 @@ class PadChannels(Pass):
                 ir.RankedTensorType.get(shape, result_type.element_type),
                 x, array_constant(weight), new_bias, params,
             )
+            padded_type = ir.RankedTensorType.get(shape, result_type.element_type)
+            empty = tensor.EmptyOp(shape, result_type.element_type).result if steps else None
         _, _, reader_bias = kgs_conv3d_operands(reader)
+        value = new_producer.results[0]
+        for step in steps:  # the quantization between them, on the padded channels
+            step.operands[0] = value
+            step.operands[1] = empty
+            step.results[0].set_type(padded_type)
+            value = step.results[0]
         with ir.InsertionPoint(reader), reader.location:
             new_reader = build_kgs_conv3d(
-                reader.results[0].type, new_producer.results[0], array_constant(reader_weight),
-                reader_bias, reader_params,
+                reader.results[0].type, value, array_constant(reader_weight), reader_bias, reader_params,
             )
         reader.results[0].replace_all_uses_with(new_reader.results[0])
         old_constants = [defining_op(v) for v in (*reader.operands[1:], *producer.operands[1:])]

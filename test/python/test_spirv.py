@@ -404,3 +404,35 @@ def test_int8_on_a_device_without_integer_dot_products_is_a_clear_error(tmp_path
     message = str(err.value)
     assert "computes in int8 and needs shaderIntegerDotProduct" in message and "--precision fp32" in message
     assert "\n" not in message
+
+
+class QuantizedPair(nn.Module):
+    """Two convs with 30 channels between them: padded to 32 through the int8 quantization."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(4, 30, 3, padding=1)
+        self.b = nn.Conv3d(30, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_int8_channels_are_padded_to_quads_through_the_quantization(tmp_path):
+    """b reads 30 channels: rt3d-pad-channels pads a's filters and b's channels to 32 through the
+    importer's quantization between them, so b takes an int8 kernel too (OpSDot in both convs)."""
+    from test_int8 import INT8_TOL, _simulated
+
+    from rt3d_mlir.quantization import calibrate
+    from rt3d_mlir.runtime.spirv_artifact import read_artifact
+
+    torch.manual_seed(0)
+    model, x = QuantizedPair().eval(), torch.randn(1, 4, 4, 8, 8)
+    scales = calibrate(model, [x])
+    out = tmp_path / "pair.spv"
+    rt3d_mlir.compile(model, x, output=out, target="spirv", precision="int8", int8_scales=scales)
+    artifact = read_artifact(str(out))
+    convs = [artifact.modules[k.name] for k in artifact.program.kernels.values() if "conv" in k.name]
+    assert len(convs) == 2 and all(_opcode_count(code, OP_SDOT) for code in convs)
+    got = rt3d_mlir.load(out)(x.numpy())
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL

@@ -71,3 +71,77 @@ func.func @depthwise_reader(%arg0: tensor<1x2x2x2x2xf32>) -> tensor<1x9x2x2x2xf3
   %y = "rt3d.kgs_conv3d"(%a, %w2) {activation = "none", dilations = array<i64: 1, 1, 1>, group_shape = array<i64: 1, 1>, masks = dense<true> : tensor<9x9x1x1x1xi1>, operandSegmentSizes = array<i32: 1, 1, 0>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x9x2x2x2xf32>, tensor<9x9x1x1x1xf32>) -> tensor<1x9x2x2x2xf32>
   return %y : tensor<1x9x2x2x2xf32>
 }
+
+// -----
+
+// int8: the reader reads the importer's int8 quantization of the producer's
+// result (four one-use generics, which keep zeros zero): the pair is padded
+// through it, the generics now on 16 channels.
+// CHECK-LABEL: func.func @quantized
+// CHECK: %[[A:.*]] = "rt3d.kgs_conv3d"(%arg0, {{.*}} -> tensor<1x16x2x2x2xf32>
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<1x16x2x2x2xf32>
+// CHECK: %[[D:.*]] = linalg.generic {{.*}} ins(%[[A]] : tensor<1x16x2x2x2xf32>) outs(%[[E]] : tensor<1x16x2x2x2xf32>)
+// CHECK: arith.divf
+// CHECK: math.roundeven
+// CHECK: arith.select
+// CHECK: %[[M:.*]] = linalg.generic {{.*}} outs(%[[E]] : tensor<1x16x2x2x2xf32>)
+// CHECK: arith.mulf
+// CHECK: "rt3d.kgs_conv3d"(%[[M]], {{.*}} (tensor<1x16x2x2x2xf32>, tensor<8x16x1x1x1xf32>) -> tensor<1x8x2x2x2xf32>
+func.func @quantized(%arg0: tensor<1x2x2x2x2xf32>) -> tensor<1x8x2x2x2xf32> {
+  %w = arith.constant dense<1.0> : tensor<15x2x1x1x1xf32>
+  %w2 = arith.constant dense<2.0> : tensor<8x15x1x1x1xf32>
+  %a = "rt3d.kgs_conv3d"(%arg0, %w) {activation = "relu", dilations = array<i64: 1, 1, 1>, group_shape = array<i64: 1, 1>, masks = dense<true> : tensor<15x2x1x1x1xi1>, operandSegmentSizes = array<i32: 1, 1, 0>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x2x2x2xf32>, tensor<15x2x1x1x1xf32>) -> tensor<1x15x2x2x2xf32>
+  %s = arith.constant 2.500000e-01 : f64
+  %lo = arith.constant -1.270000e+02 : f32
+  %hi = arith.constant 1.270000e+02 : f32
+  %e = tensor.empty() : tensor<1x15x2x2x2xf32>
+  %d = linalg.generic {indexing_maps = [affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>, affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%a : tensor<1x15x2x2x2xf32>) outs(%e : tensor<1x15x2x2x2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %t = arith.truncf %s : f64 to f32
+    %v = arith.divf %in, %t : f32
+    linalg.yield %v : f32
+  } -> tensor<1x15x2x2x2xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>, affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%d : tensor<1x15x2x2x2xf32>) outs(%e : tensor<1x15x2x2x2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = math.roundeven %in : f32
+    linalg.yield %v : f32
+  } -> tensor<1x15x2x2x2xf32>
+  %c = linalg.generic {indexing_maps = [affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>, affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%r : tensor<1x15x2x2x2xf32>) outs(%e : tensor<1x15x2x2x2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %b1 = arith.cmpf ult, %in, %lo : f32
+    %v1 = arith.select %b1, %lo, %in : f32
+    %b2 = arith.cmpf ugt, %v1, %hi : f32
+    %v2 = arith.select %b2, %hi, %v1 : f32
+    linalg.yield %v2 : f32
+  } -> tensor<1x15x2x2x2xf32>
+  %m = linalg.generic {indexing_maps = [affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>, affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%c : tensor<1x15x2x2x2xf32>) outs(%e : tensor<1x15x2x2x2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %t = arith.truncf %s : f64 to f32
+    %v = arith.mulf %in, %t : f32
+    linalg.yield %v : f32
+  } -> tensor<1x15x2x2x2xf32>
+  %y = "rt3d.kgs_conv3d"(%m, %w2) {activation = "none", dilations = array<i64: 1, 1, 1>, group_shape = array<i64: 1, 1>, masks = dense<true> : tensor<8x15x1x1x1xi1>, operandSegmentSizes = array<i32: 1, 1, 0>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x15x2x2x2xf32>, tensor<8x15x1x1x1xf32>) -> tensor<1x8x2x2x2xf32>
+  return %y : tensor<1x8x2x2x2xf32>
+}
+
+// -----
+
+// Another elementwise generic between the two (here: x + 1, which does not
+// keep zeros zero) stops the padding.
+// CHECK-LABEL: func.func @shifted
+// CHECK: tensor<1x15x2x2x2xf32>
+// CHECK-NOT: tensor<1x16x2x2x2xf32>
+func.func @shifted(%arg0: tensor<1x2x2x2x2xf32>) -> tensor<1x8x2x2x2xf32> {
+  %w = arith.constant dense<1.0> : tensor<15x2x1x1x1xf32>
+  %w2 = arith.constant dense<2.0> : tensor<8x15x1x1x1xf32>
+  %one = arith.constant 1.0 : f32
+  %a = "rt3d.kgs_conv3d"(%arg0, %w) {activation = "relu", dilations = array<i64: 1, 1, 1>, group_shape = array<i64: 1, 1>, masks = dense<true> : tensor<15x2x1x1x1xi1>, operandSegmentSizes = array<i32: 1, 1, 0>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x2x2x2x2xf32>, tensor<15x2x1x1x1xf32>) -> tensor<1x15x2x2x2xf32>
+  %e = tensor.empty() : tensor<1x15x2x2x2xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>, affine_map<(n, c, d, h, w) -> (n, c, d, h, w)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%a : tensor<1x15x2x2x2xf32>) outs(%e : tensor<1x15x2x2x2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = arith.addf %in, %one : f32
+    linalg.yield %v : f32
+  } -> tensor<1x15x2x2x2xf32>
+  %y = "rt3d.kgs_conv3d"(%s, %w2) {activation = "none", dilations = array<i64: 1, 1, 1>, group_shape = array<i64: 1, 1>, masks = dense<true> : tensor<8x15x1x1x1xi1>, operandSegmentSizes = array<i32: 1, 1, 0>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>} : (tensor<1x15x2x2x2xf32>, tensor<8x15x1x1x1xf32>) -> tensor<1x8x2x2x2xf32>
+  return %y : tensor<1x8x2x2x2xf32>
+}
