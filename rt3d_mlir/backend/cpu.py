@@ -247,6 +247,10 @@ class Toolchain:
     llvm_split: str
     cpu: str  # as clang resolves it (``native`` becomes this machine's CPU name)
     features: tuple[str, ...]  # /proc/cpuinfo names of the extensions the code may use
+    # the CPU the compiles name: the one chosen (``native``), whose features are ``features``. Not the
+    # resolved name: on a VM whose CPUID model clang misreads, ``native`` resolved to rocketlake
+    # (no AMX) while enabling the AMX the host has, and AMX kernels then failed to compile
+    chosen_cpu: str = ""
 
     def info(self, precision: str = "fp32") -> str:
         return info_json(self.target.name, self.target.triple, self.cpu, self.features, precision)
@@ -301,7 +305,7 @@ def require_toolchain(target: Target, cpu: str | None = None) -> Toolchain:
     if not chosen or chosen.startswith("-") or not chosen.replace("-", "").replace("_", "").isalnum():
         raise ToolchainError(f"'{chosen}' is not a CPU name")
     resolved, features = cpu_features(clang, target, chosen)
-    return Toolchain(target, mlir_translate, clang, llvm_split, resolved, tuple(features))
+    return Toolchain(target, mlir_translate, clang, llvm_split, resolved, tuple(features), chosen)
 
 
 def _require_llvm_dialect(module: ir.Module) -> None:
@@ -510,7 +514,8 @@ class CpuBuild(Build):
             stem = os.path.join(work, "model.part")
             run_tool([toolchain.llvm_split, f"-j{jobs}", "-o", stem, llvm_ir], "splitting the LLVM module")
             sources = [f"{stem}{i}" for i in range(jobs)]
-        flags = [f"--target={target.triple}", f"{target.cpu_flag}={toolchain.cpu}", "-O3", "-fPIC"]
+        cpu = toolchain.chosen_cpu or toolchain.cpu
+        flags = [f"--target={target.triple}", f"{target.cpu_flag}={cpu}", "-O3", "-fPIC"]
         ir_pieces = [["-Wno-override-module", "-x", "ir", source] for source in sources]
         inputs = [*ir_pieces, [wrapper], [assembly]]
         objects = [f"{source[-1]}.o" for source in inputs]

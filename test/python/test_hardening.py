@@ -605,3 +605,30 @@ def test_a_forked_child_runs_the_artifact(tmp_path):
         pytest.fail("the forked child did not finish")
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     np.testing.assert_array_equal(compiled(x), expected)  # and the parent's helpers still serve it
+
+
+def test_builds_compile_for_the_cpu_whose_features_were_read(monkeypatch, tmp_path):
+    """The compiles name the CPU chosen (``native``), whose features decided the kernels, not the
+    name clang resolved it to: on a VM whose CPUID model clang misreads, ``native`` resolved to
+    rocketlake while enabling the host's AMX, and AMX kernels then failed in clang's backend."""
+    from rt3d_mlir.backend import cpu as cpu_backend
+    from rt3d_mlir.backend import toolchain as toolchain_module
+
+    real = cpu_backend.cpu_features
+
+    def misread(clang, target, cpu):
+        return "misread", real(clang, target, cpu)[1]
+
+    monkeypatch.setattr(cpu_backend, "cpu_features", misread)
+    toolchain = require_toolchain(get_target("host"))
+    assert toolchain.cpu == "misread" and toolchain.chosen_cpu == "native"
+    calls: list[list[str]] = []
+
+    def recorded(commands, *args):
+        calls.extend(commands)
+        return toolchain_module.run_tools(commands, *args)
+
+    monkeypatch.setattr(cpu_backend, "run_tools", recorded)
+    model = nn.Sequential(nn.Conv3d(3, 4, 3)).eval()
+    rt3d_mlir.compile(model, torch.randn(1, 3, 4, 8, 8), output=tmp_path / "m.so")
+    assert calls and all("-march=native" in command for command in calls)
