@@ -395,9 +395,6 @@ class CpuTarget(CompileTarget):
             raise UnsupportedModelError(
                 f"precision '{options.precision}' is not one of {', '.join(PRECISIONS)}"
             )
-        if options.precision == "int8" and options.tune:
-            # the candidates are single convs, without the quantization rt3d-quantize-convs needs
-            raise UnsupportedModelError("--tune does not time int8 kernels yet: leave it off for int8")
         if options.precision != "fp32" and options.reference_kernels:
             raise UnsupportedModelError("--reference-kernels computes in fp32 only")
         toolchain = require_toolchain(self.machine, options.cpu)

@@ -38,6 +38,7 @@ from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import write_text
 from rt3d_mlir.ir_matchers import int_attr, ops_named
 from rt3d_mlir.passes.kernel_calls import symbol_prefix
+from rt3d_mlir.passes.quantize_convs import int8_schedule
 from rt3d_mlir.passes.reorder_loops import Schedule, candidate_schedules, default_accumulators
 from rt3d_mlir.passes.vectorize import CONV_STEM
 from rt3d_mlir.targets import Target
@@ -188,6 +189,11 @@ def tune_schedules(
         accumulators = default_accumulators(machine)
         half = precision != "fp32"
         candidates = {i: candidate_schedules(ops[i], machine, accumulators, half) for i in untuned}
+        if precision == "int8":  # the schedules of int8 kernels (the others would time f32 fallbacks)
+            candidates = {
+                i: [s for s in found if int8_schedule(s.vector_dim, s.channel_chunk)] or found[:1]
+                for i, found in candidates.items()
+            }
         times = _time_candidates(module, candidates, build, threads, rounds)
         for key in dict.fromkeys(keys[i] for i in untuned):
             members = [i for i in untuned if keys[i] == key]

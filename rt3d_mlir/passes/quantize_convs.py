@@ -72,6 +72,12 @@ ZERO_POINTS = (0, 128)
 QUANTIZE_STEM = "quantize"  # the kernels' names: rt3d_quantize_kernel_<i>, rt3d_quantize_dispatch_<j>
 
 
+def int8_schedule(vector_dim: str, channel_chunk: int) -> bool:
+    """Whether a conv with this schedule can take an int8 kernel (filters in the lanes, no channel
+    chunks; its packing decides the rest): what ``--tune`` times for int8 builds."""
+    return vector_dim == "filters" and not channel_chunk
+
+
 def default_zero_point(target: str) -> int:
     """The input encoding a target's int8 dot products take: unsigned bytes on x86-64."""
     return 128 if get_target(target).triple.startswith("x86_64") else 0
@@ -112,7 +118,7 @@ class QuantizeConvs(Pass):
             return
         q, weight_scales, sums = quantized_lanes(weights, starts, params.channel_unroll, params.block_size)
         if (
-            params.vector_dim != "filters" or params.block_size != lanes or params.channel_chunk
+            not int8_schedule(params.vector_dim, params.channel_chunk) or params.block_size != lanes
             or params.channel_unroll % INT8_QUAD or params.input_layout != "plain"
             or x_type.rank != 5 or x_type.shape[1] % INT8_QUAD or offsets is None or bias is None
         ):

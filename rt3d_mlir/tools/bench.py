@@ -230,8 +230,6 @@ def _main(argv: Sequence[str] | None) -> int:
     if "int8" in precisions and formats != ["checkpoint"]:
         raise Rt3dError("int8 builds are benchmarked from checkpoints, which carry the int8 scales: "
                         "--formats checkpoint")
-    if "int8" in precisions and "tuned" in schedules:
-        raise Rt3dError("--tune does not time int8 kernels yet: --precisions int8 takes --schedules rules")
     peers = _peers(args.peers, bm)
     if args.iree_layers and not bm.iree_available():
         raise Rt3dError(

@@ -114,5 +114,3 @@ def test_bench_times_int8_builds_against_the_int8_scheme(tmp_path):
         assert build["max_rel_error"] <= MAX_RELATIVE_ERROR[precision] and build["latency_ms"] > 0
     result = run(*common, "--formats", "checkpoint,pt2")
     assert_one_line_error(result, "rt3d-bench: error:", "int8 builds are benchmarked from checkpoints")
-    result = run(*common, "--schedules", "rules,tuned")
-    assert_one_line_error(result, "rt3d-bench: error:", "--tune does not time int8 kernels yet")

@@ -120,6 +120,28 @@ def test_16bit_builds_tune_their_own_kernels_and_cache_them_apart(tmp_path):
     assert len(fp32_keys) == 2 and len(keys) == 4 and fp32_keys < keys
 
 
+def test_int8_builds_tune_int8_kernels(tmp_path):
+    """An int8 build's candidates are the schedules int8 kernels take (filters in the lanes, no
+    channel chunks), timed as int8 builds; the build computes the scheme."""
+    from test_int8 import INT8_TOL, _simulated
+
+    from rt3d_mlir.quantization import calibrate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(4, 16, 3, padding=1), nn.ReLU(), nn.Conv3d(16, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 4, 4, 6, 20)
+    scales = calibrate(model, [x])
+    cache = tmp_path / "schedules.json"
+    got = compile_and_run(model, x, tmp_path / "int8.so", tune=True, tune_cache=cache, precision="int8",
+                          int8_scales=scales)
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
+    layers = json.loads(cache.read_text())["layers"]
+    assert len(layers) == 2  # under keys of their own (as for bf16, above)
+    for entry in layers.values():
+        assert entry["schedule"]["vector_dim"] == "filters" and not entry["schedule"]["channel_chunk"]
+        assert len(entry["measured_ms"]) >= 2
+
+
 def _identity() -> str:
     from rt3d_mlir.backend.cpu import require_toolchain
 
@@ -199,7 +221,6 @@ def model_file(tmp_path_factory):
         (["--precision", "fp8"], ["invalid choice: 'fp8'"]),
         (["--precision", "int8"], ["precision int8 needs calibrated int8 input scales", "rt3d-prune --int8"]),
         (["--target", "spirv", "--precision", "int8"], ["precision int8 needs calibrated int8 input scales"]),
-        (["--tune", "--precision", "int8"], ["--tune does not time int8 kernels yet"]),
     ],
 )
 def test_compile_tune_and_precision_errors_are_one_line(model_file, tmp_path, extra, fragments):
