@@ -331,18 +331,27 @@ def test_fp16_builds_match_torch_on_lavapipe(arch, tmp_path):
     assert error <= MAX_RELATIVE_ERROR["fp16"]
 
 
-def test_fp16_on_a_device_without_half_support_is_a_clear_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "precision, needs",
+    [("fp16", "shaderFloat16 and storageBuffer16BitAccess"), ("int8", "shaderIntegerDotProduct")],
+)
+def test_a_device_without_the_features_of_a_precision_is_a_clear_error(precision, needs, tmp_path,
+                                                                       monkeypatch):
+    """fp16 builds need f16 arithmetic and 16-bit storage; int8 builds integer dot products."""
     import vulkan
+
+    from rt3d_mlir.quantization import calibrate
 
     torch.manual_seed(0)
     model, x = ConvChain().eval(), torch.randn(1, 4, 6, 9, 9)
-    out = tmp_path / "fp16.spv"
-    rt3d_mlir.compile(model, x, output=out, target="spirv", precision="fp16")
+    out = tmp_path / f"{precision}.spv"
+    scales = calibrate(model, [x]) if precision == "int8" else None
+    rt3d_mlir.compile(model, x, output=out, target="spirv", precision=precision, int8_scales=scales)
     monkeypatch.setattr(vulkan, "vkGetPhysicalDeviceFeatures2", lambda device, features: None)  # offers none
     with pytest.raises(ArtifactError) as err:
         rt3d_mlir.load(out)
     message = str(err.value)
-    assert "needs shaderFloat16 and storageBuffer16BitAccess" in message and "--precision fp32" in message
+    assert f"computes in {precision} and needs {needs}" in message and "--precision fp32" in message
     assert "\n" not in message
 
 
@@ -387,23 +396,6 @@ def test_int8_builds_compute_the_int8_scheme_on_lavapipe(arch, groups, tmp_path)
         assert compiled.precision == "int8"
     assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
     assert relative_error(got, torch_output(model, x)) <= 0.05
-
-
-def test_int8_on_a_device_without_integer_dot_products_is_a_clear_error(tmp_path, monkeypatch):
-    import vulkan
-
-    from rt3d_mlir.quantization import calibrate
-
-    model, x = tiny("c3d")
-    out = tmp_path / "int8.spv"
-    rt3d_mlir.compile(model, x, output=out, target="spirv", precision="int8",
-                      int8_scales=calibrate(model, [x]))
-    monkeypatch.setattr(vulkan, "vkGetPhysicalDeviceFeatures2", lambda device, features: None)  # offers none
-    with pytest.raises(ArtifactError) as err:
-        rt3d_mlir.load(out)
-    message = str(err.value)
-    assert "computes in int8 and needs shaderIntegerDotProduct" in message and "--precision fp32" in message
-    assert "\n" not in message
 
 
 class QuantizedPair(nn.Module):

@@ -21,26 +21,9 @@ def pad_kernel(
     k = GpuKernel(name, [Binding(math.prod(in_shape)), Binding(points)])
     linear, ok = k.linear_id(points)
     with k.region(f"scf.if {ok} {{"):
-        idx = k.delinearize(linear, out_shape)
-        src, inside = [], None
-        for i, (pos, lo, size) in enumerate(zip(idx, low, in_shape, strict=True)):
-            if lo == 0 and out_shape[i] == size:
-                src.append(pos)
-                continue
-            shifted = k.op(f"arith.subi {pos}, {k.const(lo)} : index") if lo else pos
-            # unsigned compare: a negative shifted index wraps to a huge value
-            test = k.op(f"arith.cmpi ult, {shifted}, {k.const(size)} : index")
-            inside = test if inside is None else k.op(f"arith.andi {inside}, {test} : i1")
-            src.append(shifted)
-        if inside is None:
-            k.store(k.load(0, k.linearize(src, in_shape)), 1, linear)
-        else:
-            result = k.fresh()
-            with k.region(f"{result} = scf.if {inside} -> (f32) {{", "} else {"):
-                k.emit(f"scf.yield {k.load(0, k.linearize(src, in_shape))} : f32")
-            with k.region(None):
-                k.emit(f"scf.yield {k.const(value, 'f32')} : f32")
-            k.store(result, 1, linear)
+        src, inside = k.unpadded(k.delinearize(linear, out_shape), low, in_shape, out_shape)
+        fill = k.const(value, "f32")
+        k.store_inside(inside, lambda: k.load(0, k.linearize(src, in_shape)), fill, "f32", 1, linear)
     return k.kernel(linear_grid(points))
 
 

@@ -21,7 +21,7 @@ cannot produce from arith.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rt3d_mlir.codegen.text import KernelText
@@ -94,6 +94,38 @@ class GpuKernel(KernelText):
 
     def store(self, value: str, arg: int, offset: str) -> None:
         self.emit(f"memref.store {value}, %arg{arg}[{offset}] : {self.bindings[arg].memref}")
+
+    def unpadded(
+        self, positions: Sequence[str], low: Sequence[int], sizes: Sequence[int], padded: Sequence[int]
+    ) -> tuple[list[str], str | None]:
+        """(the indices into a tensor of ``sizes`` of ``positions`` in its copy padded to ``padded``
+        with ``low`` before, whether they all lie inside it: None where no axis is padded)."""
+        indices, inside = [], None
+        for pos, lo, size, full in zip(positions, low, sizes, padded, strict=True):
+            if lo == 0 and size == full:
+                indices.append(pos)
+                continue
+            shifted = self.op(f"arith.subi {pos}, {self.const(lo)} : index") if lo else pos
+            # unsigned compare: a negative shifted index wraps to a huge value
+            test = self.op(f"arith.cmpi ult, {shifted}, {self.const(size)} : index")
+            inside = test if inside is None else self.op(f"arith.andi {inside}, {test} : i1")
+            indices.append(shifted)
+        return indices, inside
+
+    def store_inside(
+        self, inside: str | None, value: Callable[[], str], fill: str, element: str, arg: int, offset: str
+    ) -> None:
+        """Store ``value()`` (emitted where it is used) at ``offset`` of binding ``arg`` if ``inside``
+        (None: always), else ``fill``, both of type ``element``."""
+        if inside is None:
+            self.store(value(), arg, offset)
+            return
+        result = self.fresh()
+        with self.region(f"{result} = scf.if {inside} -> ({element}) {{", "} else {"):
+            self.emit(f"scf.yield {value()} : {element}")
+        with self.region(None):
+            self.emit(f"scf.yield {fill} : {element}")
+        self.store(result, arg, offset)
 
     def linear_id(self, points: int) -> tuple[str, str]:
         """(linear invocation id, in-range flag) on the grid of :func:`linear_grid`."""

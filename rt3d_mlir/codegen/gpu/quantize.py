@@ -31,16 +31,7 @@ def quantize_kernel(
     linear, ok = k.linear_id(points)
     with k.region(f"scf.if {ok} {{"):
         batch, quad, *position = k.delinearize(linear, out_shape)
-        source, inside = [], None
-        for pos, lo, size, full in zip(position, low, spatial, padded, strict=True):
-            if lo == 0 and size == full:
-                source.append(pos)
-                continue
-            shifted = k.op(f"arith.subi {pos}, {k.const(lo)} : index") if lo else pos
-            # unsigned compare: a negative shifted index wraps to a huge value
-            test = k.op(f"arith.cmpi ult, {shifted}, {k.const(size)} : index")
-            inside = test if inside is None else k.op(f"arith.andi {inside}, {test} : i1")
-            source.append(shifted)
+        source, inside = k.unpadded(position, low, spatial, padded)
 
         def packed() -> str:
             word = None
@@ -57,13 +48,5 @@ def quantize_kernel(
                 word = q if word is None else k.op(f"arith.ori {word}, {q} : i32")
             return word  # type: ignore[return-value]
 
-        if inside is None:
-            k.store(packed(), 1, linear)
-        else:
-            result = k.fresh()
-            with k.region(f"{result} = scf.if {inside} -> (i32) {{", "} else {"):
-                k.emit(f"scf.yield {packed()} : i32")
-            with k.region(None):
-                k.emit(f"scf.yield {k.const(0, 'i32')} : i32")
-            k.store(result, 1, linear)
+        k.store_inside(inside, packed, k.const(0, "i32"), "i32", 1, linear)
     return k.kernel(linear_grid(points))
