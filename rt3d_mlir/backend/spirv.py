@@ -332,13 +332,15 @@ def emit_spirv_artifact(
 
 def spirv_pipeline(group_shape: tuple[int, int] | None, precision: str = "fp32") -> str:
     """Recognize and pack the sparse convolutions for GPU kernels (int8: the channels between two
-    convs padded to whole quads, which int8 kernels read); named ops to generics."""
+    convs padded to whole quads, which int8 kernels read; the FC layers of the scheme with int8
+    weights); named ops to generics."""
     option = f"{{group-shape={format_group_shape(group_shape)}}}" if group_shape else ""
     return ", ".join(
         [
             f"rt3d-recognize-kgs{option}",
             *([f"rt3d-pad-channels{{vector-width={INT8_QUAD}}}"] if precision == "int8" else []),
             "rt3d-pack-kernel-groups{target=spirv}",
+            f"rt3d-gpu-matmul{{precision={precision}}}",
             "canonicalize",
             "cse",
             "linalg-generalize-named-ops",

@@ -7,6 +7,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     gpu_conv,
     gpu_copy,
     gpu_generic,
+    gpu_matmul,
     lower_kgs_to_linalg,
     memref_copy_to_linalg,
     pack_kernel_groups,

@@ -52,7 +52,7 @@ class VectorizeMatmulOptions(TargetOptions):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
 
 
-def _weight_matrix(b: ir.Value) -> np.ndarray | None:
+def weight_matrix(b: ir.Value) -> np.ndarray | None:
     """``W[N, K]`` such that ``B = W^T``, if ``B`` is constant or a transposed constant."""
     producer = defining_op(b)
     if producer is not None and producer.name == "linalg.transpose":
@@ -65,7 +65,7 @@ def _weight_matrix(b: ir.Value) -> np.ndarray | None:
     return None if array is None else np.ascontiguousarray(array.T)
 
 
-def _zero_init(value: ir.Value) -> bool:
+def zero_init(value: ir.Value) -> bool:
     init = defining_op(value)
     if init is not None and init.name == "linalg.fill":
         return is_float_constant(init.operands[0], 0.0)
@@ -89,9 +89,9 @@ class VectorizeMatmul(Pass):
             return
         a, b, init = op.operands
         a_type = ir.RankedTensorType(a.type)
-        if not a_type.has_static_shape or a_type.element_type != ir.F32Type.get() or not _zero_init(init):
+        if not a_type.has_static_shape or a_type.element_type != ir.F32Type.get() or not zero_init(init):
             return
-        weight = _weight_matrix(b)
+        weight = weight_matrix(b)
         if weight is None:
             return
         m, k_dim = a_type.shape

@@ -428,3 +428,29 @@ def test_int8_channels_are_padded_to_quads_through_the_quantization(tmp_path):
     assert len(convs) == 2 and all(_opcode_count(code, OP_SDOT) for code in convs)
     got = rt3d_mlir.load(out)(x.numpy())
     assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
+
+
+def test_int8_spirv_artifacts_store_int8_weights(tmp_path):
+    """The weights of an int8 SPIR-V build are a quarter of the fp32 ones, give or take conv1a,
+    biases, scales and tables: conv weights as int8 quads, the FC layers' (two thirds of C3D's
+    weights) as int8 words with one scale per output (rt3d-gpu-matmul)."""
+    from test_int8 import INT8_TOL, _simulated
+
+    from rt3d_mlir.models import build_model
+    from rt3d_mlir.quantization import calibrate
+
+    model = build_model("c3d", num_classes=5, width=0.5, input_size=(16, 32, 32)).eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    scales = calibrate(model, [x])
+    sizes = {}
+    for precision in ("fp32", "int8"):
+        out = tmp_path / f"{precision}.spv"
+        rt3d_mlir.compile(model, x, output=out, target="spirv", precision=precision,
+                          int8_scales=scales if precision == "int8" else None)
+        with zipfile.ZipFile(out) as archive:
+            sizes[precision] = archive.getinfo("weights.bin").file_size
+            labels = [d["label"] for d in json.loads(archive.read("manifest.json"))["dispatches"]]
+    assert sum(label.startswith("matmul") for label in labels) == 3  # fc6, fc7, fc8
+    assert sizes["int8"] < 0.3 * sizes["fp32"]
+    got = rt3d_mlir.load(tmp_path / "int8.spv")(x.numpy())
+    assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
