@@ -250,7 +250,7 @@ class Toolchain:
     # the CPU the compiles name: the one chosen (``native``), whose features are ``features``. Not the
     # resolved name: on a VM whose CPUID model clang misreads, ``native`` resolved to rocketlake
     # (no AMX) while enabling the AMX the host has, and AMX kernels then failed to compile
-    chosen_cpu: str = ""
+    chosen_cpu: str
 
     def info(self, precision: str = "fp32") -> str:
         return info_json(self.target.name, self.target.triple, self.cpu, self.features, precision)
@@ -511,8 +511,7 @@ class CpuBuild(Build):
             stem = os.path.join(work, "model.part")
             run_tool([toolchain.llvm_split, f"-j{jobs}", "-o", stem, llvm_ir], "splitting the LLVM module")
             sources = [f"{stem}{i}" for i in range(jobs)]
-        cpu = toolchain.chosen_cpu or toolchain.cpu
-        flags = [f"--target={target.triple}", f"{target.cpu_flag}={cpu}", "-O3", "-fPIC"]
+        flags = [f"--target={target.triple}", f"{target.cpu_flag}={toolchain.chosen_cpu}", "-O3", "-fPIC"]
         ir_pieces = [["-Wno-override-module", "-x", "ir", source] for source in sources]
         inputs = [*ir_pieces, [wrapper], [assembly]]
         objects = [f"{source[-1]}.o" for source in inputs]

@@ -84,9 +84,46 @@ def padding_of_all_consumers(value: ir.Value) -> Padding | None:
     return found
 
 
+def _conv_shape(op: ir.Operation, in_padded: tuple[int, ...], weights: int, **extra: object) -> ConvShape:
+    """The kernel shape of packed conv ``op`` (constant tables) reading an input padded to
+    ``in_padded``, with ``weights`` packed weights (``extra``: element types, output padding)."""
+    params = packed_conv3d_params(op)
+    offsets, starts = constant_array(op.operands[2]), constant_array(op.operands[3])
+    out_shape = shape_of(op.results[0])
+    return ConvShape(
+        in_padded=in_padded,  # type: ignore[arg-type]
+        out=out_shape,  # type: ignore[arg-type]
+        strides=params.strides,
+        weights=weights,
+        entries=int(offsets.size),  # type: ignore[union-attr]
+        blocks=int(starts.size) - 1,  # type: ignore[union-attr]
+        block_size=params.block_size,
+        channel_unroll=params.channel_unroll,
+        relu=params.activation == "relu",
+        per_invocation=positions_per_invocation(math.prod(out_shape[2:])),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _conv_dispatch(
+    module: ir.Operation, op: ir.Operation, shape: ConvShape, operands: list[ir.Value], result_type: ir.Type,
+    zero_init: bool = False,
+) -> ir.Value:
+    """A dispatch of the conv kernel of ``shape`` for ``op``, at the current insertion point."""
+    symbol, kernel = add_kernel(module, "conv", lambda name: packed_conv_kernel(name, shape))
+    dense = int_attr(op, DENSE_WEIGHTS_ATTR)
+    out = shape.out
+    return dispatch(
+        module, symbol, kernel, operands, result_type, "conv",
+        dense_flops=2 * dense * math.prod(out) // out[1] if dense else None, zero_init=zero_init,
+    )
+
+
 @dataclass
-class GpuConvOptions:
-    precision: str = "fp32"  # fp16: activations between convs in f16; int8: int8 convs (module docstring)
+class GpuPrecisionOptions:
+    """The option of the GPU passes whose kernels depend on the build's precision."""
+
+    precision: str = "fp32"  # fp16: activations between convs in f16; int8: int8 kernels (docstrings)
 
     def __post_init__(self) -> None:
         if self.precision not in GPU_PRECISIONS:
@@ -110,13 +147,16 @@ def read_by_convs_only(value: ir.Value, padding: Padding | None) -> bool:
 class GpuConv(Pass):
     name = "rt3d-gpu-conv"
     summary = "GPU kernels for rt3d.packed_conv3d (vec4 filter blocks over kept entries; pad elision)"
-    Options = GpuConvOptions
+    Options = GpuPrecisionOptions
 
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)
         written_padded: dict[ir.Value, tuple[ir.Value, Padding]] = {}
         replaced = []
         for op in ops_named(module, "rt3d.packed_conv3d"):
+            block_size = packed_conv3d_params(op).block_size
+            if block_size % 4:  # every kernel holds filters in vectors of four
+                raise PassFailure(f"a filter block of {block_size} is not a multiple of 4", op.location)
             if self.options.precision == "int8" and self._int8(module, op):
                 continue  # erased already
             self._rewrite(module, op, written_padded)
@@ -140,7 +180,7 @@ class GpuConv(Pass):
         offsets_in_quads = blocked_offsets(offsets, plane, INT8_QUAD)
         unroll, block_size = params.channel_unroll, params.block_size
         if (
-            found is None or unroll % INT8_QUAD or c % INT8_QUAD or block_size % 4
+            found is None or unroll % INT8_QUAD or c % INT8_QUAD
             or np.any(offsets_in_quads % INT8_QUAD)  # every run starts a quad
         ):
             with ir.InsertionPoint(op), op.location:
@@ -149,20 +189,7 @@ class GpuConv(Pass):
         source, scale = found
         q, weight_scales, _ = quantized_lanes(weights, starts, unroll, block_size)
         factors = (np.float64(scale) * weight_scales).astype(np.float32)
-        out_shape = shape_of(op.results[0])
-        shape = ConvShape(
-            in_padded=(n, c, *padded),  # type: ignore[arg-type]
-            out=out_shape,  # type: ignore[arg-type]
-            strides=params.strides,
-            weights=int(q.size),
-            entries=int(offsets.size),
-            blocks=int(starts.size) - 1,
-            block_size=block_size,
-            channel_unroll=unroll,
-            relu=params.activation == "relu",
-            per_invocation=positions_per_invocation(math.prod(out_shape[2:])),
-            input_element="i8",
-        )
+        shape = _conv_shape(op, (n, c, *padded), int(q.size), input_element="i8")
         i32 = ir.IntegerType.get_signless(32)
         with ir.InsertionPoint(op), op.location:
             symbol, kernel = add_kernel(
@@ -180,12 +207,7 @@ class GpuConv(Pass):
                 op.operands[4],
                 array_constant(np.concatenate([bias.astype(np.float32), factors])),
             ]
-            symbol, kernel = add_kernel(module, "conv", lambda name: packed_conv_kernel(name, shape))
-            dense = int_attr(op, DENSE_WEIGHTS_ATTR)
-            result = dispatch(
-                module, symbol, kernel, operands, tensor_type(out_shape), "conv",
-                dense_flops=2 * dense * math.prod(out_shape) // out_shape[1] if dense else None,
-            )
+            result = _conv_dispatch(module, op, shape, operands, tensor_type(shape.out))
         op.results[0].replace_all_uses_with(result)
         dequantized = defining_op(op.operands[0])
         op.erase()
@@ -201,9 +223,7 @@ class GpuConv(Pass):
         tables = [constant_array(v) for v in list(op.operands)[1:6]]
         if any(t is None for t in tables):
             raise PassFailure("the GPU convolution kernel needs constant weights and tables", op.location)
-        if params.block_size % 4:
-            raise PassFailure(f"a filter block of {params.block_size} is not a multiple of 4", op.location)
-        weights, offsets, starts = tables[0], tables[1], tables[2]
+        weights = tables[0]
         out_shape = shape_of(op.results[0])
         out_padding = padding_of_all_consumers(op.results[0])
         half_out = self.options.precision == "fp16" and read_by_convs_only(op.results[0], out_padding)
@@ -220,33 +240,17 @@ class GpuConv(Pass):
             if element == "f16":  # an f16 input (a conv's f16 result): f16 weights
                 attr = ir.DenseElementsAttr.get(weights.astype(np.float16))  # type: ignore[union-attr]
                 operands[0] = arith.ConstantOp(attr.type, attr).result
-            shape = ConvShape(
-                in_padded=shape_of(source),  # type: ignore[arg-type]
-                out=out_shape,  # type: ignore[arg-type]
-                strides=params.strides,
-                weights=int(weights.size),  # type: ignore[union-attr]
-                entries=int(offsets.size),  # type: ignore[union-attr]
-                blocks=int(starts.size) - 1,  # type: ignore[union-attr]
-                block_size=params.block_size,
-                channel_unroll=params.channel_unroll,
-                relu=params.activation == "relu",
-                per_invocation=positions_per_invocation(math.prod(out_shape[2:])),
-                out_low=out_padding[0] if out_padding else (0, 0, 0),  # type: ignore[arg-type]
-                out_high=out_padding[1] if out_padding else (0, 0, 0),  # type: ignore[arg-type]
+            shape = _conv_shape(
+                op, shape_of(source), int(weights.size),  # type: ignore[union-attr]
+                out_low=out_padding[0] if out_padding else (0, 0, 0),
+                out_high=out_padding[1] if out_padding else (0, 0, 0),
                 input_element=element,
                 output_element="f16" if half_out else "f32",
             )
-            symbol, kernel = add_kernel(module, "conv", lambda name: packed_conv_kernel(name, shape))
-            dense = int_attr(op, DENSE_WEIGHTS_ATTR)
             result_shape = padded_shape(out_shape, out_padding) if out_padding else out_shape
-            result = dispatch(
-                module,
-                symbol,
-                kernel,
-                [source, *operands],
+            result = _conv_dispatch(
+                module, op, shape, [source, *operands],
                 tensor_type(result_shape, ir.F16Type.get() if half_out else None),
-                "conv",
-                dense_flops=2 * dense * math.prod(out_shape) // out_shape[1] if dense else None,
                 zero_init=out_padding is not None,
             )
         if out_padding is not None:

@@ -12,27 +12,17 @@ are left to ``rt3d-gpu-generic``. Run before ``linalg-generalize-named-ops``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from torch_mlir import ir
 
 from rt3d_mlir.codegen.gpu.matmul import int8_matvec_kernel
 from rt3d_mlir.ir_matchers import fake_quantized_input, ops_named
-from rt3d_mlir.kernel_packing import GPU_PRECISIONS, INT8_QUAD, quantized_lanes
+from rt3d_mlir.kernel_packing import INT8_QUAD, quantized_lanes
 from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, register_pass
+from rt3d_mlir.passes.gpu_conv import GpuPrecisionOptions
 from rt3d_mlir.passes.gpu_dispatch import add_kernel, dispatch, tensor_type
 from rt3d_mlir.passes.vectorize_matmul import weight_matrix, zero_init
-
-
-@dataclass
-class GpuMatmulOptions:
-    precision: str = "fp32"  # int8: the layers of the int8 scheme get int8 weights
-
-    def __post_init__(self) -> None:
-        if self.precision not in GPU_PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(GPU_PRECISIONS)}, got '{self.precision}'")
 
 
 def int8_words(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +40,7 @@ def int8_words(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class GpuMatmul(Pass):
     name = "rt3d-gpu-matmul"
     summary = "int8-weight GPU kernels for the fully connected layers of the int8 scheme"
-    Options = GpuMatmulOptions
+    Options = GpuPrecisionOptions
 
     def run(self, module: ir.Operation) -> None:
         if self.options.precision != "int8":

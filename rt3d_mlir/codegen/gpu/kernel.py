@@ -31,15 +31,18 @@ MAX_GROUPS_X = 32768
 DOT4X8 = "rt3d_dot4x8_acc"  # (a: i32, b: i32, acc: i32) -> i32: acc + the dot of a's and b's signed bytes
 
 
+def signed_byte(k: KernelText, word: str, byte: int) -> str:
+    """Byte ``byte`` (0: the lowest) of i32 ``word``, sign-extended to i32 by two shifts."""
+    up = k.op(f"arith.shli {word}, {k.const(24 - 8 * byte, 'i32')} : i32") if byte < 3 else word
+    return k.op(f"arith.shrsi {up}, {k.const(24, 'i32')} : i32")
+
+
 def _dot4x8_function() -> str:
-    """:data:`DOT4X8` in integer arithmetic: each byte sign-extended by two shifts."""
+    """:data:`DOT4X8` in integer arithmetic: each byte sign-extended."""
     k = KernelText()
     total = "%acc"
     for byte in range(4):
-        products = []
-        for word in ("%a", "%b"):
-            up = k.op(f"arith.shli {word}, {k.const(24 - 8 * byte, 'i32')} : i32") if byte < 3 else word
-            products.append(k.op(f"arith.shrsi {up}, {k.const(24, 'i32')} : i32"))
+        products = [signed_byte(k, word, byte) for word in ("%a", "%b")]
         product = k.op(f"arith.muli {products[0]}, {products[1]} : i32")
         total = k.op(f"arith.addi {total}, {product} : i32")
     k.emit(f"func.return {total} : i32")

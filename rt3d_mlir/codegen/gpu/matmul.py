@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from rt3d_mlir.codegen.gpu.kernel import Binding, GpuKernel, Kernel, linear_grid
+from rt3d_mlir.codegen.gpu.kernel import Binding, GpuKernel, Kernel, linear_grid, signed_byte
 from rt3d_mlir.kernel_packing import INT8_QUAD
 
 
@@ -35,9 +35,7 @@ def int8_matvec_kernel(name: str, m: int, k: int, n: int) -> Kernel:
             word = k_.load(1, k_.index((iv, n), (column, 1)))
             value = acc
             for byte in range(INT8_QUAD):
-                up = k_.op(f"arith.shli {word}, {k_.const(24 - 8 * byte, 'i32')} : i32") if byte < 3 else word
-                signed = k_.op(f"arith.shrsi {up}, {k_.const(24, 'i32')} : i32")
-                q = k_.op(f"arith.sitofp {signed} : i32 to f32")
+                q = k_.op(f"arith.sitofp {signed_byte(k_, word, byte)} : i32 to f32")
                 # past K the weight is zero: read the last input instead of past the row
                 position = k_.index((iv, INT8_QUAD), (byte, 1))
                 if (words - 1) * INT8_QUAD + byte >= k:
