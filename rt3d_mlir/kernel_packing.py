@@ -301,6 +301,9 @@ def bf16_pairs(weights: np.ndarray, channel_unroll: int, block_size: int) -> np.
 # product of four channels per lane (AVX-512 VNNI ``vpdpbusd``, AArch64 ``sdot``). int8 arrays are
 # numpy int8 (IR: i8); an input encoded with a zero point z holds q + z (z = 128: unsigned bytes).
 INT8_QUAD = 4
+# the encodings of int8 inputs the kernels take (q + z as a byte): signed (AArch64 sdot, SPIR-V), and
+# unsigned (x86 vpdpbusd multiplies unsigned input bytes by signed weights)
+INT8_ZERO_POINTS = (0, 128)
 INT8_MAX = 127  # int8 values of the scheme (rt3d_mlir.quantization) lie in [-INT8_MAX, INT8_MAX]
 
 

@@ -151,6 +151,7 @@ def kernel_pipeline(
             f"rt3d-vectorize-pool{target_option}",  # before the convs: it may write a conv's padded input
             f"rt3d-vectorize{{target={target} native-bf16={int(native_bf16)} amx={int(amx)} "
             f"native-f16={int(native_f16)} int8-dot={int8_dot}{width}}}",
+            *([f"rt3d-vectorize-quantize{target_option}"] if precision == "int8" else []),
             f"rt3d-vectorize-matmul{{target={target} precision={precision}}}",
             f"rt3d-vectorize-reduction{{target={target}}}",
             "rt3d-fuse-elementwise",

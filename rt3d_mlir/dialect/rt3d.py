@@ -18,6 +18,21 @@ groups are cut to the weight's shape). Vanilla structured sparsity is the
 case where each group's mask is all true or all false. Padding is with
 zeros, per dimension and side. ``activation`` is ``"none"`` or ``"relu"``.
 
+``rt3d.quantize`` is the int8 scheme's quantization of a convolution's
+input (:mod:`rt3d_mlir.quantization`), zero-padded and laid out for the int8
+kernels:
+
+    %q = "rt3d.quantize"(%x) {scale = 2.5e-01 : f64, zero_point = 128 : i64,
+           padding_low = array<i64: 1, 1, 1>, padding_high = array<i64: 1, 1, 1>}
+         : (tensor<N x C x D x H x W x f32>) -> tensor<N x C/4 x D' x H' x W' x 4 x i8>
+
+Semantics: ``q[n, c / 4, pad(d, h, w), c % 4] = clamp(round_even(x / scale),
+-127, 127) + zero_point`` (as a byte: 128 makes the bytes unsigned), the
+padding ``zero_point`` (the value 0), ``D' = D + low + high`` and so on.
+It is computed by a kernel (``rt3d-vectorize-quantize``) or, where the
+convolution or pool before it allows, in that kernel's epilogue
+(``rt3d-vectorize``).
+
 Python-defined dialects print and parse in the generic form only, and keep
 attributes in the op's attribute dictionary (not as properties).
 """
@@ -29,7 +44,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import ext
 
-from rt3d_mlir.kernel_packing import INT8_QUAD, plain_offsets, plain_shape, runs_fit_blocks
+from rt3d_mlir.kernel_packing import INT8_QUAD, INT8_ZERO_POINTS, plain_offsets, plain_shape, runs_fit_blocks
 from rt3d_mlir.sparsity import mask_shape
 
 ACTIVATIONS = ("none", "relu")
@@ -87,6 +102,18 @@ class PackedConv3dOp(Rt3dDialect.Operation, name="packed_conv3d"):
 
     def verify_invariants(self) -> bool:
         return _report_problem(self, "rt3d.packed_conv3d", packed_conv3d_problem)
+
+
+class QuantizeOp(Rt3dDialect.Operation, name="quantize"):
+    result: ext.Result[Any]
+    input: ext.Operand[Any]
+    scale: Any
+    zero_point: Any
+    padding_low: Any
+    padding_high: Any
+
+    def verify_invariants(self) -> bool:
+        return _report_problem(self, "rt3d.quantize", quantize_problem)
 
 
 def load_dialect(context: ir.Context | None = None) -> None:
@@ -717,3 +744,82 @@ def build_packed_conv3d(
         ir.StringAttr.get(params.activation),
     )
     return op.operation
+
+
+@dataclass(frozen=True)
+class QuantizeParams:
+    """The attributes of an ``rt3d.quantize``, as plain Python values."""
+
+    scale: float
+    zero_point: int
+    padding_low: tuple[int, int, int]
+    padding_high: tuple[int, int, int]
+
+
+def quantize_params(op: ir.Operation) -> QuantizeParams:
+    """Read a verified ``rt3d.quantize``'s attributes."""
+    return QuantizeParams(
+        scale=float(ir.FloatAttr(op.attributes["scale"]).value),
+        zero_point=_i64_attr(op, "zero_point"),  # type: ignore[arg-type]
+        padding_low=_i64_array(op, "padding_low"),  # type: ignore[arg-type]
+        padding_high=_i64_array(op, "padding_high"),  # type: ignore[arg-type]
+    )
+
+
+def quantized_shape(x_shape: tuple[int, ...], low: tuple[int, ...], high: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape ``rt3d.quantize`` gives an (N, C, D, H, W) input with these paddings."""
+    n, c, *spatial = x_shape
+    padded = (s + lo + hi for s, lo, hi in zip(spatial, low, high, strict=True))
+    return (n, c // INT8_QUAD, *padded, INT8_QUAD)
+
+
+def quantize_problem(op: ir.Operation) -> str | None:
+    """What is wrong with an ``rt3d.quantize``, or None if it is valid."""
+    if len(op.operands) != 1 or len(op.results) != 1:
+        return "takes one input and has one result"
+    x_shape, q_shape = _static_shape(op.operands[0].type), _static_shape(op.results[0].type)
+    if x_shape is None or len(x_shape) != 5:
+        return "input must be a statically shaped rank-5 (N, C, D, H, W) tensor"
+    problem = _element_problem(["input", "result"], [op.operands[0], op.results[0]], ["f32", "i8"])
+    if problem:
+        return problem
+    if x_shape[1] % INT8_QUAD:
+        return f"input channels ({x_shape[1]}) must be a multiple of {INT8_QUAD}"
+    if "scale" not in op.attributes or not isinstance(op.attributes["scale"], ir.FloatAttr):
+        return "requires a float 'scale'"
+    scale = float(ir.FloatAttr(op.attributes["scale"]).value)
+    if not np.isfinite(scale) or scale <= 0:
+        return f"scale must be positive and finite, got {scale}"
+    zero_point = _i64_attr(op, "zero_point")
+    if zero_point not in INT8_ZERO_POINTS:
+        return f"zero_point must be one of {', '.join(map(str, INT8_ZERO_POINTS))}, got {zero_point}"
+    pads = [_i64_array(op, name) for name in ("padding_low", "padding_high")]
+    if any(p is None or len(p) != 3 or min(p) < 0 for p in pads):
+        return "padding_low and padding_high must be three non-negative integers each"
+    expected = quantized_shape(x_shape, *pads)  # type: ignore[arg-type]
+    if q_shape != expected:
+        return f"result shape {q_shape} does not match the quantized, padded input shape {expected}"
+    return None
+
+
+def build_quantize(
+    x: ir.Value, scale: float, zero_point: int, low: tuple[int, ...], high: tuple[int, ...]
+) -> ir.Value:
+    """Create an ``rt3d.quantize`` of ``x`` at the current insertion point; its result."""
+
+    def i64s(values):
+        return ir.DenseI64ArrayAttr.get([int(v) for v in values])
+
+    x_shape = tuple(ir.RankedTensorType(x.type).shape)
+    result_type = ir.RankedTensorType.get(
+        list(quantized_shape(x_shape, low, high)), ir.IntegerType.get_signless(8)
+    )
+    op = QuantizeOp(
+        result_type,
+        x,
+        ir.FloatAttr.get_f64(float(scale)),
+        ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(zero_point)),
+        i64s(low),
+        i64s(high),
+    )
+    return op.operation.results[0]

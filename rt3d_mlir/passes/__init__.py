@@ -22,6 +22,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     vectorize_matmul,
     vectorize_pad,
     vectorize_pool,
+    vectorize_quantize,
     vectorize_reduction,
 )
 from rt3d_mlir.passes.framework import PASS_REGISTRY, Pass, PassFailure, register_pass

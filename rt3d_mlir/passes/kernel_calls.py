@@ -38,7 +38,7 @@ def replace_with_kernel_call(
     inputs: Callable[[], Sequence[ir.Value]],
     result_type: ir.Type | None = None,
     first: Sequence[str] = (),
-    through: ir.Operation | None = None,
+    through: Sequence[ir.Operation] = (),
 ) -> None:
     """Replace ``op``'s single result by a call to ``dispatch``.
 
@@ -46,18 +46,19 @@ def replace_with_kernel_call(
     a pad or a packed constant); producers left unused are erased. The
     result has ``op``'s type unless ``result_type`` is given; ``first``
     dispatches are called with the output buffer alone before the kernel
-    (to fill what the kernel does not write). With ``through`` (the only
-    user of ``op``'s result, computed by the same kernel: a fused epilogue)
-    the call stands for ``through``'s result instead, and both are erased.
+    (to fill what the kernel does not write). With ``through`` (a chain of
+    ops, each the only user of the one before, starting from ``op``,
+    computed by the same kernel: a fused epilogue) the call stands for the
+    last one's result instead, and all are erased.
     """
-    replaced = through or op
+    replaced = through[-1] if through else op
     with ir.InsertionPoint(op), op.location:
         result = call_kernel(dispatch, inputs(), result_type or replaced.results[0].type, first)
     producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
     replaced.results[0].replace_all_uses_with(result)
-    if through is not None:
-        producers += [p for p in (defining_op(v) for v in through.operands[1:]) if p is not None]
-        through.erase()
+    for fused in reversed(through):
+        producers += [p for p in (defining_op(v) for v in fused.operands[1:]) if p is not None]
+        fused.erase()
     op.erase()
     erase_dead_producers(producers)
 

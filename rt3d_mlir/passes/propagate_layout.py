@@ -79,7 +79,7 @@ class PropagateLayoutOptions(TargetOptions):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
 
 
-def _writes_channel_blocks(op: ir.Operation, lanes: int) -> bool:
+def writes_channel_blocks(op: ir.Operation, lanes: int) -> bool:
     """Whether ``op``'s blocks are whole, in-order blocks of ``lanes`` output channels."""
     params = packed_conv3d_params(op)
     shape = ir.RankedTensorType(op.results[0].type).shape
@@ -189,7 +189,7 @@ class PropagateLayout(Pass):
             return
         components = _Components()
         for op in ops_named(module, "rt3d.packed_conv3d"):
-            if _writes_channel_blocks(op, lanes):
+            if writes_channel_blocks(op, lanes):
                 components.find(op.results[0])
         elementwise = [
             op
@@ -231,7 +231,7 @@ class PropagateLayout(Pass):
             if producer is None:
                 return None
             if producer.name == "rt3d.packed_conv3d":
-                if not _writes_channel_blocks(producer, lanes):
+                if not writes_channel_blocks(producer, lanes):
                     return None
             elif producer not in members:
                 return None

@@ -11,10 +11,11 @@ channels multiples of :data:`~rt3d_mlir.kernel_packing.INT8_QUAD`, no
 channel chunks), and rewrites it to read
 
 - its input quantized once, zero-padded, into the blocked layout with
-  blocks of four channels (a kernel, :mod:`rt3d_mlir.codegen.cpu.quantize`:
-  divide, round to even, clamp, add the zero point, store as i8; the
-  padding is the zero point), so that each position's quad is one 32-bit
-  word;
+  blocks of four channels (an ``rt3d.quantize``: divide, round to even,
+  clamp, add the zero point, store as i8; the padding is the zero point),
+  so that each position's quad is one 32-bit word. ``rt3d-vectorize``
+  computes it in the epilogue of the conv before it where it can,
+  ``rt3d-vectorize-quantize`` by a kernel elsewhere;
 - its weights as int8 channel quads with one scale per lane
   (:func:`~rt3d_mlir.kernel_packing.int8_quads`; the weights are already on
   their grid, so the integers are the scheme's);
@@ -40,8 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch_mlir import ir
 
-from rt3d_mlir.codegen.cpu.quantize import quantize_kernel_text
-from rt3d_mlir.dialect import load_dialect, packed_conv3d_params
+from rt3d_mlir.dialect import build_quantize, load_dialect, packed_conv3d_params
 from rt3d_mlir.dialect.attributes import INPUT_ZERO_POINT_ATTR
 from rt3d_mlir.ir_matchers import (
     constant_array,
@@ -52,6 +52,7 @@ from rt3d_mlir.ir_matchers import (
 )
 from rt3d_mlir.kernel_packing import (
     INT8_QUAD,
+    INT8_ZERO_POINTS,
     blocked_offsets,
     int8_grid_weights,
     int8_quads,
@@ -59,17 +60,8 @@ from rt3d_mlir.kernel_packing import (
 )
 from rt3d_mlir.passes.builders import array_constant
 from rt3d_mlir.passes.framework import Pass, TargetOptions, register_pass
-from rt3d_mlir.passes.kernel_calls import (
-    DISPATCH_PLACEHOLDER,
-    KERNEL_PLACEHOLDER,
-    add_kernel,
-    call_kernel,
-    vector_lanes,
-)
+from rt3d_mlir.passes.kernel_calls import vector_lanes
 from rt3d_mlir.targets import get_target
-
-ZERO_POINTS = (0, 128)
-QUANTIZE_STEM = "quantize"  # the kernels' names: rt3d_quantize_kernel_<i>, rt3d_quantize_dispatch_<j>
 
 
 def int8_schedule(vector_dim: str, channel_chunk: int) -> bool:
@@ -91,8 +83,8 @@ class QuantizeConvsOptions(TargetOptions):
         super().__post_init__()
         if self.zero_point == -1:
             self.zero_point = default_zero_point(self.target)
-        if self.zero_point not in ZERO_POINTS:
-            choices = ", ".join(map(str, ZERO_POINTS))
+        if self.zero_point not in INT8_ZERO_POINTS:
+            choices = ", ".join(map(str, INT8_ZERO_POINTS))
             raise ValueError(f"zero-point must be one of {choices}, got {self.zero_point}")
 
 
@@ -106,9 +98,9 @@ class QuantizeConvs(Pass):
         load_dialect(module.context)
         lanes = vector_lanes(self.options.target, self.options.vector_width, module.location)
         for op in ops_named(module, "rt3d.packed_conv3d"):
-            self._rewrite(module, op, lanes)
+            self._rewrite(op, lanes)
 
-    def _rewrite(self, module: ir.Operation, op: ir.Operation, lanes: int) -> None:
+    def _rewrite(self, op: ir.Operation, lanes: int) -> None:
         params = packed_conv3d_params(op)
         x_type = ir.RankedTensorType(op.operands[0].type)
         found = fake_quantized_input(op.operands[0])
@@ -132,24 +124,18 @@ class QuantizeConvs(Pass):
         factors = (np.float64(scale) * weight_scales).astype(np.float32)
         shift = zero_point * factors.astype(np.float64) * sums  # what the zero point adds to each sum
         shifted = (bias.astype(np.float64) - shift).astype(np.float32)
-        n, c, d, h, w = x_type.shape
+        d, h, w = x_type.shape[2:]
         pads = zip((d, h, w), params.padding_low, params.padding_high, strict=True)
-        padded = tuple(s + lo + hi for s, lo, hi in pads)
-        plane = int(np.prod(padded))
-        text = quantize_kernel_text(
-            KERNEL_PLACEHOLDER, DISPATCH_PLACEHOLDER, (n, c, d, h, w), params.padding_low, padded, scale,
-            zero_point, lanes,
-        )
-        dispatch = add_kernel(module, QUANTIZE_STEM, text)
-        i8 = ir.IntegerType.get_signless(8)
-        quantized_type = ir.RankedTensorType.get([n, c // INT8_QUAD, *padded, INT8_QUAD], i8)
+        plane = int(np.prod([s + lo + hi for s, lo, hi in pads]))
         dequantized = op.operands[0]
         with ir.InsertionPoint(op), op.location:
-            op.operands[0] = call_kernel(dispatch, [source], quantized_type)
+            op.operands[0] = build_quantize(
+                source, scale, zero_point, params.padding_low, params.padding_high
+            )
             op.operands[1] = array_constant(int8_quads(q, params.channel_unroll, params.block_size))
             op.operands[2] = array_constant(blocked_offsets(offsets, plane, INT8_QUAD))
             op.operands[5] = array_constant(np.concatenate([shifted, factors]))
-        # the importer's quantization the kernel replaced: left to later passes, a generic turned
+        # the importer's quantization rt3d.quantize replaced: left to later passes, a generic turned
         # into a kernel call would run, unread, on every inference
         erase_dead_producers([defining_op(dequantized)])
         op.attributes["input_layout"] = ir.StringAttr.get("blocked")

@@ -19,6 +19,13 @@ A max pool that reads the conv alone and fits the kernel's epilogue
 is computed there: the register tile is fitted to whole pool windows, the
 call stands for the pool's result, and the pool's padded consumer is
 written as above.
+
+An ``rt3d.quantize`` that alone reads the conv (or its epilogue's pool) is
+computed there too, where the kernel writes whole in-order channel blocks
+("filters", blocks of the target's lanes): the epilogue quantizes each
+accumulator and stores its quads into the next conv's zero-padded int8
+input (the fill kernel writes the zero point into the padding first), so
+the activation between two int8 convs is stored once, in int8.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ from rt3d_mlir.passes.kernel_calls import (
     replace_with_kernel_call,
     vector_lanes,
 )
-from rt3d_mlir.passes.padded_outputs import padded_output
+from rt3d_mlir.passes.padded_outputs import padded_output, quantized_output
+from rt3d_mlir.passes.propagate_layout import writes_channel_blocks
 from rt3d_mlir.passes.reorder_loops import choose_tile, fit_tile_to_pool, fit_width_tile_to_pool
 from rt3d_mlir.passes.vectorize_pool import epilogue_pool
 
@@ -155,10 +163,22 @@ class Vectorize(Pass):
         if epilogue is not None:
             stored = epilogue[0]
             stored_shape = [*y_shape[:3], y_shape[3] // window[0], y_shape[4] // window[1]]
-        fused = None
-        if self.options.fuse_pads:
+        fused, quantized = None, None
+        if self.options.fuse_pads and params.vector_dim == "filters" and not params.channel_chunk:
+            if writes_channel_blocks(op, self.lanes):
+                quantized = quantized_output(module, stored, stored_shape, self.lanes)
+        if self.options.fuse_pads and quantized is None:
             fused = padded_output(module, stored, stored_shape, out_block, self.lanes)
         result_type, first = None, []
+        if quantized is not None:
+            # compute the next conv's rt3d.quantize: store its padded int8 input
+            geo = replace(
+                geo, out_padded=quantized.padded, out_padding_low=quantized.params.padding_low,
+                output_element="i8", output_scale=quantized.params.scale,
+                output_zero_point=quantized.params.zero_point,
+            )
+            params = replace(params, streaming_stores=False)
+            result_type, first = quantized.result_type, [quantized.fill]
         if fused is not None:
             # write into the next conv's padded input: no padded copy of this output is made
             geo = replace(geo, out_padded=fused.padded, out_padding_low=fused.low)  # type: ignore[arg-type]
@@ -183,7 +203,10 @@ class Vectorize(Pass):
             ],
             result_type,
             first,
-            through=epilogue[0] if epilogue is not None else None,
+            through=[
+                *([epilogue[0]] if epilogue is not None else []),
+                *([quantized.quantize] if quantized is not None else []),
+            ],
         )
         if fused is not None:
             fused.take_padding()

@@ -3,6 +3,8 @@ compiled model, with int8 dot-product kernels where the CPU has them, and the er
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -65,8 +67,13 @@ def test_int8_builds_compute_the_int8_scheme(arch, groups, target, tmp_path):
     assert relative_error(got, _simulated(model, scales, x)) <= INT8_TOL
     # int8 against float: the scheme's own error (bench/RESULTS.md: top-1 unchanged after QAT)
     assert relative_error(got, torch_output(model, x)) <= 0.05
-    dots = (ir_dir / "model.ll").read_text().count(DOTS[target])
-    assert (dots > 0) == (target == "aarch64" or _vnni())
+    ll = (ir_dir / "model.ll").read_text()
+    assert (ll.count(DOTS[target]) > 0) == (target == "aarch64" or _vnni())
+    if arch == "c3d":
+        # int8 between convs: of the seven int8 convs, the four that read a conv alone (conv2 after
+        # conv1's epilogue pool, 3b, 4b, 5b) get their int8 input from its epilogue; the three
+        # after a 2x2x2 pool read it through a quantize kernel
+        assert len(set(re.findall(r"@rt3d_quantize_dispatch_\d+", ll))) == 3
 
 
 def test_int8_artifact_records_its_precision(tmp_path):

@@ -72,6 +72,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
+from rt3d_mlir.codegen.cpu.quantize import Int8Encoder
 from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.dialect.rt3d import PackedConv3dParams
 from rt3d_mlir.kernel_packing import INT8_QUAD, runs_fit_blocks
@@ -167,6 +168,10 @@ class ConvGeometry:
     # and the zero point the input bytes carry (128: unsigned)
     int8_dot: str = ""
     input_zero_point: int = 0
+    # an i8 output (output_element "i8"): the next conv's int8 input (an rt3d.quantize this kernel
+    # computes), its scale and zero point; the output is blocked by 4 channels (out_padded: padded)
+    output_scale: float = 0.0
+    output_zero_point: int = 0
 
 
 @dataclass
@@ -213,8 +218,19 @@ class _ConvKernel:
         if blocked_in and not runs_fit_blocks(p.channel_unroll, geo.input_block):
             raise ValueError(f"channel runs of {p.channel_unroll} straddle blocks of {geo.input_block}")
         self.in_position = geo.input_block if blocked_in else 1
-        # a blocked output: positions are vectors of the block's channels
+        # a blocked output: positions are vectors of the block's channels; an int8 output: quads
+        self.out_quads = geo.output_element == "i8"
         self.out_position = p.block_size if p.output_layout == "blocked" else 1
+        if self.out_quads:
+            if p.vector_dim != "filters" or p.output_layout != "plain" or p.block_size % INT8_QUAD:
+                raise ValueError(
+                    f"an int8 output needs a \"filters\" kernel with blocks of a multiple of {INT8_QUAD} "
+                    "filters, writing whole in-order channel blocks"
+                )
+            if p.channel_chunk or p.streaming_stores or not geo.output_scale > 0:
+                raise ValueError("an int8 output needs whole results (no channel chunks or streaming stores) "
+                                 "and its positive scale")
+            self.out_position = INT8_QUAD
         # a max pool in the epilogue: each of its windows lies in one register tile
         ph, pw = geo.pool
         if geo.pool != (1, 1):
@@ -247,7 +263,7 @@ class _ConvKernel:
             geo.input_element != "f32" or geo.output_element != "f32" or geo.weights_element != "f32"
         ) and p.vector_dim != "filters":
             raise ValueError("16-bit activations need a \"filters\" kernel")
-        if geo.output_element != "f32" and p.output_layout != "blocked":
+        if geo.output_element not in ("f32", "i8") and p.output_layout != "blocked":
             raise ValueError(f"a {geo.output_element} output needs the blocked layout")
         if self.pairs and (geo.input_element != "bf16" or not blocked_in or p.channel_unroll % 2):
             raise ValueError("bf16 weight pairs need a blocked bf16 input and even channel runs")
@@ -269,6 +285,9 @@ class _ConvKernel:
         # block of channels), else f16 weights widened
         self.native_half = self.halves and geo.native_f16
         self.zero = self.k.vconst(0.0, self.vlanes, "f32")
+        self.encoder = None  # an int8 output's quantization
+        if self.out_quads:
+            self.encoder = Int8Encoder(self.k, geo.output_scale, geo.output_zero_point, self.lanes)
         self.amx = amx_applies(geo, p)
         if self.amx and (p.block_group or 1) != 1:
             raise ValueError("AMX kernels take one block per register tile")
@@ -548,7 +567,9 @@ class _ConvKernel:
             values = [[self.rectified(mine[i * cols + c]) for c in range(cols)] for i in range(rows)]
             if self.geo.pool != (1, 1):
                 values = self.pooled(values)
-            if self.out_position > 1:
+            if self.out_quads:
+                self.quad_store(b, values, h0, w0)
+            elif self.out_position > 1:
                 self.blocked_store(b, values, h0, w0)
             else:
                 self.transposed_store(b, values, h0, w0)
@@ -809,6 +830,29 @@ class _ConvKernel:
                 if narrow:
                     value = k.op(f"arith.truncf {value} : {self.vec} to {stored}")
                 k.emit(f"vector.store {value}, %output[{at}] : {self.output_type}, {stored}")
+
+    def quad_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
+        """Write ``values[row][col]`` (the block's filters, whole in-order channels, in lanes) as the
+        next conv's int8 input: quantized (:class:`~rt3d_mlir.codegen.cpu.quantize.Int8Encoder`) and
+        stored in blocks of four channels, each quad of lanes one 32-bit word of its channel quad's
+        plane."""
+        k, m, lanes, encoder = self.k, self.out_position, self.lanes, self.encoder
+        assert encoder is not None
+        channel = k.op(f"memref.load %out_channels[{b.lane0}] : {self.table_type}")
+        channel = k.op(f"arith.index_cast {channel} : i32 to index")
+        corner = k.index((self.out_base, 1), (channel, self.plane), (h0, self.row * m), (w0, m))
+        quad = f"vector<{INT8_QUAD}xi8>"
+        for i, row in enumerate(values):
+            for c, value in enumerate(row):
+                at = k.index((corner, 1), ((i * self.row + c) * m, 1))
+                encoded = encoder(value)
+                for j in range(lanes // INT8_QUAD):
+                    word = k.op(
+                        f"vector.extract_strided_slice {encoded} {{offsets = [{j * INT8_QUAD}], sizes = "
+                        f"[{INT8_QUAD}], strides = [1]}} : vector<{lanes}xi8> to {quad}"
+                    )
+                    where = k.index((at, 1), (j * INT8_QUAD * self.plane, 1))
+                    k.emit(f"vector.store {word}, %output[{where}] : {self.output_type}, {quad}")
 
     def transposed_store(self, b: _Block, values: list[list[str]], h0: str | int, w0: str | int) -> None:
         """Write ``values[row][col]`` (each the block's filters in lanes) to NCDHW rows.

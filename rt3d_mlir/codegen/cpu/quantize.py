@@ -1,4 +1,6 @@
-"""The CPU kernel that quantizes an int8 convolution's input (called by ``rt3d-quantize-convs``).
+"""The CPU kernel of ``rt3d.quantize``: an int8 convolution's input quantized (called by
+``rt3d-vectorize-quantize``), and the encoding it shares with the convolution epilogues that store
+such an input themselves (:class:`Int8Encoder`).
 
 It reads a plain f32 activation (N, C, D, H, W) and writes the conv's
 zero-padded input as int8 in the layout the int8 kernels read: blocked by
@@ -22,6 +24,35 @@ from rt3d_mlir.codegen.text import KernelText
 from rt3d_mlir.kernel_packing import INT8_MAX, INT8_QUAD
 
 
+class Int8Encoder:
+    """Emits the scheme's quantization of f32 vectors of ``lanes`` values into ``k``: the bytes
+    ``clamp(round_even(x / scale), -127, 127) + zero_point`` (the division as PyTorch computes it, so
+    the integers are those of :func:`rt3d_mlir.quantization.fake_quantize`). Shared by the quantize
+    kernel and the epilogues that store a quantized output (``codegen/cpu/conv.py``)."""
+
+    def __init__(self, k: KernelText, scale: float, zero_point: int, lanes: int) -> None:
+        self.k, self.zero_point, self.lanes = k, zero_point, lanes
+        self.scale = k.vconst(float(scale), lanes, "f32")
+        self.low = k.vconst(float(-INT8_MAX), lanes, "f32")
+        self.high = k.vconst(float(INT8_MAX), lanes, "f32")
+        self.shift = k.vconst(zero_point, lanes, "i32")
+
+    def __call__(self, x: str) -> str:
+        """The ``vector<lanes x i8>`` of f32 vector ``x``."""
+        k, vec, ivec = self.k, f"vector<{self.lanes}xf32>", f"vector<{self.lanes}xi32>"
+        q = k.op(f"math.roundeven {k.op(f'arith.divf {x}, {self.scale} : {vec}')} : {vec}")
+        q = k.op(f"arith.minimumf {k.op(f'arith.maximumf {q}, {self.low} : {vec}')}, {self.high} : {vec}")
+        q = k.op(f"arith.fptosi {q} : {vec} to {ivec}")
+        if self.zero_point:
+            q = k.op(f"arith.addi {q}, {self.shift} : {ivec}")
+        return k.op(f"arith.trunci {q} : {ivec} to vector<{self.lanes}xi8>")
+
+
+def padding_byte(zero_point: int) -> int:
+    """The byte (as a signed i8) that encodes the value 0: the zero point."""
+    return zero_point - 256 if zero_point > INT8_MAX else zero_point
+
+
 def quantize_kernel_text(
     kernel: str,
     dispatch: str,
@@ -39,15 +70,12 @@ def quantize_kernel_text(
     quads = c // INT8_QUAD
     in_type = memref_type(n * c * d * h * w, "f32")
     out_type = memref_type(n * quads * d_p * h_p * w_p * INT8_QUAD, "i8")
-    vec, ivec, bytes_ = f"vector<{lanes}xf32>", f"vector<{lanes}xi32>", f"vector<{lanes}xi8>"
+    vec, bytes_ = f"vector<{lanes}xf32>", f"vector<{lanes}xi8>"
     wide = INT8_QUAD * lanes
     out_vec, out_mask = f"vector<{wide}xi8>", f"vector<{wide}xi1>"
     k = KernelText()
-    byte = zero_point - 256 if zero_point > INT8_MAX else zero_point
-    padding = k.vconst(byte, wide, "i8")
-    s = k.vconst(float(scale), lanes, "f32")
-    lo, hi = k.vconst(float(-INT8_MAX), lanes, "f32"), k.vconst(float(INT8_MAX), lanes, "f32")
-    shift = k.vconst(zero_point, lanes, "i32")
+    padding = k.vconst(padding_byte(zero_point), wide, "i8")
+    encode = Int8Encoder(k, scale, zero_point, lanes)
     zero = k.vconst(0.0, lanes, "f32")
     plane = k.op(f"arith.divui {TASK}, {k.const(d_p)} : index")  # n * C / 4 + quad
     z = k.op(f"arith.remui {TASK}, {k.const(d_p)} : index")
@@ -73,12 +101,7 @@ def quantize_kernel_text(
                     f"vector.maskedload %input[{where}], {mask}, {zero} : {in_type}, vector<{lanes}xi1>, "
                     f"{vec} into {vec}"
                 )
-            q = k.op(f"math.roundeven {k.op(f'arith.divf {x}, {s} : {vec}')} : {vec}")
-            q = k.op(f"arith.minimumf {k.op(f'arith.maximumf {q}, {lo} : {vec}')}, {hi} : {vec}")
-            q = k.op(f"arith.fptosi {q} : {vec} to {ivec}")
-            if zero_point:
-                q = k.op(f"arith.addi {q}, {shift} : {ivec}")
-            rows.append(k.op(f"arith.trunci {q} : {ivec} to {bytes_}"))
+            rows.append(encode(x))
         two = f"vector<{2 * lanes}xi8>"
         first = k.op(f"vector.shuffle {rows[0]}, {rows[1]} [{pairs}] : {bytes_}, {bytes_}")
         second = k.op(f"vector.shuffle {rows[2]}, {rows[3]} [{pairs}] : {bytes_}, {bytes_}")

@@ -43,3 +43,10 @@ func.func @packed(%x: tensor<1x2x4x4x4xf32>, %w: tensor<16xf32>, %off: tensor<2x
   %0 = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, loop_order = "dfhw", tile_sizes = array<i64: 1, 3>} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
   return %0 : tensor<1x3x4x4x4xf32>
 }
+
+// CHECK-LABEL: func.func @quantize
+// CHECK: "rt3d.quantize"(%{{.*}}) {padding_high = array<i64: 0, 1, 1>, padding_low = array<i64: 0, 1, 1>, scale = 2.500000e-01 : f64, zero_point = 128 : i64} : (tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x4x4x4xi8>
+func.func @quantize(%x: tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x4x4x4xi8> {
+  %q = "rt3d.quantize"(%x) {padding_high = array<i64: 0, 1, 1>, padding_low = array<i64: 0, 1, 1>, scale = 2.500000e-01 : f64, zero_point = 128 : i64} : (tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x4x4x4xi8>
+  return %q : tensor<1x2x1x4x4x4xi8>
+}

@@ -310,3 +310,43 @@ func.func @int8_padded_by_the_conv(%x: tensor<1x1x1x2x2x4xi8>) -> tensor<1x4x1x2
   %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 4 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, input_layout = "blocked"} : (tensor<1x1x1x2x2x4xi8>, tensor<16xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<8xf32>) -> tensor<1x4x1x2x3xf32>
   return %y : tensor<1x4x1x2x3xf32>
 }
+
+// -----
+
+// CHECK: error: 'rt3d.quantize' op result shape (1, 2, 1, 2, 2, 4) does not match the quantized, padded input shape (1, 2, 1, 4, 4, 4)
+func.func @quantize_shape(%x: tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi8> {
+  %q = "rt3d.quantize"(%x) {padding_high = array<i64: 0, 1, 1>, padding_low = array<i64: 0, 1, 1>, scale = 2.500000e-01 : f64, zero_point = 128 : i64} : (tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi8>
+  return %q : tensor<1x2x1x2x2x4xi8>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.quantize' op zero_point must be one of 0, 128, got 7
+func.func @quantize_zero_point(%x: tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi8> {
+  %q = "rt3d.quantize"(%x) {padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, scale = 2.500000e-01 : f64, zero_point = 7 : i64} : (tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi8>
+  return %q : tensor<1x2x1x2x2x4xi8>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.quantize' op scale must be positive and finite, got -1.0
+func.func @quantize_scale(%x: tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi8> {
+  %q = "rt3d.quantize"(%x) {padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, scale = -1.0 : f64, zero_point = 0 : i64} : (tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi8>
+  return %q : tensor<1x2x1x2x2x4xi8>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.quantize' op input channels (6) must be a multiple of 4
+func.func @quantize_channels(%x: tensor<1x6x1x2x2xf32>) -> tensor<1x1x1x2x2x4xi8> {
+  %q = "rt3d.quantize"(%x) {padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, scale = 2.500000e-01 : f64, zero_point = 0 : i64} : (tensor<1x6x1x2x2xf32>) -> tensor<1x1x1x2x2x4xi8>
+  return %q : tensor<1x1x1x2x2x4xi8>
+}
+
+// -----
+
+// CHECK: error: 'rt3d.quantize' op result must have i8 elements, got i32
+func.func @quantize_element(%x: tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi32> {
+  %q = "rt3d.quantize"(%x) {padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, scale = 2.500000e-01 : f64, zero_point = 0 : i64} : (tensor<1x8x1x2x2xf32>) -> tensor<1x2x1x2x2x4xi32>
+  return %q : tensor<1x2x1x2x2x4xi32>
+}

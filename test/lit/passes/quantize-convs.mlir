@@ -5,17 +5,16 @@
 // RUN: rt3d-opt %s --split-input-file --pass-pipeline='builtin.module(rt3d-quantize-convs{vector-width=16 zero-point=128}, rt3d-vectorize{vector-width=16 int8-dot=vnni})' | FileCheck %s --check-prefix=VNNI
 
 // A conv reading clamp(round(x / 0.25), -127, 127) * 0.25 (the importer's
-// int8 quantization, as torch-mlir lowers it) reads its input quantized
-// once, zero-padded (W + 1), into blocks of 4 channels by a kernel (i8; with
-// zero point 128: q + 128, unsigned bytes; its own padding attributes become
-// zero), its weights as int8 quads (all 0.5: scale 0.5 / 127, q = 127) and a
-// bias operand of bias - 128 x factor x sum(q) (1 - 64 = -63) then the
+// int8 quantization, as torch-mlir lowers it) reads its input through an
+// rt3d.quantize: zero-padded (W + 1, the conv's own padding attributes become
+// zero), blocked by 4 channels (i8; with zero point 128: q + 128, unsigned
+// bytes). Its weights become int8 quads (all 0.5: scale 0.5 / 127, q = 127)
+// and its bias operand bias - 128 x factor x sum(q) (1 - 64 = -63) then the
 // factors 0.25 x 0.5 / 127.
 // The importer's quantization (four generics) is gone, not left to run unread.
 // CHECK-LABEL: func.func @quantized
 // CHECK-NOT: linalg.generic
-// CHECK: call @rt3d_quantize_dispatch_0(%{{.*}}, %{{.*}}) : (memref<16xf32>, memref<24xi8>) -> ()
-// CHECK: %[[Q:.*]] = tensor.expand_shape {{.*}} into tensor<1x1x1x2x3x4xi8>
+// CHECK: %[[Q:.*]] = "rt3d.quantize"(%arg0) {padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 0>, scale = 2.500000e-01 : f64, zero_point = 128 : i64} : (tensor<1x4x1x2x2xf32>) -> tensor<1x1x1x2x3x4xi8>
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<127> : tensor<16xi8>
 // CHECK-DAG: %[[B:.*]] = arith.constant dense<[-6.300000e+01, -6.300000e+01, -6.300000e+01, -6.300000e+01, 9.842520e-04,
 // CHECK: "rt3d.packed_conv3d"(%[[Q]], %[[W]], %{{.*}}, %{{.*}}, %{{.*}}, %[[B]])
@@ -23,27 +22,11 @@
 // CHECK-SAME: padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>
 // CHECK-SAME: rt3d.input_zero_point = 128
 // CHECK-SAME: (tensor<1x1x1x2x3x4xi8>, tensor<16xi8>, tensor<1xi32>, tensor<2xi32>, tensor<4xi32>, tensor<8xf32>) -> tensor<1x4x1x2x3xf32>
-// The kernel: per row, the four channels' columns divided by the scale,
-// rounded to even, clamped, shifted by the zero point, narrowed and
-// interleaved into one vector of quads; the padding column is the zero
-// point (-128 as a signed byte).
-// CHECK-LABEL: func.func @rt3d_quantize_kernel_0(
-// CHECK-SAME: %{{.*}}: memref<16xf32>, %{{.*}}: memref<24xi8>
-// CHECK-DAG: arith.constant dense<-128> : vector<16xi8>
-// CHECK: arith.divf %{{.*}} : vector<4xf32>
-// CHECK: math.roundeven
-// CHECK: arith.fptosi %{{.*}} : vector<4xf32> to vector<4xi32>
-// CHECK: arith.addi
-// CHECK: arith.trunci %{{.*}} : vector<4xi32> to vector<4xi8>
-// CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15] : vector<8xi8>, vector<8xi8>
-// CHECK: vector.maskedstore
 // Signed bytes (zero point 0, for sdot): no shift, the bias stays.
 // SIGNED-LABEL: func.func @quantized
+// SIGNED: zero_point = 0 : i64
 // SIGNED: dense<[1.000000e+00, 1.000000e+00, 1.000000e+00, 1.000000e+00, 9.842520e-04,
 // SIGNED: rt3d.input_zero_point = 0
-// SIGNED-LABEL: func.func @rt3d_quantize_kernel_0(
-// SIGNED-NOT: arith.addi %{{.*}} : vector<4xi32>
-// SIGNED: arith.trunci
 // The conv kernel: int32 sums from zero, one sdot per quad and position (the
 // quad's four input bytes broadcast as one 32-bit word), then sum x factor
 // + bias in f32.

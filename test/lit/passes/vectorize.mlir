@@ -270,3 +270,43 @@ func.func @chunked(%arg0: tensor<1x4x2x3x8xf32>) -> tensor<1x4x2x3x8xf32> {
   %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 2 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 8>, loop_order = "dhfw", vector_dim = "width", vector_lanes = 8 : i64, channel_chunk = 2 : i64} : (tensor<1x4x2x3x8xf32>, tensor<12xf32>, tensor<3xi32>, tensor<3xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x4x2x3x8xf32>
   return %0 : tensor<1x4x2x3x8xf32>
 }
+
+// -----
+
+// A conv whose only reader is an rt3d.quantize (the next int8 conv's input),
+// writing whole in-order blocks of the target's 16 lanes, computes it in its
+// epilogue: the output buffer is the quantized, zero-padded input (1 x 4
+// quads x 1 x 4 x 4 x 4 = 256 bytes), its padding filled with the zero
+// point first; the call stands for the quantize, which is gone.
+// CHECK-LABEL: func.func @quantized_output
+// CHECK-NOT: rt3d.quantize
+// CHECK: %[[OUT:.*]] = memref.alloc() {alignment = 64 : i64} : memref<256xi8>
+// CHECK: call @rt3d_pad_dispatch_0(%[[OUT]]) : (memref<256xi8>) -> ()
+// CHECK: call @rt3d_conv_dispatch_0(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[OUT]])
+// CHECK: tensor.expand_shape %{{.*}} into tensor<1x4x1x4x4x4xi8>
+// The fill: the zero point, -128 as a signed byte.
+// CHECK-LABEL: func.func @rt3d_pad_kernel_0(
+// CHECK: arith.constant dense<-128> : vector<16xi8>
+// The epilogue: each accumulator (16 filters of one position) rectified,
+// divided by the scale, rounded to even, clamped, shifted by the zero point
+// and narrowed to 16 bytes; each quad of lanes is one 32-bit store into its
+// channel quad's plane (64 bytes apart).
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK-SAME: memref<256xi8>
+// CHECK: arith.maximumf
+// CHECK: arith.divf %{{.*}} : vector<16xf32>
+// CHECK: math.roundeven
+// CHECK: arith.trunci %{{.*}} : vector<16xi32> to vector<16xi8>
+// CHECK: vector.extract_strided_slice %{{.*}} {offsets = [0], sizes = [4], strides = [1]} : vector<16xi8> to vector<4xi8>
+// CHECK: vector.store %{{.*}} : memref<256xi8>, vector<4xi8>
+// CHECK: vector.extract_strided_slice %{{.*}} {offsets = [12], sizes = [4], strides = [1]} : vector<16xi8> to vector<4xi8>
+func.func @quantized_output(%x: tensor<1x4x1x2x2xf32>) -> tensor<1x4x1x4x4x4xi8> {
+  %w = arith.constant dense<0.5> : tensor<64xf32>
+  %off = arith.constant dense<[0]> : tensor<1xi32>
+  %starts = arith.constant dense<[0, 1]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : tensor<16xi32>
+  %bias = arith.constant dense<1.0> : tensor<16xf32>
+  %y = "rt3d.packed_conv3d"(%x, %w, %off, %starts, %lanes, %bias) {activation = "relu", block_size = 16 : i64, channel_unroll = 4 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 1>, padding_high = array<i64: 0, 0, 0>, padding_low = array<i64: 0, 0, 0>, strides = array<i64: 1, 1, 1>, vector_dim = "filters", tile_sizes = array<i64: 1, 2>} : (tensor<1x4x1x2x2xf32>, tensor<64xf32>, tensor<1xi32>, tensor<2xi32>, tensor<16xi32>, tensor<16xf32>) -> tensor<1x16x1x2x2xf32>
+  %q = "rt3d.quantize"(%y) {padding_high = array<i64: 0, 1, 1>, padding_low = array<i64: 0, 1, 1>, scale = 2.500000e-01 : f64, zero_point = 128 : i64} : (tensor<1x16x1x2x2xf32>) -> tensor<1x4x1x4x4x4xi8>
+  return %q : tensor<1x4x1x4x4x4xi8>
+}
