@@ -259,7 +259,8 @@ def plain_offsets(offsets: np.ndarray, plane: int, lanes: int) -> np.ndarray:
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what the CPU targets build
 GPU_PRECISIONS = ("fp32", "fp16", "int8")  # what the spirv target builds (bf16: GPUs compute in fp32 or fp16)
 # the element type of the blocked activations in each precision (MLIR's names); int8 builds keep
-# activations in f32 between layers and quantize each int8 conv's input (rt3d-quantize-convs)
+# them in f32, and each int8 conv reads its input through an rt3d.quantize (rt3d-quantize-convs),
+# which the conv before it stores where it is its only reader (rt3d-vectorize)
 ACTIVATION_ELEMENT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 HALF_ELEMENTS = ("bf16", "f16")  # 16-bit activation elements (widened to f32 to compute)
 # the largest relative deviation (max |got - want| / max |want|) a build in each precision may have
