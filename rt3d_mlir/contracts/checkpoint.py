@@ -9,8 +9,8 @@ A checkpoint is a ``torch.save``-d dict::
       "kwargs": {"width": 0.25, ...},      # constructor arguments
       "state_dict": {...},                 # weights; pruned weights are exact zeros
       "sparsity": {                        # optional
-        "scheme": "kgs" | "vanilla" | "dense",
-        "group_shape": [gF, gC],
+        "scheme": "kgs" | "vanilla" | "block" | "dense",
+        "group_shape": [gF, gC],           # block: [bR, bC], the block's rows and columns
         "layers": {"features.conv2a": {"kept_fraction": 0.38}, ...},
       },
       "input_shape": [1, 3, 16, 112, 112], # optional default for compilation
@@ -51,7 +51,7 @@ _MAX_PICKLE_SCAN = 64 << 20  # a model's pickle (weights are separate records) i
 
 CHECKPOINT_FORMAT = "rt3d-checkpoint"
 CHECKPOINT_VERSION = 1
-SCHEMES = ("kgs", "vanilla", "dense")
+SCHEMES = ("kgs", "vanilla", "block", "dense")
 
 
 @dataclass
@@ -65,8 +65,14 @@ class Checkpoint:
 
     @property
     def group_shape(self) -> tuple[int, int] | None:
+        """The kernel-group shape the compiler recognizes the weights' zeros in: a block scheme's
+        pruned columns are kernel groups of ``bR x 1`` (rt3d_mlir.pruning.schemes)."""
         shape = self.sparsity.get("group_shape")
-        return (int(shape[0]), int(shape[1])) if shape else None
+        if not shape:
+            return None
+        if self.sparsity.get("scheme") == "block":
+            return (int(shape[0]), 1)
+        return (int(shape[0]), int(shape[1]))
 
     def build_module(self) -> nn.Module:
         model = build_model(self.arch, **_constructor_kwargs(self.kwargs))

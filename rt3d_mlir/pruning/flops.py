@@ -1,4 +1,5 @@
-"""Convolution FLOPs accounting, dense and kept, per layer and for a model."""
+"""FLOPs accounting of the prunable layers (convolutions, optionally Linear), dense and kept, per layer
+and for a model."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from rt3d_mlir.pruning.schemes import CONVS, PRUNABLE
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,9 @@ class LayerFlops:
         return self.dense_macs / self.kept_macs if self.kept_macs else float("inf")
 
 
-def conv_flops(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerFlops]:
-    """MACs of every Conv3d for one forward pass at ``input_shape``.
+def conv_flops(model: nn.Module, input_shape: tuple[int, ...], linear: bool = False) -> list[LayerFlops]:
+    """MACs of every Conv3d and Conv2d (and, if ``linear``, Linear layer) for one forward pass at
+    ``input_shape``.
 
     A weight's zeros are taken as pruned: kept MACs scale with its nonzero
     count. Runs the model once on zeros (in eval mode, without gradients).
@@ -29,10 +33,10 @@ def conv_flops(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerFlop
     hooks = []
 
     def hook(name: str):
-        def record(module: nn.Conv3d, _inputs, output: torch.Tensor) -> None:
+        def record(module: nn.Module, _inputs, output: torch.Tensor) -> None:
             weight = module.weight
-            per_output = weight[0].numel()  # C/groups * Kd * Kh * Kw
-            outputs = output.numel()  # N * F * D * H * W
+            per_output = weight[0].numel()  # C/groups * Kd * Kh * Kw; a Linear's inputs
+            outputs = output.numel()  # N * F * D * H * W; a Linear's N * F
             dense = outputs * per_output
             nonzero_fraction = float((weight != 0).sum()) / weight.numel()
             records.append(LayerFlops(name, dense, round(dense * nonzero_fraction)))
@@ -40,7 +44,7 @@ def conv_flops(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerFlop
         return record
 
     for name, module in model.named_modules():
-        if isinstance(module, nn.Conv3d):
+        if isinstance(module, PRUNABLE if linear else CONVS):
             hooks.append(module.register_forward_hook(hook(name)))
     was_training = model.training
     model.eval()

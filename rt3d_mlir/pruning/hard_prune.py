@@ -2,7 +2,8 @@
 
 A layer's FLOPs scale with its number of nonzero weights, so a rate ``r``
 (dense / kept FLOPs) keeps ``1/r`` of the weights: the units are taken in
-order of decreasing norm until their weight count is closest to that. A
+order of decreasing norm until their weight count is closest to that (block
+columns: the same number in every block, ``units.balanced_columns``). A
 whole-model target becomes one keep fraction for all pruned layers, with
 skipped layers counted as dense.
 """
@@ -17,7 +18,7 @@ from torch import nn
 from rt3d_mlir.pruning.flops import LayerFlops
 from rt3d_mlir.pruning.masking import set_mask
 from rt3d_mlir.pruning.schemes import SparsityScheme
-from rt3d_mlir.pruning.units import expand_unit_mask, unit_norms, unit_sizes
+from rt3d_mlir.pruning.units import balanced_columns, expand_unit_mask, unit_norms, unit_sizes
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ def unit_mask_for_rate(
 ) -> torch.Tensor:
     """Unit mask keeping the largest-norm units whose weights total closest to 1/rate."""
     norms = unit_norms(weight.detach(), scheme) if norms is None else norms
+    balanced = balanced_columns(norms, scheme, rate)
+    if balanced is not None:
+        return balanced
     sizes = unit_sizes(tuple(weight.shape), scheme)
     flat_norms, flat_sizes = norms.flatten(), sizes.flatten()
     order = torch.argsort(flat_norms, descending=True, stable=True)
@@ -69,7 +73,7 @@ def unit_mask_for_rate(
 def hard_prune(
     model: nn.Module, scheme: SparsityScheme, rates: dict[str, float]
 ) -> dict[str, torch.Tensor]:
-    """Attach masks to the named Conv3d layers and zero their pruned weights."""
+    """Attach masks to the named layers (Conv3d, Conv2d, Linear) and zero their pruned weights."""
     masks = {}
     for name, rate in rates.items():
         module = model.get_submodule(name)

@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
+from torch import nn
 
 from rt3d_mlir.contracts.checkpoint import read_checkpoint, save_checkpoint
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import seal, unseal, write_bytes, write_text
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning.distributed import Distributed
-from rt3d_mlir.pruning.flops import conv_flops, flops_reduction
+from rt3d_mlir.pruning.flops import LayerFlops, conv_flops, flops_reduction
 from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
 from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
@@ -52,6 +53,7 @@ class PruneJobConfig:
     flops_reduction: float | None = None
     layers: list[LayerConfig] | None = None
     skip: tuple[str, ...] | None = None
+    linear: bool = False  # a FLOPs target prunes the Linear layers too (their FLOPs then count)
     dense_checkpoint: str | None = None
     dense_epochs: int = 10
     reweight_epochs: int = 8
@@ -343,13 +345,20 @@ class PruneJob:
         pruned, _skipped = select_layers(
             self.model,
             PruningConfig(scheme=config.scheme, flops_reduction=config.flops_reduction,
-                          layers=config.layers, skip=config.skip),
+                          layers=config.layers, skip=config.skip, linear=config.linear),
         )
         self.state.pruned_layers = pruned
 
+    def _flops(self, model: nn.Module) -> list[LayerFlops]:
+        """FLOPs of the convs, and of the Linear layers if any is pruned."""
+        linear = self.config.linear or any(
+            isinstance(self.model.get_submodule(name), nn.Linear) for name in self.state.pruned_layers
+        )
+        return conv_flops(model, self.input_shape, linear)
+
     def _prune(self) -> None:
         config = self.config
-        layers = conv_flops(self.model, self.input_shape)
+        layers = self._flops(self.model)
         if config.layers is not None and all(layer.rate is not None for layer in config.layers):
             rates = {layer.module: float(layer.rate) for layer in config.layers}  # type: ignore[arg-type]
         else:
@@ -360,7 +369,7 @@ class PruneJob:
         hard_prune(self.model, config.scheme, rates)
         self.state.rates = rates
         self.state.accuracy["after_hard_prune"] = self._evaluate("eval after hard pruning")
-        reduction = flops_reduction(conv_flops(self.model, self.input_shape))
+        reduction = flops_reduction(self._flops(self.model))
         self.log(
             f"hard-pruned {len(rates)} layers to a {reduction:.3g}x conv FLOPs reduction: "
             f"accuracy {self.state.accuracy['after_reweighting']:.4f} -> "
@@ -458,8 +467,8 @@ class PruneJob:
     def _report(self, seconds: float) -> dict[str, Any]:
         config = self.config
         dense_model = build_model(config.arch, **self.model_kwargs)
-        dense_layers = {layer.name: layer for layer in conv_flops(dense_model, self.input_shape)}
-        layers = conv_flops(self.model, self.input_shape)
+        dense_layers = {layer.name: layer for layer in self._flops(dense_model)}
+        layers = self._flops(self.model)
         per_layer = []
         for layer in layers:
             module = self.model.get_submodule(layer.name)

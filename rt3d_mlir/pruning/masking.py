@@ -1,6 +1,6 @@
 """Pruning masks as module buffers, and training that keeps pruned weights zero.
 
-A pruned ``Conv3d`` carries a boolean buffer ``kgs_mask`` of its weight's
+A pruned layer (``Conv3d``, ``Conv2d``, ``Linear``) carries a boolean buffer ``kgs_mask`` of its weight's
 shape, so ``torch.save(model)`` / ``load_state_dict`` keep it. Masked
 training zeroes the gradients of pruned weights (a tensor hook) and re-zeroes
 the weights after every optimizer step (momentum and weight decay cannot
@@ -18,7 +18,7 @@ from torch import nn
 MASK_BUFFER = "kgs_mask"
 
 
-def set_mask(module: nn.Conv3d, mask: torch.Tensor) -> None:
+def set_mask(module: nn.Module, mask: torch.Tensor) -> None:
     """Attach (or replace) a layer's mask and zero its pruned weights."""
     mask = mask.to(device=module.weight.device, dtype=torch.bool)
     if mask.shape != module.weight.shape:

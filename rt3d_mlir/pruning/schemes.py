@@ -1,10 +1,30 @@
 """Sparsity schemes as data: what a pruning unit is and which layers are pruned.
 
-A scheme names the structure (``kgs`` or ``vanilla``), the kernel-group
-shape ``(gF, gC)`` and, for KGS, the pruning unit: a kernel position
-``(kd, kh, kw)`` of a group (``position``) or a spatial position ``(kh, kw)``
-through the whole temporal depth (``spatial``, as the published follow-up
-code does). Layer selection follows ``torch.ao.pruning``'s per-module config
+A scheme names the structure (``kgs``, ``vanilla`` or ``block``), its
+shape and its pruning unit:
+
+- ``kgs``, group shape ``(gF, gC)``: a kernel position ``(kd, kh, kw)`` of a
+  group (``position``) or a spatial position ``(kh, kw)`` through the whole
+  temporal depth (``spatial``, as the published follow-up code does);
+- ``vanilla``: a whole kernel group;
+- ``block``, block shape ``(bR, bC)`` (the companion paper's block-based
+  pruning, for any layer): the weight seen as a matrix, rows the output
+  channels, columns the flattened (input channel, kd, kh, kw) pairs (a
+  Linear layer's inputs), split into blocks of ``bR`` rows x ``bC``
+  columns; the unit is a ``column`` of a block (its ``bR`` weights, pruned
+  together; every block keeps the same number of its columns, so every
+  block of filters does the same work) or a ``row`` of a block (one
+  filter's ``bC`` weights).
+
+KGS is the block scheme's column pruning with columns taken ``gC`` at a
+time: a KGS unit is the ``gC`` columns of one kernel position over a
+group's channels, a block column is one (channel, position) pair. Both are
+unit masks over the same grouped view (:mod:`rt3d_mlir.pruning.units`;
+block columns are kernel groups of ``bR x 1``), so the regularization,
+hard pruning, masks and the compiler's sparsity recognition are shared.
+
+Conv2d and Linear weights are taken as Conv3d weights of depth 1 and
+1x1x1 kernels. Layer selection follows ``torch.ao.pruning``'s per-module config
 list: ``[{"module": "features.conv2a", "rate": 3.0}, ...]`` where ``rate``
 is the layer's FLOPs reduction (dense / kept); ``tensor_fqn`` of the weight
 (``"features.conv2a.weight"``) is accepted in place of ``module``.
@@ -18,21 +38,26 @@ from typing import Any
 
 from torch import nn
 
-KINDS = ("kgs", "vanilla")
-UNITS = ("position", "spatial")
+KINDS = ("kgs", "vanilla", "block")
+UNITS = {"kgs": ("position", "spatial"), "vanilla": ("position", "spatial"), "block": ("column", "row")}
+PRUNABLE = (nn.Conv3d, nn.Conv2d, nn.Linear)  # the layer types a scheme applies to
+CONVS = (nn.Conv3d, nn.Conv2d)  # pruned by default; Linear layers when asked (PruningConfig.linear)
 
 
 @dataclass(frozen=True)
 class SparsityScheme:
     kind: str = "kgs"
-    group_shape: tuple[int, int] = (4, 4)
-    unit: str = "position"
+    group_shape: tuple[int, int] = (4, 4)  # (gF, gC) of a kernel group; block: (bR, bC)
+    unit: str = ""  # "": the kind's first unit (position; block: column)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown scheme '{self.kind}' (choose from {', '.join(KINDS)})")
-        if self.unit not in UNITS:
-            raise ValueError(f"unknown pruning unit '{self.unit}' (choose from {', '.join(UNITS)})")
+        if not self.unit:
+            object.__setattr__(self, "unit", UNITS[self.kind][0])
+        if self.unit not in UNITS[self.kind]:
+            choices = ", ".join(UNITS[self.kind])
+            raise ValueError(f"unknown pruning unit '{self.unit}' for {self.kind} (choose from {choices})")
         if len(self.group_shape) != 2 or min(self.group_shape) < 1:
             raise ValueError(f"group shape must be two positive integers, got {self.group_shape}")
 
@@ -61,11 +86,14 @@ class PruningConfig:
     scheme: SparsityScheme = field(default_factory=SparsityScheme)
     flops_reduction: float | None = None
     layers: list[LayerConfig] | None = None
-    skip: tuple[str, ...] | None = None  # None: skip the first Conv3d
+    skip: tuple[str, ...] | None = None  # None: skip the first conv
+    linear: bool = False  # a FLOPs target prunes the Linear layers too
 
 
-def conv_layers(model: nn.Module) -> dict[str, nn.Conv3d]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv3d)}
+def prunable_layers(model: nn.Module, linear: bool = True) -> dict[str, nn.Module]:
+    """The Conv3d, Conv2d (and, if ``linear``, Linear) layers of ``model``, in model order."""
+    kinds = PRUNABLE if linear else CONVS
+    return {name: m for name, m in model.named_modules() if isinstance(m, kinds)}
 
 
 def parse_layer_config(entries: Iterable[Mapping[str, Any]]) -> list[LayerConfig]:
@@ -85,19 +113,26 @@ def parse_layer_config(entries: Iterable[Mapping[str, Any]]) -> list[LayerConfig
 
 
 def select_layers(model: nn.Module, config: PruningConfig) -> tuple[list[str], list[str]]:
-    """(pruned layer names, skipped layer names), in model order."""
-    convs = conv_layers(model)
-    if not convs:
-        raise ValueError("the model has no Conv3d layers to prune")
-    names = list(convs)
+    """(pruned layer names, skipped layer names), in model order. A config list may name any
+    Conv3d, Conv2d or Linear layer; a FLOPs target prunes the convs (and the Linear layers if
+    ``config.linear``) except those skipped, by default the first conv."""
     if config.layers is not None:
-        unknown = [layer.module for layer in config.layers if layer.module not in convs]
+        every = prunable_layers(model)
+        unknown = [layer.module for layer in config.layers if layer.module not in every]
         if unknown:
-            raise ValueError(f"config names layers that are not Conv3d modules: {', '.join(unknown)}")
+            raise ValueError(
+                f"config names layers that are not Conv3d, Conv2d or Linear modules: {', '.join(unknown)}"
+            )
         chosen = {layer.module for layer in config.layers}
-        return [n for n in names if n in chosen], [n for n in names if n not in chosen]
-    skip: Sequence[str] = config.skip if config.skip is not None else (names[0],)
-    unknown = [s for s in skip if s not in convs]
+        candidates = prunable_layers(model, config.linear)
+        return [n for n in every if n in chosen], [n for n in candidates if n not in chosen]
+    layers = prunable_layers(model, config.linear)
+    convs = [name for name, m in layers.items() if isinstance(m, CONVS)]
+    if not convs:
+        raise ValueError("the model has no Conv3d or Conv2d layers to prune")
+    names = list(layers)
+    skip: Sequence[str] = config.skip if config.skip is not None else (convs[0],)
+    unknown = [s for s in skip if s not in layers]
     if unknown:
-        raise ValueError(f"cannot skip unknown Conv3d layers: {', '.join(unknown)}")
+        raise ValueError(f"cannot skip unknown prunable layers: {', '.join(unknown)}")
     return [n for n in names if n not in skip], [n for n in names if n in skip]

@@ -40,11 +40,16 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--threads", type=bounded_int(1, 4096),
                       help="torch threads per process (default: cores / processes)")
     sparsity = p.add_argument_group("sparsity")
-    sparsity.add_argument("--scheme", default="kgs", help="kgs or vanilla (default: kgs)")
+    sparsity.add_argument("--scheme", default="kgs",
+                          help="kgs, vanilla or block (block-based: columns of bR x bC blocks of the weight "
+                          "matrix, any layer; default: kgs)")
     sparsity.add_argument("--group-shape", type=group_shape, default=(4, 4),
-                          help="kernel group GFxGC (default: 4x4)")
-    sparsity.add_argument("--unit", default="position",
-                          help="KGS pruning unit: position (kd,kh,kw) or spatial (kh,kw through depth)")
+                          help="kernel group GFxGC; block: block rows x columns bRxbC (default: 4x4)")
+    sparsity.add_argument("--unit", default="",
+                          help="pruning unit: KGS position (kd,kh,kw; default) or spatial (kh,kw through "
+                          "depth); block column (default) or row")
+    sparsity.add_argument("--prune-linear", action="store_true",
+                          help="a --flops-reduction prunes the Linear layers too (a --config may name them)")
     sparsity.add_argument("--flops-reduction", type=bounded_float(1, 1e6),
                           help="whole-model conv FLOPs reduction target, e.g. 2.6")
     sparsity.add_argument("--config", metavar="JSON",
@@ -133,7 +138,7 @@ def config_from_args(args) -> object:
         model_kwargs=_model_kwargs(args),
         data_options=_data_options(args.data_option), scheme=scheme,
         flops_reduction=args.flops_reduction, layers=layers,
-        skip=tuple(args.skip) if args.skip else None, dense_checkpoint=args.dense,
+        skip=tuple(args.skip) if args.skip else None, linear=args.prune_linear, dense_checkpoint=args.dense,
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
         reweight_every=args.reweight_every, penalty=args.penalty,
         retrain_epochs=args.retrain_epochs,

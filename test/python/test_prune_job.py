@@ -121,6 +121,34 @@ def test_vanilla_and_spatial_units(tmp_path):
     assert (masks == masks[:, :, :1]).all()  # kept (kh, kw) run through the whole depth
 
 
+def test_cli_block_pruning_with_the_fc_layers_compiles(tmp_path):
+    """rt3d-prune --scheme block --prune-linear: the convs and the FC layers lose whole columns of
+    16 x 8 blocks (rows: filters or outputs); the checkpoint compiles, its convs' zeros recognized as
+    kernel groups of 16 x 1, and computes what the pruned model does."""
+    out = tmp_path / "block.pt"
+    args = [a if a not in ("kgs", "4x4") else {"kgs": "block", "4x4": "16x8"}[a] for a in CLI_ARGS]
+    result = cli(*args, "--prune-linear", "--retrain-epochs", "1", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    raw = torch.load(out, weights_only=True)
+    assert raw["sparsity"]["scheme"] == "block" and raw["sparsity"]["unit"] == "column"
+    assert {"classifier.fc6", "classifier.fc7", "features.conv2a"} <= set(raw["sparsity"]["layers"])
+    for key in ("features.conv3a.weight", "classifier.fc6.weight"):
+        weight = raw["state_dict"][key]
+        matrix = (weight.reshape(weight.shape[0], -1) != 0)[:16 * (weight.shape[0] // 16)]
+        blocks = matrix.reshape(-1, 16, matrix.shape[1])
+        assert bool((blocks == blocks[:, :1]).all()), key  # whole columns of 16 rows
+        assert 0.2 < float(matrix.float().mean()) < 0.6, key
+    with open(tmp_path / "block.json") as f:
+        assert abs(json.load(f)["flops"]["reduction"] - 2.6) / 2.6 < 0.05
+    so = tmp_path / "block.so"
+    rt3d_mlir.compile(str(out), output=so)
+    model = load_model_file(out).module.eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert relative_error(rt3d_mlir.load(so)(x.numpy()), expected) <= REL_TOL
+
+
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([os.path.join(BIN, "rt3d-prune"), *args], capture_output=True, text=True,
                           **kwargs)

@@ -18,7 +18,7 @@ from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
 from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, parse_layer_config, select_layers
 from rt3d_mlir.pruning.training import train_epoch
 from rt3d_mlir.pruning.units import expand_unit_mask, unit_norms, unit_sizes
-from rt3d_mlir.sparsity import is_vanilla, kernel_group_masks
+from rt3d_mlir.sparsity import group_shape_fits, is_vanilla, kernel_group_masks
 
 GROUP_SHAPES = [(1, 1), (2, 2), (4, 4), (8, 4), (4, 8), (3, 5), (16, 16)]
 ODD_WEIGHT = (10, 7, 3, 3, 3)
@@ -107,8 +107,14 @@ def test_layer_config_list():
     model = build_model("c3d", width=0.25, input_size=(16, 32, 32))
     pruned, skipped = select_layers(model, PruningConfig(layers=layers))
     assert pruned == ["features.conv2a", "features.conv3a"] and len(skipped) == 6
-    with pytest.raises(ValueError, match="not Conv3d"):
-        select_layers(model, PruningConfig(layers=parse_layer_config([{"module": "classifier.fc6"}])))
+    with pytest.raises(ValueError, match="not Conv3d, Conv2d or Linear"):
+        select_layers(model, PruningConfig(layers=parse_layer_config([{"module": "features.pool1"}])))
+    # Linear layers are pruned when named, or with a FLOPs target when asked
+    pruned, _ = select_layers(model, PruningConfig(layers=parse_layer_config([{"module": "classifier.fc6"}])))
+    assert pruned == ["classifier.fc6"]
+    default, _ = select_layers(model, PruningConfig())
+    with_linear, _ = select_layers(model, PruningConfig(linear=True))
+    assert with_linear == [*default, "classifier.fc6", "classifier.fc7", "classifier.fc8"]
 
 
 def test_reweighted_penalty_pushes_small_units_harder():
@@ -168,3 +174,88 @@ def test_x3d_depthwise_convs_prune_with_the_same_schemes():
     for start in range(0, weight.shape[0] - 3, 4):
         kept = (weight[start : start + 4] != 0).reshape(4, -1)
         assert bool((kept == kept[0]).all())  # four channels, one set of kept positions
+
+
+# Weights of the three layer types, odd sizes (edge blocks): Conv3d, Conv2d (7x7, 1x1), Linear.
+LAYER_WEIGHTS = [(10, 7, 3, 3, 3), (12, 5, 7, 7), (9, 6, 1, 1), (11, 37)]
+
+
+@pytest.mark.parametrize("shape", LAYER_WEIGHTS)
+@pytest.mark.parametrize("block", [(4, 8), (3, 5), (16, 16)])
+def test_block_columns_are_pruned_whole_and_balanced(shape, block):
+    """Block-based pruning: every column of a bR x bC block of the weight matrix (rows: filters,
+    columns: flattened (channel, kernel position)) is kept or pruned for all its rows; every
+    block keeps its columns / rate rounded down or up (at least one), and the layer 1 / rate of
+    its columns. Its zeros are KGS groups of bR x 1: the compiler recognizes them as such."""
+    scheme = SparsityScheme("block", block)
+    assert scheme.unit == "column"
+    weight = torch.randn(shape)
+    rate = 2.5
+    mask = expand_unit_mask(unit_mask_for_rate(weight, scheme, rate), shape, scheme)
+    assert mask.shape == shape
+    rows, columns = block
+    matrix = mask.reshape(shape[0], -1)
+    width = matrix.shape[1]
+    for r0 in range(0, shape[0], rows):
+        part = matrix[r0 : r0 + rows]
+        assert bool((part == part[:1]).all())  # whole columns
+        for c0 in range(0, width, columns):
+            kept = int(part[0, c0 : c0 + columns].sum())
+            least = max(1, int(min(columns, width - c0) / rate))
+            assert kept in (least, least + 1)
+    row_blocks = len(range(0, shape[0], rows))
+    least = row_blocks * sum(max(1, int(min(columns, width - c0) / rate)) for c0 in range(0, width, columns))
+    assert int(matrix[::rows].sum()) == max(least, round(row_blocks * width / rate))
+    pruned = (weight * mask).reshape(*shape[:2], *(1,) * (5 - len(shape)), *shape[2:]).numpy()
+    assert group_shape_fits(pruned, (rows, 1))
+
+
+@pytest.mark.parametrize("shape", LAYER_WEIGHTS)
+def test_block_rows_are_pruned_whole(shape):
+    scheme = SparsityScheme("block", (4, 6), "row")
+    weight = torch.randn(shape)
+    unit_mask = unit_mask_for_rate(weight, scheme, 2.0)
+    assert unit_sizes(shape, scheme).sum() == np.prod(shape)
+    matrix = expand_unit_mask(unit_mask, shape, scheme).reshape(shape[0], -1)
+    for c0 in range(0, matrix.shape[1], 6):
+        part = matrix[:, c0 : c0 + 6]
+        assert bool((part == part[:, :1]).all())  # a filter's run of 6 columns together
+    assert 0.3 < float(matrix.float().mean()) < 0.7
+
+
+def test_schemes_name_their_units():
+    assert SparsityScheme("kgs").unit == "position"
+    with pytest.raises(ValueError, match="unknown pruning unit 'column' for kgs"):
+        SparsityScheme("kgs", (4, 4), "column")
+    with pytest.raises(ValueError, match="choose from column, row"):
+        SparsityScheme("block", (4, 4), "position")
+
+
+def test_block_pruning_applies_to_conv2d_and_linear_with_the_same_machinery():
+    """A 2D model with a Linear head: its layers take the reweighted penalty, hard pruning to a
+    FLOPs target counting the Linear layers, and masked retraining keeps the pruned weights zero."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 5, padding=2, stride=2), nn.ReLU(),
+        nn.Conv2d(32, 32, 1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 8 * 8, 64), nn.ReLU(), nn.Linear(64, 4),
+    )
+    shape = (1, 3, 16, 16)
+    scheme = SparsityScheme("block", (8, 16))
+    pruned, skipped = select_layers(model, PruningConfig(scheme=scheme, linear=True))
+    assert skipped == ["0"] and pruned == ["2", "4", "7", "9"]
+    layers = conv_flops(model, shape, linear=True)
+    assert [layer.name for layer in layers] == ["0", "2", "4", "7", "9"]
+    assert layers[3].dense_macs == 32 * 8 * 8 * 64
+    penalty = ReweightedGroupPenalty(model, pruned, scheme, strength=1.0)
+    penalty().backward()
+    assert all(model.get_submodule(name).weight.grad is not None for name in pruned)
+    model.zero_grad()
+    rates = rates_for_flops_target(layers, pruned, 2.0)
+    hard_prune(model, scheme, rates)
+    achieved = flops_reduction(conv_flops(model, shape, linear=True))
+    assert abs(achieved - 2.0) / 2.0 < 0.05, achieved
+    data = torch.utils.data.TensorDataset(torch.randn(8, *shape[1:]), torch.randint(0, 4, (8,)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train_epoch(model, torch.utils.data.DataLoader(data, batch_size=4), optimizer, Distributed(), masked=True)
+    for name, module in masked_modules(model):
+        assert bool((module.weight[~getattr(module, MASK_BUFFER)] == 0).all()), name
