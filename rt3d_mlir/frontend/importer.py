@@ -200,10 +200,10 @@ def _require_lowered(module: ir.Module) -> None:
 
 def check_input_shape(shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(d) for d in shape)
-    if len(shape) != 5:
+    if len(shape) not in (4, 5):
         raise UnsupportedModelError(
-            f"input shape must have 5 dimensions (N,C,D,H,W), got {len(shape)}: "
-            + ",".join(str(d) for d in shape)
+            f"input shape must have 5 dimensions (N,C,D,H,W) or, for a 2D model, 4 (N,C,H,W), got "
+            f"{len(shape)}: " + ",".join(str(d) for d in shape)
         )
     if min(shape) < 1:
         raise UnsupportedModelError(f"input shape dimensions must be positive, got {shape}")

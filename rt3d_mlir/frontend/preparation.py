@@ -156,8 +156,9 @@ def prepare_graph(
     block-diagonal weight (:func:`expand_grouped_convolutions`), batch norms
     fold into the convolutions before them (:func:`fold_batch_norms`) and
     the others become one per-channel multiply-add
-    (:func:`affine_batch_norms`), and adaptive average pools become pools or
-    matrix products (:func:`adaptive_average_pools`).
+    (:func:`affine_batch_norms`), adaptive average pools become pools or
+    matrix products (:func:`adaptive_average_pools`), and a model of 2D
+    activations is computed as a 3D one of depth 1 (:func:`lift_2d_to_3d`).
     The program must be decomposed already, with batch norms kept whole
     (``_native_batch_norm_legit_no_training``).
     New weights are written into the graph as tensor literals (what
@@ -171,6 +172,7 @@ def prepare_graph(
     changed = adaptive_average_pools(program.graph) or changed
     if int8_scales is not None:
         changed = quantize_graph(program.graph, tensors, int8_scales) or changed
+    changed = lift_2d_to_3d(program) or changed
     if changed:
         program.graph.eliminate_dead_code()
     return changed
@@ -480,3 +482,170 @@ def quantize_graph(graph: torch.fx.Graph, tensors: _Tensors, scales: Mapping[str
             f"({len(unused)} such scales)"
         )
     return bool(used)
+
+
+# 2D models as 3D ones of depth 1 (lift_2d_to_3d): the ops whose 4-D (N, C, H, W) activations become
+# 5-D (N, C, 1, H, W) ones. Elementwise ops: any tensor arguments are lifted activations or constants.
+_ELEMENTWISE = frozenset({
+    torch.ops.aten.relu.default, torch.ops.aten.sigmoid.default, torch.ops.aten.tanh.default,
+    torch.ops.aten.exp.default, torch.ops.aten.neg.default, torch.ops.aten.round.default,
+    torch.ops.aten.add.Tensor, torch.ops.aten.sub.Tensor, torch.ops.aten.mul.Tensor,
+    torch.ops.aten.div.Tensor, torch.ops.aten.add.Scalar, torch.ops.aten.sub.Scalar,
+    torch.ops.aten.mul.Scalar, torch.ops.aten.div.Scalar, torch.ops.aten.clamp.default,
+    torch.ops.aten.clamp_min.default, torch.ops.aten.clamp_max.default, torch.ops.aten.hardtanh.default,
+    torch.ops.aten.maximum.default, torch.ops.aten.minimum.default, torch.ops.aten.gelu.default,
+    torch.ops.aten.erf.default, torch.ops.aten.where.self, torch.ops.aten.clone.default,
+})
+
+
+def lift_2d_to_3d(program: torch.export.ExportedProgram) -> bool:
+    """Compute a model with 4-D (N, C, H, W) inputs as a 3D model of depth 1, in place.
+
+    The compiler's kernels, layouts and fusions are those of 3D convolutions:
+    each 2D activation is given a depth of 1 (``unsqueeze(x, 2)`` once, at
+    the input), and each op reading lifted activations is replaced by its 3D
+    form: convolutions (weights ``(F, C, 1, Kh, Kw)``, strides, padding and
+    dilation of 1 in depth), max and average pools (windows of 1 in depth),
+    concatenations (dimensions past the channels moved by one), means over
+    the spatial dimensions and elementwise ops (per-channel constants
+    ``(C, 1, 1)`` given the depth dimension). Any other op reads the
+    activation squeezed back to 4-D, as do the outputs; a 4-D activation it
+    computes (e.g. a nearest upsampling, which torch-mlir lowers in 2D only)
+    is lifted again. A 2D conv is thus the same kernel as a 3D conv of depth
+    1, with the same bias, batch-norm and activation fusions. Whether
+    anything changed (models with 5-D inputs are left as they are).
+    """
+    graph = program.graph
+    inputs = [
+        node for node in graph.nodes
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs
+        and isinstance(node.meta.get("val"), torch.Tensor) and node.meta["val"].dim() == 4
+    ]
+    if not inputs:
+        return False
+    fake_mode = inputs[0].meta["val"].fake_mode
+    tensors = _Tensors(program)
+    lifted: dict[torch.fx.Node, torch.fx.Node] = {}  # a 4-D activation -> its 5-D form
+    squeezed: dict[torch.fx.Node, torch.fx.Node] = {}  # -> the 5-D form squeezed back, where needed
+    created: set[torch.fx.Node] = set()
+
+    def new(target, args, like: torch.fx.Node) -> torch.fx.Node:
+        """A node computing ``target(*args)`` before ``like``, its value computed on fake tensors."""
+        with graph.inserting_before(like):
+            node = graph.call_function(target, tuple(args))
+        def fake(arg):
+            if isinstance(arg, torch.fx.Node):
+                return arg.meta["val"]
+            if isinstance(arg, torch.Tensor):
+                return fake_mode.from_tensor(arg, static_shapes=True)
+            if isinstance(arg, (list, tuple)):
+                return type(arg)(fake(a) for a in arg)
+            return arg
+        with fake_mode:
+            node.meta["val"] = target(*fake(list(args)))
+        node.meta["nn_module_stack"] = like.meta.get("nn_module_stack", {})
+        created.add(node)
+        return node
+
+    def restore(node: torch.fx.Node) -> torch.fx.Node:
+        """The 4-D activation of a lifted node (squeezed once, where it is first needed)."""
+        if node not in squeezed:
+            anchor = lifted[node].next
+            squeezed[node] = new(torch.ops.aten.squeeze.dim, [lifted[node], 2], anchor)
+        return squeezed[node]
+
+    for x in inputs:
+        lifted[x] = new(torch.ops.aten.unsqueeze.default, [x, 2], x.next)
+    for node in list(graph.nodes):
+        if node in created or node in lifted or not any(a in lifted for a in node.all_input_nodes):
+            continue
+        if node.op == "call_function":
+            replacement = _lifted_op(node, lifted, new, tensors)
+            if replacement is _TUPLE:  # its values were lifted (lifted[getitem])
+                continue
+            if isinstance(replacement, tuple):  # not an activation: its uses read the new node
+                node.replace_all_uses_with(replacement[0])
+                continue
+            if replacement is not None:
+                lifted[node] = replacement
+                continue
+        node.args = torch.fx.node.map_arg(node.args, lambda a: restore(a) if a in lifted else a)
+        node.kwargs = torch.fx.node.map_arg(node.kwargs, lambda a: restore(a) if a in lifted else a)
+        value = node.meta.get("val")
+        if isinstance(value, torch.Tensor) and value.dim() == 4 and value.is_floating_point():
+            # an activation computed in 2D (e.g. an upsampling): lifted again for the ops after it
+            lifted[node] = new(torch.ops.aten.unsqueeze.default, [node, 2], node.next)
+    graph.eliminate_dead_code()
+    return True
+
+
+def _depth_constant(value: object) -> object:
+    """A constant operand of an elementwise op on a lifted activation, given the depth dimension
+    (a per-channel ``(C, 1, 1)`` or ``(1, C, 1, 1)`` becomes ``(C, 1, 1, 1)`` / ``(1, C, 1, 1, 1)``)."""
+    if isinstance(value, torch.Tensor) and value.dim() >= 3:
+        return value.unsqueeze(value.dim() - 2)
+    return value
+
+
+_TUPLE = object()  # _lifted_op's result for an op returning a tuple: its getitem users are lifted
+
+
+def _lifted_op(node: torch.fx.Node, lifted: dict, new, tensors: _Tensors):
+    """The 3D form of ``node`` reading lifted activations; ``(node,)`` for one whose result is not an
+    activation (uses of ``node`` read it); None if it has none (it then reads them squeezed)."""
+    aten = torch.ops.aten
+    target, args = node.target, list(node.args)
+    if node.kwargs:
+        return None
+    if target is aten.convolution.default and args[0] in lifted and not args[6]:
+        weight = tensors(args[1])
+        if weight is None or weight.dim() != 4:
+            return None
+        stride, padding, dilation, output_padding = args[3], args[4], args[5], args[7]
+        return new(target, [
+            lifted[args[0]], weight.unsqueeze(2), args[2], [1, *stride], [0, *padding], [1, *dilation],
+            False, [0, *output_padding], args[8],
+        ], node)
+    if target is aten.max_pool2d_with_indices.default and args[0] in lifted:
+        window, stride = list(args[1]), list(args[2]) if len(args) > 2 and args[2] else list(args[1])
+        padding = list(args[3]) if len(args) > 3 else [0, 0]
+        dilation = list(args[4]) if len(args) > 4 else [1, 1]
+        ceil = bool(args[5]) if len(args) > 5 else False
+        pooled = new(aten.max_pool3d_with_indices.default, [
+            lifted[args[0]], [1, *window], [1, *stride], [0, *padding], [1, *dilation], ceil,
+        ], node)
+        for user in list(node.users):  # the (values, indices) tuple's values
+            if user.target is operator.getitem and user.args[1] == 0:
+                lifted[user] = new(operator.getitem, [pooled, 0], user)
+        return _TUPLE
+    if target is aten.avg_pool2d.default and args[0] in lifted:
+        window = list(args[1])
+        stride = list(args[2]) if len(args) > 2 and args[2] else window
+        padding = list(args[3]) if len(args) > 3 else [0, 0]
+        rest = args[4:7]  # ceil_mode, count_include_pad, divisor_override
+        pool_args = [lifted[args[0]], [1, *window], [1, *stride], [0, *padding], *rest]
+        return new(aten.avg_pool3d.default, pool_args, node)
+    if target is aten.cat.default and all(a in lifted for a in args[0]):
+        dim = args[1] if len(args) > 1 else 0
+        dim = dim + 1 if dim >= 2 else (dim - 1 if dim <= -3 else dim)
+        return new(target, [[lifted[a] for a in args[0]], dim], node)
+    if target is aten.mean.dim and args[0] in lifted:
+        keep = bool(args[2]) if len(args) > 2 else False
+        if sorted(d % 4 for d in args[1]) != [2, 3]:
+            return None  # only a mean over the plane keeps its meaning with a depth of 1 added
+        result = new(target, [lifted[args[0]], [2, 3, 4], keep], node)
+        return result if keep else (result,)
+    if target in _ELEMENTWISE:
+        operands = []
+        for arg in args:
+            if arg in lifted:
+                operands.append(lifted[arg])
+            elif isinstance(arg, torch.fx.Node):
+                constant = tensors(arg)
+                if constant is None:
+                    return None  # a computed operand that is not a lifted activation
+                operands.append(_depth_constant(constant))
+            else:
+                operands.append(_depth_constant(arg))
+        return new(target, operands, node)
+    return None

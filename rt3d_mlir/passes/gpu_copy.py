@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from torch_mlir import ir
 
 from rt3d_mlir.codegen.gpu.copy import copy_slice_kernel, extract_slice_kernel, pad_kernel
-from rt3d_mlir.ir_matchers import constant_attr, ops_named
+from rt3d_mlir.ir_matchers import constant_attr, defining_op, ops_named
 from rt3d_mlir.passes.framework import Pass, PassFailure, register_pass
 from rt3d_mlir.passes.gpu_dispatch import add_kernel, dispatch, shape_of
 
@@ -78,6 +78,10 @@ class GpuCopy(Pass):
         offset, result = 0, None
         with ir.InsertionPoint(op), op.location:
             for operand in op.operands:
+                producer = defining_op(operand)
+                if producer is not None and producer.name == "tensor.cast":
+                    # torch-mlir casts a concat's first operand to a dynamic size along the axis
+                    operand = producer.operands[0]
                 in_shape = shape_of(operand)
                 symbol, kernel = add_kernel(
                     module,

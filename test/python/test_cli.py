@@ -144,8 +144,8 @@ def test_model_torch_export_cannot_trace_is_one_line(tmp_path):
 
 def test_input_shape_of_wrong_rank(tiny_model_file, tmp_path):
     _, path = tiny_model_file
-    result = run("rt3d-compile", str(path), "-o", str(tmp_path / "m.so"), "--input-shape", "1,3,16,16")
-    assert_one_line_error(result, "5 dimensions", "got 4")
+    result = run("rt3d-compile", str(path), "-o", str(tmp_path / "m.so"), "--input-shape", "1,3,16")
+    assert_one_line_error(result, "5 dimensions", "got 3")
     _no_partial_outputs(tmp_path)
 
 

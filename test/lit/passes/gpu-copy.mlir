@@ -45,6 +45,19 @@ func.func @concat(%a: tensor<1x2x4xf32>, %b: tensor<1x3x4xf32>) -> tensor<1x5x4x
 
 // -----
 
+// torch-mlir casts a concat's first operand to a dynamic size along the
+// axis: the copy reads the static tensor behind the cast.
+// CHECK-LABEL: func.func @concat_cast
+// CHECK: call @rt3d_gpu_dispatch_0(%arg0) : (tensor<1x2x4xf32>) -> tensor<1x5x4xf32>
+// CHECK-NOT: memref<?
+func.func @concat_cast(%a: tensor<1x2x4xf32>, %b: tensor<1x3x4xf32>) -> tensor<1x5x4xf32> {
+  %c = tensor.cast %a : tensor<1x2x4xf32> to tensor<1x?x4xf32>
+  %0 = tensor.concat dim(1) %c, %b : (tensor<1x?x4xf32>, tensor<1x3x4xf32>) -> tensor<1x5x4xf32>
+  return %0 : tensor<1x5x4xf32>
+}
+
+// -----
+
 // A static slice (one half of a channel split): one invocation per element
 // of the slice, reading the source at offset + index * stride.
 // CHECK-LABEL: func.func @split
