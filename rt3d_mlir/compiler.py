@@ -130,9 +130,9 @@ def compile_model(
     scale gets weights and input on their int8 grids, and convs that int8
     kernels take sum int8 products in int32 (AVX-512 VNNI, AArch64 sdot,
     SPIR-V ``OpSDot`` where the Vulkan device has integer dot products).
-    On the CPU targets a conv whose output only the next int8 conv reads
-    stores it in int8, as that conv reads it; other values between layers
-    stay float32.
+    A conv whose output only the next int8 conv reads stores it in int8, as
+    that conv reads it (on SPIR-V, where that conv computes in int8 too);
+    other values between layers stay float32.
     ``trust_pickle`` allows model files whose loading runs code from the
     file (a pickled ``nn.Module``); see ``docs/security.md``. ``progress``
     is called with each step's name (:func:`compile_steps`) as it starts.

@@ -21,14 +21,17 @@ and whose channel runs and input channels are multiples of four reads that
 input quantized by a kernel (:mod:`rt3d_mlir.codegen.gpu.quantize`, padded,
 four channels' bytes to a word) and sums int8 weight quads by integer dot
 products; its bias operand becomes the biases followed by each filter's
-dequantization factor. Other convolutions compute in f32 with their weights
+dequantization factor. Where such a conv's quantized input is the result
+of another int8 conv alone (blocks of whole, in-order channel quads), that
+conv's epilogue stores it packed into the zero-initialised padded buffer
+and no quantize kernel runs between them. Other convolutions compute in f32 with their weights
 on the int8 grid (exactly the scheme, up to f32 rounding).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from torch_mlir import ir
@@ -45,6 +48,7 @@ from rt3d_mlir.ir_matchers import (
     fake_quantized_input,
     int_attr,
     ops_named,
+    single_use,
 )
 from rt3d_mlir.kernel_packing import (
     GPU_PRECISIONS,
@@ -119,6 +123,46 @@ def _conv_dispatch(
     )
 
 
+@dataclass(frozen=True)
+class Int8Input:
+    """How an int8 conv reads its input: the f32 value the importer quantized, its scale, the padded
+    spatial shape, and the entry offsets in channel quads."""
+
+    source: ir.Value
+    scale: float
+    padded: tuple[int, ...]
+    offsets_in_quads: np.ndarray
+
+
+def _int8_input(op: ir.Operation) -> Int8Input | None:
+    """The int8 input of packed conv ``op`` if it can take an int8 kernel: its input is the
+    importer's quantization, its channel runs and input channels are whole quads and every run
+    starts a quad; else None."""
+    params = packed_conv3d_params(op)
+    offsets = constant_array(op.operands[2])
+    found = fake_quantized_input(op.operands[0])
+    if found is None or offsets is None:
+        return None
+    _, c, *spatial = shape_of(op.operands[0])
+    pads = zip(spatial, params.padding_low, params.padding_high, strict=True)
+    padded = tuple(size + lo + hi for size, lo, hi in pads)
+    offsets_in_quads = blocked_offsets(offsets, math.prod(padded), INT8_QUAD)
+    if params.channel_unroll % INT8_QUAD or c % INT8_QUAD or np.any(offsets_in_quads % INT8_QUAD):
+        return None
+    return Int8Input(found[0], found[1], padded, offsets_in_quads)
+
+
+@dataclass(frozen=True)
+class QuantizedOutput:
+    """What an int8 conv stores when it is the only producer of the next int8 conv's input: that
+    input (the importer's quantization the next conv reads), quantized with its scale and padded."""
+
+    reader_input: ir.Value
+    scale: float
+    low: tuple[int, ...]
+    high: tuple[int, ...]
+
+
 @dataclass
 class GpuPrecisionOptions:
     """The option of the GPU passes whose kernels depend on the build's precision."""
@@ -152,65 +196,110 @@ class GpuConv(Pass):
     def run(self, module: ir.Operation) -> None:
         load_dialect(module.context)
         written_padded: dict[ir.Value, tuple[ir.Value, Padding]] = {}
-        replaced = []
+        replaced: list[ir.Operation] = []
+        # int8: the convs whose int8 input the conv before them stores (its result -> the reader),
+        # and the packed words each such reader then takes
+        self.quantized_outputs = self._quantized_outputs(module) if self.options.precision == "int8" else {}
+        self.quantized_inputs: dict[ir.Value, ir.Value] = {}
         for op in ops_named(module, "rt3d.packed_conv3d"):
             block_size = packed_conv3d_params(op).block_size
             if block_size % 4:  # every kernel holds filters in vectors of four
                 raise PassFailure(f"a filter block of {block_size} is not a multiple of 4", op.location)
-            if self.options.precision == "int8" and self._int8(module, op):
-                continue  # erased already
+            if self.options.precision == "int8" and self._int8(module, op, replaced):
+                continue  # erased already, or (storing the next conv's input) in replaced
             self._rewrite(module, op, written_padded)
             replaced.append(op)
         for op in reversed(replaced):  # consumers first: a producer's result is used until then
+            producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
             op.erase()
+            erase_dead_producers(producers)  # e.g. the quantization an int8 conv stored for it
 
-    def _int8(self, module: ir.Operation, op: ir.Operation) -> bool:
+    @staticmethod
+    def _quantized_outputs(module: ir.Operation) -> dict[ir.Value, QuantizedOutput]:
+        """The int8 convs whose result only the quantization of another int8 conv's input reads,
+        their blocks whole, in-order channel quads: each stores that input itself (its result ->
+        what it stores)."""
+        found = {}
+        for op in ops_named(module, "rt3d.packed_conv3d"):
+            plan = _int8_input(op)
+            if plan is None or single_use(op.operands[0]) is None:
+                continue
+            producer = defining_op(plan.source)
+            if producer is None or producer.name != "rt3d.packed_conv3d" or single_use(plan.source) is None:
+                continue
+            if _int8_input(producer) is None:
+                continue  # an f32 conv (conv1): its kernel has no int8 output
+            channels = constant_array(producer.operands[4])
+            if channels is None or channels.size % INT8_QUAD:
+                continue
+            quads = channels.reshape(-1, INT8_QUAD)
+            if np.any(quads[:, 0] % INT8_QUAD) or np.any(quads - quads[:, :1] != np.arange(INT8_QUAD)):
+                continue
+            params = packed_conv3d_params(op)
+            found[plan.source] = QuantizedOutput(
+                op.operands[0], plan.scale, tuple(params.padding_low), tuple(params.padding_high)
+            )
+        return found
+
+    def _int8(self, module: ir.Operation, op: ir.Operation, replaced: list[ir.Operation]) -> bool:
         """Rewrite ``op`` to an int8 kernel reading its input quantized, if it can take one (True);
-        else put its weights on their int8 grid for the f32 kernel (False)."""
+        else put its weights on their int8 grid for the f32 kernel (False). Its input is the words
+        the conv before it stored (``quantized_inputs``) or those of a quantize kernel; if it is in
+        ``quantized_outputs`` its kernel stores the next conv's input."""
         params = packed_conv3d_params(op)
-        weights, offsets = constant_array(op.operands[1]), constant_array(op.operands[2])
-        starts, bias = constant_array(op.operands[3]), constant_array(op.operands[5])
-        if weights is None or offsets is None or starts is None or bias is None:
+        weights, starts = constant_array(op.operands[1]), constant_array(op.operands[3])
+        bias = constant_array(op.operands[5])
+        if weights is None or constant_array(op.operands[2]) is None or starts is None or bias is None:
             return False  # refused by _rewrite
-        found = fake_quantized_input(op.operands[0])
-        n, c, *spatial = shape_of(op.operands[0])
-        pads = zip(spatial, params.padding_low, params.padding_high, strict=True)
-        padded = tuple(size + lo + hi for size, lo, hi in pads)
-        plane = math.prod(padded)
-        offsets_in_quads = blocked_offsets(offsets, plane, INT8_QUAD)
         unroll, block_size = params.channel_unroll, params.block_size
-        if (
-            found is None or unroll % INT8_QUAD or c % INT8_QUAD
-            or np.any(offsets_in_quads % INT8_QUAD)  # every run starts a quad
-        ):
+        plan = _int8_input(op)
+        if plan is None:
             with ir.InsertionPoint(op), op.location:
                 op.operands[1] = array_constant(int8_grid_weights(weights, starts, unroll, block_size))
             return False
-        source, scale = found
+        n, c, *spatial = shape_of(op.operands[0])
         q, weight_scales, _ = quantized_lanes(weights, starts, unroll, block_size)
-        factors = (np.float64(scale) * weight_scales).astype(np.float32)
-        shape = _conv_shape(op, (n, c, *padded), int(q.size), input_element="i8")
+        factors = (np.float64(plan.scale) * weight_scales).astype(np.float32)
+        shape = _conv_shape(op, (n, c, *plan.padded), int(q.size), input_element="i8")
+        stores_next = op.results[0] in self.quantized_outputs
+        if stores_next:
+            stored = self.quantized_outputs[op.results[0]]
+            shape = replace(shape, output_scale=stored.scale, out_low=stored.low, out_high=stored.high)
         i32 = ir.IntegerType.get_signless(32)
         with ir.InsertionPoint(op), op.location:
-            symbol, kernel = add_kernel(
-                module, "quantize",
-                lambda name: quantize_kernel(name, (n, c, *spatial), params.padding_low, padded, scale),
-            )
-            quantized = dispatch(
-                module, symbol, kernel, [source], tensor_type((n, c // INT8_QUAD, *padded), i32), "quantize"
-            )
+            quantized = self.quantized_inputs.pop(op.operands[0], None)
+            if quantized is None:
+                symbol, kernel = add_kernel(
+                    module, "quantize",
+                    lambda name: quantize_kernel(
+                        name, (n, c, *spatial), params.padding_low, plan.padded, plan.scale
+                    ),
+                )
+                words = tensor_type((n, c // INT8_QUAD, *plan.padded), i32)
+                quantized = dispatch(module, symbol, kernel, [plan.source], words, "quantize")
             operands = [
                 quantized,
                 array_constant(int8_quads(q, unroll, block_size).view(np.int32)),
-                array_constant(offsets_in_quads // INT8_QUAD),
+                array_constant(plan.offsets_in_quads // INT8_QUAD),
                 op.operands[3],
                 op.operands[4],
                 array_constant(np.concatenate([bias.astype(np.float32), factors])),
             ]
-            result = _conv_dispatch(module, op, shape, operands, tensor_type(shape.out))
-        op.results[0].replace_all_uses_with(result)
+            if stores_next:  # the next conv's zero-padded int8 input, packed
+                out_n, out_f, *out_spatial = shape.out
+                sides = zip(out_spatial, shape.out_low, shape.out_high, strict=True)
+                padded_out = (size + lo + hi for size, lo, hi in sides)
+                result_type = tensor_type((out_n, out_f // INT8_QUAD, *padded_out), i32)
+            else:
+                result_type = tensor_type(shape.out)
+            result = _conv_dispatch(module, op, shape, operands, result_type, zero_init=stores_next)
         dequantized = defining_op(op.operands[0])
-        op.erase()
+        if stores_next:
+            self.quantized_inputs[self.quantized_outputs[op.results[0]].reader_input] = result
+            replaced.append(op)  # its result feeds the quantization the next conv replaces
+        else:
+            op.results[0].replace_all_uses_with(result)
+            op.erase()
         if dequantized is not None:  # the importer's quantization, which the kernel replaced
             erase_dead_producers([dequantized])
         return True

@@ -370,8 +370,9 @@ def _opcode_count(code: bytes, opcode: int) -> int:
 @pytest.mark.parametrize("arch, groups", [("c3d", (16, 16)), ("c3d", (4, 4)), ("r2plus1d", (4, 4))])
 def test_int8_builds_compute_the_int8_scheme_on_lavapipe(arch, groups, tmp_path):
     """int8 on SPIR-V: the convs of quantized inputs with whole channel quads read them quantized
-    (four bytes to a word) and sum int8 weight quads by OpSDot; conv1a (3 channels) keeps its f32
-    kernel with its weights on the grid. The build computes the scheme (simulated in PyTorch; the
+    (four bytes to a word, stored by the int8 conv before them where it is the only producer) and
+    sum int8 weight quads by OpSDot; conv1a (3 channels) keeps its f32 kernel with its weights on
+    the grid. The build computes the scheme (simulated in PyTorch; the
     tolerance is the CPU builds', test_int8.INT8_TOL) and needs the device's integer dot products."""
     from test_int8 import INT8_TOL, _simulated
 
@@ -391,6 +392,11 @@ def test_int8_builds_compute_the_int8_scheme_on_lavapipe(arch, groups, tmp_path)
     convs = {k.name: artifact.modules[k.name] for k in artifact.program.kernels.values() if "conv" in k.name}
     with_dots = [name for name, code in convs.items() if _opcode_count(code, OP_SDOT)]
     assert 0 < len(with_dots) < len(convs)  # all but conv1a
+    if arch == "c3d":
+        # int8 between convs: conv3b, 4b and 5b read the words conv3a, 4a and 5a stored from their
+        # epilogues; the convs after a pool (2a, 3a, 4a, 5a) read theirs from a quantize kernel
+        quantize = [k for k in artifact.program.kernels.values() if k.name.startswith("rt3d_quantize")]
+        assert len(quantize) == 4
     with rt3d_mlir.load(out) as compiled:
         got = compiled(x.numpy())
         assert compiled.precision == "int8"

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from rt3d_mlir.codegen.gpu.kernel import WORKGROUP, Binding, GpuKernel, Kernel
+from rt3d_mlir.codegen.gpu.quantize import packed_quad
 from rt3d_mlir.kernel_packing import INT8_QUAD
 
 
@@ -55,6 +56,10 @@ class ConvShape:
     out_high: tuple[int, int, int] = (0, 0, 0)
     input_element: str = "f32"  # f16: f16 weights too, each entry summed in f16; i8: int8 quads
     output_element: str = "f32"
+    # > 0: the output is the next conv's int8 input, quantized with this scale and packed four
+    # channels to an i32 word (N, F / 4, padded D, H, W), as codegen/gpu/quantize.py packs it; the
+    # block's filters are whole, in-order channel quads
+    output_scale: float = 0.0
 
 
 def positions_per_invocation(positions: int, most: int = 8) -> int:
@@ -101,7 +106,8 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
         Binding(s.blocks + 1, "i32"),
         Binding(s.blocks * s.block_size, "i32"),
         Binding(s.blocks * s.block_size * (2 if int8 else 1)),  # int8: the biases, then the factors
-        Binding(n * f * plane, s.output_element),
+        Binding(n * f * plane // INT8_QUAD, "i32") if s.output_scale
+        else Binding(n * f * plane, s.output_element),
     ]
     k = GpuKernel(name, bindings)
     bx = k.op("gpu.block_id x")
@@ -208,35 +214,56 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                 k.emit(f"scf.yield {', '.join(entry(iv, starts, carried))} : {types}")
             results = [result] if count == 1 else [f"{result}#{i}" for i in range(count)]
             lane_base = k.mul(block, s.block_size)
+
+            def terms(slot: str) -> tuple[str, str | None]:
+                """A lane's bias and (int8) dequantization factor, loaded once for its positions."""
+                factor = k.load(5, k.add(slot, k.const(s.blocks * s.block_size))) if int8 else None
+                return k.load(5, slot), factor
+
+            def value(q: int, lane: int, j: int, loaded: tuple[str, str | None], results=results) -> str:
+                """The output of lane ``lane`` of quad ``q`` at position ``j``: rectified sum + bias."""
+                bias, factor = loaded
+                if int8:  # the exact int32 sum, dequantized
+                    total = k.op(f"arith.sitofp {results[j * s.block_size + q * 4 + lane]} : i32 to f32")
+                    total = k.op(f"arith.mulf {total}, {factor} : f32")
+                else:
+                    total = k.op(f"vector.extract {results[j * quads + q]}[{lane}] : f32 from {vec}")
+                total = k.op(f"arith.addf {total}, {bias} : f32")
+                if s.relu:
+                    total = k.op(f"arith.maximumf {total}, {k.const(0.0, 'f32')} : f32")
+                return total
+
+            def store(j: int, out: str, stored: str) -> None:
+                if valid[j] is None:
+                    k.store(stored, 6, out)
+                else:
+                    with k.region(f"scf.if {valid[j]} {{"):
+                        k.store(stored, 6, out)
+
             for q in range(quads):
+                if s.output_scale:  # the quad's four channels, quantized, one word
+                    slots = [k.add(lane_base, k.const(q * 4 + lane)) for lane in range(4)]
+                    oc = k.op(f"arith.index_cast {k.load(4, slots[0])} : i32 to index")
+                    row = k.index((k.op(f"arith.divui {oc}, {k.const(INT8_QUAD)} : index"), plane),
+                                  (batch * (f // INT8_QUAD) * plane, 1))
+                    loaded = [terms(slot) for slot in slots]
+                    for j in range(per):
+                        values = [value(q, lane, j, loaded[lane]) for lane in range(4)]
+                        store(j, k.add(row, targets[j]), packed_quad(k, values, s.output_scale))
+                    continue
                 for lane in range(4):
                     slot = k.add(lane_base, k.const(q * 4 + lane))
                     channel = k.load(4, slot)
                     used = k.op(f"arith.cmpi sge, {channel}, {k.const(0, 'i32')} : i32")
                     with k.region(f"scf.if {used} {{"):
-                        bias = k.load(5, slot)
-                        factor = k.load(5, k.add(slot, k.const(s.blocks * s.block_size))) if int8 else None
+                        loaded = terms(slot)
                         oc = k.op(f"arith.index_cast {channel} : i32 to index")
                         row = k.index((oc, plane), (batch * f * plane, 1))
                         for j in range(per):
-                            if int8:  # the exact int32 sum, dequantized
-                                total = results[j * s.block_size + q * 4 + lane]
-                                value = k.op(f"arith.sitofp {total} : i32 to f32")
-                                value = k.op(f"arith.mulf {value}, {factor} : f32")
-                            else:
-                                total = results[j * quads + q]
-                                value = k.op(f"vector.extract {total}[{lane}] : f32 from {vec}")
-                            value = k.op(f"arith.addf {value}, {bias} : f32")
-                            if s.relu:
-                                value = k.op(f"arith.maximumf {value}, {k.const(0.0, 'f32')} : f32")
+                            stored = value(q, lane, j, loaded)
                             if s.output_element != "f32":
-                                value = k.op(f"arith.truncf {value} : f32 to {s.output_element}")
-                            out = k.add(row, targets[j])
-                            if valid[j] is None:
-                                k.store(value, 6, out)
-                            else:
-                                with k.region(f"scf.if {valid[j]} {{"):
-                                    k.store(value, 6, out)
+                                stored = k.op(f"arith.truncf {stored} : f32 to {s.output_element}")
+                            store(j, k.add(row, targets[j]), stored)
 
     with k.region(f"scf.if {ok} {{"):
         body()
