@@ -31,9 +31,12 @@ DEFAULT_GROUP_SHAPE_CANDIDATES: tuple[GroupShape, ...] = (
     (8, 4),
     (4, 8),
     (4, 4),
+    (16, 1),  # block-based pruning's columns (rt3d_mlir.pruning.schemes): groups of bR x 1
     (4, 2),
     (2, 4),
+    (8, 1),
     (2, 2),
+    (4, 1),
     (2, 1),
     (1, 2),
     (1, 1),

@@ -11,6 +11,16 @@ widened to it (clipped to the weight), its masks the union of the groups it
 covers: bf16 builds on AMX CPUs ask for a lane's worth (16x16), which AMX tile
 products need; block-diagonal weights (depthwise) keep their groups.
 Convolutions with non-constant weights are left alone.
+
+A fully connected layer (``linalg.matmul`` of a zero-filled init by a
+transposed constant ``W[F, K]``, as torch-mlir imports ``nn.Linear``) whose
+weight is pruned in kernel groups (block-based pruning: groups of ``bR x 1``,
+whole columns of ``bR`` rows) becomes the 1x1x1 convolution of its input
+seen as ``(N, K, 1, 1, 1)``: its kept columns are packed and computed like a
+conv's (the bias add and activation after it stay as they are). A weight
+whose groups keep more than :data:`SPARSE_LINEAR_KEPT` of it, or whose zeros
+fit only groups of fewer than :data:`MIN_LINEAR_GROUP` outputs, stays a
+matmul (``rt3d-vectorize-matmul`` streams a dense one).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import arith
+from torch_mlir.dialects import arith, tensor
 
 from rt3d_mlir.dialect import KgsConv3dParams, build_kgs_conv3d, load_dialect
 from rt3d_mlir.ir_matchers import (
@@ -33,6 +43,7 @@ from rt3d_mlir.ir_matchers import (
     single_use,
 )
 from rt3d_mlir.passes.framework import OptionError, Pass, PassFailure, register_pass, require
+from rt3d_mlir.passes.vectorize_matmul import weight_matrix, zero_init
 from rt3d_mlir.sparsity import (
     DEFAULT_GROUP_SHAPE_CANDIDATES,
     choose_group_shape,
@@ -44,6 +55,8 @@ from rt3d_mlir.sparsity import (
 )
 
 CONV_OP = "linalg.conv_3d_ncdhw_fcdhw"
+SPARSE_LINEAR_KEPT = 0.75  # a Linear layer whose kernel groups keep more stays a dense matmul
+MIN_LINEAR_GROUP = 4  # nor does one whose zeros fit only groups of fewer outputs (vector lanes)
 
 
 @dataclass
@@ -144,6 +157,40 @@ class RecognizeKgs(Pass):
         load_dialect(module.context)
         for conv in ops_named(module, CONV_OP):
             self._rewrite(conv)
+        for matmul in ops_named(module, "linalg.matmul"):
+            self._rewrite_linear(matmul)
+
+    def _rewrite_linear(self, matmul: ir.Operation) -> None:
+        """A block-pruned Linear layer as a 1x1x1 ``rt3d.kgs_conv3d`` of its input (N, K, 1, 1, 1)."""
+        x, b, init = matmul.operands
+        matrix = weight_matrix(b)
+        x_type = ir.RankedTensorType(x.type)
+        if matrix is None or not zero_init(init) or x_type.rank != 2 or not x_type.has_static_shape:
+            return
+        weight = np.ascontiguousarray(matrix.reshape(*matrix.shape, 1, 1, 1), dtype=np.float32)
+        group_shape = self._group_shape_for(weight, matmul.location)
+        masks = kernel_group_masks(weight, group_shape)
+        if group_shape[0] < MIN_LINEAR_GROUP or masks.mean() > SPARSE_LINEAR_KEPT:
+            return
+        n, k = x_type.shape
+        f = weight.shape[0]
+        params = KgsConv3dParams(
+            strides=(1, 1, 1), padding_low=(0, 0, 0), padding_high=(0, 0, 0), dilations=(1, 1, 1),
+            group_shape=group_shape, masks=masks, activation="none",
+        )
+        producers = [defining_op(v) for v in matmul.operands]
+        element = x_type.element_type
+        with ir.InsertionPoint(matmul), matmul.location:
+            x5 = tensor.ExpandShapeOp(
+                ir.RankedTensorType.get([n, k, 1, 1, 1], element), x, [[0], [1, 2, 3, 4]], [], [n, k, 1, 1, 1]
+            ).result
+            w_attr = ir.DenseElementsAttr.get(weight)
+            w5 = arith.ConstantOp(w_attr.type, w_attr).result
+            y5 = build_kgs_conv3d(ir.RankedTensorType.get([n, f, 1, 1, 1], element), x5, w5, None, params)
+            y = tensor.CollapseShapeOp(matmul.results[0].type, y5.results[0], [[0], [1, 2, 3, 4]]).result
+        matmul.results[0].replace_all_uses_with(y)
+        matmul.erase()
+        erase_dead_producers([p for p in producers if p is not None])
 
     def _rewrite(self, conv: ir.Operation) -> None:
         x, w, init = conv.operands

@@ -146,7 +146,16 @@ def test_cli_block_pruning_with_the_fc_layers_compiles(tmp_path):
     x = torch.randn(1, 3, 16, 32, 32)
     with torch.no_grad():
         expected = model(x).numpy()
-    assert relative_error(rt3d_mlir.load(so)(x.numpy()), expected) <= REL_TOL
+    compiled = rt3d_mlir.load(so)
+    assert relative_error(compiled(x.numpy()), expected) <= REL_TOL
+    # the pruned FC layers run as 1x1x1 conv kernels over their kept columns only
+    compiled.set_profiling(True)
+    compiled(x.numpy())
+    profile = compiled.kernel_profile()
+    convs = [p for p in profile if p.name.startswith("rt3d_conv")]
+    assert not any(p.name.startswith("rt3d_matmul") for p in profile)
+    assert len(convs) == 8 + 3  # C3D's convs, then fc6, fc7 and fc8
+    assert all(p.flops < p.dense_flops for p in convs[-3:])
 
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:

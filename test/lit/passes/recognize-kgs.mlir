@@ -102,3 +102,48 @@ func.func @diagonal(%arg0: tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32> {
   %1 = linalg.conv_3d_ncdhw_fcdhw {dilations = dense<1> : vector<3xi64>, strides = dense<1> : vector<3xi64>} ins(%arg0, %w : tensor<1x2x1x1x1xf32>, tensor<2x2x1x1x1xf32>) outs(%fill : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
   return %1 : tensor<1x2x1x1x1xf32>
 }
+
+// -----
+
+// A Linear layer whose weight lost whole columns (inputs 1, 3 and 4 of all
+// four outputs: block-based pruning's 4 x 1 groups) becomes the 1x1x1 conv
+// of its input seen as (N, K, 1, 1, 1); the weight's zeros fit no 2x2 groups,
+// so 4x1 ones are chosen, whatever the requested shape.
+// CHECK-LABEL: func.func @sparse_linear
+// CHECK-NOT: linalg.matmul
+// CHECK: %[[X:.*]] = tensor.expand_shape %arg0 {{\[\[}}0], [1, 2, 3, 4]] output_shape [1, 6, 1, 1, 1] : tensor<1x6xf32> into tensor<1x6x1x1x1xf32>
+// CHECK: %[[Y:.*]] = "rt3d.kgs_conv3d"(%[[X]], %{{[a-z0-9_]+}})
+// CHECK-SAME: group_shape = array<i64: 4, 1>
+// CHECK-SAME: -> tensor<1x4x1x1x1xf32>
+// CHECK: tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2, 3, 4]] : tensor<1x4x1x1x1xf32> into tensor<1x4xf32>
+// AUTO-LABEL: func.func @sparse_linear
+// AUTO: group_shape = array<i64: 4, 1>
+// WIDE-LABEL: func.func @sparse_linear
+// WIDE: group_shape = array<i64: 4, 1>
+func.func @sparse_linear(%x: tensor<1x6xf32>) -> tensor<1x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 0.0, 2.0, 0.0, 0.0, 3.0], [4.0, 0.0, 5.0, 0.0, 0.0, 6.0], [7.0, 0.0, 8.0, 0.0, 0.0, 9.0], [1.5, 0.0, 2.5, 0.0, 0.0, 3.5]]> : tensor<4x6xf32>
+  %e = tensor.empty() : tensor<6x4xf32>
+  %t = linalg.transpose ins(%w : tensor<4x6xf32>) outs(%e : tensor<6x4xf32>) permutation = [1, 0]
+  %e2 = tensor.empty() : tensor<1x4xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e2 : tensor<1x4xf32>) -> tensor<1x4xf32>
+  %y = linalg.matmul ins(%x, %t : tensor<1x6xf32>, tensor<6x4xf32>) outs(%init : tensor<1x4xf32>) -> tensor<1x4xf32>
+  return %y : tensor<1x4xf32>
+}
+
+// -----
+
+// A dense Linear layer stays a matmul (rt3d-vectorize-matmul streams it).
+// CHECK-LABEL: func.func @dense_linear
+// CHECK: linalg.matmul
+// CHECK-NOT: rt3d.kgs_conv3d
+func.func @dense_linear(%x: tensor<1x2xf32>) -> tensor<1x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %w = arith.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]> : tensor<4x2xf32>
+  %e = tensor.empty() : tensor<2x4xf32>
+  %t = linalg.transpose ins(%w : tensor<4x2xf32>) outs(%e : tensor<2x4xf32>) permutation = [1, 0]
+  %e2 = tensor.empty() : tensor<1x4xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e2 : tensor<1x4xf32>) -> tensor<1x4xf32>
+  %y = linalg.matmul ins(%x, %t : tensor<1x2xf32>, tensor<2x4xf32>) outs(%init : tensor<1x4xf32>) -> tensor<1x4xf32>
+  return %y : tensor<1x4xf32>
+}
