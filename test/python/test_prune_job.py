@@ -59,6 +59,19 @@ def assert_same_weights(a, b) -> None:
         assert torch.equal(wa[key], wb[key]), key
 
 
+def compile_checkpoint(path, so):
+    """Compile a checkpoint as it is; the artifact (checked against the checkpoint's model in
+    PyTorch) and the input it was checked on."""
+    rt3d_mlir.compile(str(path), output=so)
+    model = load_model_file(path).module.eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    compiled = rt3d_mlir.load(so)
+    assert relative_error(compiled(x.numpy()), expected) <= REL_TOL
+    return compiled, x
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted run, shared by the tests below."""
@@ -82,14 +95,7 @@ def test_job_output_is_a_compilable_kgs_checkpoint(reference, tmp_path):
         weight = raw["state_dict"][key].numpy()
         assert group_shape_fits(weight, (4, 4), tolerance=0.0), key
         assert 0.2 < kernel_group_masks(weight, (4, 4)).mean() < 0.6, key
-    # The compiler takes the checkpoint as it is.
-    out = tmp_path / "pruned.so"
-    rt3d_mlir.compile(str(path), output=out)
-    model = load_model_file(path).module.eval()
-    x = torch.randn(1, 3, 16, 32, 32)
-    with torch.no_grad():
-        expected = model(x).numpy()
-    assert relative_error(rt3d_mlir.load(out)(x.numpy()), expected) <= REL_TOL
+    compile_checkpoint(path, tmp_path / "pruned.so")  # the compiler takes the checkpoint as it is
     with open(str(path)[:-3] + ".json") as f:
         assert json.load(f)["flops"] == report["flops"]
 
@@ -140,14 +146,7 @@ def test_cli_block_pruning_with_the_fc_layers_compiles(tmp_path):
         assert 0.2 < float(matrix.float().mean()) < 0.6, key
     with open(tmp_path / "block.json") as f:
         assert abs(json.load(f)["flops"]["reduction"] - 2.6) / 2.6 < 0.05
-    so = tmp_path / "block.so"
-    rt3d_mlir.compile(str(out), output=so)
-    model = load_model_file(out).module.eval()
-    x = torch.randn(1, 3, 16, 32, 32)
-    with torch.no_grad():
-        expected = model(x).numpy()
-    compiled = rt3d_mlir.load(so)
-    assert relative_error(compiled(x.numpy()), expected) <= REL_TOL
+    compiled, x = compile_checkpoint(out, tmp_path / "block.so")
     # the pruned FC layers run as 1x1x1 conv kernels over their kept columns only
     compiled.set_profiling(True)
     compiled(x.numpy())
