@@ -111,3 +111,38 @@ def test_torchvision_resnet18_compiles_as_a_2d_model(tmp_path):
     out = tmp_path / "resnet18.so"
     rt3d_mlir.compile(model, x, output=out)
     assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL
+
+
+class Classifier2d(nn.Module):
+    """A 2D conv, its global mean, and two fully connected layers (the first one block-pruned)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1)
+        self.fc1 = nn.Linear(32, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(F.relu(self.conv(x)), 1).flatten(1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
+def test_block_pruned_linear_layers_run_as_sparse_kernels(target, tmp_path):
+    """A Linear layer pruned in 16 x 4 blocks (whole columns) runs as a kernel over its kept
+    columns on every target (a 1x1x1 conv of its input); the dense one stays a matrix product."""
+    torch.manual_seed(0)
+    model = Classifier2d().eval()
+    hard_prune(model, SparsityScheme("block", (16, 4)), {"fc1": 3.0})
+    x = torch.randn(1, 3, 12, 12)
+    out = tmp_path / f"fc.{target}"
+    rt3d_mlir.compile(model, x, output=out, target=target)
+    compiled = rt3d_mlir.load(out)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    if target == "host":
+        compiled.set_profiling(True)
+        compiled(x.numpy())
+        names = [p.name for p in compiled.kernel_profile()]
+        convs = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_conv")]
+        assert len(convs) == 2 and convs[1].flops * 2.5 < convs[1].dense_flops  # the conv, then fc1
+        assert sum(name.startswith("rt3d_matmul") for name in names) == 1  # fc2
