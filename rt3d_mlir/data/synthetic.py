@@ -87,8 +87,8 @@ _SIZE_MIN = 0.10
 _SIZE_MAX = 0.35
 _FADE = 0.08  # fraction of the log-size interval over which objects fade at each end
 
-_SHAPES = ("ellipse", "rectangle", "diamond", "triangle", "cross")
-_TEXTURES = ("solid", "stripes", "checker", "gradient")
+SHAPES = ("ellipse", "rectangle", "diamond", "triangle", "cross")
+TEXTURES = ("solid", "stripes", "checker", "gradient")
 
 
 class SyntheticActions(Dataset):
@@ -181,23 +181,15 @@ class SyntheticActions(Dataset):
         return frames
 
     def _background(self, rng: np.random.Generator) -> np.ndarray:
-        """A static background ``[3, H, W]``: smooth colour blobs plus fine grain."""
-        base = rng.uniform(0.25, 0.75, size=(3, 1, 1)).astype(np.float32)
-        cells = int(rng.integers(2, 7))
-        blobs = rng.normal(0.0, rng.uniform(0.08, 0.2), size=(1, 3, cells, cells)).astype(np.float32)
-        smooth = F.interpolate(
-            torch.from_numpy(blobs), size=(self.height, self.width), mode="bicubic", align_corners=False
-        )[0].numpy()
-        grain = rng.normal(0.0, rng.uniform(0.0, 0.06), size=(1, self.height, self.width)).astype(np.float32)
-        return base + smooth + grain
+        return textured_background(rng, self.height, self.width)
 
     def _object(self, rng: np.random.Generator, motion: Motion) -> tuple[np.ndarray, np.ndarray]:
         """One object's coverage ``[T, H, W]`` and colour ``[3, T, H, W]`` over the clip."""
         t_frames, h, w = self.num_frames, self.height, self.width
         extent = min(h, w)
         t = np.arange(t_frames, dtype=np.float64)
-        shape = _SHAPES[int(rng.integers(len(_SHAPES)))]
-        texture = _TEXTURES[int(rng.integers(len(_TEXTURES)))]
+        shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
         aspect = rng.uniform(0.45, 0.8)
         size_phase = rng.uniform()
         angle = rng.uniform(0.0, 2 * math.pi)
@@ -236,36 +228,57 @@ class SyntheticActions(Dataset):
         u = (cos * dx + sin * dy) / size
         v = (cos * dy - sin * dx) / size
 
-        # A norm-like shape function: < 1 inside, ~ distance / size outside.
-        if shape == "ellipse":
-            f = np.sqrt(u * u + (v / aspect) ** 2)
-        elif shape == "rectangle":
-            f = np.maximum(np.abs(u), np.abs(v) / aspect)
-        elif shape == "diamond":
-            f = np.abs(u) + np.abs(v) / aspect
-        elif shape == "triangle":
-            # Circumradius 1 (inradius 0.5), one vertex on +u, squashed along v.
-            vs = v / max(aspect, 0.7)
-            f = np.maximum(np.maximum(-u, 0.5 * u + 0.866 * vs), 0.5 * u - 0.866 * vs) / 0.5
-        else:  # cross with a long bar along u and a shorter one along v
-            bar = 0.3
-            f = np.minimum(
-                np.maximum(np.abs(u), np.abs(v) / bar),
-                np.maximum(np.abs(u) / bar, np.abs(v) / aspect),
-            )
-        alpha = np.clip((1.0 - f) * size + 0.5, 0.0, 1.0) * per_frame(fade)  # ~1 px soft edge
-
-        if texture == "solid":
-            mix = np.zeros_like(u)
-        elif texture == "stripes":
-            mix = 0.5 + 0.5 * np.sin(2 * math.pi * frequency * u + texture_phase)
-        elif texture == "checker":
-            wave = np.sin(2 * math.pi * frequency * u + texture_phase) * np.sin(2 * math.pi * frequency * v)
-            mix = 0.5 + 0.5 * np.tanh(4.0 * wave)
-        else:
-            mix = np.clip(0.5 + 0.5 * u, 0.0, 1.0)
+        alpha = shape_coverage(shape, u, v, aspect, size) * per_frame(fade)
+        mix = texture_mix(texture, u, v, frequency, texture_phase)
         colour = colours[0][:, None, None, None] + mix[None] * (colours[1] - colours[0])[:, None, None, None]
         return alpha.astype(np.float32), colour.astype(np.float32)
+
+
+def textured_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A static background ``[3, H, W]``: smooth colour blobs plus fine grain."""
+    base = rng.uniform(0.25, 0.75, size=(3, 1, 1)).astype(np.float32)
+    cells = int(rng.integers(2, 7))
+    blobs = rng.normal(0.0, rng.uniform(0.08, 0.2), size=(1, 3, cells, cells)).astype(np.float32)
+    smooth = F.interpolate(
+        torch.from_numpy(blobs), size=(height, width), mode="bicubic", align_corners=False
+    )[0].numpy()
+    grain = rng.normal(0.0, rng.uniform(0.0, 0.06), size=(1, height, width)).astype(np.float32)
+    return base + smooth + grain
+
+
+def shape_coverage(shape: str, u: np.ndarray, v: np.ndarray, aspect: float, size: np.ndarray) -> np.ndarray:
+    """How much of each pixel a shape covers (0 to 1, a ~1 px soft edge), from the pixels' object
+    coordinates ``u``, ``v`` (in units of the semi-major axis ``size``, in pixels)."""
+    # A norm-like shape function: < 1 inside, ~ distance / size outside.
+    if shape == "ellipse":
+        f = np.sqrt(u * u + (v / aspect) ** 2)
+    elif shape == "rectangle":
+        f = np.maximum(np.abs(u), np.abs(v) / aspect)
+    elif shape == "diamond":
+        f = np.abs(u) + np.abs(v) / aspect
+    elif shape == "triangle":
+        # Circumradius 1 (inradius 0.5), one vertex on +u, squashed along v.
+        vs = v / max(aspect, 0.7)
+        f = np.maximum(np.maximum(-u, 0.5 * u + 0.866 * vs), 0.5 * u - 0.866 * vs) / 0.5
+    else:  # cross with a long bar along u and a shorter one along v
+        bar = 0.3
+        f = np.minimum(
+            np.maximum(np.abs(u), np.abs(v) / bar),
+            np.maximum(np.abs(u) / bar, np.abs(v) / aspect),
+        )
+    return np.clip((1.0 - f) * size + 0.5, 0.0, 1.0)
+
+
+def texture_mix(texture: str, u: np.ndarray, v: np.ndarray, frequency: float, phase: float) -> np.ndarray:
+    """The mix between an object's two colours (0 to 1) over its object coordinates."""
+    if texture == "solid":
+        return np.zeros_like(u)
+    if texture == "stripes":
+        return 0.5 + 0.5 * np.sin(2 * math.pi * frequency * u + phase)
+    if texture == "checker":
+        wave = np.sin(2 * math.pi * frequency * u + phase) * np.sin(2 * math.pi * frequency * v)
+        return 0.5 + 0.5 * np.tanh(4.0 * wave)
+    return np.clip(0.5 + 0.5 * u, 0.0, 1.0)
 
 
 def synthetic_splits(

@@ -1,0 +1,134 @@
+"""The 2D applications' pieces: the detection and segmentation data sets, the YOLO-style detector
+(its decoding, NMS and loss) and the U-Net, mAP and Dice, and both nets compiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import REL_TOL, randomize_batch_norms, relative_error, torch_output
+
+import rt3d_mlir
+from rt3d_mlir.boxes import box_iou, nms
+from rt3d_mlir.data.detection import MAX_OVERLAP, SyntheticDetection, detection_collate
+from rt3d_mlir.data.metrics import average_precision, dice
+from rt3d_mlir.data.segmentation import STRUCTURES, SyntheticVolumes, volume_slices
+from rt3d_mlir.models.unet import UNet2d
+from rt3d_mlir.models.yolo import STRIDES, TinyYolo, decode, detect, detection_loss, grid
+from rt3d_mlir.pruning.hard_prune import hard_prune
+from rt3d_mlir.pruning.schemes import SparsityScheme
+
+
+def test_detection_images_are_deterministic_and_their_boxes_tight():
+    data = SyntheticDetection(16, seed=3)
+    again = SyntheticDetection(16, seed=3)
+    other = SyntheticDetection(16, seed=3, split="val")
+    for i in range(16):
+        image, target = data[i]
+        assert torch.equal(image, again[i][0]) and not torch.equal(image, other[i][0])
+        boxes, labels = target["boxes"].numpy(), target["labels"].numpy()
+        assert image.shape == (3, 64, 64) and len(boxes) == len(labels) >= 1
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 64).all()
+        assert (boxes[:, 2:] - boxes[:, :2] >= 3).all() and (labels < 5).all()
+        overlaps = box_iou(boxes, boxes)[~np.eye(len(boxes), dtype=bool)]
+        assert (overlaps <= MAX_OVERLAP).all()
+    images, targets = detection_collate([data[0], data[1]])
+    assert images.shape == (2, 3, 64, 64) and len(targets) == 2
+
+
+def test_decoding_inverts_the_parametrization_and_nms_keeps_the_best_box():
+    """An output built for a known box at the stride-8 cell holding its centre decodes to it; a
+    duplicate at the next cell is suppressed; mAP is 1 for exact detections and drops with misses."""
+    size = (64, 64)
+    cells, _ = grid(size)
+    assert len(cells) == sum((64 // s) ** 2 for s in STRIDES)
+    output = np.full((1, 5 + 3, len(cells)), -10.0, np.float32)
+
+    def logit(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    box = np.array([20.0, 12.0, 36.0, 24.0])  # centre (28, 18): stride-8 cell (3, 2), size 16 x 12
+    for a, score in ((2 * 8 + 3, 0.9), (2 * 8 + 4, 0.6)):
+        output[0, 0][a] = logit((28 / 8 - cells[a][0] + 0.5) / 2)
+        output[0, 1][a] = logit((18 / 8 - cells[a][1] + 0.5) / 2)
+        output[0, 2][a] = logit(np.sqrt(16 / 16) / 2)
+        output[0, 3][a] = logit(np.sqrt(12 / 16) / 2)
+        output[0, 4][a] = logit(score)
+        output[0, 5 + 1][a] = 10.0
+    boxes, scores, labels = decode(output, size)
+    np.testing.assert_allclose(boxes[0, 2 * 8 + 3], box, atol=1e-3)
+    assert labels[0, 2 * 8 + 3] == 1 and abs(scores[0, 2 * 8 + 3] - 0.9) < 1e-3
+    assert list(nms(boxes[0], scores[0], 0.5))[:1] == [2 * 8 + 3]
+    found = detect(output, size)[0]
+    assert len(found["boxes"]) == 1 and found["labels"][0] == 1
+    truth = [{"boxes": box[None], "labels": np.array([1])}]
+    assert average_precision([found], truth, 3) == pytest.approx(1.0)
+    shifted = {**found, "boxes": found["boxes"] + 10.0}  # IoU below 0.5: a false positive
+    assert average_precision([shifted], truth, 3) == 0.0
+
+
+def test_the_detector_trains_on_its_loss():
+    """A few steps on one batch lower the loss (its gradients reach every layer)."""
+    torch.manual_seed(0)
+    model = TinyYolo(num_classes=5, width=0.25)
+    images, targets = detection_collate([SyntheticDetection(8, seed=1)[i] for i in range(8)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        optimizer.zero_grad()
+        loss = detection_loss(model(images), targets, (64, 64))
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
+
+
+def test_volumes_are_deterministic_with_every_structure():
+    data = SyntheticVolumes(4, depth=12, height=48, width=48, seed=2)
+    volume, labels = data[1]
+    assert volume.shape == (1, 12, 48, 48) and labels.shape == (12, 48, 48)
+    assert torch.equal(volume, data[1][0]) and not torch.equal(volume, data[2][0])
+    counts = np.bincount(labels.numpy().ravel(), minlength=len(STRUCTURES))
+    assert (counts > 0).all()
+    assert abs(float(volume.mean())) < 1.0 and 0.3 < float(volume.std()) < 2.0
+    assert volume_slices(volume).shape == (12, 1, 48, 48)
+
+
+def test_dice():
+    truth = np.array([[0, 1, 1], [2, 2, 0]])
+    assert dice(truth, truth, 3) == 1.0
+    predicted = np.array([[0, 1, 0], [2, 0, 0]])  # lesion 2/3, vessel 2/3
+    assert dice(predicted, truth, 3) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
+def test_the_detector_and_the_unet_compile_on_every_target(target, tmp_path):
+    torch.manual_seed(0)
+    for name, model, x in (
+        ("yolo", TinyYolo(num_classes=3, width=0.25, input_size=(32, 32)), torch.randn(1, 3, 32, 32)),
+        ("unet", UNet2d(width=0.25, depth=2), torch.randn(1, 1, 16, 16)),
+    ):
+        randomize_batch_norms(model)
+        model.eval()
+        out = tmp_path / f"{name}.{target}"
+        rt3d_mlir.compile(model, x, output=out, target=target)
+        assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL, name
+
+
+def test_a_block_pruned_detector_computes_its_kept_weights(tmp_path):
+    torch.manual_seed(0)
+    model = TinyYolo(num_classes=5, width=0.5)
+    randomize_batch_norms(model)
+    model.eval()
+    convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels >= 16]
+    hard_prune(model, SparsityScheme("block", (16, 16)), {name: 2.6 for name in convs[1:]})
+    x = torch.randn(1, 3, 64, 64)
+    out = tmp_path / "yolo.so"
+    rt3d_mlir.compile(model, x, output=out)
+    compiled = rt3d_mlir.load(out)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    compiled.set_profiling(True)
+    compiled(x.numpy())
+    profile = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_conv")]
+    kept = sum(p.flops for p in profile) / sum(p.dense_flops for p in profile)
+    assert kept < 0.6
