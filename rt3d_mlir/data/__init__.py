@@ -5,6 +5,8 @@ Data set specs (the ``--data`` strings of the tools)::
     synthetic[:KEY=VALUE...]          the built-in procedural motion data set
     ucf101:PATH[:KEY=VALUE...]        UCF101 at PATH, official split files
     hmdb51:PATH[:KEY=VALUE...]        HMDB51 at PATH, official split files
+    detection[:KEY=VALUE...]          the built-in detection images (boxes; task "detection")
+    volumes[:KEY=VALUE...]            the built-in volumes, as their slices (task "segmentation")
 
 ``KEY=VALUE`` parts (e.g. ``ucf101:/data/UCF-101:split=2``) and keyword
 options of :func:`build_dataset` are the same options; a value is read as
@@ -15,6 +17,12 @@ Options of ``synthetic``: ``samples`` (training clips, default 2048),
 (32, or ``[height, width]``), ``classes`` (8), ``noise`` (0.05),
 ``objects`` (at most 3 per clip), ``seed`` (0). Training and evaluation
 sets come from disjoint random streams.
+
+Options of ``detection``: ``samples`` (2048), ``val_samples`` (256),
+``size`` (64), ``classes`` (5), ``objects`` (4), ``noise`` (0.05),
+``seed`` (0). Options of ``volumes``: ``samples`` (volumes, 64),
+``val_samples`` (16), ``depth`` (16), ``size`` (64), ``lesions`` (3),
+``noise`` (0.15), ``seed`` (0); an item is one slice and its label map.
 
 Options of ``ucf101`` and ``hmdb51``: ``split`` (1), ``frames`` (16),
 ``step`` (1), ``resize`` (``[128, 171]``), ``crop`` (112), ``hflip``
@@ -30,15 +38,20 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from rt3d_mlir.data.clips import VideoClipDataset
+from rt3d_mlir.data.detection import SyntheticDetection
 from rt3d_mlir.data.hmdb51 import HMDB51
 from rt3d_mlir.data.loader import make_loader, seed_worker
+from rt3d_mlir.data.segmentation import SyntheticVolumes, VolumeSlices
 from rt3d_mlir.data.synthetic import CLASS_NAMES, MOTIONS, SyntheticActions, synthetic_splits
 from rt3d_mlir.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
 from rt3d_mlir.data.ucf101 import UCF101
 from rt3d_mlir.data.video import VideoDecodeError, VideoDecoder, clip_indices, read_clip
 
-DATASETS = ("synthetic", "ucf101", "hmdb51")
+DATASETS = ("synthetic", "ucf101", "hmdb51", "detection", "volumes")
+_BUILT_IN = ("synthetic", "detection", "volumes")  # take no path
 _SYNTHETIC_OPTIONS = ("samples", "val_samples", "frames", "size", "classes", "noise", "objects", "seed")
+_DETECTION_OPTIONS = ("samples", "val_samples", "size", "classes", "objects", "noise", "seed")
+_VOLUME_OPTIONS = ("samples", "val_samples", "depth", "size", "lesions", "noise", "seed")
 _VIDEO_OPTIONS = (
     "split", "frames", "step", "resize", "crop", "hflip", "mean", "std", "split_dir", "check_files",
 )
@@ -66,9 +79,9 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         key, _, value = parts.pop().partition("=")
         options[key] = _value(value)
     path = ":".join(parts) or None
-    if name == "synthetic" and path is not None:
-        raise ValueError(f"the synthetic data set takes no path, got '{spec}' (options are KEY=VALUE)")
-    if name != "synthetic" and path is None:
+    if name in _BUILT_IN and path is not None:
+        raise ValueError(f"the {name} data set takes no path, got '{spec}' (options are KEY=VALUE)")
+    if name not in _BUILT_IN and path is None:
         raise ValueError(f"'{name}' needs a path: {name}:PATH")
     return name, path, options
 
@@ -85,12 +98,18 @@ def build_dataset(spec: str, train: bool, **options: Any) -> Dataset:
         if key in options and options[key] != value:
             raise ValueError(f"option '{key}' is {value!r} in '{spec}' but {options[key]!r} as a keyword")
     options = {**options, **spec_options}
-    known = _SYNTHETIC_OPTIONS if name == "synthetic" else _VIDEO_OPTIONS
+    known = {
+        "synthetic": _SYNTHETIC_OPTIONS, "detection": _DETECTION_OPTIONS, "volumes": _VOLUME_OPTIONS,
+    }.get(name, _VIDEO_OPTIONS)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown {name} option(s) {', '.join(unknown)} (known: {', '.join(known)})")
     if name == "synthetic":
         return _synthetic(train, **options)
+    if name == "detection":
+        return _detection(train, **options)
+    if name == "volumes":
+        return _volumes(train, **options)
     cls = UCF101 if name == "ucf101" else HMDB51
     return cls(path, train=train, **options)
 
@@ -118,6 +137,29 @@ def _synthetic(
         seed=seed,
         split="train" if train else "val",
     )
+
+
+def _detection(
+    train: bool, samples: int = 2048, val_samples: int = 256, size: int | list[int] = 64, classes: int = 5,
+    objects: int = 4, noise: float = 0.05, seed: int = 0,
+) -> SyntheticDetection:
+    height, width = (size, size) if isinstance(size, int) else size
+    return SyntheticDetection(
+        num_samples=samples if train else val_samples, height=height, width=width, num_classes=classes,
+        max_objects=objects, noise=noise, seed=seed, split="train" if train else "val",
+    )
+
+
+def _volumes(
+    train: bool, samples: int = 64, val_samples: int = 16, depth: int = 16, size: int | list[int] = 64,
+    lesions: int = 3, noise: float = 0.15, seed: int = 0,
+) -> VolumeSlices:
+    height, width = (size, size) if isinstance(size, int) else size
+    volumes = SyntheticVolumes(
+        num_samples=samples if train else val_samples, depth=depth, height=height, width=width,
+        max_lesions=lesions, noise=noise, seed=seed, split="train" if train else "val",
+    )
+    return VolumeSlices(volumes)
 
 
 __all__ = [

@@ -48,6 +48,8 @@ class SyntheticDetection(Dataset):
     index). Batch with :func:`detection_collate`.
     """
 
+    task = "detection"
+
     def __init__(
         self,
         num_samples: int = 2048,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ def make_loader(
     sampler: Sampler | Iterable[int] | None = None,
     seed: int | None = None,
     drop_last: bool | None = None,
+    collate: Callable[[list], Any] | None = None,
 ) -> DataLoader:
     """A DataLoader over ``dataset`` with ``workers`` worker processes (0: load in this process).
 
@@ -44,6 +46,7 @@ def make_loader(
     Sample ``i`` goes to worker ``(i // batch_size) % workers``, so training
     randomness (temporal starts, crops) is reproducible for a fixed number of
     workers; evaluation data do not depend on the number of workers at all.
+    ``collate`` batches samples whose targets are not tensors (detection boxes).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -66,4 +69,5 @@ def make_loader(
         generator=generator,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available(),
+        collate_fn=collate,
     )

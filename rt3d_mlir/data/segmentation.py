@@ -113,6 +113,31 @@ class SyntheticVolumes(Dataset):
         return (self._y - y) ** 2 + ((self._z - z) * h / max(d, 1) * 0.5) ** 2 <= radius**2
 
 
+class VolumeSlices(Dataset):
+    """The slices of a volume set, one item each: ``(slice [1, H, W], labels [H, W])``, slice ``i %
+    D`` of volume ``i // D`` (for a 2D segmentation net; the last volume rendered is kept)."""
+
+    task = "segmentation"
+
+    def __init__(self, volumes: SyntheticVolumes) -> None:
+        self.volumes = volumes
+        self.num_classes = len(STRUCTURES)
+        self.classes = list(STRUCTURES)
+        self._cached: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.volumes) * self.volumes.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} slices")
+        volume_index, depth = divmod(index % len(self), self.volumes.shape[0])
+        if self._cached is None or self._cached[0] != volume_index:
+            self._cached = (volume_index, *self.volumes[volume_index])
+        _, volume, labels = self._cached
+        return volume[:, depth], labels[depth]
+
+
 def volume_slices(volume: torch.Tensor) -> torch.Tensor:
     """A volume ``[C, D, H, W]`` as the batch of its slices ``[D, C, H, W]`` (a 2D net's input)."""
     return volume.permute(1, 0, 2, 3).contiguous()

@@ -1,4 +1,5 @@
-"""The 3D CNNs the toolkit prunes and compiles, by architecture name."""
+"""The CNNs the toolkit prunes and compiles, by architecture name: the 3D video CNNs, and the 2D
+detector (``yolo``) and segmentation net (``unet``) of the companion paper's applications."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from rt3d_mlir.models import torchvision_video
 from rt3d_mlir.models.c3d import C3D
 from rt3d_mlir.models.r2plus1d import R2Plus1D
 from rt3d_mlir.models.s3d import S3D
+from rt3d_mlir.models.unet import UNet2d
 from rt3d_mlir.models.x3d import X3D
+from rt3d_mlir.models.yolo import TinyYolo
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "c3d": C3D,
@@ -22,6 +25,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "x3d_xs": partial(X3D, variant="xs"),
     "x3d_s": partial(X3D, variant="s"),
     "x3d_m": partial(X3D, variant="m"),
+    "yolo": TinyYolo,  # 2D: trains on the detection set
+    "unet": UNet2d,  # 2D: segments the volume set's slices
 }
 
 
@@ -61,6 +66,8 @@ __all__ = [
     "S3D",
     "X3D",
     "R2Plus1D",
+    "TinyYolo",
+    "UNet2d",
     "architecture_names",
     "build_model",
     "known_architecture",

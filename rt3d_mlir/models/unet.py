@@ -9,6 +9,8 @@ a 1x1 conv to ``num_classes`` logits per pixel. Channels 16, 32, 64, ... at widt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -40,11 +42,14 @@ class Up(nn.Module):
 
 class UNet2d(nn.Module):
     def __init__(
-        self, num_classes: int = 3, in_channels: int = 1, width: float = 1.0, depth: int = 3
+        self, num_classes: int = 3, in_channels: int = 1, width: float = 1.0, depth: int = 3,
+        input_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
+        if input_size is not None and any(int(s) % 2**depth for s in input_size):
+            raise ValueError(f"input size must be multiples of {2**depth}, got {tuple(input_size)}")
         channels = [scaled(BASE_CHANNELS * 2**i, width) for i in range(depth + 1)]
         self.depth = depth
         self.down = nn.ModuleList([DoubleConv(in_channels, channels[0])])

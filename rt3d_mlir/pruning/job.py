@@ -32,6 +32,7 @@ from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
 from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
+from rt3d_mlir.pruning.tasks import task_of
 from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
 from rt3d_mlir.quantization import SCHEME, calibrate, simulated_int8
 
@@ -165,6 +166,9 @@ class PruneJob:
         options = dict(config.data_options)
         self.train_set = build_dataset(config.data, train=True, **options)
         self.val_set = build_dataset(config.data, train=False, **options)
+        self.task = task_of(self.train_set)
+        if self.task.name != "classification" and config.distill:
+            raise ValueError(f"--distill applies to classification, not to {self.task.name}")
         clip = self.train_set[0][0]
         self.input_shape = (1, *clip.shape)
         kwargs = dict(config.model_kwargs)
@@ -199,8 +203,10 @@ class PruneJob:
         else:
             indices = list(range(self.env.rank, len(dataset), self.env.world_size))
             sampler = indices
+        if not train and self.task.name != "classification":
+            sampler = list(range(len(dataset)))  # mAP and Dice need the whole set on every rank
         return make_loader(dataset, self.config.batch_size, train=train, workers=self.config.workers,
-                           sampler=sampler)
+                           sampler=sampler, collate=self.task.collate)
 
     def _optimizer(self, lr: float, epochs: int):
         if self.config.optimizer == "adamw":
@@ -227,7 +233,7 @@ class PruneJob:
 
     def _evaluate(self, description: str) -> float:
         self._seed("done", 0)
-        return evaluate(self.model, self._loader(self.val_set, False, 0), self.env, description)
+        return evaluate(self.model, self._loader(self.val_set, False, 0), self.env, description, self.task)
 
     # ------------------------------------------------------------- persistence
     def _save_state(self) -> None:
@@ -316,7 +322,7 @@ class PruneJob:
                 net, self._loader(self.train_set, True, epoch), optimizer, self.env,
                 penalty=penalty, masked=phase in ("retrain", "quantize"), distillation=distillation,
                 description=f"{phase} {epoch + 1}/{epochs}",
-                after_step=scheduler.step if per_step else None,
+                after_step=scheduler.step if per_step else None, task=self.task,
             )
             if not per_step:
                 scheduler.step()
@@ -491,6 +497,8 @@ class PruneJob:
             "data": config.data,
             "input_shape": list(self.input_shape),
             **config.scheme.to_dict(),
+            "task": self.task.name,
+            "metric": self.task.metric,  # what the accuracy figures measure
             "target_flops_reduction": config.flops_reduction,
             "flops": {"dense_macs": dense, "kept_macs": kept, "reduction": dense / max(kept, 1)},
             "layers": per_layer,

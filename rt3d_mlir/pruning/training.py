@@ -13,13 +13,14 @@ from tqdm import tqdm
 
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.masking import apply_masks, masked_gradients
+from rt3d_mlir.pruning.tasks import Task
 
 
 @dataclass
 class EpochStats:
     loss: float
     penalty: float
-    accuracy: float
+    accuracy: float  # training top-1 (classification; 0 for the other tasks)
     samples: int
 
 
@@ -54,16 +55,19 @@ def train_epoch(
     distillation: Distillation | None = None,
     description: str = "train",
     after_step: Callable[[], object] | None = None,
+    task: Task | None = None,
 ) -> EpochStats:
+    """One epoch; ``task`` gives the loss (default: classification's cross entropy)."""
+    task = task or Task("classification", "top-1")
     model.train()
     totals = [0.0, 0.0, 0.0, 0.0]  # loss sum, penalty sum, correct, samples
     batches = 0
     progress = tqdm(loader, desc=description, leave=False, disable=not env.is_main, unit="batch")
     with masked_gradients(model) if masked else nullcontext():
         for inputs, labels in progress:
-            inputs, labels = inputs.to(env.device), labels.to(env.device)
+            inputs, labels = inputs.to(env.device), task.targets_to(labels, env.device)
             logits = model(inputs)
-            loss = F.cross_entropy(logits, labels)
+            loss = task.loss(logits, labels, inputs)
             if distillation is not None:
                 loss = distillation.loss(logits, inputs, loss)
             reg = penalty() if penalty is not None else None
@@ -75,10 +79,10 @@ def train_epoch(
                 after_step()
             if masked:
                 apply_masks(model)
-            batch = labels.shape[0]
+            batch = inputs.shape[0]
             totals[0] += loss.item() * batch
             totals[1] += reg.item() if reg is not None else 0.0
-            totals[2] += float((logits.argmax(1) == labels).sum())
+            totals[2] += task.correct(logits, labels)
             totals[3] += batch
             batches += 1
             progress.set_postfix(loss=f"{loss.item():.3f}")
@@ -92,16 +96,8 @@ def train_epoch(
     )
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader, env: Distributed, description: str = "eval") -> float:
-    """Top-1 accuracy over the loader (summed over ranks)."""
-    model.eval()
-    correct = total = 0.0
-    for inputs, labels in tqdm(loader, desc=description, leave=False, disable=not env.is_main,
-                               unit="batch"):
-        logits = model(inputs.to(env.device))
-        correct += float((logits.argmax(1) == labels.to(env.device)).sum())
-        total += labels.shape[0]
-    correct, total = env.all_sum([correct, total])
-    return correct / max(total, 1)
-
+def evaluate(
+    model: nn.Module, loader, env: Distributed, description: str = "eval", task: Task | None = None
+) -> float:
+    """The task's metric over the loader (default: classification's top-1, summed over ranks)."""
+    return (task or Task("classification", "top-1")).evaluate(model, loader, env, description)

@@ -241,3 +241,32 @@ def test_torchrun_two_processes_match_single_process_structure(reference, tmp_pa
                                        float((other != 0).float().mean()), atol=1e-6)
             assert group_shape_fits(other.numpy(), (4, 4), tolerance=0.0)
     assert abs(ddp_report["flops"]["reduction"] - reference[1]["flops"]["reduction"]) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "arch, data, metric",
+    [("yolo", "detection:size=32:samples=16:val_samples=8", "mAP@0.5"),
+     ("unet", "volumes:size=16:depth=8:samples=2:val_samples=1", "Dice")],
+)
+def test_2d_applications_prune_with_the_block_scheme_and_compile(arch, data, metric, tmp_path):
+    """rt3d-prune's job on the detector (the detection set, mAP) and the U-Net (the volume slices,
+    Dice): block-pruned to the FLOPs target, the checkpoint compiles and computes what it holds."""
+    config = PruneJobConfig(
+        arch=arch, data=data, output=str(tmp_path / f"{arch}.pt"), model_kwargs={"width": 0.25},
+        scheme=SparsityScheme("block", (8, 8)), flops_reduction=2.0, dense_epochs=1, reweight_epochs=1,
+        retrain_epochs=1, batch_size=4, workers=0, threads=1, seed=0,
+    )
+    report = PruneJob(config, log=quiet).run()
+    assert report["metric"] == metric
+    assert set(report["accuracy"]) == {"dense", "after_reweighting", "after_hard_prune", "final"}
+    assert all(0.0 <= value <= 1.0 for value in report["accuracy"].values())
+    assert abs(report["flops"]["reduction"] - 2.0) / 2.0 < 0.1
+    raw = torch.load(tmp_path / f"{arch}.pt", weights_only=True)
+    assert raw["sparsity"]["scheme"] == "block" and len(raw["input_shape"]) == 4
+    so = tmp_path / f"{arch}.so"
+    rt3d_mlir.compile(str(tmp_path / f"{arch}.pt"), output=so)
+    model = load_model_file(tmp_path / f"{arch}.pt").module.eval()
+    x = torch.randn(*raw["input_shape"])
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert relative_error(rt3d_mlir.load(so)(x.numpy()), expected) <= REL_TOL
