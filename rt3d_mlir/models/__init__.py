@@ -28,6 +28,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "yolo": TinyYolo,  # 2D: trains on the detection set
     "unet": UNet2d,  # 2D: segments the volume set's slices
 }
+TWO_D = ("yolo", "unet")  # the built-ins with 2D (N, C, H, W) inputs
 
 
 def architecture_names() -> list[str]:
@@ -64,6 +65,7 @@ __all__ = [
     "ARCHITECTURES",
     "C3D",
     "S3D",
+    "TWO_D",
     "X3D",
     "R2Plus1D",
     "TinyYolo",

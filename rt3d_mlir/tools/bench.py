@@ -196,7 +196,7 @@ def markdown(reports, layers, meta) -> str:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from rt3d_mlir import benchmarking as bm
-    from rt3d_mlir.models import architecture_names, known_architecture
+    from rt3d_mlir.models import TWO_D, architecture_names, known_architecture
 
     try:
         variants = [bm.Variant.parse(v) for v in args.variants.split(",") if v.strip()]
@@ -206,6 +206,10 @@ def _main(argv: Sequence[str] | None) -> int:
     for model in models:
         if not known_architecture(model):
             raise Rt3dError(f"unknown model '{model}' (available: {', '.join(architecture_names())})")
+        if model in TWO_D:
+            raise Rt3dError(
+                f"rt3d-bench times the video CNNs; time the 2D net '{model}' with bench/block_2d.py"
+            )
     try:
         size = parse_shape(args.input_size)
     except argparse.ArgumentTypeError as err:

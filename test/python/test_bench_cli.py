@@ -70,6 +70,7 @@ def test_bench_rejects_bad_arguments():
     assert_one_line_error(run("rt3d-bench", "--variants", "kgs:4x4:0.5"), "rate must be > 1")
     assert_one_line_error(run("rt3d-bench", "--variants", "sparse:4x4:2"), "variant must be")
     assert_one_line_error(run("rt3d-bench", "--models", "resnet"), "unknown model 'resnet'")
+    assert_one_line_error(run("rt3d-bench", "--models", "yolo"), "the 2D net 'yolo' with bench/block_2d.py")
     assert_one_line_error(run("rt3d-bench", "--input-size", "16,112"), "--input-size must be D,H,W")
     assert_one_line_error(run("rt3d-bench", "--formats", "onnx"), "unknown format 'onnx'")
     assert_one_line_error(run("rt3d-bench", "--peers", "tvm"), "unknown peer 'tvm'")
