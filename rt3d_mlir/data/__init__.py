@@ -6,6 +6,7 @@ Data set specs (the ``--data`` strings of the tools)::
     ucf101:PATH[:KEY=VALUE...]        UCF101 at PATH, official split files
     hmdb51:PATH[:KEY=VALUE...]        HMDB51 at PATH, official split files
     detection[:KEY=VALUE...]          the built-in detection images (boxes; task "detection")
+    coco:ROOT:train=F:val=F[:...]     COCO-style annotation files F over images under ROOT
     volumes[:KEY=VALUE...]            the built-in volumes, as their slices (task "segmentation")
 
 ``KEY=VALUE`` parts (e.g. ``ucf101:/data/UCF-101:split=2``) and keyword
@@ -24,6 +25,10 @@ Options of ``detection``: ``samples`` (2048), ``val_samples`` (256),
 ``val_samples`` (16), ``depth`` (16), ``size`` (64), ``lesions`` (3),
 ``noise`` (0.15), ``seed`` (0); an item is one slice and its label map.
 
+Options of ``coco``: ``train`` and ``val`` (annotation JSON files, relative to
+ROOT or absolute; required), ``size`` (64, or ``[height, width]``). NIfTI
+volumes load through :class:`~rt3d_mlir.data.formats.NiftiVolumes` (Python).
+
 Options of ``ucf101`` and ``hmdb51``: ``split`` (1), ``frames`` (16),
 ``step`` (1), ``resize`` (``[128, 171]``), ``crop`` (112), ``hflip``
 (false), ``mean``/``std`` (Kinetics-400 RGB), ``split_dir`` (the published
@@ -33,12 +38,14 @@ folder inside PATH), ``check_files`` (true).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from rt3d_mlir.data.clips import VideoClipDataset
 from rt3d_mlir.data.detection import SyntheticDetection
+from rt3d_mlir.data.formats import CocoDetection
 from rt3d_mlir.data.hmdb51 import HMDB51
 from rt3d_mlir.data.loader import make_loader, seed_worker
 from rt3d_mlir.data.segmentation import SyntheticVolumes, VolumeSlices
@@ -47,10 +54,11 @@ from rt3d_mlir.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
 from rt3d_mlir.data.ucf101 import UCF101
 from rt3d_mlir.data.video import VideoDecodeError, VideoDecoder, clip_indices, read_clip
 
-DATASETS = ("synthetic", "ucf101", "hmdb51", "detection", "volumes")
+DATASETS = ("synthetic", "ucf101", "hmdb51", "detection", "volumes", "coco")
 _BUILT_IN = ("synthetic", "detection", "volumes")  # take no path
 _SYNTHETIC_OPTIONS = ("samples", "val_samples", "frames", "size", "classes", "noise", "objects", "seed")
 _DETECTION_OPTIONS = ("samples", "val_samples", "size", "classes", "objects", "noise", "seed")
+_COCO_OPTIONS = ("train", "val", "size")
 _VOLUME_OPTIONS = ("samples", "val_samples", "depth", "size", "lesions", "noise", "seed")
 _VIDEO_OPTIONS = (
     "split", "frames", "step", "resize", "crop", "hflip", "mean", "std", "split_dir", "check_files",
@@ -100,6 +108,7 @@ def build_dataset(spec: str, train: bool, **options: Any) -> Dataset:
     options = {**options, **spec_options}
     known = {
         "synthetic": _SYNTHETIC_OPTIONS, "detection": _DETECTION_OPTIONS, "volumes": _VOLUME_OPTIONS,
+        "coco": _COCO_OPTIONS,
     }.get(name, _VIDEO_OPTIONS)
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -110,6 +119,8 @@ def build_dataset(spec: str, train: bool, **options: Any) -> Dataset:
         return _detection(train, **options)
     if name == "volumes":
         return _volumes(train, **options)
+    if name == "coco":
+        return _coco(path, train, options)  # type: ignore[arg-type]
     cls = UCF101 if name == "ucf101" else HMDB51
     return cls(path, train=train, **options)
 
@@ -148,6 +159,15 @@ def _detection(
         num_samples=samples if train else val_samples, height=height, width=width, num_classes=classes,
         max_objects=objects, noise=noise, seed=seed, split="train" if train else "val",
     )
+
+
+def _coco(root: str, train: bool, options: dict[str, Any]) -> CocoDetection:
+    annotations = options.get("train" if train else "val")
+    if not annotations:
+        raise ValueError("coco needs its annotation files: coco:ROOT:train=FILE:val=FILE")
+    size = options.get("size", 64)
+    height, width = (size, size) if isinstance(size, int) else size
+    return CocoDetection(root, os.path.join(root, annotations), (height, width))
 
 
 def _volumes(
