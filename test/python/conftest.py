@@ -57,6 +57,21 @@ def torch_output(model: nn.Module, x: torch.Tensor) -> np.ndarray:
         return model.eval()(x).numpy()
 
 
+def compile_checked(model: nn.Module, x: torch.Tensor, path, **kwargs):
+    """Compile ``model``, check its output on ``x`` against PyTorch (REL_TOL); the loaded artifact."""
+    rt3d_mlir.compile(model, x, output=path, **kwargs)
+    compiled = rt3d_mlir.load(path)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    return compiled
+
+
+def kernel_profile(compiled, x: torch.Tensor) -> list:
+    """The per-kernel profile of one call of a loaded artifact on ``x``."""
+    compiled.set_profiling(True)
+    compiled(x.numpy())
+    return compiled.kernel_profile()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -7,7 +7,14 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REL_TOL, randomize_batch_norms, relative_error, torch_output
+from conftest import (
+    REL_TOL,
+    compile_checked,
+    kernel_profile,
+    randomize_batch_norms,
+    relative_error,
+    torch_output,
+)
 from torch import nn
 
 import rt3d_mlir
@@ -85,13 +92,8 @@ def test_block_pruned_2d_models_compute_only_the_kept_columns(net2d, tmp_path):
     model, x = net2d
     scheme = SparsityScheme("block", (16, 8))
     hard_prune(model, scheme, {"down": 2.5, "dilated": 2.5, "fuse": 2.0})
-    out = tmp_path / "pruned.so"
-    rt3d_mlir.compile(model, x, output=out, group_shape=(16, 1))
-    compiled = rt3d_mlir.load(out)
-    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
-    compiled.set_profiling(True)
-    compiled(x.numpy())
-    convs = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_conv")]
+    compiled = compile_checked(model, x, tmp_path / "pruned.so", group_shape=(16, 1))
+    convs = [p for p in kernel_profile(compiled, x) if p.name.startswith("rt3d_conv")]
     sparse = [p for p in convs if p.flops < p.dense_flops]
     assert len(sparse) == 3
     for p in sparse:
@@ -135,14 +137,10 @@ def test_block_pruned_linear_layers_run_as_sparse_kernels(target, tmp_path):
     model = Classifier2d().eval()
     hard_prune(model, SparsityScheme("block", (16, 4)), {"fc1": 3.0})
     x = torch.randn(1, 3, 12, 12)
-    out = tmp_path / f"fc.{target}"
-    rt3d_mlir.compile(model, x, output=out, target=target)
-    compiled = rt3d_mlir.load(out)
-    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    compiled = compile_checked(model, x, tmp_path / f"fc.{target}", target=target)
     if target == "host":
-        compiled.set_profiling(True)
-        compiled(x.numpy())
-        names = [p.name for p in compiled.kernel_profile()]
-        convs = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_conv")]
+        profile = kernel_profile(compiled, x)
+        names = [p.name for p in profile]
+        convs = [p for p in profile if p.name.startswith("rt3d_conv")]
         assert len(convs) == 2 and convs[1].flops * 2.5 < convs[1].dense_flops  # the conv, then fc1
         assert sum(name.startswith("rt3d_matmul") for name in names) == 1  # fc2

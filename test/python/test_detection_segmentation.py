@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import REL_TOL, randomize_batch_norms, relative_error, torch_output
+from conftest import compile_checked, kernel_profile, randomize_batch_norms
 
-import rt3d_mlir
 from rt3d_mlir.boxes import box_iou, nms
 from rt3d_mlir.data.detection import MAX_OVERLAP, SyntheticDetection, detection_collate
 from rt3d_mlir.data.metrics import average_precision, dice
@@ -110,9 +109,7 @@ def test_the_detector_and_the_unet_compile_on_every_target(target, tmp_path):
     ):
         randomize_batch_norms(model)
         model.eval()
-        out = tmp_path / f"{name}.{target}"
-        rt3d_mlir.compile(model, x, output=out, target=target)
-        assert relative_error(rt3d_mlir.load(out)(x.numpy()), torch_output(model, x)) <= REL_TOL, name
+        compile_checked(model, x, tmp_path / f"{name}.{target}", target=target)
 
 
 def test_a_block_pruned_detector_computes_its_kept_weights(tmp_path):
@@ -123,13 +120,8 @@ def test_a_block_pruned_detector_computes_its_kept_weights(tmp_path):
     convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels >= 16]
     hard_prune(model, SparsityScheme("block", (16, 16)), {name: 2.6 for name in convs[1:]})
     x = torch.randn(1, 3, 64, 64)
-    out = tmp_path / "yolo.so"
-    rt3d_mlir.compile(model, x, output=out)
-    compiled = rt3d_mlir.load(out)
-    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
-    compiled.set_profiling(True)
-    compiled(x.numpy())
-    profile = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_conv")]
+    compiled = compile_checked(model, x, tmp_path / "yolo.so")
+    profile = [p for p in kernel_profile(compiled, x) if p.name.startswith("rt3d_conv")]
     kept = sum(p.flops for p in profile) / sum(p.dense_flops for p in profile)
     assert kept < 0.6
 
