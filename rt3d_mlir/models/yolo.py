@@ -36,6 +36,10 @@ from rt3d_mlir.models.common import scaled
 STRIDES = (8, 16)  # of the head's scales, in output order
 CHANNELS = (16, 32, 64, 128)  # of the backbone's stages at width 1
 BOX_OUTPUTS = 5  # per cell: x, y, w, h offsets and objectness, then the class scores
+# the loss's weights (YOLOv5's balance): objectness BCE averaged over every cell weighs 1, the box
+# error (L1 in strides) and the class BCE are averaged over the assigned objects
+BOX_WEIGHT = 0.05
+CLASS_WEIGHT = 0.5
 
 
 class ConvBnAct(nn.Sequential):
@@ -150,8 +154,9 @@ def detect(
 def detection_loss(
     output: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]], input_size: Sequence[int]
 ) -> torch.Tensor:
-    """Objectness BCE over all cells, and at each object's cell the class BCE and the L1 of its
-    decoded box (in strides) against the object's."""
+    """Objectness BCE averaged over all cells, plus (weighted by :data:`BOX_WEIGHT` and
+    :data:`CLASS_WEIGHT`, averaged over the objects) at each object's cell the L1 of its decoded box
+    against the object's (in strides) and the class BCE."""
     cells_np, strides_np = grid(input_size)
     cells, strides = torch.from_numpy(cells_np), torch.from_numpy(strides_np)
     batch, channels, _ = output.shape
@@ -185,4 +190,6 @@ def detection_loss(
         output[:, 4], objectness.to(output.device), reduction="mean"
     )
     per_object = max(assigned, 1)
-    return object_loss * output.shape[2] / per_object * 0.05 + (box_loss + class_loss) / per_object
+    classes = channels - BOX_OUTPUTS
+    box_term = BOX_WEIGHT * box_loss / per_object
+    return object_loss + box_term + CLASS_WEIGHT * class_loss / (per_object * classes)

@@ -66,20 +66,30 @@ def test_decoding_inverts_the_parametrization_and_nms_keeps_the_best_box():
     assert average_precision([shifted], truth, 3) == 0.0
 
 
-def test_the_detector_trains_on_its_loss():
-    """A few steps on one batch lower the loss (its gradients reach every layer)."""
+def test_the_detector_learns_the_objects_it_trains_on():
+    """The loss and the decoding agree: trained on 16 images for 100 steps, the detector finds
+    their objects (mAP@0.5 on them above 0.5; untrained it is near 0)."""
     torch.manual_seed(0)
     model = TinyYolo(num_classes=5, width=0.25)
-    images, targets = detection_collate([SyntheticDetection(8, seed=1)[i] for i in range(8)])
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(12):
+    images, targets = detection_collate([SyntheticDetection(16, seed=1)[i] for i in range(16)])
+    truths = [{key: value.numpy() for key, value in t.items()} for t in targets]
+
+    def score() -> float:
+        model.eval()
+        with torch.no_grad():
+            found = detect(model(images).numpy(), (64, 64), score=0.05)
+        model.train()
+        return average_precision(found, truths, 5)
+
+    before = score()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(100):
+        chosen = torch.arange(8) + 8 * (step % 2)
         optimizer.zero_grad()
-        loss = detection_loss(model(images), targets, (64, 64))
+        loss = detection_loss(model(images[chosen]), [targets[i] for i in chosen], (64, 64))
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
-    assert all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
+    assert before < 0.1 < 0.5 < score()
 
 
 def test_volumes_are_deterministic_with_every_structure():
