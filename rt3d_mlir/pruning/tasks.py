@@ -6,8 +6,9 @@ A data set names its task by a ``task`` attribute (classification when it has no
 - ``detection``: the YOLO-style detector's loss (:func:`rt3d_mlir.models.yolo.detection_loss`),
   mAP at IoU 0.5 (:func:`rt3d_mlir.data.metrics.average_precision` over the detector's NMS'd
   detections, :func:`rt3d_mlir.models.yolo.detect`);
-- ``segmentation``: per-pixel cross entropy, mean Dice of the foreground classes over the whole
-  evaluation set (each class's overlaps and sizes summed over every image before dividing).
+- ``segmentation``: per-pixel cross entropy plus a soft Dice loss (:func:`soft_dice_loss`), mean
+  Dice of the foreground classes over the whole evaluation set (each class's overlaps and sizes
+  summed over every image before dividing).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Task:
             from rt3d_mlir.models.yolo import detection_loss
 
             return detection_loss(outputs, targets, tuple(inputs.shape[2:]))
+        if self.name == "segmentation":
+            return F.cross_entropy(outputs, targets) + soft_dice_loss(outputs, targets)
         return F.cross_entropy(outputs, targets)
 
     def correct(self, outputs: torch.Tensor, targets: Any) -> float:
@@ -100,6 +103,17 @@ def _dice(model: nn.Module, loader, env: Distributed, description: str) -> float
         return 0.0
     present = sizes[1:] > 0
     return float(np.mean(overlap[1:][present] / sizes[1:][present])) if present.any() else 1.0
+
+
+def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``1 - `` the mean soft Dice of the foreground classes over the batch. Cross entropy alone is
+    ruled by the background (98 % of the built-in volumes' voxels): block-pruned U-Nets retrained on
+    it settled on all background (Dice 0 at a loss as low as the dense net's)."""
+    probabilities = torch.softmax(logits, 1)[:, 1:]
+    onehot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probabilities.dtype)
+    overlap = (probabilities * onehot).sum((0, 2, 3))
+    sizes = probabilities.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    return 1.0 - ((2.0 * overlap + 1.0) / (sizes + 1.0)).mean()
 
 
 def task_of(dataset: object) -> Task:

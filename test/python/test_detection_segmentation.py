@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import compile_checked, kernel_profile, randomize_batch_norms
 
 from rt3d_mlir.boxes import box_iou, nms
 from rt3d_mlir.data.detection import MAX_OVERLAP, SyntheticDetection, detection_collate
 from rt3d_mlir.data.metrics import average_precision, dice
-from rt3d_mlir.data.segmentation import STRUCTURES, SyntheticVolumes, volume_slices
+from rt3d_mlir.data.segmentation import STRUCTURES, SyntheticVolumes, VolumeSlices, volume_slices
 from rt3d_mlir.models.unet import UNet2d
 from rt3d_mlir.models.yolo import STRIDES, TinyYolo, decode, detect, detection_loss, grid
 from rt3d_mlir.pruning.hard_prune import hard_prune
@@ -101,6 +102,24 @@ def test_volumes_are_deterministic_with_every_structure():
     assert (counts > 0).all()
     assert abs(float(volume.mean())) < 1.0 and 0.3 < float(volume.std()) < 2.0
     assert volume_slices(volume).shape == (12, 1, 48, 48)
+
+
+def test_the_segmentation_loss_counts_the_foreground():
+    """Cross entropy plus soft Dice: predicting all background where there is foreground costs the
+    Dice term (about 1), predicting the labels costs almost nothing."""
+    from rt3d_mlir.pruning.tasks import soft_dice_loss, task_of
+
+    labels = torch.zeros(2, 8, 8, dtype=torch.int64)
+    labels[:, 2:4, 2:5] = 1
+    labels[:, 6, :] = 2
+    right = F.one_hot(labels, 3).permute(0, 3, 1, 2).float() * 20.0
+    background = torch.zeros(2, 3, 8, 8)
+    background[:, 0] = 20.0
+    assert float(soft_dice_loss(right, labels)) < 0.05
+    assert float(soft_dice_loss(background, labels)) > 0.9
+    task = task_of(VolumeSlices(SyntheticVolumes(1, depth=8, height=16, width=16)))
+    assert task.name == "segmentation"
+    assert float(task.loss(background, labels, background)) > float(task.loss(right, labels, right)) + 0.9
 
 
 def test_dice():
