@@ -534,7 +534,7 @@ class PruneJob:
         write_text(config.report_path, json.dumps(report, indent=2))
         self.log(
             f"wrote {config.output} ({report['flops']['reduction']:.3g}x conv FLOPs reduction, "
-            f"accuracy dense {report['accuracy'].get('dense', math.nan):.4f} -> "
+            f"{self.task.metric} dense {report['accuracy'].get('dense', math.nan):.4f} -> "
             f"pruned {report['accuracy'].get('final', math.nan):.4f}) and {config.report_path}"
         )
 
