@@ -29,6 +29,12 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "unet": UNet2d,  # 2D: segments the volume set's slices
 }
 TWO_D = ("yolo", "unet")  # the built-ins with 2D (N, C, H, W) inputs
+TASKS = {"yolo": "detection", "unet": "segmentation"}  # what they train for; the others classify
+
+
+def architecture_task(arch: str) -> str:
+    """What an architecture trains for: classification, detection or segmentation."""
+    return TASKS.get(arch, "classification")
 
 
 def architecture_names() -> list[str]:
@@ -65,12 +71,14 @@ __all__ = [
     "ARCHITECTURES",
     "C3D",
     "S3D",
+    "TASKS",
     "TWO_D",
     "X3D",
     "R2Plus1D",
     "TinyYolo",
     "UNet2d",
     "architecture_names",
+    "architecture_task",
     "build_model",
     "known_architecture",
 ]

@@ -143,9 +143,9 @@ def _int8_input(op: ir.Operation) -> Int8Input | None:
     found = fake_quantized_input(op.operands[0])
     if found is None or offsets is None:
         return None
-    _, c, *spatial = shape_of(op.operands[0])
-    pads = zip(spatial, params.padding_low, params.padding_high, strict=True)
-    padded = tuple(size + lo + hi for size, lo, hi in pads)
+    shape = shape_of(op.operands[0])
+    padded = padded_shape(shape, (params.padding_low, params.padding_high))[2:]
+    c = shape[1]
     offsets_in_quads = blocked_offsets(offsets, math.prod(padded), INT8_QUAD)
     if params.channel_unroll % INT8_QUAD or c % INT8_QUAD or np.any(offsets_in_quads % INT8_QUAD):
         return None
@@ -153,7 +153,7 @@ def _int8_input(op: ir.Operation) -> Int8Input | None:
 
 
 @dataclass(frozen=True)
-class QuantizedOutput:
+class NextInt8Input:
     """What an int8 conv stores when it is the only producer of the next int8 conv's input: that
     input (the importer's quantization the next conv reads), quantized with its scale and padded."""
 
@@ -215,7 +215,7 @@ class GpuConv(Pass):
             erase_dead_producers(producers)  # e.g. the quantization an int8 conv stored for it
 
     @staticmethod
-    def _quantized_outputs(module: ir.Operation) -> dict[ir.Value, QuantizedOutput]:
+    def _quantized_outputs(module: ir.Operation) -> dict[ir.Value, NextInt8Input]:
         """The int8 convs whose result only the quantization of another int8 conv's input reads,
         their blocks whole, in-order channel quads: each stores that input itself (its result ->
         what it stores)."""
@@ -236,7 +236,7 @@ class GpuConv(Pass):
             if np.any(quads[:, 0] % INT8_QUAD) or np.any(quads - quads[:, :1] != np.arange(INT8_QUAD)):
                 continue
             params = packed_conv3d_params(op)
-            found[plan.source] = QuantizedOutput(
+            found[plan.source] = NextInt8Input(
                 op.operands[0], plan.scale, tuple(params.padding_low), tuple(params.padding_high)
             )
         return found
@@ -286,10 +286,8 @@ class GpuConv(Pass):
                 array_constant(np.concatenate([bias.astype(np.float32), factors])),
             ]
             if stores_next:  # the next conv's zero-padded int8 input, packed
-                out_n, out_f, *out_spatial = shape.out
-                sides = zip(out_spatial, shape.out_low, shape.out_high, strict=True)
-                padded_out = (size + lo + hi for size, lo, hi in sides)
-                result_type = tensor_type((out_n, out_f // INT8_QUAD, *padded_out), i32)
+                n_out, f_out, *padded_out = padded_shape(shape.out, (shape.out_low, shape.out_high))
+                result_type = tensor_type((n_out, f_out // INT8_QUAD, *padded_out), i32)
             else:
                 result_type = tensor_type(shape.out)
             result = _conv_dispatch(module, op, shape, operands, result_type, zero_init=stores_next)

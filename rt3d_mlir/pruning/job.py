@@ -25,7 +25,7 @@ from torch import nn
 from rt3d_mlir.contracts.checkpoint import read_checkpoint, save_checkpoint
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import seal, unseal, write_bytes, write_text
-from rt3d_mlir.models import build_model
+from rt3d_mlir.models import architecture_task, build_model
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.flops import LayerFlops, conv_flops, flops_reduction
 from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
@@ -167,6 +167,12 @@ class PruneJob:
         self.train_set = build_dataset(config.data, train=True, **options)
         self.val_set = build_dataset(config.data, train=False, **options)
         self.task = task_of(self.train_set)
+        wanted = architecture_task(config.arch)
+        if self.task.name != wanted:
+            raise ValueError(
+                f"'{config.arch}' trains for {wanted}, but data set '{config.data}' is one for "
+                f"{self.task.name}"
+            )
         if self.task.name != "classification" and config.distill:
             raise ValueError(f"--distill applies to classification, not to {self.task.name}")
         clip = self.train_set[0][0]

@@ -116,13 +116,18 @@ def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return 1.0 - ((2.0 * overlap + 1.0) / (sizes + 1.0)).mean()
 
 
+def _detection_collate(batch: list) -> Any:
+    from rt3d_mlir.data.detection import detection_collate
+
+    return detection_collate(batch)
+
+
+CLASSIFICATION = Task("classification", "top-1")
+DETECTION = Task("detection", "mAP@0.5", _detection_collate)
+SEGMENTATION = Task("segmentation", "Dice")
+TASKS = {task.name: task for task in (CLASSIFICATION, DETECTION, SEGMENTATION)}
+
+
 def task_of(dataset: object) -> Task:
     """The task a data set trains for (its ``task`` attribute; classification by default)."""
-    name = getattr(dataset, "task", "classification")
-    if name == "detection":
-        from rt3d_mlir.data.detection import detection_collate
-
-        return Task("detection", "mAP@0.5", detection_collate)
-    if name == "segmentation":
-        return Task("segmentation", "Dice")
-    return Task("classification", "top-1")
+    return TASKS[getattr(dataset, "task", "classification")]

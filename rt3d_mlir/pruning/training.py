@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.masking import apply_masks, masked_gradients
-from rt3d_mlir.pruning.tasks import Task
+from rt3d_mlir.pruning.tasks import CLASSIFICATION, Task
 
 
 @dataclass
@@ -58,7 +58,7 @@ def train_epoch(
     task: Task | None = None,
 ) -> EpochStats:
     """One epoch; ``task`` gives the loss (default: classification's cross entropy)."""
-    task = task or Task("classification", "top-1")
+    task = task or CLASSIFICATION
     model.train()
     totals = [0.0, 0.0, 0.0, 0.0]  # loss sum, penalty sum, correct, samples
     batches = 0
@@ -100,4 +100,4 @@ def evaluate(
     model: nn.Module, loader, env: Distributed, description: str = "eval", task: Task | None = None
 ) -> float:
     """The task's metric over the loader (default: classification's top-1, summed over ranks)."""
-    return (task or Task("classification", "top-1")).evaluate(model, loader, env, description)
+    return (task or CLASSIFICATION).evaluate(model, loader, env, description)

@@ -197,6 +197,10 @@ def test_cli_errors(tmp_path):
     result = cli(*CLI_ARGS[:-2], "--seed", "1", "--data", "ucf101:/nonexistent", "-o", str(tmp_path / "x.pt"))
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+    mismatch = ("--arch", "unet", "--data", "detection:samples=8", "--flops-reduction", "2")
+    result = cli(*mismatch, "--workers", "0", "-o", str(tmp_path / "x.pt"))
+    assert result.returncode == 1 and "'unet' trains for segmentation" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing written before the mismatch is found
     result = cli(*CLI_ARGS, "--flops-reduction", "50", "-o", str(tmp_path / "x.pt"))
     assert result.returncode == 1 and "out of reach" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x.pt").exists()
