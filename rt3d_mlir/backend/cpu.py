@@ -154,6 +154,7 @@ def kernel_pipeline(
             *([f"rt3d-vectorize-quantize{target_option}"] if precision == "int8" else []),
             f"rt3d-vectorize-matmul{{target={target} precision={precision}}}",
             f"rt3d-vectorize-reduction{{target={target}}}",
+            f"rt3d-vectorize-broadcast{target_option}",
             "rt3d-fuse-elementwise",
             f"rt3d-vectorize-elementwise{{target={target}}}",
             f"rt3d-vectorize-pad{target_option}",

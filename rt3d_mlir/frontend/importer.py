@@ -96,13 +96,19 @@ def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.export.
         ) from None
 
 
-# Kept whole so that fold_batch_norms finds them after decomposition (torch-mlir lowers those left).
-_KEPT_WHOLE = (torch.ops.aten._native_batch_norm_legit_no_training.default,)
+# Kept whole so that fold_batch_norms finds them after decomposition (torch-mlir lowers those left),
+# and nearest_upsamplings the 3D nearest upsamplings (decomposed, they are gathers torch-mlir does not
+# lower).
+_KEPT_WHOLE = (
+    torch.ops.aten._native_batch_norm_legit_no_training.default,
+    torch.ops.aten.upsample_nearest3d.vec,
+    torch.ops.aten.upsample_nearest3d.default,
+)
 
 
 def decompose(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     """The program in the core ATen ops torch-mlir lowers (its own decomposition table), batch norms
-    kept whole."""
+    and 3D nearest upsamplings kept whole."""
     table = {op: fn for op, fn in get_decomposition_table().items() if op not in _KEPT_WHOLE}
     try:
         with _quiet():

@@ -157,7 +157,8 @@ def prepare_graph(
     fold into the convolutions before them (:func:`fold_batch_norms`) and
     the others become one per-channel multiply-add
     (:func:`affine_batch_norms`), adaptive average pools become pools or
-    matrix products (:func:`adaptive_average_pools`), and a model of 2D
+    matrix products (:func:`adaptive_average_pools`), nearest upsamplings by
+    whole factors become broadcasts (:func:`nearest_upsamplings`), and a model of 2D
     activations is computed as a 3D one of depth 1 (:func:`lift_2d_to_3d`).
     The program must be decomposed already, with batch norms kept whole
     (``_native_batch_norm_legit_no_training``).
@@ -170,6 +171,7 @@ def prepare_graph(
     changed = fold_batch_norms(program.graph, tensors) or changed
     changed = affine_batch_norms(program.graph, tensors) or changed
     changed = adaptive_average_pools(program.graph) or changed
+    changed = nearest_upsamplings(program.graph) or changed
     if int8_scales is not None:
         changed = quantize_graph(program.graph, tensors, int8_scales) or changed
     changed = lift_2d_to_3d(program) or changed
@@ -352,6 +354,83 @@ def adaptive_average_pools(graph: torch.fx.Graph) -> bool:
                 continue
         pooled.meta["val"] = value
         node.replace_all_uses_with(pooled)
+        graph.erase_node(node)
+        changed = True
+    return changed
+
+
+# Nearest upsamplings, by spatial dimensions: the ops torch-mlir lowers (2D, in a gather of its own)
+# or that the decomposition keeps whole for nearest_upsamplings (3D, which torch-mlir does not lower).
+NEAREST_UPSAMPLINGS = {
+    torch.ops.aten.upsample_nearest1d.vec: 1, torch.ops.aten.upsample_nearest1d.default: 1,
+    torch.ops.aten.upsample_nearest2d.vec: 2, torch.ops.aten.upsample_nearest2d.default: 2,
+    torch.ops.aten.upsample_nearest3d.vec: 3, torch.ops.aten.upsample_nearest3d.default: 3,
+}
+
+
+def _whole_factors(node: torch.fx.Node, spatial: int) -> list[int] | None:
+    """The whole factor of each spatial dimension of a nearest upsampling, None if one is not whole
+    (PyTorch reads output ``i`` at ``floor(i / scale)``: a whole scale, or ``in / out`` where no
+    scale is given)."""
+    shape = list(node.args[0].meta["val"].shape[-spatial:])
+    out = list(node.meta["val"].shape[-spatial:])
+    if node.target._overloadname == "vec":
+        scales = node.args[2] if len(node.args) > 2 and node.args[2] is not None else [None] * spatial
+    else:
+        scales = list(node.args[2:2 + spatial]) + [None] * (spatial - len(node.args[2:]))
+    factors = []
+    for size, result, scale in zip(shape, out, scales, strict=True):
+        if result % size or (scale is not None and float(scale) != result // size):
+            return None
+        factors.append(result // size)
+    return factors
+
+
+def nearest_upsamplings(graph: torch.fx.Graph) -> bool:
+    """Nearest upsamplings by whole factors as broadcasts, in place: each input element is copied to
+    its ``f_d x f_h x f_w`` block of outputs by a ``view`` giving every spatial dimension a unit
+    dimension after it, an ``expand`` of those to the factors and a ``view`` merging each pair; which
+    torch-mlir lowers to one broadcasting ``linalg.generic`` (the kernel of
+    ``rt3d-vectorize-broadcast``) and reshapes, for any number of spatial dimensions (torch-mlir
+    lowers a 2D nearest upsampling to a scalar gather, and not a 3D one). A 3D one by fractional
+    factors is refused in one line. Whether anything changed."""
+    aten = torch.ops.aten
+    changed = False
+    for node in list(graph.nodes):
+        spatial = NEAREST_UPSAMPLINGS.get(node.target) if node.op == "call_function" else None
+        if spatial is None:
+            continue
+        factors = _whole_factors(node, spatial)
+        if factors is None:
+            if spatial == 3:
+                raise UnsupportedModelError(
+                    f"{describe_stack_trace(node.meta.get('stack_trace'))}: a nearest 3D upsampling by "
+                    "fractional factors is not supported (whole factors are)"
+                )
+            continue
+        x = node.args[0]
+        value = x.meta["val"]
+        lead = list(value.shape[: value.dim() - spatial])
+        sizes = list(value.shape[value.dim() - spatial :])
+        units = lead + [d for size in sizes for d in (size, 1)]
+        blocks = lead + [d for size, f in zip(sizes, factors, strict=True) for d in (size, f)]
+        result = lead + [size * f for size, f in zip(sizes, factors, strict=True)]
+        with graph.inserting_before(node):
+            unit = graph.call_function(aten.view.default, (x, units))
+            expanded = graph.call_function(aten.expand.default, (unit, blocks))
+            copied = graph.call_function(aten.clone.default, (expanded,),
+                                         {"memory_format": torch.contiguous_format})
+            merged = graph.call_function(aten.view.default, (copied, result))
+        fake_mode = value.fake_mode
+        with fake_mode:
+            unit.meta["val"] = value.view(units)
+            expanded.meta["val"] = unit.meta["val"].expand(blocks)
+            copied.meta["val"] = expanded.meta["val"].clone(memory_format=torch.contiguous_format)
+            merged.meta["val"] = copied.meta["val"].view(result)
+        for created in (unit, expanded, copied, merged):
+            created.meta["nn_module_stack"] = node.meta.get("nn_module_stack", {})
+            created.meta["stack_trace"] = node.meta.get("stack_trace")
+        node.replace_all_uses_with(merged)
         graph.erase_node(node)
         changed = True
     return changed

@@ -17,6 +17,7 @@ from rt3d_mlir.passes import (  # noqa: F401  (imported to register the passes)
     recognize_kgs,
     reorder_loops,
     vectorize,
+    vectorize_broadcast,
     vectorize_depthwise,
     vectorize_elementwise,
     vectorize_matmul,

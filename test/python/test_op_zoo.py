@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import rt3d_mlir
+from rt3d_mlir.errors import UnsupportedModelError
 
 
 class OpZoo(nn.Module):
@@ -74,3 +75,40 @@ def test_trailing_reductions_match_torch(target, tmp_path):
         compiled(x.numpy())
         reductions = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_reduction_kernel")]
         assert len(reductions) == 2
+
+
+class Upsamplings(nn.Module):
+    """Nearest upsamplings by whole factors, 3D (a 3D U-Net's decoder) and 2D, each one a
+    broadcasting copy; the 3D ones are large enough for the CPU kernel, the (1, 2, 3) one has a
+    row (7) that is not a multiple of the vector."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.interpolate(x, scale_factor=2, mode="nearest")
+        b = F.interpolate(x, scale_factor=(1, 2, 3), mode="nearest")
+        c = F.interpolate(x[:, :, 0], scale_factor=3, mode="nearest")
+        return torch.cat([a.flatten(1), b.flatten(1), c.flatten(1)], dim=1)
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
+def test_nearest_upsamplings_match_torch(target, tmp_path):
+    model = Upsamplings().eval()
+    x = torch.randn(1, 8, 4, 6, 7)
+    out = tmp_path / f"up.{target}"
+    rt3d_mlir.compile(model, x, output=out, target=target)
+    compiled = rt3d_mlir.load(out)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    if target == "host":
+        compiled.set_profiling(True)
+        compiled(x.numpy())
+        copies = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_broadcast_kernel")]
+        assert len(copies) == 2
+
+
+def test_a_fractional_3d_upsampling_is_refused_in_one_line(tmp_path):
+    class Fractional(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, scale_factor=1.5, mode="nearest")
+
+    with pytest.raises(UnsupportedModelError, match="fractional factors"):
+        rt3d_mlir.compile(Fractional().eval(), torch.randn(1, 2, 4, 4, 4), output=tmp_path / "f.so")
+    assert not (tmp_path / "f.so").exists()
