@@ -157,9 +157,11 @@ def prepare_graph(
     fold into the convolutions before them (:func:`fold_batch_norms`) and
     the others become one per-channel multiply-add
     (:func:`affine_batch_norms`), adaptive average pools become pools or
-    matrix products (:func:`adaptive_average_pools`), nearest upsamplings by
-    whole factors become broadcasts (:func:`nearest_upsamplings`), and a model of 2D
-    activations is computed as a 3D one of depth 1 (:func:`lift_2d_to_3d`).
+    matrix products (:func:`adaptive_average_pools`), a model of 2D
+    activations is computed as a 3D one of depth 1 (:func:`lift_2d_to_3d`), and
+    nearest upsamplings by whole factors become broadcasts
+    (:func:`nearest_upsamplings`; after the lift, which leaves them in 2D between
+    a squeeze and an unsqueeze, so that the ops after them read lifted activations).
     The program must be decomposed already, with batch norms kept whole
     (``_native_batch_norm_legit_no_training``).
     New weights are written into the graph as tensor literals (what
@@ -171,10 +173,10 @@ def prepare_graph(
     changed = fold_batch_norms(program.graph, tensors) or changed
     changed = affine_batch_norms(program.graph, tensors) or changed
     changed = adaptive_average_pools(program.graph) or changed
-    changed = nearest_upsamplings(program.graph) or changed
     if int8_scales is not None:
         changed = quantize_graph(program.graph, tensors, int8_scales) or changed
     changed = lift_2d_to_3d(program) or changed
+    changed = nearest_upsamplings(program.graph) or changed
     if changed:
         program.graph.eliminate_dead_code()
     return changed

@@ -78,30 +78,38 @@ def test_trailing_reductions_match_torch(target, tmp_path):
 
 
 class Upsamplings(nn.Module):
-    """Nearest upsamplings by whole factors, 3D (a 3D U-Net's decoder) and 2D, each one a
-    broadcasting copy; the 3D ones are large enough for the CPU kernel, the (1, 2, 3) one has a
-    row (7) that is not a multiple of the vector."""
+    """Nearest upsamplings by whole factors, each a broadcasting copy, the first read by a conv: for
+    5-D inputs, 3D ones (a 3D U-Net's decoder; the (1, 2, 3) one has a row, 7, that is not a
+    multiple of the vector); for 4-D inputs, 2D ones (the model is lifted to 3D of depth 1 first)."""
+
+    def __init__(self, conv: type[nn.Module]) -> None:
+        super().__init__()
+        self.conv = conv(8, 16, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = F.interpolate(x, scale_factor=2, mode="nearest")
-        b = F.interpolate(x, scale_factor=(1, 2, 3), mode="nearest")
-        c = F.interpolate(x[:, :, 0], scale_factor=3, mode="nearest")
-        return torch.cat([a.flatten(1), b.flatten(1), c.flatten(1)], dim=1)
+        a = self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+        factors = (1, 2, 3) if x.dim() == 5 else (3, 1)
+        b = F.interpolate(x, scale_factor=factors, mode="nearest")
+        return torch.cat([a.flatten(1), b.flatten(1)], dim=1)
 
 
 @pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
-def test_nearest_upsamplings_match_torch(target, tmp_path):
-    model = Upsamplings().eval()
-    x = torch.randn(1, 8, 4, 6, 7)
+@pytest.mark.parametrize("dims", [3, 2])
+def test_nearest_upsamplings_match_torch(dims, target, tmp_path):
+    model = Upsamplings(nn.Conv3d if dims == 3 else nn.Conv2d).eval()
+    x = torch.randn(1, 8, 4, 6, 7) if dims == 3 else torch.randn(1, 8, 16, 14)
     out = tmp_path / f"up.{target}"
     rt3d_mlir.compile(model, x, output=out, target=target)
     compiled = rt3d_mlir.load(out)
     assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
     if target == "host":
+        # both are copy kernels; the conv after an upsampling stays a kernel (in 2D: reads a
+        # lifted activation)
         compiled.set_profiling(True)
         compiled(x.numpy())
-        copies = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_broadcast_kernel")]
-        assert len(copies) == 2
+        names = [p.name for p in compiled.kernel_profile()]
+        assert sum(n.startswith("rt3d_broadcast_kernel") for n in names) == 2
+        assert sum(n.startswith("rt3d_conv_kernel") for n in names) == 1
 
 
 def test_a_fractional_3d_upsampling_is_refused_in_one_line(tmp_path):
