@@ -218,10 +218,15 @@ def compile_in_subprocess(
 def interleaved_medians(
     candidates: dict[str, Callable[[], object]], repeat: int, warmup: int
 ) -> dict[str, float]:
-    """Median seconds per call of each candidate, timed in interleaved rounds."""
+    """Median seconds per call of each candidate, timed in interleaved rounds (the VM drifts over
+    minutes: every candidate sees the same phases). In each round a candidate is called twice and
+    the second call timed: the first one lets the previous candidate's threads go idle (PyTorch's
+    OpenMP threads and ours spin for a while after a call, on the cores the next one needs) and
+    warms the candidate's caches, as in a stream of calls to one model."""
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_index in range(warmup + repeat):
         for name, call in candidates.items():
+            call()
             start = time.perf_counter()
             call()
             elapsed = time.perf_counter() - start
