@@ -46,7 +46,7 @@ from rt3d_mlir.targets import Target
 CACHE_FORMAT = "rt3d-schedules 1"
 # Part of every layer key; bumped when the candidates or the kernels change enough that cached
 # timings no longer say which schedule wins (entries of other versions are never looked up).
-SCHEDULE_SPACE = 4
+SCHEDULE_SPACE = 5
 ROUNDS = 5
 
 
@@ -114,7 +114,7 @@ def _schedule_from_json(value: object, path: str) -> Schedule:
         dim, order, lanes = str(value["vector_dim"]), str(value["loop_order"]), int(value["vector_lanes"])
         schedule = Schedule(
             dim, order, (int(rows), int(cols)), lanes, int(value["tile_filters"]), int(value["block_group"]),
-            int(value.get("channel_chunk", 0)),
+            int(value.get("channel_chunk", 0)), int(value.get("row_bands", 1)),
         )
     except (AssertionError, KeyError, TypeError, ValueError):
         raise TuneCacheError(f"schedule cache '{path}' holds a malformed schedule: {value!r:.200}") from None
@@ -125,6 +125,7 @@ def _schedule_from_json(value: object, path: str) -> Schedule:
         or min(sizes) < 1
         or max(sizes) > 4096
         or not 0 <= schedule.channel_chunk <= 4096
+        or not 1 <= schedule.row_bands <= 4096
     ):
         raise TuneCacheError(f"schedule cache '{path}' holds an invalid schedule: {value!r:.200}")
     return schedule

@@ -387,7 +387,9 @@ def build_kgs_conv3d(
 # row group's blocks takes, a multiple of ``channel_unroll``; every block
 # adds its entries of one chunk to partial sums kept in the output, so the
 # chunk's input rows stay in L1 while all blocks read them; no streaming
-# stores), ``input_layout`` and ``output_layout`` ("plain", the default, or
+# stores), ``row_bands`` (i64: the output rows split into this many bands of
+# whole row groups, each band its own parallel task; a band count above the
+# row groups is clamped), ``input_layout`` and ``output_layout`` ("plain", the default, or
 # "blocked": the activation as (N, C / B, D, H, W, B) with B = block_size, the
 # channel-blocked layout of :mod:`rt3d_mlir.kernel_packing`; "filters"
 # kernels only; a blocked input's entry offsets index the blocked input, a
@@ -416,6 +418,7 @@ class PackedConv3dParams:
     tile_filters: int | None = None
     block_group: int | None = None
     channel_chunk: int | None = None
+    row_bands: int | None = None
     input_layout: str = "plain"
     output_layout: str = "plain"
 
@@ -452,6 +455,7 @@ def packed_conv3d_params(op: ir.Operation) -> PackedConv3dParams:
         tile_filters=_i64_attr(op, "tile_filters"),
         block_group=_i64_attr(op, "block_group"),
         channel_chunk=_i64_attr(op, "channel_chunk"),
+        row_bands=_i64_attr(op, "row_bands"),
         input_layout=_layout(op, "input_layout") or "plain",
         output_layout=_layout(op, "output_layout") or "plain",
     )
@@ -621,6 +625,8 @@ def packed_conv3d_problem(op: ir.Operation) -> str | None:
         return "'tile_filters' must be a positive integer"
     if "block_group" in op.attributes and (_i64_attr(op, "block_group") or 0) < 1:
         return "'block_group' must be a positive integer"
+    if "row_bands" in op.attributes and (_i64_attr(op, "row_bands") or 0) < 1:
+        return "'row_bands' must be a positive integer"
     if "streaming_stores" in op.attributes and not isinstance(op.attributes["streaming_stores"], ir.BoolAttr):
         return "'streaming_stores' must be a bool attribute"
     if "channel_chunk" in op.attributes:

@@ -648,3 +648,40 @@ def test_16bit_fully_connected_weights_are_rounded_once(precision, tmp_path):
         want = F.linear(torch.relu(model.conv(x)).flatten(1), weight, model.fc.bias)
     assert relative_error(got, want.numpy()) <= REL_TOL
     assert relative_error(got, torch_output(model, x)) <= MAX_RELATIVE_ERROR[precision]
+
+
+class BandedChain(nn.Module):
+    """2D convs (a 2D model: one output depth, few filter blocks) whose rows are split into bands,
+    each its own task: 11 rows in tiles of 2 rows are 6 row groups, the last partial; a max pool in
+    the first conv's epilogue; odd widths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 3, padding=1)
+        self.b = nn.Conv2d(16, 20, 3, padding=1)
+        self.c = nn.Conv2d(20, 8, (3, 1), padding=(1, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.max_pool2d(torch.relu(self.a(x)), 2)
+        return self.c(torch.relu(self.b(y)))
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64"])
+@pytest.mark.parametrize(
+    "schedule, group_shape",
+    [
+        ("vector-dim=filters tile-rows=2 row-bands=3", None),
+        ("vector-dim=filters tile-rows=2 loop-order=dhfw row-bands=4", None),
+        ("vector-dim=width tile-rows=2 loop-order=dhfw channel-chunk=4 row-bands=3", (4, 4)),
+        ("vector-dim=interleaved tile-rows=2 row-bands=2", (4, 4)),
+    ],
+)
+def test_row_bands_match_torch(target, schedule, group_shape, tmp_path):
+    model = BandedChain().eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=9)
+    x = torch.randn(1, 3, 22, 13)
+    got = compile_and_run(
+        model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape, schedule=schedule
+    )
+    assert relative_error(got, torch_output(model, x)) <= REL_TOL

@@ -1,7 +1,9 @@
 """The CPU kernel of ``rt3d.packed_conv3d`` (called by the ``rt3d-vectorize`` pass).
 
 The kernel maps a block's ``B`` filters to the lanes of a
-``vector<Bxf32>``; for one parallel task (batch, filter block, output depth)
+``vector<Bxf32>``; for one parallel task (batch, filter block, output depth,
+and band of rows where ``row_bands`` splits the plane: a 2D model's convs
+have one output depth, and few filter blocks would leave threads idle)
 it walks the output plane in register tiles of ``rows x cols`` positions
 (``tile_sizes``), each tile holding ``rows*cols`` accumulators initialized
 with the block's bias (``block_group`` consecutive blocks with the same
@@ -211,6 +213,12 @@ class _ConvKernel:
         # does not divide the blocks (its ``rest`` blocks get a tile of their own)
         self.full_units, self.rest = divmod(geo.blocks, self.group)
         self.units = self.full_units + (1 if self.rest else 0)
+        # bands of whole row groups, each its own task: ``band_groups`` row groups each, the last
+        # band the rest (with a last, partial row group)
+        row_groups = -(-geo.out[1] // self.rows)
+        self.band_groups = -(-row_groups // max(1, p.row_bands or 1))
+        self.bands = -(-row_groups // self.band_groups)
+        self.band = ""  # the task's band (emit_body), while bands > 1
         d_p, h_p, w_p = geo.padded
         self.channel_stride = d_p * h_p * w_p
         # input addressing: what the next channel of a run and the next position add (elements)
@@ -302,12 +310,15 @@ class _ConvKernel:
     def tasks(self) -> int:
         geo = self.geo
         if self.p.loop_order == "dhfw":
-            return geo.batch * geo.out[0]
-        return geo.batch * self.units * geo.out[0]
+            return geo.batch * geo.out[0] * self.bands
+        return geo.batch * self.units * geo.out[0] * self.bands
 
     def emit_body(self, task: str) -> None:
         k, geo = self.k, self.geo
         d_o = geo.out[0]
+        if self.bands > 1:  # the band is the innermost index of the task space
+            self.band = k.op(f"arith.remui {task}, {k.const(self.bands)} : index")
+            task = k.op(f"arith.divui {task}, {k.const(self.bands)} : index")
         order = self.p.loop_order or "fdhw"
         if order == "dhfw":
             n = k.op(f"arith.divui {task}, {k.const(d_o)} : index")
@@ -375,14 +386,28 @@ class _ConvKernel:
         return [self.block_values(self.k.index((first, 1), (j, 1))) for j in range(count)]
 
     def for_row_groups(self, emit) -> None:
+        """``emit(rows, h0)`` for each row group of the task's band: whole groups of ``self.rows``,
+        then the last, partial one (in the last band)."""
         k, h_o, rows = self.k, self.geo.out[1], self.rows
         full = (h_o // rows) * rows
-        if full:
-            h0 = k.fresh("h")
-            with k.region(f"scf.for {h0} = {k.const(0)} to {k.const(full)} step {k.const(rows)} {{"):
-                emit(rows, h0)
+        if self.bands == 1:
+            if full:
+                h0 = k.fresh("h")
+                with k.region(f"scf.for {h0} = {k.const(0)} to {k.const(full)} step {k.const(rows)} {{"):
+                    emit(rows, h0)
+            if h_o - full:
+                emit(h_o - full, full)
+            return
+        span = self.band_groups * rows
+        first = k.index((self.band, span))
+        end = k.op(f"arith.minui {k.index((first, 1), (span, 1))}, {k.const(full)} : index")
+        h0 = k.fresh("h")
+        with k.region(f"scf.for {h0} = {first} to {end} step {k.const(rows)} {{"):
+            emit(rows, h0)
         if h_o - full:
-            emit(h_o - full, full)
+            last = k.op(f"arith.cmpi eq, {self.band}, {k.const(self.bands - 1)} : index")
+            with k.region(f"scf.if {last} {{"):
+                emit(h_o - full, full)
 
     def block_values(self, block: str) -> _Block:
         k, lanes, blocks = self.k, self.lanes, self.geo.blocks

@@ -9,19 +9,25 @@
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=8 registers=32 channel-chunk=4096})' | FileCheck %s --check-prefix=NOCHUNK
 // RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 registers=32 accumulators=14 precision=bf16})' | FileCheck %s --check-prefix=HALF
 // RUN: not rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{precision=int4})' 2>&1 | FileCheck %s --check-prefix=BADPRECISION
+// RUN: rt3d-opt %s --pass-pipeline='builtin.module(rt3d-reorder-loops{lanes=2 registers=32 accumulators=14 row-bands=3})' | FileCheck %s --check-prefix=BANDS
 
 // With 2-lane vectors and 20 columns (>= 4 vectors, a multiple of 2) the
 // first conv puts output columns in the lanes, whole rows at a time, with
 // plain stores (its output is small); the second has filters in the lanes.
+// Both have one output depth and one filter block: one task each, unless
+// their rows are split into bands of row groups, 16 (MIN_TASKS) of the 20
+// rows, 2 of the 4 rows in tiles of 3 (row-bands=3: 3, and at most 2).
 // CHECK-LABEL: func.func @tiles
 // CHECK: "rt3d.packed_conv3d"
 // CHECK-SAME: loop_order = "fdhw"
+// CHECK-SAME: row_bands = 16 : i64
 // CHECK-SAME: streaming_stores = false
 // CHECK-SAME: tile_sizes = array<i64: 1, 20>
 // CHECK-SAME: vector_dim = "width"
 // CHECK-SAME: vector_lanes = 2 : i64
 // CHECK: "rt3d.packed_conv3d"
 // CHECK-SAME: loop_order = "fdhw"
+// CHECK-SAME: row_bands = 2 : i64
 // CHECK-SAME: tile_sizes = array<i64: 3, 4>
 // CHECK-SAME: vector_dim = "filters"
 // CHECK-SAME: vector_lanes = 2 : i64
@@ -43,6 +49,9 @@
 // USER-SAME: tile_sizes = array<i64: 2, 2>
 // USER-SAME: vector_dim = "filters"
 // The packed weights are small, so filter blocks go outermost by default.
+// BANDS-LABEL: func.func @tiles
+// BANDS: row_bands = 3 : i64
+// BANDS: row_bands = 2 : i64
 // BAD: rt3d-opt: error: pass 'rt3d-reorder-loops': loop-order must be one of fdhw, dfhw, dhfw, got 'hwdf'
 // A 16-bit build keeps the wide plane "filters": only those kernels read the
 // 16-bit blocked activations (and, on AMX, make tile products of them).
@@ -67,8 +76,9 @@ func.func @tiles(%x: tensor<1x1x1x20x20xf32>, %y: tensor<1x1x1x4x4xf32>) -> (ten
 // only when every store is a whole, aligned cache line: rows of 128 floats
 // (512 bytes) yes; rows of 120 floats (480 bytes) no.
 // STREAM-LABEL: func.func @streaming
+// Many tasks (2 blocks x 16 depths): no row bands.
 // STREAM: "rt3d.packed_conv3d"
-// STREAM-SAME: streaming_stores = true
+// STREAM-SAME: padding_low = array<i64: 0, 0, 0>, streaming_stores = true
 // STREAM-SAME: vector_dim = "width"
 // STREAM: "rt3d.packed_conv3d"
 // STREAM-SAME: streaming_stores = false
