@@ -53,7 +53,17 @@ def _pure(op: ir.Operation) -> bool:
 
 def erase_dead_producers(ops: list[ir.Operation]) -> None:
     """Erase side-effect-free producers left without uses, transitively."""
-    pending = list(ops)
+    # Each op is pending once: another wrapper of an erased op would read freed memory (the
+    # bindings do not invalidate it), so an op listed twice, or reading one value twice, must
+    # not be visited after it is erased.
+    pending: list[ir.Operation] = []
+
+    def push(op: ir.Operation) -> None:
+        if not any(op == other for other in pending):
+            pending.append(op)
+
+    for op in ops:
+        push(op)
     while pending:
         op = pending.pop()
         if not op.attached or not _pure(op):
@@ -62,7 +72,8 @@ def erase_dead_producers(ops: list[ir.Operation]) -> None:
             continue
         producers = [p for p in (defining_op(v) for v in op.operands) if p is not None]
         op.erase()
-        pending.extend(producers)
+        for producer in producers:
+            push(producer)
 
 
 def constant_attr(value: ir.Value) -> ir.Attribute | None:
@@ -161,6 +172,83 @@ def relu_input(op: ir.Operation) -> ir.Value | None:
         ):
             return op.operands[0]
     return None
+
+
+def sigmoid_input(op: ir.Operation) -> ir.Value | None:
+    """If ``op`` is an elementwise sigmoid ``linalg.generic`` (torch-mlir's ``1 / (1 + exp(-x))``),
+    the value it reads."""
+    if not is_identity_elementwise(op, 1):
+        return None
+    body = generic_body(op)
+    if [o.name for o in body] != ["arith.negf", "math.exp", "arith.addf", "arith.divf", "linalg.yield"]:
+        return None
+    negf, exp, addf, divf, yielded = body
+    arg = op.regions[0].blocks[0].arguments[0]
+    added = [v for v in addf.operands if v != exp.results[0]]
+    if (
+        negf.operands[0] != arg
+        or exp.operands[0] != negf.results[0]
+        or len(added) != 1
+        or not is_float_constant(added[0], 1.0)
+        or not is_float_constant(divf.operands[0], 1.0)
+        or divf.operands[1] != addf.results[0]
+        or yielded.operands[0] != divf.results[0]
+    ):
+        return None
+    return op.operands[0]
+
+
+def _product_operands(op: ir.Operation) -> tuple[ir.Value, ir.Value] | None:
+    """The two inputs of an elementwise product ``linalg.generic`` (``mulf`` of its two inputs)."""
+    if not is_identity_elementwise(op, 2):
+        return None
+    body = generic_body(op)
+    block = op.regions[0].blocks[0]
+    if [o.name for o in body] != ["arith.mulf", "linalg.yield"] or body[1].operands[0] != body[0].results[0]:
+        return None
+    a, b = body[0].operands
+    first, second = block.arguments[0], block.arguments[1]
+    if not ((a == first and b == second) or (a == second and b == first)):
+        return None
+    return op.operands[0], op.operands[1]
+
+
+def _reads(read: ir.Value | None, value: ir.Value) -> bool:
+    return read is not None and read == value
+
+
+def _same_pair(pair: tuple[ir.Value, ir.Value], other: tuple[ir.Value, ir.Value]) -> bool:
+    return (pair[0] == other[0] and pair[1] == other[1]) or (pair[0] == other[1] and pair[1] == other[0])
+
+
+def fused_activation(value: ir.Value) -> tuple[str, list[ir.Operation]]:
+    """The activation (:data:`rt3d_mlir.dialect.rt3d.ACTIVATIONS`) that elementwise ops read only by
+    each other apply to ``value``, and those ops, the one giving the activated value last:
+    ``relu`` and ``sigmoid`` (one generic), ``silu`` (a sigmoid generic and the product of
+    ``value`` and it); ``("none", [])`` if none."""
+    users = []
+    for use in value.uses:
+        owner = use.owner.operation if hasattr(use.owner, "operation") else use.owner
+        if owner not in users:
+            users.append(owner)
+    if len(users) == 1:
+        (user,) = users
+        if len(list(value.uses)) == 1 and _reads(relu_input(user), value):
+            return "relu", [user]
+        if len(list(value.uses)) == 1 and _reads(sigmoid_input(user), value):
+            return "sigmoid", [user]
+    if len(users) == 2 and len(list(value.uses)) == 2:
+        for gate, product in (users, users[::-1]):
+            operands = _product_operands(product)
+            if (
+                _reads(sigmoid_input(gate), value)
+                and (user := single_use(gate.results[0])) is not None
+                and user == product
+                and operands is not None
+                and _same_pair(operands, (value, gate.results[0]))
+            ):
+                return "silu", [gate, product]
+    return "none", []
 
 
 def static_size(shaped: ir.Type | ir.Value) -> int:

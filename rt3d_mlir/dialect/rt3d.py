@@ -16,7 +16,8 @@ Semantics: ``y = act(conv3d(pad(x), w * expand(masks)) + b)`` where
 ``expand`` repeats each group's mask over its ``gF x gC`` kernels (edge
 groups are cut to the weight's shape). Vanilla structured sparsity is the
 case where each group's mask is all true or all false. Padding is with
-zeros, per dimension and side. ``activation`` is ``"none"`` or ``"relu"``.
+zeros, per dimension and side. ``activation`` is ``"none"``, ``"relu"``,
+``"sigmoid"`` or ``"silu"`` (``x * sigmoid(x)``).
 
 ``rt3d.quantize`` is the int8 scheme's quantization of a convolution's
 input (:mod:`rt3d_mlir.quantization`), zero-padded and laid out for the int8
@@ -47,7 +48,11 @@ from torch_mlir.dialects import ext
 from rt3d_mlir.kernel_packing import INT8_QUAD, INT8_ZERO_POINTS, plain_offsets, plain_shape, runs_fit_blocks
 from rt3d_mlir.sparsity import mask_shape
 
-ACTIVATIONS = ("none", "relu")
+# a conv's activation (its epilogue: rt3d_mlir.codegen.activations); sigmoid is 1 / (1 + exp(-x)),
+# silu x * sigmoid(x)
+ACTIVATIONS = ("none", "relu", "sigmoid", "silu")
+# the activations f with f(0) = 0: a filter of zeros gives a channel of zeros
+ZERO_PRESERVING = ("none", "relu", "silu")
 
 
 class Rt3dDialect(ext.Dialect, name="rt3d"):

@@ -103,7 +103,7 @@ def _conv_shape(op: ir.Operation, in_padded: tuple[int, ...], weights: int, **ex
         blocks=int(starts.size) - 1,  # type: ignore[union-attr]
         block_size=params.block_size,
         channel_unroll=params.channel_unroll,
-        relu=params.activation == "relu",
+        activation=params.activation,
         per_invocation=positions_per_invocation(math.prod(out_shape[2:])),
         **extra,  # type: ignore[arg-type]
     )

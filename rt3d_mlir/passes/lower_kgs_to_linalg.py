@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import arith, linalg, tensor
+from torch_mlir.dialects import arith, linalg, math, tensor
 
 from rt3d_mlir.dialect import kgs_conv3d_operands, kgs_conv3d_params
 from rt3d_mlir.ir_matchers import constant_array, defining_op, erase_dead_producers, ops_named
@@ -106,11 +106,21 @@ class LowerKgsToLinalg(Pass):
         y = linalg.conv_3d_ncdhw_fcdhw(
             x, weight, outs=[init], strides=list(params.strides), dilations=list(params.dilations)
         )
-        if params.activation == "relu":
+        if params.activation != "none":
             y = _elementwise_generic(
                 result_type,
                 [y],
                 [ir.AffineMap.get_identity(5)],
-                lambda v, _out: arith.MaximumFOp(v, zero).result,
+                lambda v, _out: _activated(params.activation, v, zero),
             )
         return y
+
+
+def _activated(activation: str, v: ir.Value, zero: ir.Value) -> ir.Value:
+    """``activation`` (:data:`rt3d_mlir.dialect.rt3d.ACTIVATIONS`) of the scalar ``v``."""
+    if activation == "relu":
+        return arith.MaximumFOp(v, zero).result
+    one = arith.ConstantOp(v.type, 1.0).result
+    sigmoid_denominator = arith.AddFOp(math.ExpOp(arith.NegFOp(v).result).result, one).result
+    numerator = v if activation == "silu" else one
+    return arith.DivFOp(numerator, sigmoid_denominator).result

@@ -37,6 +37,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import tensor
 
 from rt3d_mlir.dialect import build_kgs_conv3d, kgs_conv3d_operands, kgs_conv3d_params, load_dialect
+from rt3d_mlir.dialect.rt3d import ZERO_PRESERVING
 from rt3d_mlir.ir_matchers import (
     constant_array,
     defining_op,
@@ -53,8 +54,6 @@ KGS_OP = "rt3d.kgs_conv3d"
 # Padding is done when it adds at most this fraction of the channels (45 -> 48, 230 -> 240,
 # 921 -> 928; not 12 -> 16).
 MAX_PADDING = 1 / 8
-# Activations that map zero to zero.
-ZERO_PRESERVING = ("none", "relu")
 
 
 @dataclass

@@ -36,11 +36,10 @@ from rt3d_mlir.ir_matchers import (
     constant_array,
     defining_op,
     erase_dead_producers,
+    fused_activation,
     generic_body,
     is_float_constant,
     ops_named,
-    relu_input,
-    single_use,
 )
 from rt3d_mlir.passes.framework import OptionError, Pass, PassFailure, register_pass, require
 from rt3d_mlir.passes.vectorize_matmul import weight_matrix, zero_init
@@ -208,13 +207,13 @@ class RecognizeKgs(Pass):
         group_shape = self._group_shape_for(weight, conv.location)
         masks = kernel_group_masks(weight, group_shape)
 
-        replaced = conv
-        activation = "none"
-        user = single_use(conv.results[0])
-        rectified = relu_input(user) if user is not None else None
-        if rectified is not None and rectified == conv.results[0]:
-            replaced, activation = user, "relu"
-            producers += [defining_op(v) for v in user.operands[1:]]
+        activation, fused = fused_activation(conv.results[0])
+        replaced = fused[-1] if fused else conv
+        for op in fused:  # their inits (the conv and the fused ops themselves are erased below)
+            producers += [
+                p for p in (defining_op(v) for v in op.operands)
+                if p is not None and p != conv and p not in fused
+            ]
         params = KgsConv3dParams(
             strides=_vector3(conv, "strides"),
             padding_low=tuple(pad_low),  # type: ignore[arg-type]
@@ -230,7 +229,7 @@ class RecognizeKgs(Pass):
                 bias = arith.ConstantOp(bias_attr.type, bias_attr).result
             new = build_kgs_conv3d(replaced.results[0].type, x, w, bias, params)
         replaced.results[0].replace_all_uses_with(new.results[0])
-        if replaced is not conv:
-            replaced.erase()
+        for op in reversed(fused):
+            op.erase()
         conv.erase()
         erase_dead_producers([p for p in producers if p is not None])

@@ -685,3 +685,47 @@ def test_row_bands_match_torch(target, schedule, group_shape, tmp_path):
         model, x, tmp_path / f"m.{target}", target=target, group_shape=group_shape, schedule=schedule
     )
     assert relative_error(got, torch_output(model, x)) <= REL_TOL
+
+
+class Activations(nn.Module):
+    """Convs ending in SiLU (one followed by a max pool, which the conv computes in its epilogue
+    after the SiLU), a depthwise conv ending in SiLU, and a conv ending in a sigmoid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv3d(3, 16, 3, padding=1)
+        self.b = nn.Conv3d(16, 16, (1, 3, 3), padding=(0, 1, 1), groups=16)
+        self.c = nn.Conv3d(16, 32, 3, padding=1)
+        self.d = nn.Conv3d(32, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.max_pool3d(F.silu(self.a(x)), (1, 2, 2))
+        y = F.silu(self.c(F.silu(self.b(y))))
+        return torch.sigmoid(self.d(y))
+
+
+CHUNKED_WIDTH = "vector-dim=width loop-order=dhfw channel-chunk=4"
+
+
+@pytest.mark.parametrize(
+    "target, schedule, group_shape",
+    [(t, "", None) for t in ("host", "aarch64", "spirv")]
+    + [(t, CHUNKED_WIDTH, (4, 4)) for t in ("host", "aarch64")],
+)
+def test_silu_and_sigmoid_run_in_the_conv_epilogue(target, schedule, group_shape, tmp_path):
+    """The activations are fused into the convs (no elementwise kernel is left on the host), with
+    the CPU conv's schedules: "filters", and "width" taking the channels in chunks (the SiLU
+    applied after the last chunk only)."""
+    torch.manual_seed(0)
+    model = Activations().eval()
+    if group_shape:
+        apply_random_masks(model, group_shape, 0.5, "kgs", seed=10)
+    x = torch.randn(1, 3, 4, 12, 18)
+    out = tmp_path / f"m.{target}"
+    rt3d_mlir.compile(model, x, output=out, target=target, group_shape=group_shape, schedule=schedule)
+    compiled = rt3d_mlir.load(out)
+    assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
+    if target == "host":
+        compiled.set_profiling(True)
+        compiled(x.numpy())
+        assert not [p.name for p in compiled.kernel_profile() if "elementwise" in p.name]

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rt3d_mlir.codegen.activations import activation_text
 from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
 from rt3d_mlir.codegen.cpu.quantize import Int8Encoder
 from rt3d_mlir.codegen.text import KernelText
@@ -470,13 +471,12 @@ class _ConvKernel:
         return [f"{results}#{i}" for i in range(count)]
 
     def rectified(self, value: str) -> str:
-        if self.p.activation == "relu":
-            return self.k.op(f"arith.maximumf {value}, {self.zero} : {self.vec}")
-        return value
+        """An accumulator after the conv's activation (:mod:`rt3d_mlir.codegen.activations`)."""
+        return activation_text(self.k, self.p.activation, value, self.vec)
 
     def finished(self, value: str) -> str:
-        """An accumulator as stored: rectified, or (channel chunks) rectified after the last pass."""
-        if not self.chunks or self.p.activation != "relu":
+        """An accumulator as stored: activated, or (channel chunks) activated after the last pass."""
+        if not self.chunks or self.p.activation == "none":
             return self.rectified(value)
         return self.k.op(f"arith.select {self.last_chunk}, {self.rectified(value)}, {value} : {self.vec}")
 

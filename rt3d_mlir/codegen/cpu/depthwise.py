@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rt3d_mlir.codegen.activations import activation_text
 from rt3d_mlir.codegen.cpu.kernel import TASK, kernel_module, memref_type
 from rt3d_mlir.codegen.text import KernelText
 
@@ -225,8 +226,7 @@ class _DepthwiseKernel:
         for r in range(rows):
             for v in range(vectors):
                 value = f"{results}#{r * vectors + v}"
-                if s.activation == "relu":
-                    value = k.op(f"arith.maximumf {value}, {self.zero} : {vec}")
+                value = activation_text(k, s.activation, value, vec)
                 at = k.index((self.out_base, 1), (h0, w_o), (r * w_o, 1), (w0, 1), (v * lanes, 1))
                 valid = min(lanes, columns - v * lanes)
                 if valid < lanes:

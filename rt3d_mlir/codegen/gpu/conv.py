@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rt3d_mlir.codegen.activations import activation_text
 from rt3d_mlir.codegen.gpu.kernel import WORKGROUP, Binding, GpuKernel, Kernel
 from rt3d_mlir.codegen.gpu.quantize import packed_quad
 from rt3d_mlir.kernel_packing import INT8_QUAD
@@ -50,7 +51,7 @@ class ConvShape:
     blocks: int
     block_size: int
     channel_unroll: int
-    relu: bool
+    activation: str  # rt3d_mlir.codegen.activations
     per_invocation: int = 1  # output positions each invocation computes
     out_low: tuple[int, int, int] = (0, 0, 0)  # write into a zero-padded output (pad elision)
     out_high: tuple[int, int, int] = (0, 0, 0)
@@ -221,7 +222,7 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                 return k.load(5, slot), factor
 
             def value(q: int, lane: int, j: int, loaded: tuple[str, str | None], results=results) -> str:
-                """The output of lane ``lane`` of quad ``q`` at position ``j``: rectified sum + bias."""
+                """The output of lane ``lane`` of quad ``q`` at position ``j``: activated sum + bias."""
                 bias, factor = loaded
                 if int8:  # the exact int32 sum, dequantized
                     total = k.op(f"arith.sitofp {results[j * s.block_size + q * 4 + lane]} : i32 to f32")
@@ -229,8 +230,7 @@ def packed_conv_kernel(name: str, s: ConvShape) -> Kernel:
                 else:
                     total = k.op(f"vector.extract {results[j * quads + q]}[{lane}] : f32 from {vec}")
                 total = k.op(f"arith.addf {total}, {bias} : f32")
-                if s.relu:
-                    total = k.op(f"arith.maximumf {total}, {k.const(0.0, 'f32')} : f32")
+                total = activation_text(k, s.activation, total, "f32")
                 return total
 
             def store(j: int, out: str, stored: str) -> None:

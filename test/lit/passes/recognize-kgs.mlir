@@ -76,6 +76,93 @@ func.func @no_bias_two_users(%arg0: tensor<1x1x5x5x5xf32>) -> (tensor<1x2x1x1x1x
 
 #map = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
 
+// SiLU as torch-mlir writes it: a sigmoid generic of the conv and the product
+// of the conv and the sigmoid. Both fuse into the conv (activation "silu").
+// CHECK-LABEL: func.func @conv_silu
+// CHECK: %[[Y:.*]] = "rt3d.kgs_conv3d"
+// CHECK-SAME: activation = "silu"
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[Y]]
+func.func @conv_silu(%arg0: tensor<1x1x3x3x3xf32>) -> tensor<1x2x1x1x1xf32> {
+  %zero = arith.constant 0.000000e+00 : f32
+  %one = arith.constant 1.000000e+00 : f32
+  %w = arith.constant dense<1.0> : tensor<2x1x3x3x3xf32>
+  %0 = tensor.empty() : tensor<1x2x1x1x1xf32>
+  %fill = linalg.fill ins(%zero : f32) outs(%0 : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %1 = linalg.conv_3d_ncdhw_fcdhw {dilations = dense<1> : vector<3xi64>, strides = dense<1> : vector<3xi64>} ins(%arg0, %w : tensor<1x1x3x3x3xf32>, tensor<2x1x3x3x3xf32>) outs(%fill : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %2 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%1 : tensor<1x2x1x1x1xf32>) outs(%0 : tensor<1x2x1x1x1xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %n = arith.negf %in : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %e, %one : f32
+    %s = arith.divf %one, %d : f32
+    linalg.yield %s : f32
+  } -> tensor<1x2x1x1x1xf32>
+  %3 = linalg.generic {indexing_maps = [#map, #map, #map], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%1, %2 : tensor<1x2x1x1x1xf32>, tensor<1x2x1x1x1xf32>) outs(%0 : tensor<1x2x1x1x1xf32>) {
+  ^bb0(%in: f32, %g: f32, %out: f32):
+    %p = arith.mulf %in, %g : f32
+    linalg.yield %p : f32
+  } -> tensor<1x2x1x1x1xf32>
+  return %3 : tensor<1x2x1x1x1xf32>
+}
+
+// -----
+
+#map = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+
+// A sigmoid alone fuses too; a sigmoid whose result is also returned (two
+// users of the gate) does not make a SiLU: the conv keeps no activation.
+// CHECK-LABEL: func.func @conv_sigmoid
+// CHECK: "rt3d.kgs_conv3d"
+// CHECK-SAME: activation = "sigmoid"
+// CHECK-LABEL: func.func @gate_read_twice
+// CHECK: "rt3d.kgs_conv3d"
+// CHECK-SAME: activation = "none"
+// CHECK-COUNT-2: linalg.generic
+func.func @conv_sigmoid(%arg0: tensor<1x1x3x3x3xf32>) -> tensor<1x2x1x1x1xf32> {
+  %zero = arith.constant 0.000000e+00 : f32
+  %one = arith.constant 1.000000e+00 : f32
+  %w = arith.constant dense<1.0> : tensor<2x1x3x3x3xf32>
+  %0 = tensor.empty() : tensor<1x2x1x1x1xf32>
+  %fill = linalg.fill ins(%zero : f32) outs(%0 : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %1 = linalg.conv_3d_ncdhw_fcdhw {dilations = dense<1> : vector<3xi64>, strides = dense<1> : vector<3xi64>} ins(%arg0, %w : tensor<1x1x3x3x3xf32>, tensor<2x1x3x3x3xf32>) outs(%fill : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %2 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%1 : tensor<1x2x1x1x1xf32>) outs(%0 : tensor<1x2x1x1x1xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %n = arith.negf %in : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %e, %one : f32
+    %s = arith.divf %one, %d : f32
+    linalg.yield %s : f32
+  } -> tensor<1x2x1x1x1xf32>
+  return %2 : tensor<1x2x1x1x1xf32>
+}
+func.func @gate_read_twice(%arg0: tensor<1x1x3x3x3xf32>) -> (tensor<1x2x1x1x1xf32>, tensor<1x2x1x1x1xf32>) {
+  %zero = arith.constant 0.000000e+00 : f32
+  %one = arith.constant 1.000000e+00 : f32
+  %w = arith.constant dense<1.0> : tensor<2x1x3x3x3xf32>
+  %0 = tensor.empty() : tensor<1x2x1x1x1xf32>
+  %fill = linalg.fill ins(%zero : f32) outs(%0 : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %1 = linalg.conv_3d_ncdhw_fcdhw {dilations = dense<1> : vector<3xi64>, strides = dense<1> : vector<3xi64>} ins(%arg0, %w : tensor<1x1x3x3x3xf32>, tensor<2x1x3x3x3xf32>) outs(%fill : tensor<1x2x1x1x1xf32>) -> tensor<1x2x1x1x1xf32>
+  %2 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%1 : tensor<1x2x1x1x1xf32>) outs(%0 : tensor<1x2x1x1x1xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %n = arith.negf %in : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %e, %one : f32
+    %s = arith.divf %one, %d : f32
+    linalg.yield %s : f32
+  } -> tensor<1x2x1x1x1xf32>
+  %3 = linalg.generic {indexing_maps = [#map, #map, #map], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%1, %2 : tensor<1x2x1x1x1xf32>, tensor<1x2x1x1x1xf32>) outs(%0 : tensor<1x2x1x1x1xf32>) {
+  ^bb0(%in: f32, %g: f32, %out: f32):
+    %p = arith.mulf %in, %g : f32
+    linalg.yield %p : f32
+  } -> tensor<1x2x1x1x1xf32>
+  return %2, %3 : tensor<1x2x1x1x1xf32>, tensor<1x2x1x1x1xf32>
+}
+
+// -----
+
+#map = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+
 // A weight that is a function argument is not constant: left alone.
 // CHECK-LABEL: func.func @dynamic_weight
 // CHECK-NOT: rt3d.kgs_conv3d

@@ -310,3 +310,25 @@ func.func @quantized_output(%x: tensor<1x4x1x2x2xf32>) -> tensor<1x4x1x4x4x4xi8>
   %q = "rt3d.quantize"(%y) {padding_high = array<i64: 0, 1, 1>, padding_low = array<i64: 0, 1, 1>, scale = 2.500000e-01 : f64, zero_point = 128 : i64} : (tensor<1x16x1x2x2xf32>) -> tensor<1x4x1x4x4x4xi8>
   return %q : tensor<1x4x1x4x4x4xi8>
 }
+
+// -----
+
+// A conv ending in SiLU (rt3d-recognize-kgs fuses it): each accumulator is
+// divided by 1 + exp(-x) before the store (exp stays math.exp: rt3d-expand-exp
+// lowers it later).
+// CHECK-LABEL: func.func @rt3d_conv_kernel_0(
+// CHECK: %[[ONE:.*]] = arith.constant dense<1.000000e+00> : vector<4xf32>
+// CHECK: %[[ACC:.*]]:3 = scf.for
+// CHECK: %[[N:.*]] = arith.negf %[[ACC]]#0 : vector<4xf32>
+// CHECK: %[[E:.*]] = math.exp %[[N]] : vector<4xf32>
+// CHECK: %[[D:.*]] = arith.addf %[[E]], %[[ONE]] : vector<4xf32>
+// CHECK: arith.divf %[[ACC]]#0, %[[D]] : vector<4xf32>
+func.func @silu(%arg0: tensor<1x2x4x4x4xf32>) -> tensor<1x3x4x4x4xf32> {
+  %w = arith.constant dense<[1.0, 5.0, 0.0, 0.0, 3.0, 7.0, 0.0, 0.0, 2.0, 6.0, 0.0, 0.0, 4.0, 8.0, 0.0, 0.0]> : tensor<16xf32>
+  %off = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %starts = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %lanes = arith.constant dense<[0, 2, 1, -1]> : tensor<4xi32>
+  %bias = arith.constant dense<[1.0, 2.0, 3.0, 0.0]> : tensor<4xf32>
+  %0 = "rt3d.packed_conv3d"(%arg0, %w, %off, %starts, %lanes, %bias) {activation = "silu", block_size = 4 : i64, channel_unroll = 2 : i64, dilations = array<i64: 1, 1, 1>, kernel_size = array<i64: 1, 1, 3>, padding_high = array<i64: 0, 0, 1>, padding_low = array<i64: 0, 0, 1>, strides = array<i64: 1, 1, 1>, tile_sizes = array<i64: 1, 3>, loop_order = "fdhw"} : (tensor<1x2x4x4x4xf32>, tensor<16xf32>, tensor<2xi32>, tensor<2xi32>, tensor<4xi32>, tensor<4xf32>) -> tensor<1x3x4x4x4xf32>
+  return %0 : tensor<1x3x4x4x4xf32>
+}
