@@ -32,7 +32,7 @@ func.func @result_shape(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) ->
 
 // -----
 
-// CHECK: error: 'rt3d.kgs_conv3d' op activation must be one of none, relu, got 'gelu'
+// CHECK: error: 'rt3d.kgs_conv3d' op activation must be one of none, relu, sigmoid, silu, got 'gelu'
 func.func @activation(%x: tensor<1x2x4x4x4xf32>, %w: tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32> {
   %0 = "rt3d.kgs_conv3d"(%x, %w) {strides = array<i64: 1, 1, 1>, dilations = array<i64: 1, 1, 1>, padding_low = array<i64: 0, 0, 0>, padding_high = array<i64: 0, 0, 0>, group_shape = array<i64: 2, 2>, masks = dense<true> : tensor<2x1x1x1x1xi1>, activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<1x2x4x4x4xf32>, tensor<4x2x1x1x1xf32>) -> tensor<1x4x4x4x4xf32>
   return %0 : tensor<1x4x4x4x4xf32>
