@@ -215,17 +215,24 @@ def compile_in_subprocess(
     return out, stats["seconds"], stats["peak_rss_mib"]
 
 
+# rest before each timed candidate (see interleaved_medians): long enough for spinning threads to
+# park, short enough not to let the CPU's clocks drop (after 200 ms the detector took 3.6 ms)
+SETTLE_SECONDS = 0.01
+
+
 def interleaved_medians(
     candidates: dict[str, Callable[[], object]], repeat: int, warmup: int
 ) -> dict[str, float]:
     """Median seconds per call of each candidate, timed in interleaved rounds (the VM drifts over
-    minutes: every candidate sees the same phases). In each round a candidate is called twice and
-    the second call timed: the first one lets the previous candidate's threads go idle (PyTorch's
-    OpenMP threads and ours spin for a while after a call, on the cores the next one needs) and
-    warms the candidate's caches, as in a stream of calls to one model."""
+    minutes: every candidate sees the same phases). In each round a candidate waits
+    ``SETTLE_SECONDS``, is called twice and the second call timed: the previous candidate's
+    threads spin for a while after a call, on the cores the next one needs (PyTorch's OpenMP
+    threads kept our YOLO-style detector at 3.4 ms against 2.9 ms after 5-20 ms of rest), and the
+    first call warms the candidate's caches, as in a stream of calls to one model."""
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_index in range(warmup + repeat):
         for name, call in candidates.items():
+            time.sleep(SETTLE_SECONDS)
             call()
             start = time.perf_counter()
             call()
