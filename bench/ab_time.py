@@ -23,18 +23,20 @@ def main() -> None:
     paths = sorted(glob.glob(os.path.join(sys.argv[1], "*.so")))
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     builds = {os.path.basename(p)[:-3]: runtime.load(p, threads=2) for p in paths}
-    torch.manual_seed(0)
-    x = torch.randn(1, 3, 16, 112, 112).numpy()
+    inputs = {}
+    for k, build in builds.items():  # one input per shape, the same for every build of it
+        torch.manual_seed(0)
+        inputs[k] = torch.randn(build.input_shape).numpy()
     outs = {k: np.empty(b.output_shape, np.float32) for k, b in builds.items()}
     medians = interleaved_medians(
-        {k: (lambda b=b, o=outs[k]: b(x, out=o)) for k, b in builds.items()}, rounds, 2
+        {k: (lambda b=b, o=outs[k], x=inputs[k]: b(x, out=o)) for k, b in builds.items()}, rounds, 2
     )
     for k, build in builds.items():
         other = k.replace("new-", "old-", 1) if k.startswith("new-") else k.replace("old-", "new-", 1)
         diff = float("nan")
         if other in outs:
             diff = float(np.abs(outs[k] - outs[other]).max() / np.abs(outs[other]).max())
-        profile = layer_profile(build, x, outs[k], 3, 2)
+        profile = layer_profile(build, inputs[k], outs[k], 3, 2)
         conv = sum(r["ms"] for r in profile if r["kernel"].startswith("rt3d_conv"))
         total = sum(r["ms"] for r in profile)
         print(

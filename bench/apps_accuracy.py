@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/apps_accuracy.py --out-dir DIR [--nets yolo,unet] [--rates 2.6,4]
         [--dense-epochs 12] [--reweight-epochs 6] [--retrain-epochs 8] [--width 0.5]
+        [--penalty 1e-4] [--dense-checkpoint FILE]
 
 For each net it trains the dense model once (the first rate's job; the others start from its dense
 checkpoint), then prunes it with 16x16 blocks (whole columns; every conv but the first and the
@@ -50,13 +51,16 @@ def main() -> None:
     parser.add_argument("--reweight-epochs", type=int, default=6)
     parser.add_argument("--retrain-epochs", type=int, default=8)
     parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--penalty", type=float, default=1e-4, help="reweighted penalty coefficient")
+    parser.add_argument("--dense-checkpoint", default=None,
+                        help="start every rate from this dense checkpoint (one net) instead of training it")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="tiny sets: check the script runs")
     args = parser.parse_args()
     data = QUICK if args.quick else DATA
     rows = []
     for net in args.nets.split(","):
-        dense_checkpoint, dense_metric = None, float("nan")
+        dense_checkpoint, dense_metric = args.dense_checkpoint, float("nan")
         for rate in (float(r) for r in args.rates.split(",")):
             name = f"{net}_block16x16_{rate:g}x"
             config = PruneJobConfig(
@@ -65,12 +69,14 @@ def main() -> None:
                 flops_reduction=rate, dense_checkpoint=dense_checkpoint, skip=(FIRST[net], *HEADS[net]),
                 dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs, reweight_every=2,
                 retrain_epochs=args.retrain_epochs, optimizer="adamw", lr=2e-3, retrain_lr=1e-3,
-                weight_decay=5e-4, penalty=1e-4, batch_size=16, workers=0, threads=args.threads, seed=0,
+                weight_decay=5e-4, penalty=args.penalty, batch_size=16, workers=0, threads=args.threads,
+                seed=0,
             )
             report = PruneJob(config).run()
             accuracy = report["accuracy"]
             if dense_checkpoint is None:  # the later rates start from this job's dense model
                 dense_checkpoint = os.path.join(config.work_directory, "dense.pt")
+            if dense_metric != dense_metric:  # the first job's (trained or loaded) dense model
                 dense_metric = accuracy["dense"]
             rows.append(
                 f"| {net} | {report['metric']} | {rate:g}x | {report['flops']['reduction']:.2f}x | "
