@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/apps_accuracy.py --out-dir DIR [--nets yolo,unet] [--rates 2.6,4]
         [--dense-epochs 12] [--reweight-epochs 6] [--retrain-epochs 8] [--width 0.5]
-        [--penalty 1e-4] [--dense-checkpoint FILE]
+        [--block 16x16] [--penalty 1e-4] [--dense-checkpoint FILE]
 
 For each net it trains the dense model once (the first rate's job; the others start from its dense
-checkpoint), then prunes it with 16x16 blocks (whole columns; every conv but the first and the
+checkpoint), then prunes it with ``--block`` blocks (16x16; whole columns; every conv but the first and the
 output convs) to each
 FLOPs reduction with the reweighted penalty, hard pruning and masked retraining
 (``rt3d_mlir.pruning.job``, the job ``rt3d-prune`` runs):
@@ -27,6 +27,7 @@ import os
 
 from rt3d_mlir.pruning.job import PruneJob, PruneJobConfig
 from rt3d_mlir.pruning.schemes import SparsityScheme
+from rt3d_mlir.sparsity import parse_group_shape
 
 DATA = {
     "yolo": "detection:samples=8192:val_samples=256:size=64",
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--reweight-epochs", type=int, default=6)
     parser.add_argument("--retrain-epochs", type=int, default=8)
     parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--block", default="16x16", help="block rows x columns")
     parser.add_argument("--penalty", type=float, default=1e-4, help="reweighted penalty coefficient")
     parser.add_argument("--dense-checkpoint", default=None,
                         help="start every rate from this dense checkpoint (one net) instead of training it")
@@ -62,10 +64,10 @@ def main() -> None:
     for net in args.nets.split(","):
         dense_checkpoint, dense_metric = args.dense_checkpoint, float("nan")
         for rate in (float(r) for r in args.rates.split(",")):
-            name = f"{net}_block16x16_{rate:g}x"
+            name = f"{net}_block{args.block}_{rate:g}x"
             config = PruneJobConfig(
                 arch=net, data=data[net], output=os.path.join(args.out_dir, f"{name}.pt"),
-                model_kwargs={"width": args.width}, scheme=SparsityScheme("block", (16, 16)),
+                model_kwargs={"width": args.width}, scheme=SparsityScheme("block", parse_group_shape(args.block)),
                 flops_reduction=rate, dense_checkpoint=dense_checkpoint, skip=(FIRST[net], *HEADS[net]),
                 dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs, reweight_every=2,
                 retrain_epochs=args.retrain_epochs, optimizer="adamw", lr=2e-3, retrain_lr=1e-3,
