@@ -67,7 +67,8 @@ def main() -> None:
             name = f"{net}_block{args.block}_{rate:g}x"
             config = PruneJobConfig(
                 arch=net, data=data[net], output=os.path.join(args.out_dir, f"{name}.pt"),
-                model_kwargs={"width": args.width}, scheme=SparsityScheme("block", parse_group_shape(args.block)),
+                model_kwargs={"width": args.width},
+                scheme=SparsityScheme("block", parse_group_shape(args.block)),
                 flops_reduction=rate, dense_checkpoint=dense_checkpoint, skip=(FIRST[net], *HEADS[net]),
                 dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs, reweight_every=2,
                 retrain_epochs=args.retrain_epochs, optimizer="adamw", lr=2e-3, retrain_lr=1e-3,
