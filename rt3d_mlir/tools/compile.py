@@ -16,8 +16,14 @@ def build_parser() -> ArgumentParser:
         description="Compile a model (.pt nn.Module, .pt2 ExportedProgram, or rt3d checkpoint) "
         "into a shared object with the rt3d C ABI (host, aarch64) or a SPIR-V artifact for Vulkan (spirv).",
     )
-    parser.add_argument("model", help="model file")
-    parser.add_argument("-o", "--output", required=True, help="artifact to write (e.g. model.so, model.spv)")
+    parser.add_argument("model", nargs="?", help="model file")
+    parser.add_argument("-o", "--output", help="artifact to write (e.g. model.so, model.spv)")
+    parser.add_argument(
+        "--emit-header",
+        metavar="FILE",
+        help="write rt3d.h, the C declarations of the host/AArch64 artifact ABI, to FILE (with or "
+        "without a model to compile)",
+    )
     parser.add_argument(
         "--target", default="host", help="code generation target: host, aarch64 or spirv (default: host)"
     )
@@ -84,7 +90,19 @@ def build_parser() -> ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.emit_header:
+        from rt3d_mlir.backend.abi import header_text
+        from rt3d_mlir.fileio import check_output_path, write_text
+
+        write_text(check_output_path(args.emit_header), header_text())
+        if not args.quiet:
+            print(f"wrote {args.emit_header}")
+        if args.model is None and args.output is None:
+            return 0
+    if args.model is None or args.output is None:
+        parser.error("the following arguments are required: model, -o/--output")
     from tqdm import tqdm
 
     from rt3d_mlir.compiler import compile_model, compile_steps
