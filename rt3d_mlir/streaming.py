@@ -71,7 +71,7 @@ class StreamReport:
         return result
 
 
-def decoded_frames(path: str, size: tuple[int, int], queue_frames: int) -> Iterator[np.ndarray]:
+def decoded_frames(path: str, size: tuple[int, int] | None, queue_frames: int) -> Iterator[np.ndarray]:
     """The video's frames (uint8 ``[H, W, 3]``), decoded by a thread of their own at most
     ``queue_frames`` ahead of the consumer. Decoding errors reach the consumer; leaving the loop
     early stops the thread."""
@@ -162,3 +162,115 @@ def classify_stream(
     if start is not None:
         report.seconds = time.perf_counter() - start - reference_seconds
     return report
+
+
+# ---------------------------------------------------------------- detection and segmentation
+
+
+@dataclass
+class Frame:
+    """One image's result: its index and source name, detections (``boxes`` [K, 4] x0, y0, x1, y1
+    in the source image's pixels, ``scores``, ``labels``) and the model's latency (seconds)."""
+
+    index: int
+    name: str
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    latency: float
+
+
+def image_frames(path: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, uint8 RGB ``[H, W, 3]``) of a video's frames (decoded ahead, see
+    :func:`decoded_frames`) or of the images in a folder (sorted by name)."""
+    import os
+
+    from PIL import Image
+
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
+        for name in names:
+            with Image.open(os.path.join(path, name)) as image:
+                yield name, np.asarray(image.convert("RGB"))
+        return
+    for index, frame in enumerate(decoded_frames(path, None, 8)):
+        yield f"frame{index:06d}", frame
+
+
+def detect_frames(
+    model: Callable[[np.ndarray], np.ndarray],
+    frames: Iterator[tuple[str, np.ndarray]],
+    input_size: tuple[int, int],
+    score: float = 0.25,
+    iou: float = 0.5,
+    on_frame: Callable[[Frame, np.ndarray], None] | None = None,
+) -> list[Frame]:
+    """The detector on each frame, resized to ``input_size`` and normalised as the built-in
+    detection set, its output decoded and suppressed in numpy (:func:`rt3d_mlir.models.yolo.detect`);
+    boxes scaled back to each frame's size. ``on_frame(result, frame)`` sees each."""
+    from PIL import Image
+
+    from rt3d_mlir.data.synthetic import MEAN, STD
+    from rt3d_mlir.models.yolo import detect
+
+    results = []
+    height, width = input_size
+    for index, (name, frame) in enumerate(frames):
+        resized = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR), np.float32)
+        x = ((resized / 255.0 - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
+        start = time.perf_counter()
+        found = detect(model(x), input_size, score, iou)[0]
+        latency = time.perf_counter() - start
+        scale = np.array([frame.shape[1] / width, frame.shape[0] / height] * 2, np.float32)
+        result = Frame(index, name, found["boxes"] * scale, found["scores"], found["labels"], latency)
+        results.append(result)
+        if on_frame is not None:
+            on_frame(result, frame)
+    return results
+
+
+def draw_boxes(frame: np.ndarray, result: Frame, names: list[str] | None = None):
+    """A PIL image of ``frame`` with ``result``'s boxes and labels drawn."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    for box, s, label in zip(result.boxes, result.scores, result.labels, strict=True):
+        color = _COLORS[int(label) % len(_COLORS)]
+        draw.rectangle([float(v) for v in box], outline=color, width=2)
+        text = names[int(label)] if names and int(label) < len(names) else str(int(label))
+        draw.text((float(box[0]) + 2, float(box[1]) + 1), f"{text} {s:.2f}", fill=color)
+    return image
+
+
+_COLORS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180))
+
+
+def segment_volume(
+    model: Callable[[np.ndarray], np.ndarray], volume: np.ndarray
+) -> tuple[np.ndarray, list[float]]:
+    """A 2D segmentation net on every slice of ``volume`` ``[D, H, W]`` (standardized per volume,
+    as in training): the label map ``[D, H, W]`` and each slice's latency (seconds)."""
+    from rt3d_mlir.data.formats import standardized
+
+    x = standardized(np.asarray(volume, np.float32)).astype(np.float32)
+    labels, latencies = [], []
+    for depth in range(x.shape[0]):
+        start = time.perf_counter()
+        scores = model(np.ascontiguousarray(x[depth][None, None]))
+        latencies.append(time.perf_counter() - start)
+        labels.append(np.asarray(scores)[0].argmax(0))
+    return np.stack(labels).astype(np.int64), latencies
+
+
+def overlay(slice_: np.ndarray, labels: np.ndarray):
+    """A PIL image of a slice in grey with its foreground labels blended in colour."""
+    from PIL import Image
+
+    low, high = float(slice_.min()), float(slice_.max())
+    grey = ((slice_ - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+    for label in range(1, int(labels.max()) + 1 if labels.size else 1):
+        mask = labels == label
+        rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array(_COLORS[(label - 1) % len(_COLORS)], np.float32)
+    return Image.fromarray(rgb.astype(np.uint8))

@@ -126,5 +126,10 @@ class NiftiVolumes(Dataset):
             )
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise Rt3dError(f"'{label_path}' holds labels outside 0..{self.num_classes - 1}")
-        volume = (volume - volume.mean()) / max(float(volume.std()), 1e-6)
+        volume = standardized(volume)
         return torch.from_numpy(volume[None].astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
+
+
+def standardized(volume: np.ndarray) -> np.ndarray:
+    """A volume with zero mean and unit standard deviation (how a segmentation net sees it)."""
+    return (volume - volume.mean()) / max(float(volume.std()), 1e-6)

@@ -1,11 +1,16 @@
-"""rt3d-stream: activity recognition on a video file with a compiled model, window by window."""
+"""rt3d-stream: a compiled model on a stream: activity recognition on a video window by window,
+detection on video frames or a folder of images, segmentation of a volume slice by slice."""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
+import time
 from collections.abc import Sequence
+
+import numpy as np
 
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.tools.cli import ArgumentParser, bounded_int, run_tool
@@ -14,12 +19,22 @@ from rt3d_mlir.tools.cli import ArgumentParser, bounded_int, run_tool
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="rt3d-stream",
-        description="Run a compiled video model on sliding windows of a video file (decoding overlapped "
-        "with inference) and report each window's top classes, its latency and the sustained frames per "
-        "second against the 30 fps real-time line.",
+        description="Run a compiled model on a stream. activity (a video model, 5-D input): sliding "
+        "windows of a video file, decoding overlapped with inference; each window's top classes and "
+        "latency, and the sustained frames per second against the 30 fps real-time line. detect (a "
+        "detector, 3-channel images): boxes after NMS per video frame or image, as JSON and drawn on "
+        "PNGs. segment (a 2D segmentation net, 1-channel slices): a volume (.npy or NIfTI) slice by "
+        "slice; Dice against --truth, overlays as PNGs.",
     )
     parser.add_argument("artifact", help="compiled model (.so: host or AArch64 under qemu; .spv: Vulkan)")
-    parser.add_argument("video", help="video file (anything FFmpeg decodes)")
+    parser.add_argument(
+        "source", help="video file (activity, detect), folder of images (detect) or volume (segment)"
+    )
+    parser.add_argument(
+        "--task",
+        choices=("activity", "detect", "segment"),
+        help="default: from the model's input: 5-D activity, 3 channels detect, 1 channel segment",
+    )
     parser.add_argument("--stride", type=bounded_int(1), default=8, help="frames between windows (default 8)")
     parser.add_argument("--top-k", type=bounded_int(1), default=5, help="classes per window (default 5)")
     parser.add_argument("--labels", help="class names, one per line (default: class indices)")
@@ -39,7 +54,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--trust-pickle", action="store_true", help="allow a --reference file whose loading runs its code"
     )
-    parser.add_argument("--json", metavar="FILE", help="write every window and the summary as JSON")
+    parser.add_argument("--score", type=float, default=0.25, help="detect: the lowest box score kept")
+    parser.add_argument("--iou", type=float, default=0.5, help="detect: NMS overlap threshold")
+    parser.add_argument("--truth", help="segment: the label volume (.npy or NIfTI) to score with Dice")
+    parser.add_argument(
+        "--frames-dir", metavar="DIR", help="detect, segment: write PNGs with boxes or overlays"
+    )
+    parser.add_argument("--json", metavar="FILE", help="write every result and the summary as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     return parser
 
@@ -81,33 +102,145 @@ def _reference(path: str, trust_pickle: bool):
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    size = _size(args.resize)
     labels = _labels(args.labels)
-    if not os.path.isfile(args.video):
-        raise Rt3dError(f"video '{args.video}' does not exist")
+    if not os.path.exists(args.source):
+        raise Rt3dError(f"'{args.source}' does not exist")
+    from rt3d_mlir.fileio import check_output_directory, check_output_path
+
     if args.json:
-        from rt3d_mlir.fileio import check_output_path
-
         check_output_path(args.json)
-    from tqdm import tqdm
-
-    from rt3d_mlir.data.transforms import ClipTransform
-    from rt3d_mlir.data.video import VideoDecodeError
+    if args.frames_dir:
+        check_output_directory(args.frames_dir)
     from rt3d_mlir.runtime import load
-    from rt3d_mlir.streaming import REAL_TIME_FPS, classify_stream
 
     model = load(args.artifact, threads=args.threads, device=args.device)
     shape = tuple(model.input_shape)
-    if len(shape) != 5 or shape[0] != 1 or shape[1] != 3:
-        raise Rt3dError(f"'{args.artifact}' takes {list(shape)}: not a video model (1, 3, T, H, W)")
-    window, crop = shape[2], (shape[3], shape[4])
-    if crop[0] > size[0] or crop[1] > size[1]:
-        raise Rt3dError(f"the model's {crop[0]}x{crop[1]} crop does not fit frames resized to {args.resize}")
-    reference = _reference(args.reference, args.trust_pickle) if args.reference else None
+    task = args.task or {5: "activity"}.get(len(shape)) or ("detect" if shape[1] == 3 else "segment")
+    expected = {"activity": (5, 3), "detect": (4, 3), "segment": (4, 1)}[task]
+    if len(shape) != expected[0] or shape[0] != 1 or shape[1] != expected[1]:
+        raise Rt3dError(
+            f"'{args.artifact}' takes {list(shape)}: not a {task} model (1, {expected[1]}, "
+            f"{'T, ' if task == 'activity' else ''}H, W)"
+        )
 
     def name(index: int) -> str:
         return labels[index] if labels and index < len(labels) else str(index)
 
+    runner = {"activity": _activity, "detect": _detect, "segment": _segment}[task]
+    record = runner(args, model, shape, name)
+    if args.json:
+        from rt3d_mlir.fileio import write_text
+
+        write_text(args.json, json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+def _png(directory: str, name: str, image) -> None:
+    from rt3d_mlir.fileio import atomic_output
+
+    with atomic_output(os.path.join(directory, f"{name}.png")) as partial:
+        image.save(partial, format="PNG")
+
+
+def _detect(args, model, shape, name) -> dict:
+    from rt3d_mlir.data.video import VideoDecodeError
+    from rt3d_mlir.streaming import detect_frames, draw_boxes, image_frames
+
+    names = [name(i) for i in range(model.output_shape[1] - 5)]
+    frames_out = []
+
+    def show(result, frame) -> None:
+        if not args.quiet:
+            pairs = zip(result.labels, result.scores, strict=True)
+            found = ", ".join(f"{name(int(c))} {s:.2f}" for c, s in pairs)
+            print(f"{result.name}: {len(result.scores)} boxes{': ' + found if found else ''} "
+                  f"({result.latency * 1e3:.1f} ms)")
+        if args.frames_dir:
+            _png(args.frames_dir, result.name, draw_boxes(frame, result, names))
+        frames_out.append({
+            "name": result.name, "latency_ms": result.latency * 1e3,
+            "boxes": [
+                {"class": name(int(c)), "index": int(c), "score": float(s), "box": [float(v) for v in b]}
+                for b, s, c in zip(result.boxes, result.scores, result.labels, strict=True)
+            ],
+        })
+
+    start = time.perf_counter()
+    try:
+        results = detect_frames(model, image_frames(args.source), shape[2:], args.score, args.iou, show)
+    except VideoDecodeError as err:
+        raise Rt3dError(str(err)) from None
+    seconds = time.perf_counter() - start
+    if not results:
+        raise Rt3dError(f"'{args.source}' holds no images or frames")
+    latencies = sorted(r.latency for r in results)
+    summary = {
+        "frames": len(results), "seconds": seconds, "fps": len(results) / seconds,
+        "latency_median_ms": statistics.median(latencies) * 1e3,
+    }
+    print(f"{len(results)} frames in {seconds:.2f} s: {summary['fps']:.1f} frames/s, "
+          f"model latency median {summary['latency_median_ms']:.1f} ms")
+    return {"summary": summary, "frames": frames_out}
+
+
+def _read_volume(path: str) -> np.ndarray:
+    from rt3d_mlir.data.formats import read_nifti
+
+    if path.endswith((".nii", ".nii.gz")):
+        return read_nifti(path)
+    try:
+        volume = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise Rt3dError(f"cannot read '{path}' as a .npy array: {err}") from None
+    if volume.ndim != 3:
+        raise Rt3dError(f"'{path}' holds a {volume.ndim}-D array; a volume is 3-D (D, H, W)")
+    return volume
+
+
+def _segment(args, model, shape, name) -> dict:
+    from rt3d_mlir.data.metrics import dice
+    from rt3d_mlir.streaming import overlay, segment_volume
+
+    volume = _read_volume(args.source)
+    if tuple(volume.shape[1:]) != tuple(shape[2:]):
+        raise Rt3dError(
+            f"'{args.source}' has slices of {list(volume.shape[1:])}; the model takes {list(shape[2:])}"
+        )
+    truth = _read_volume(args.truth) if args.truth else None
+    if truth is not None and truth.shape != volume.shape:
+        raise Rt3dError(f"'{args.truth}' {list(truth.shape)} and '{args.source}' {list(volume.shape)} differ")
+    start = time.perf_counter()
+    predicted, latencies = segment_volume(model, volume)
+    seconds = time.perf_counter() - start
+    classes = int(model.output_shape[1])
+    summary: dict[str, float | int] = {
+        "slices": len(latencies), "seconds": seconds, "slices_per_second": len(latencies) / seconds,
+        "latency_median_ms": statistics.median(latencies) * 1e3,
+    }
+    counts = {name(c): int((predicted == c).sum()) for c in range(classes)}
+    line = f"{len(latencies)} slices in {seconds:.2f} s: {summary['slices_per_second']:.1f} slices/s"
+    if truth is not None:
+        summary["dice"] = dice(predicted, truth.astype(np.int64), classes)
+        line += f"; Dice {summary['dice']:.3f}"
+    print(line)
+    if args.frames_dir:
+        for depth in range(volume.shape[0]):
+            _png(args.frames_dir, f"slice{depth:04d}", overlay(volume[depth], predicted[depth]))
+    return {"summary": summary, "voxels_per_class": counts}
+
+
+def _activity(args, model, shape, name) -> dict:
+    size = _size(args.resize)
+    from tqdm import tqdm
+
+    from rt3d_mlir.data.transforms import ClipTransform
+    from rt3d_mlir.data.video import VideoDecodeError
+    from rt3d_mlir.streaming import REAL_TIME_FPS, classify_stream
+
+    window, crop = shape[2], (shape[3], shape[4])
+    if crop[0] > size[0] or crop[1] > size[1]:
+        raise Rt3dError(f"the model's {crop[0]}x{crop[1]} crop does not fit frames resized to {args.resize}")
+    reference = _reference(args.reference, args.trust_pickle) if args.reference else None
     interactive = sys.stderr.isatty()
     bar = tqdm(desc="rt3d-stream", unit="window", file=sys.stderr, disable=args.quiet or not interactive)
 
@@ -123,7 +256,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     try:
         report = classify_stream(
-            lambda clip: model(clip), args.video, window, args.stride, ClipTransform(crop), size,
+            lambda clip: model(clip), args.source, window, args.stride, ClipTransform(crop), size,
             args.top_k, reference, show,
         )
     except VideoDecodeError as err:
@@ -132,7 +265,7 @@ def _main(argv: Sequence[str] | None) -> int:
         bar.close()
     summary = report.summary()
     if not report.windows:
-        raise Rt3dError(f"'{args.video}' has {report.frames} frames: fewer than one window of {window}")
+        raise Rt3dError(f"'{args.source}' has {report.frames} frames: fewer than one window of {window}")
     line = (
         f"{summary['windows']} windows of {window} frames (stride {args.stride}) over {summary['frames']} "
         f"frames in {summary['seconds']:.2f} s: {summary['fps']:.1f} frames/s "
@@ -142,22 +275,18 @@ def _main(argv: Sequence[str] | None) -> int:
     if "reference_agreement" in summary:
         line += f"; top-1 agrees with the reference in {summary['reference_agreement']:.0%} of windows"
     print(line)
-    if args.json:
-        from rt3d_mlir.fileio import write_text
-
-        record = {
-            "summary": summary,
-            "windows": [
-                {
-                    "first": w.first, "last": w.last, "latency_ms": w.latency * 1e3,
-                    "top": [{"class": name(i), "index": i, "score": s} for i, s in w.top],
-                    **({"reference_top1": name(w.reference[0][0])} if w.reference is not None else {}),
-                }
-                for w in report.windows
-            ],
-        }
-        write_text(args.json, json.dumps(record, indent=1) + "\n")
-    return 0
+    record = {
+        "summary": summary,
+        "windows": [
+            {
+                "first": w.first, "last": w.last, "latency_ms": w.latency * 1e3,
+                "top": [{"class": name(i), "index": i, "score": s} for i, s in w.top],
+                **({"reference_top1": name(w.reference[0][0])} if w.reference is not None else {}),
+            }
+            for w in report.windows
+        ],
+    }
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
