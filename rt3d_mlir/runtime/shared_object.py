@@ -69,17 +69,23 @@ class CompiledModel:
         self.target = lib.rt3d_target().decode()
         self.input_shape = _shape(lib.rt3d_input_shape(), lib.rt3d_input_rank())
         self.output_shape = _shape(lib.rt3d_output_shape(), lib.rt3d_output_rank())
+        # The loader maps a file once per process: models loaded from one file share its library
+        # and its thread count, so each model applies its own count at each call.
+        self._threads: int | None = None
         if threads is not None:
             self.threads = threads
 
     @property
     def threads(self) -> int:
         """Threads each kernel runs on (``RT3D_NUM_THREADS`` or the CPU count by default)."""
+        if self._threads is not None:
+            return self._threads
         return int(self._lib.rt3d_num_threads())
 
     @threads.setter
     def threads(self, count: int) -> None:
-        self._lib.rt3d_set_num_threads(checked_threads(count))
+        self._threads = checked_threads(count)
+        self._lib.rt3d_set_num_threads(self._threads)
 
     def set_profiling(self, on: bool) -> None:
         """Start (and zero) or stop timing each generated kernel's calls."""
@@ -104,6 +110,8 @@ class CompiledModel:
         """Run the model on ``x``; write into ``out`` (float32, C-contiguous) if given."""
         x = np.ascontiguousarray(checked_input(x, self.input_shape), dtype=np.float32)
         y = output_array(out, self.output_shape)
+        if self._threads is not None:
+            self._lib.rt3d_set_num_threads(self._threads)
         status = self._lib.rt3d_forward(x.ctypes.data, y.ctypes.data)
         if status != 0:
             raise ArtifactError(f"'{self.path}': rt3d_forward failed with status {status}")

@@ -45,6 +45,14 @@ def test_thread_counts_give_identical_outputs(pruned_c3d):
     np.testing.assert_array_equal(one, two)
     with pytest.raises(rt3d_mlir.Rt3dError, match="between 1 and"):
         model.threads = 0
+    # the same file loaded again shares the library: each model still runs on its own count
+    other = rt3d_mlir.load(out, threads=1)
+    model(x.numpy())
+    assert model.threads == 2 and other.threads == 1
+    other(x.numpy())
+    assert other._lib.rt3d_num_threads() == 1
+    model(x.numpy())
+    assert model._lib.rt3d_num_threads() == 2
 
 
 def test_kernel_profile_names_every_kernel(pruned_c3d):
