@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REL_TOL, randomize_batch_norms, relative_error, torch_output
+from conftest import REL_TOL, kernel_profile, randomize_batch_norms, relative_error, torch_output
 from torch import nn
 from torch.nn import functional as F
 
@@ -71,9 +71,7 @@ def test_trailing_reductions_match_torch(target, tmp_path):
     compiled = rt3d_mlir.load(out)
     assert relative_error(compiled(x.numpy()), torch_output(model, x)) <= REL_TOL
     if target == "host":
-        compiled.set_profiling(True)
-        compiled(x.numpy())
-        reductions = [p for p in compiled.kernel_profile() if p.name.startswith("rt3d_reduction_kernel")]
+        reductions = [p for p in kernel_profile(compiled, x) if p.name.startswith("rt3d_reduction_kernel")]
         assert len(reductions) == 2
 
 
@@ -105,9 +103,7 @@ def test_nearest_upsamplings_match_torch(dims, target, tmp_path):
     if target == "host":
         # both are copy kernels; the conv after an upsampling stays a kernel (in 2D: reads a
         # lifted activation)
-        compiled.set_profiling(True)
-        compiled(x.numpy())
-        names = [p.name for p in compiled.kernel_profile()]
+        names = [p.name for p in kernel_profile(compiled, x)]
         assert sum(n.startswith("rt3d_broadcast_kernel") for n in names) == 2
         assert sum(n.startswith("rt3d_conv_kernel") for n in names) == 1
 
