@@ -178,6 +178,7 @@ class Frame:
     scores: np.ndarray
     labels: np.ndarray
     latency: float
+    reference_labels: np.ndarray | None = None  # the reference model's, if one ran
 
 
 def image_frames(path: str) -> Iterator[tuple[str, np.ndarray]]:
@@ -204,10 +205,12 @@ def detect_frames(
     score: float = 0.25,
     iou: float = 0.5,
     on_frame: Callable[[Frame, np.ndarray], None] | None = None,
+    reference: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Frame]:
     """The detector on each frame, resized to ``input_size`` and normalised as the built-in
     detection set, its output decoded and suppressed in numpy (:func:`rt3d_mlir.models.yolo.detect`);
-    boxes scaled back to each frame's size. ``on_frame(result, frame)`` sees each."""
+    boxes scaled back to each frame's size. ``on_frame(result, frame)`` sees each; ``reference`` (a
+    PyTorch model, say) runs on the same input and its box labels are kept beside."""
     from PIL import Image
 
     from rt3d_mlir.data.synthetic import MEAN, STD
@@ -223,6 +226,8 @@ def detect_frames(
         latency = time.perf_counter() - start
         scale = np.array([frame.shape[1] / width, frame.shape[0] / height] * 2, np.float32)
         result = Frame(index, name, found["boxes"] * scale, found["scores"], found["labels"], latency)
+        if reference is not None:
+            result.reference_labels = detect(reference(x), input_size, score, iou)[0]["labels"]
         results.append(result)
         if on_frame is not None:
             on_frame(result, frame)

@@ -48,8 +48,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--reference",
         metavar="MODEL",
-        help="also run this PyTorch model (.pt, .pt2 or rt3d checkpoint) on every window and report "
-        "whether its top class agrees",
+        help="also run this PyTorch model (.pt, .pt2 or rt3d checkpoint) on the same inputs and report "
+        "whether it agrees (top class per window, box labels per frame, labels per voxel)",
     )
     parser.add_argument(
         "--trust-pickle", action="store_true", help="allow a --reference file whose loading runs its code"
@@ -148,13 +148,17 @@ def _detect(args, model, shape, name) -> dict:
 
     names = [name(i) for i in range(model.output_shape[1] - 5)]
     frames_out = []
+    reference = _reference(args.reference, args.trust_pickle) if args.reference else None
 
     def show(result, frame) -> None:
         if not args.quiet:
             pairs = zip(result.labels, result.scores, strict=True)
             found = ", ".join(f"{name(int(c))} {s:.2f}" for c, s in pairs)
-            print(f"{result.name}: {len(result.scores)} boxes{': ' + found if found else ''} "
-                  f"({result.latency * 1e3:.1f} ms)")
+            line = f"{result.name}: {len(result.scores)} boxes{': ' + found if found else ''} "
+            line += f"({result.latency * 1e3:.1f} ms)"
+            if result.reference_labels is not None:
+                line += f"  reference: {len(result.reference_labels)} boxes"
+            print(line)
         if args.frames_dir:
             _png(args.frames_dir, result.name, draw_boxes(frame, result, names))
         frames_out.append({
@@ -167,7 +171,9 @@ def _detect(args, model, shape, name) -> dict:
 
     start = time.perf_counter()
     try:
-        results = detect_frames(model, image_frames(args.source), shape[2:], args.score, args.iou, show)
+        results = detect_frames(
+            model, image_frames(args.source), shape[2:], args.score, args.iou, show, reference
+        )
     except VideoDecodeError as err:
         raise Rt3dError(str(err)) from None
     seconds = time.perf_counter() - start
@@ -178,8 +184,13 @@ def _detect(args, model, shape, name) -> dict:
         "frames": len(results), "seconds": seconds, "fps": len(results) / seconds,
         "latency_median_ms": statistics.median(latencies) * 1e3,
     }
-    print(f"{len(results)} frames in {seconds:.2f} s: {summary['fps']:.1f} frames/s, "
-          f"model latency median {summary['latency_median_ms']:.1f} ms")
+    line = (f"{len(results)} frames in {seconds:.2f} s: {summary['fps']:.1f} frames/s, "
+            f"model latency median {summary['latency_median_ms']:.1f} ms")
+    if reference is not None:  # the same boxes' labels, in the same order
+        same = [np.array_equal(r.labels, r.reference_labels) for r in results]
+        summary["reference_agreement"] = sum(same) / len(same)
+        line += f"; the same box labels as the reference in {summary['reference_agreement']:.0%} of frames"
+    print(line)
     return {"summary": summary, "frames": frames_out}
 
 
@@ -212,6 +223,7 @@ def _segment(args, model, shape, name) -> dict:
     start = time.perf_counter()
     predicted, latencies = segment_volume(model, volume)
     seconds = time.perf_counter() - start
+    reference = _reference(args.reference, args.trust_pickle) if args.reference else None
     classes = int(model.output_shape[1])
     summary: dict[str, float | int] = {
         "slices": len(latencies), "seconds": seconds, "slices_per_second": len(latencies) / seconds,
@@ -222,6 +234,13 @@ def _segment(args, model, shape, name) -> dict:
     if truth is not None:
         summary["dice"] = dice(predicted, truth.astype(np.int64), classes)
         line += f"; Dice {summary['dice']:.3f}"
+    if reference is not None:
+        expected, _ = segment_volume(reference, volume)
+        summary["reference_agreement"] = float((expected == predicted).mean())
+        line += f"; {summary['reference_agreement']:.2%} of voxels labelled as by the reference"
+        if truth is not None:
+            summary["reference_dice"] = dice(expected, truth.astype(np.int64), classes)
+            line += f" (its Dice {summary['reference_dice']:.3f})"
     print(line)
     if args.frames_dir:
         for depth in range(volume.shape[0]):

@@ -131,8 +131,9 @@ def test_rt3d_stream_detects_boxes_on_images_and_video_frames(tmp_path, capsys):
     with torch.no_grad():
         model.head8.bias[4] = 3.0  # confident objectness: random weights still give boxes
         model.head16.bias[4] = 3.0
-    artifact = tmp_path / "yolo.so"
+    artifact, reference = tmp_path / "yolo.so", tmp_path / "yolo.pt2"
     rt3d_mlir.compile(model, torch.randn(1, 3, 32, 32), output=artifact)
+    torch.export.save(torch.export.export(model, (torch.randn(1, 3, 32, 32),)), str(reference))
     images = tmp_path / "images"
     images.mkdir()
     for i in range(2):
@@ -144,8 +145,11 @@ def test_rt3d_stream_detects_boxes_on_images_and_video_frames(tmp_path, capsys):
     for source in (str(images), video):
         out, frames = tmp_path / "boxes.json", tmp_path / f"drawn-{os.path.basename(source)}"
         frames.mkdir()
-        assert stream_tool.main([str(artifact), source, "--json", str(out), "--frames-dir", str(frames)]) == 0
+        argv = [str(artifact), source, "--json", str(out), "--frames-dir", str(frames)]
+        argv += ["--reference", str(reference)]
+        assert stream_tool.main(argv) == 0
         record = json.loads(out.read_text())
+        assert record["summary"]["reference_agreement"] == 1.0
         assert record["summary"]["frames"] == len(record["frames"]) == (2 if source == str(images) else 3)
         assert sorted(os.listdir(frames)) == sorted(f"{f['name']}.png" for f in record["frames"])
         first = record["frames"][0]
@@ -169,8 +173,9 @@ def test_rt3d_stream_segments_a_volume_with_dice_and_overlays(tmp_path, capsys):
 
     torch.manual_seed(0)
     model = UNet2d(width=0.25, depth=2).eval()
-    artifact = tmp_path / "unet.so"
+    artifact, reference = tmp_path / "unet.so", tmp_path / "unet.pt2"
     rt3d_mlir.compile(model, torch.randn(1, 1, 16, 16), output=artifact)
+    torch.export.save(torch.export.export(model, (torch.randn(1, 1, 16, 16),)), str(reference))
     rng = np.random.default_rng(0)
     volume = rng.standard_normal((4, 16, 16)).astype(np.float32)
     truth = rng.integers(0, 3, (4, 16, 16))
@@ -180,12 +185,14 @@ def test_rt3d_stream_segments_a_volume_with_dice_and_overlays(tmp_path, capsys):
     overlays.mkdir()
     assert stream_tool.main([
         str(artifact), str(tmp_path / "volume.npy"), "--truth", str(tmp_path / "truth.npy"),
-        "--json", str(out), "--frames-dir", str(overlays),
+        "--json", str(out), "--frames-dir", str(overlays), "--reference", str(reference),
     ]) == 0
     with torch.no_grad():
         x = torch.from_numpy(standardized(volume)[:, None].astype(np.float32))
         want = model(x).numpy().argmax(1)
     record = json.loads(out.read_text())
     assert record["summary"]["dice"] == pytest.approx(dice(want, truth, 3), abs=1e-9)
+    assert record["summary"]["reference_agreement"] == 1.0
+    assert record["summary"]["reference_dice"] == record["summary"]["dice"]
     assert sorted(os.listdir(overlays)) == [f"slice{d:04d}.png" for d in range(4)]
     assert "Dice" in capsys.readouterr().out
