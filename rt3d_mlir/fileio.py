@@ -138,3 +138,13 @@ def unseal(data: bytes, source: str) -> bytes:
     if hashlib.sha256(payload).hexdigest() != expected:
         raise Rt3dError(f"'{source}' is corrupt (its SHA-256 checksum does not match)")
     return payload
+
+
+def read_npy(path: str | os.PathLike[str]):
+    """A ``.npy`` array, read without unpickling anything; one clear error for a bad file."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise Rt3dError(f"cannot read '{os.fspath(path)}' as a .npy array: {err}") from None

@@ -227,17 +227,19 @@ def fused_activation(value: ir.Value) -> tuple[str, list[ir.Operation]]:
     ``relu`` and ``sigmoid`` (one generic), ``silu`` (a sigmoid generic and the product of
     ``value`` and it); ``("none", [])`` if none."""
     users = []
+    uses = 0
     for use in value.uses:
+        uses += 1
         owner = use.owner.operation if hasattr(use.owner, "operation") else use.owner
         if owner not in users:
             users.append(owner)
-    if len(users) == 1:
+    if uses == 1:
         (user,) = users
-        if len(list(value.uses)) == 1 and _reads(relu_input(user), value):
+        if _reads(relu_input(user), value):
             return "relu", [user]
-        if len(list(value.uses)) == 1 and _reads(sigmoid_input(user), value):
+        if _reads(sigmoid_input(user), value):
             return "sigmoid", [user]
-    if len(users) == 2 and len(list(value.uses)) == 2:
+    if len(users) == 2 and uses == 2:
         for gate, product in (users, users[::-1]):
             operands = _product_operands(product)
             if (

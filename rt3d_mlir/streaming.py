@@ -14,6 +14,7 @@ model's runs excluded).
 
 from __future__ import annotations
 
+import os
 import queue
 import statistics
 import threading
@@ -184,8 +185,6 @@ class Frame:
 def image_frames(path: str) -> Iterator[tuple[str, np.ndarray]]:
     """(name, uint8 RGB ``[H, W, 3]``) of a video's frames (decoded ahead, see
     :func:`decoded_frames`) or of the images in a folder (sorted by name)."""
-    import os
-
     from PIL import Image
 
     if os.path.isdir(path):

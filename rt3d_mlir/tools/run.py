@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.fileio import atomic_output, check_output_path
+from rt3d_mlir.fileio import atomic_output, check_output_path, read_npy
 from rt3d_mlir.tools.cli import ArgumentParser, bounded_int, run_tool
 
 
@@ -40,10 +40,7 @@ def build_parser() -> ArgumentParser:
 def _load_input(path: str) -> np.ndarray:
     if not os.path.exists(path):
         raise Rt3dError(f"input file '{path}' does not exist")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise Rt3dError(f"cannot read '{path}' as a .npy array: {err}") from None
+    return read_npy(path)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -3,6 +3,7 @@ detection on video frames or a folder of images, segmentation of a volume slice 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.tools.cli import ArgumentParser, bounded_int, run_tool
+from rt3d_mlir.tools.cli import ArgumentParser, bounded_int, parse_shape, run_tool
 
 
 def build_parser() -> ArgumentParser:
@@ -66,10 +67,13 @@ def build_parser() -> ArgumentParser:
 
 
 def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    try:
+        size = parse_shape(text.lower())
+    except argparse.ArgumentTypeError:
+        size = ()
+    if len(size) != 2:
         raise Rt3dError(f"--resize must be HxW with positive sizes, got '{text}'")
-    return int(parts[0]), int(parts[1])
+    return size  # type: ignore[return-value]
 
 
 def _labels(path: str | None) -> list[str] | None:
@@ -199,10 +203,9 @@ def _read_volume(path: str) -> np.ndarray:
 
     if path.endswith((".nii", ".nii.gz")):
         return read_nifti(path)
-    try:
-        volume = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise Rt3dError(f"cannot read '{path}' as a .npy array: {err}") from None
+    from rt3d_mlir.fileio import read_npy
+
+    volume = read_npy(path)
     if volume.ndim != 3:
         raise Rt3dError(f"'{path}' holds a {volume.ndim}-D array; a volume is 3-D (D, H, W)")
     return volume
