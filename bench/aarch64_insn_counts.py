@@ -44,7 +44,7 @@ from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.quantization import calibrate
-from rt3d_mlir.runtime.emulated import _qemu, _sysroot, harness_path
+from rt3d_mlir.runtime.emulated import harness_path, qemu_command
 
 A76_DECODE_WIDTH = 4
 PLUGIN_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qemu_insn_count.c")
@@ -62,9 +62,7 @@ def counted_run(plugin: str, artifact: str, x_path: str, directory: str, repeat:
     y_path = os.path.join(directory, "y.bin")
     subprocess.run(
         [
-            _qemu(),
-            "-L",
-            _sysroot(),
+            *qemu_command(),
             "-plugin",
             f"{plugin},out={counts}",
             harness_path(),

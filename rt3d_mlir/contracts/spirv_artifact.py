@@ -189,7 +189,7 @@ def parse_manifest(manifest: Any, weights_size: int | None) -> Program:
     version = _get(manifest, "version", "the manifest")
     if version != FORMAT_VERSION:
         raise Malformed(f"manifest version is {version!r}; this runtime reads version {FORMAT_VERSION}")
-    target_env = manifest.get("target_env", "vulkan1.1")
+    target_env = manifest.get("target_env", TARGET_ENV)
     if target_env not in TARGET_ENVS:
         raise Malformed(f"target_env {target_env!r} is not one of {', '.join(TARGET_ENVS)}")
     precision = manifest.get("precision", "fp32")

@@ -51,6 +51,15 @@ def _sysroot() -> str:
     return sysroot
 
 
+def qemu_command() -> list[str]:
+    """qemu-aarch64 with the cross C library as its root. The library path points the dynamic
+    loader at that C library first: where Debian's arm64 multiarch libc is also installed (the C
+    Vulkan runtime's AArch64 build needs it), the host's loader cache lists that other build, and
+    the cross loader with the multiarch libc.so.6 hangs at start."""
+    sysroot = _sysroot()
+    return [_qemu(), "-L", sysroot, "-E", f"LD_LIBRARY_PATH={sysroot}/lib"]
+
+
 def _cross_compiler() -> list[str]:
     chosen = os.environ.get("RT3D_AARCH64_CC")
     if chosen:
@@ -100,7 +109,7 @@ class EmulatedModel:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         self.path = os.path.abspath(os.fspath(path))
-        self._command = [_qemu(), "-L", _sysroot(), harness_path(), self.path]
+        self._command = [*qemu_command(), harness_path(), self.path]
         self._threads = 0
         info = self._run("info")
         fields = {}

@@ -127,7 +127,7 @@ def module_interface(code: bytes, where: str) -> ModuleInterface:
             types[op[0]] = ("array", op[1], op[2])
         elif opcode == _OP_TYPE_RUNTIME_ARRAY and op is not None and len(op) >= 2:
             types[op[0]] = ("runtime_array", op[1])
-        elif opcode == _OP_TYPE_STRUCT:
+        elif opcode == _OP_TYPE_STRUCT and count >= 2:
             types[int(words[i + 1])] = ("struct", [int(w) for w in words[i + 2 : i + count]])
         elif opcode == _OP_TYPE_POINTER and op is not None and len(op) >= 3:
             types[op[0]] = ("pointer", op[1], op[2])
@@ -297,6 +297,8 @@ def read_artifact(path: str) -> SpirvArtifact:
         raise ArtifactError(f"'{path}' is not a valid SPIR-V artifact: {err}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
         raise ArtifactError(f"cannot read '{path}' as a SPIR-V artifact (a ZIP archive): {err}") from None
+    except RuntimeError as err:  # zipfile: a member is encrypted
+        raise ArtifactError(f"cannot read '{path}' as a SPIR-V artifact (a ZIP archive): {err}") from None
     features = frozenset().union(*(interface.features for interface in interfaces.values()))
     return SpirvArtifact(program, modules, weights, features)
 
@@ -316,5 +318,5 @@ def is_spirv_artifact(path: str | os.PathLike[str]) -> bool:
         with zipfile.ZipFile(path) as zf:
             manifest = json.loads(_bounded_read(zf, zf.getinfo(MANIFEST), MAX_MANIFEST_BYTES))
             return isinstance(manifest, dict) and manifest.get("format") == FORMAT
-    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile, Malformed):
+    except (OSError, KeyError, ValueError, AttributeError, RuntimeError, zipfile.BadZipFile, Malformed):
         return False

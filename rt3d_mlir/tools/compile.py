@@ -25,6 +25,12 @@ def build_parser() -> ArgumentParser:
         "without a model to compile)",
     )
     parser.add_argument(
+        "--emit-vulkan-runtime",
+        metavar="DIR",
+        help="write the C runtime for SPIR-V artifacts (rt3d_vulkan.h, its sources) into DIR and build "
+        "librt3d_vulkan.so there for --target's CPU (host or aarch64; host with --target spirv)",
+    )
+    parser.add_argument(
         "--target", default="host", help="code generation target: host, aarch64 or spirv (default: host)"
     )
     parser.add_argument(
@@ -99,6 +105,15 @@ def _main(argv: Sequence[str] | None) -> int:
         write_text(check_output_path(args.emit_header), header_text())
         if not args.quiet:
             print(f"wrote {args.emit_header}")
+    if args.emit_vulkan_runtime:
+        from rt3d_mlir.backend.vulkan_runtime import build_library
+        from rt3d_mlir.fileio import check_output_directory
+
+        directory = check_output_directory(args.emit_vulkan_runtime)
+        library = build_library(directory, "host" if args.target == "spirv" else args.target)
+        if not args.quiet:
+            print(f"wrote {library} and its sources")
+    if args.emit_header or args.emit_vulkan_runtime:
         if args.model is None and args.output is None:
             return 0
     if args.model is None or args.output is None:

@@ -71,7 +71,7 @@ def test_the_c_example_prints_the_top_class(target, tmp_path):
     assert build.returncode == 0, build.stderr
     run = [str(program)]
     if target == "aarch64":
-        run = [emulated._qemu(), "-L", emulated._sysroot(), str(program)]
+        run = [*emulated.qemu_command(), str(program)]
     clip = tmp_path / "clip.f32"
     x.numpy().astype(np.float32).tofile(clip)
     result = subprocess.run([*run, str(clip), "2"], capture_output=True, text=True)
