@@ -251,10 +251,13 @@ _COLORS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 13
 
 
 def segment_volume(
-    model: Callable[[np.ndarray], np.ndarray], volume: np.ndarray
+    model: Callable[[np.ndarray], np.ndarray],
+    volume: np.ndarray,
+    done: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """A 2D segmentation net on every slice of ``volume`` ``[D, H, W]`` (standardized per volume,
-    as in training): the label map ``[D, H, W]`` and each slice's latency (seconds)."""
+    as in training): the label map ``[D, H, W]`` and each slice's latency (seconds). ``done`` is
+    called with each slice's index once it is labelled (progress)."""
     from rt3d_mlir.data.formats import standardized
 
     x = standardized(np.asarray(volume, np.float32)).astype(np.float32)
@@ -264,6 +267,8 @@ def segment_volume(
         scores = model(np.ascontiguousarray(x[depth][None, None]))
         latencies.append(time.perf_counter() - start)
         labels.append(np.asarray(scores)[0].argmax(0))
+        if done is not None:
+            done(depth)
     return np.stack(labels).astype(np.int64), latencies
 
 

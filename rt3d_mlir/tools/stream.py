@@ -4,6 +4,7 @@ detection on video frames or a folder of images, segmentation of a volume slice 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -131,19 +132,37 @@ def _main(argv: Sequence[str] | None) -> int:
         return labels[index] if labels and index < len(labels) else str(index)
 
     runner = {"activity": _activity, "detect": _detect, "segment": _segment}[task]
-    record = runner(args, model, shape, name)
-    if args.json:
-        from rt3d_mlir.fileio import write_text
+    args.written = []  # the PNGs this run wrote: removed if it fails or is interrupted
+    try:
+        record = runner(args, model, shape, name)
+        if args.json:
+            from rt3d_mlir.fileio import write_text
 
-        write_text(args.json, json.dumps(record, indent=1) + "\n")
+            write_text(args.json, json.dumps(record, indent=1) + "\n")
+    except BaseException:
+        for path in args.written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
     return 0
 
 
-def _png(directory: str, name: str, image) -> None:
+def _png(args, name: str, image) -> None:
+    """Write ``name``.png into --frames-dir (atomically; remembered, to be removed on failure)."""
     from rt3d_mlir.fileio import atomic_output
 
-    with atomic_output(os.path.join(directory, f"{name}.png")) as partial:
+    path = os.path.join(args.frames_dir, f"{name}.png")
+    with atomic_output(path) as partial:
         image.save(partial, format="PNG")
+    args.written.append(path)
+
+
+def _progress(args, unit: str, total: int | None = None):
+    """A tqdm bar on stderr when it is a terminal (and not --quiet)."""
+    from tqdm import tqdm
+
+    quiet = args.quiet or not sys.stderr.isatty()
+    return tqdm(desc="rt3d-stream", unit=unit, total=total, file=sys.stderr, disable=quiet)
 
 
 def _detect(args, model, shape, name) -> dict:
@@ -164,7 +183,7 @@ def _detect(args, model, shape, name) -> dict:
                 line += f"  reference: {len(result.reference_labels)} boxes"
             print(line)
         if args.frames_dir:
-            _png(args.frames_dir, result.name, draw_boxes(frame, result, names))
+            _png(args, result.name, draw_boxes(frame, result, names))
         frames_out.append({
             "name": result.name, "latency_ms": result.latency * 1e3,
             "boxes": [
@@ -180,6 +199,8 @@ def _detect(args, model, shape, name) -> dict:
         )
     except VideoDecodeError as err:
         raise Rt3dError(str(err)) from None
+    except OSError as err:  # an image PIL cannot read (UnidentifiedImageError is an OSError)
+        raise Rt3dError(f"cannot read an image of '{args.source}': {err}") from None
     seconds = time.perf_counter() - start
     if not results:
         raise Rt3dError(f"'{args.source}' holds no images or frames")
@@ -224,7 +245,8 @@ def _segment(args, model, shape, name) -> dict:
     if truth is not None and truth.shape != volume.shape:
         raise Rt3dError(f"'{args.truth}' {list(truth.shape)} and '{args.source}' {list(volume.shape)} differ")
     start = time.perf_counter()
-    predicted, latencies = segment_volume(model, volume)
+    with _progress(args, "slice", volume.shape[0]) as bar:
+        predicted, latencies = segment_volume(model, volume, lambda _: bar.update(1))
     seconds = time.perf_counter() - start
     reference = _reference(args.reference, args.trust_pickle) if args.reference else None
     classes = int(model.output_shape[1])
@@ -247,14 +269,12 @@ def _segment(args, model, shape, name) -> dict:
     print(line)
     if args.frames_dir:
         for depth in range(volume.shape[0]):
-            _png(args.frames_dir, f"slice{depth:04d}", overlay(volume[depth], predicted[depth]))
+            _png(args, f"slice{depth:04d}", overlay(volume[depth], predicted[depth]))
     return {"summary": summary, "voxels_per_class": counts}
 
 
 def _activity(args, model, shape, name) -> dict:
     size = _size(args.resize)
-    from tqdm import tqdm
-
     from rt3d_mlir.data.transforms import ClipTransform
     from rt3d_mlir.data.video import VideoDecodeError
     from rt3d_mlir.streaming import REAL_TIME_FPS, classify_stream
@@ -263,8 +283,7 @@ def _activity(args, model, shape, name) -> dict:
     if crop[0] > size[0] or crop[1] > size[1]:
         raise Rt3dError(f"the model's {crop[0]}x{crop[1]} crop does not fit frames resized to {args.resize}")
     reference = _reference(args.reference, args.trust_pickle) if args.reference else None
-    interactive = sys.stderr.isatty()
-    bar = tqdm(desc="rt3d-stream", unit="window", file=sys.stderr, disable=args.quiet or not interactive)
+    bar = _progress(args, "window")
 
     def show(w) -> None:
         bar.update(1)

@@ -117,7 +117,8 @@ def test_rt3d_stream_refuses_bad_input_in_one_line(video_model, tmp_path, capsys
         assert err.startswith("rt3d-stream: error:") and message in err and err.count("\n") == 1
 
 
-def test_rt3d_stream_detects_boxes_on_images_and_video_frames(tmp_path, capsys):
+@pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
+def test_rt3d_stream_detects_boxes_on_images_and_video_frames(target, tmp_path, capsys):
     """The detector on a folder of images and on a video's frames: the boxes are those the PyTorch
     model's output gives after the same preprocessing, decoding and NMS; JSON and PNGs written."""
     from PIL import Image
@@ -131,8 +132,8 @@ def test_rt3d_stream_detects_boxes_on_images_and_video_frames(tmp_path, capsys):
     with torch.no_grad():
         model.head8.bias[4] = 3.0  # confident objectness: random weights still give boxes
         model.head16.bias[4] = 3.0
-    artifact, reference = tmp_path / "yolo.so", tmp_path / "yolo.pt2"
-    rt3d_mlir.compile(model, torch.randn(1, 3, 32, 32), output=artifact)
+    artifact, reference = tmp_path / f"yolo.{target}", tmp_path / "yolo.pt2"
+    rt3d_mlir.compile(model, torch.randn(1, 3, 32, 32), output=artifact, target=target)
     torch.export.save(torch.export.export(model, (torch.randn(1, 3, 32, 32),)), str(reference))
     images = tmp_path / "images"
     images.mkdir()
@@ -166,15 +167,16 @@ def test_rt3d_stream_detects_boxes_on_images_and_video_frames(tmp_path, capsys):
     assert "boxes" in capsys.readouterr().out
 
 
-def test_rt3d_stream_segments_a_volume_with_dice_and_overlays(tmp_path, capsys):
+@pytest.mark.parametrize("target", ["host", "aarch64", "spirv"])
+def test_rt3d_stream_segments_a_volume_with_dice_and_overlays(target, tmp_path, capsys):
     from rt3d_mlir.data.formats import standardized
     from rt3d_mlir.data.metrics import dice
     from rt3d_mlir.models.unet import UNet2d
 
     torch.manual_seed(0)
     model = UNet2d(width=0.25, depth=2).eval()
-    artifact, reference = tmp_path / "unet.so", tmp_path / "unet.pt2"
-    rt3d_mlir.compile(model, torch.randn(1, 1, 16, 16), output=artifact)
+    artifact, reference = tmp_path / f"unet.{target}", tmp_path / "unet.pt2"
+    rt3d_mlir.compile(model, torch.randn(1, 1, 16, 16), output=artifact, target=target)
     torch.export.save(torch.export.export(model, (torch.randn(1, 1, 16, 16),)), str(reference))
     rng = np.random.default_rng(0)
     volume = rng.standard_normal((4, 16, 16)).astype(np.float32)
@@ -196,3 +198,25 @@ def test_rt3d_stream_segments_a_volume_with_dice_and_overlays(tmp_path, capsys):
     assert record["summary"]["reference_dice"] == record["summary"]["dice"]
     assert sorted(os.listdir(overlays)) == [f"slice{d:04d}.png" for d in range(4)]
     assert "Dice" in capsys.readouterr().out
+
+
+def test_a_failed_detection_run_leaves_no_frames_behind(tmp_path, capsys):
+    """An unreadable image after a good one: one error line, and the PNG already drawn is removed."""
+    from PIL import Image
+
+    from rt3d_mlir.models.yolo import TinyYolo
+
+    torch.manual_seed(0)
+    model = TinyYolo(num_classes=3, width=0.25, input_size=(32, 32)).eval()
+    artifact = tmp_path / "yolo.so"
+    rt3d_mlir.compile(model, torch.randn(1, 3, 32, 32), output=artifact)
+    images, frames = tmp_path / "images", tmp_path / "drawn"
+    images.mkdir()
+    frames.mkdir()
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(images / "0.png")
+    (images / "1.png").write_bytes(b"not a png")
+    (frames / "keep.txt").write_text("the user's")
+    assert stream_tool.main([str(artifact), str(images), "--frames-dir", str(frames), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rt3d-stream: error: cannot read an image of") and err.count("\n") == 1
+    assert sorted(os.listdir(frames)) == ["keep.txt"]
