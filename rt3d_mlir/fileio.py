@@ -59,6 +59,16 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     return absolute
 
 
+def cache_directory() -> str:
+    """Where rt3d-mlir keeps what it measured or built once (schedules, latency tables, the AArch64
+    harness): ``$RT3D_CACHE_DIR``, else ``$XDG_CACHE_HOME/rt3d-mlir`` (``~/.cache/rt3d-mlir``)."""
+    chosen = os.environ.get("RT3D_CACHE_DIR")
+    if chosen:
+        return chosen
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rt3d-mlir")
+
+
 def check_output_directory(path: str | os.PathLike[str]) -> str:
     """A directory a tool may write files into (created if missing), or an OutputError."""
     path = os.fspath(path)

@@ -35,7 +35,7 @@ from rt3d_mlir import runtime
 from rt3d_mlir.dialect.attributes import DENSE_WEIGHTS_ATTR, KEPT_WEIGHTS_ATTR
 from rt3d_mlir.dialect.rt3d import LOOP_ORDERS, VECTOR_DIMS, packed_conv3d_params
 from rt3d_mlir.errors import Rt3dError
-from rt3d_mlir.fileio import write_text
+from rt3d_mlir.fileio import cache_directory, write_text
 from rt3d_mlir.ir_matchers import int_attr, ops_named
 from rt3d_mlir.passes.kernel_calls import symbol_prefix
 from rt3d_mlir.passes.quantize_convs import int8_schedule
@@ -55,8 +55,7 @@ class TuneCacheError(Rt3dError):
 
 
 def default_cache_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "rt3d-mlir", "schedules.json")
+    return os.path.join(cache_directory(), "schedules.json")
 
 
 def default_threads() -> int:

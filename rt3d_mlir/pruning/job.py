@@ -29,6 +29,7 @@ from rt3d_mlir.models import architecture_task, build_model
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.flops import LayerFlops, conv_flops, flops_reduction
 from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
+from rt3d_mlir.pruning.latency_budget import LatencyTable, allocate, check_reachable
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
 from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
@@ -55,6 +56,11 @@ class PruneJobConfig:
     layers: list[LayerConfig] | None = None
     skip: tuple[str, ...] | None = None
     linear: bool = False  # a FLOPs target prunes the Linear layers too (their FLOPs then count)
+    # a latency target on a measured table's target, in seconds or as a reduction of the dense
+    # model's measured latency: per-layer keep fractions from the table (pruning.latency_budget),
+    # which PruneJob's ``measure_latency`` measures when the run starts
+    latency_target: float | None = None
+    latency_reduction: float | None = None
     dense_checkpoint: str | None = None
     dense_epochs: int = 10
     reweight_epochs: int = 8
@@ -119,6 +125,8 @@ class JobState:
     int8_scales: dict[str, float] | None = None
     int8_settings: dict[str, Any] | None = None
     rates: dict[str, float] = field(default_factory=dict)
+    latency_table: dict[str, Any] | None = None  # the table the run started with
+    latency: dict[str, Any] | None = None  # the allocation for a latency target (report)
     accuracy: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -155,12 +163,17 @@ class PruneJob:
         config: PruneJobConfig,
         env: Distributed | None = None,
         log: Callable[[str], None] | None = None,
+        measure_latency: Callable[[nn.Module, tuple[int, ...], list[str]], LatencyTable] | None = None,
     ) -> None:
+        """``measure_latency(model, input_shape, pruned layers)``: the latency table of a latency
+        target (``rt3d_mlir.latency.measure_table`` on the chosen target; the pruning layer cannot
+        build or run models itself)."""
         from rt3d_mlir.data import build_dataset
 
         self.config = config
         self.env = env or Distributed()
         self._log = log or print
+        self._measure_latency = measure_latency
         cores = os.cpu_count() or 1
         torch.set_num_threads(config.threads or max(1, cores // self.env.world_size))
         options = dict(config.data_options)
@@ -360,6 +373,14 @@ class PruneJob:
                           layers=config.layers, skip=config.skip, linear=config.linear),
         )
         self.state.pruned_layers = pruned
+        if config.latency_target is not None or config.latency_reduction is not None:
+            if self._measure_latency is None:
+                raise ValueError("a latency target needs a way to measure the model (measure_latency)")
+            if self.env.world_size > 1:
+                raise ValueError("a latency target is measured in one process: run without torchrun")
+            table = self._measure_latency(self.model, self.input_shape, pruned)
+            check_reachable(table, pruned, self._latency_target(table))  # before hours of training
+            self.state.latency_table = table.to_json()  # a resumed run keeps the table it started with
 
     def _flops(self, model: nn.Module) -> list[LayerFlops]:
         """FLOPs of the convs, and of the Linear layers if any is pruned."""
@@ -371,7 +392,9 @@ class PruneJob:
     def _prune(self) -> None:
         config = self.config
         layers = self._flops(self.model)
-        if config.layers is not None and all(layer.rate is not None for layer in config.layers):
+        if self.state.latency_table is not None:
+            rates = self._latency_rates()
+        elif config.layers is not None and all(layer.rate is not None for layer in config.layers):
             rates = {layer.module: float(layer.rate) for layer in config.layers}  # type: ignore[arg-type]
         else:
             if config.flops_reduction is None:
@@ -387,6 +410,45 @@ class PruneJob:
             f"accuracy {self.state.accuracy['after_reweighting']:.4f} -> "
             f"{self.state.accuracy['after_hard_prune']:.4f}"
         )
+
+    def _latency_target(self, table: LatencyTable) -> float:
+        """Seconds: the target given, or the table's dense latency over the reduction given."""
+        if self.config.latency_target is not None:
+            return self.config.latency_target
+        assert self.config.latency_reduction is not None
+        return table.dense_seconds / self.config.latency_reduction
+
+    def _latency_rates(self) -> dict[str, float]:
+        """Per-layer rates that meet the latency target by the measured table, chosen by the weights'
+        importance after reweighting (pruning.latency_budget)."""
+        config = self.config
+        if self.state.latency_table is None:
+            raise ValueError("a latency target needs a measured latency table")
+        table = LatencyTable.from_json(self.state.latency_table)
+        target = self._latency_target(table)
+        allocation = allocate(self.model, config.scheme, table, self.state.pruned_layers, target)
+        self.state.latency = {
+            "target_ms": target * 1e3,
+            "target_reduction": config.latency_reduction,
+            "predicted_ms": allocation.predicted_seconds * 1e3,
+            "table": {
+                "target": table.target, "threads": table.threads, "dense_ms": table.dense_seconds * 1e3,
+                "fixed_ms": table.fixed_seconds * 1e3, "fit_error": table.machine.get("fit_error"),
+                "keeps": list(next(iter(table.layers.values())).keeps),
+            },
+            "layers": {
+                name: {"keep": allocation.keeps[name], "predicted_ms": allocation.layer_seconds[name] * 1e3,
+                       "dense_ms": table.layers[name].at(1.0) * 1e3,
+                       "importance_lost": allocation.importance_lost[name]}
+                for name in self.state.pruned_layers
+            },
+        }
+        self.log(
+            f"latency target {target * 1e3:.1f} ms on {table.target}: predicted "
+            f"{allocation.predicted_seconds * 1e3:.1f} ms (dense {table.dense_seconds * 1e3:.1f} ms), keeps "
+            + ", ".join(f"{name} {keep:.3g}" for name, keep in allocation.keeps.items())
+        )
+        return {name: 1.0 / keep for name, keep in allocation.keeps.items()}
 
     def run(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
         """Run (or resume) the job; returns the report. Raises Interrupted if stopped early."""
@@ -506,6 +568,7 @@ class PruneJob:
             "task": self.task.name,
             "metric": self.task.metric,  # what the accuracy figures measure
             "target_flops_reduction": config.flops_reduction,
+            "latency": self.state.latency,
             "flops": {"dense_macs": dense, "kept_macs": kept, "reduction": dense / max(kept, 1)},
             "layers": per_layer,
             "accuracy": self.state.accuracy,

@@ -64,6 +64,12 @@ class SparsityScheme:
     def to_dict(self) -> dict[str, Any]:
         return {"scheme": self.kind, "group_shape": list(self.group_shape), "unit": self.unit}
 
+    @property
+    def compiled_group_shape(self) -> tuple[int, int]:
+        """The kernel-group shape the compiler finds this scheme's zeros in (a block scheme's pruned
+        columns are kernel groups of ``bR x 1``; as ``contracts.checkpoint`` reads a checkpoint's)."""
+        return (self.group_shape[0], 1) if self.kind == "block" else self.group_shape
+
 
 @dataclass
 class LayerConfig:

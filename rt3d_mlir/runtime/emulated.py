@@ -24,6 +24,7 @@ import tempfile
 import numpy as np
 
 from rt3d_mlir.errors import ArtifactError
+from rt3d_mlir.fileio import cache_directory
 from rt3d_mlir.processes import run_process
 from rt3d_mlir.runtime.arrays import checked_input, checked_threads
 
@@ -79,9 +80,7 @@ def harness_path() -> str:
     """The AArch64 harness executable, built on first use and cached by source hash."""
     with open(HARNESS_SOURCE, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    cache = os.environ.get("RT3D_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rt3d-mlir"
-    )
+    cache = cache_directory()
     path = os.path.join(cache, f"harness-aarch64-{digest}")
     if os.path.exists(path):
         return path

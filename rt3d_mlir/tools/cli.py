@@ -211,6 +211,38 @@ def bounded_float(
     return parse
 
 
+def duration(text: str) -> float:
+    """An argparse type: a positive duration in seconds, written ``150ms``, ``0.15s`` or ``150``
+    (milliseconds)."""
+    stripped = text.strip().lower()
+    scale = 1e-3
+    if stripped.endswith("ms"):
+        stripped = stripped[:-2]
+    elif stripped.endswith("s"):
+        stripped, scale = stripped[:-1], 1.0
+    try:
+        value = float(stripped) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 150ms or 0.15s, got '{text}'"
+        ) from None
+    if not math.isfinite(value) or value <= 0 or value > 3600:
+        raise argparse.ArgumentTypeError(f"must be a duration > 0 and at most an hour, got '{text}'")
+    return value
+
+
+def reduction(text: str) -> float:
+    """An argparse type: a reduction factor > 1, written ``3x`` or ``3``."""
+    stripped = text.strip().lower().removesuffix("x")
+    try:
+        value = float(stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a factor such as 3x, got '{text}'") from None
+    if not math.isfinite(value) or value <= 1 or value > 1e6:
+        raise argparse.ArgumentTypeError(f"must be a factor > 1, got '{text}'")
+    return value
+
+
 def group_shape(text: str) -> tuple[int, int]:
     """An argparse type: a kernel-group shape ``GFxGC``."""
     from rt3d_mlir.sparsity import parse_group_shape

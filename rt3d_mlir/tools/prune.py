@@ -16,7 +16,15 @@ from collections.abc import Sequence
 
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import check_output_path
-from rt3d_mlir.tools.cli import ArgumentParser, bounded_float, bounded_int, group_shape, run_tool
+from rt3d_mlir.tools.cli import (
+    ArgumentParser,
+    bounded_float,
+    bounded_int,
+    duration,
+    group_shape,
+    reduction,
+    run_tool,
+)
 
 
 def build_parser() -> ArgumentParser:
@@ -52,6 +60,16 @@ def build_parser() -> ArgumentParser:
                           help="a --flops-reduction prunes the Linear layers too (a --config may name them)")
     sparsity.add_argument("--flops-reduction", type=bounded_float(1, 1e6),
                           help="whole-model conv FLOPs reduction target, e.g. 2.6")
+    latency = p.add_argument_group("latency (instead of --flops-reduction)")
+    latency.add_argument("--latency-target", type=duration, metavar="TIME",
+                         help="per-layer keep fractions chosen to meet this latency on --target, e.g. 150ms, "
+                         "from a table measured by building and timing the model (cached)")
+    latency.add_argument("--latency-reduction", type=reduction, metavar="FACTOR",
+                         help="the same, as a reduction of the dense model's measured latency, e.g. 3x")
+    latency.add_argument("--target", default="host", choices=("host", "spirv"),
+                         help="where the latency is measured (default: host)")
+    latency.add_argument("--latency-threads", type=bounded_int(1, 1024),
+                         help="threads the builds run on (default: $RT3D_NUM_THREADS, else all CPUs)")
     sparsity.add_argument("--config", metavar="JSON",
                           help='per-layer config list: [{"module": "features.conv2a", "rate": 3}, ...]')
     sparsity.add_argument("--skip", action="append", metavar="MODULE",
@@ -131,13 +149,20 @@ def config_from_args(args) -> object:
                 raise Rt3dError(f"--config '{args.config}' is not valid JSON: {err}") from None
     except ValueError as err:
         raise Rt3dError(str(err)) from None
-    if args.flops_reduction is None and not (layers and all(layer.rate for layer in layers)):
-        raise Rt3dError("give --flops-reduction or a --config with a rate for every layer")
+    targets = [name for name, value in (("--flops-reduction", args.flops_reduction),
+                                        ("--latency-target", args.latency_target),
+                                        ("--latency-reduction", args.latency_reduction)) if value is not None]
+    if len(targets) > 1:
+        raise Rt3dError(f"give one target, not {' and '.join(targets)}")
+    if not targets and not (layers and all(layer.rate for layer in layers)):
+        raise Rt3dError("give --flops-reduction, --latency-target, --latency-reduction or a --config with a "
+                        "rate for every layer")
     config = PruneJobConfig(
         arch=args.arch, data=args.data, output=args.output,
         model_kwargs=_model_kwargs(args),
         data_options=_data_options(args.data_option), scheme=scheme,
         flops_reduction=args.flops_reduction, layers=layers,
+        latency_target=args.latency_target, latency_reduction=args.latency_reduction,
         skip=tuple(args.skip) if args.skip else None, linear=args.prune_linear, dense_checkpoint=args.dense,
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
         reweight_every=args.reweight_every, penalty=args.penalty,
@@ -153,6 +178,53 @@ def config_from_args(args) -> object:
     if args.restart:
         shutil.rmtree(config.work_directory, ignore_errors=True)
     return config
+
+
+def _latency_measurer(args, config):
+    """What the job calls to measure its latency table (None without a latency target)."""
+    if args.latency_target is None and args.latency_reduction is None:
+        return None
+
+    def measure(model, input_shape, pruned):
+        from rt3d_mlir.backend.tuning import default_threads
+        from rt3d_mlir.latency import measure_table
+
+        return measure_table(model, input_shape, config.scheme, pruned, target=args.target,
+                             threads=args.latency_threads or default_threads())
+
+    return measure
+
+
+def _check_latency(args, config, job, report: dict) -> None:
+    """Build the pruned model and the dense one, time both in the same rounds, and add the measured
+    latencies (whole and per layer) to the report beside the predictions."""
+    from rt3d_mlir.backend.tuning import default_threads
+    from rt3d_mlir.fileio import write_text
+    from rt3d_mlir.latency import measure_model
+    from rt3d_mlir.models import build_model
+
+    latency = report["latency"]
+    pruned = list(latency["layers"])
+    dense = build_model(config.arch, **job.model_kwargs)
+    measured = measure_model(job.model, job.input_shape, config.scheme, pruned, args.target,
+                             args.latency_threads or default_threads(), baseline=dense)
+    # the VM's speed drifts: the prediction scaled by how fast the dense build runs now
+    speed = measured["baseline_seconds"] / (latency["table"]["dense_ms"] * 1e-3)
+    expected = latency["predicted_ms"] * speed
+    latency.update({
+        "measured_ms": measured["seconds"] * 1e3, "dense_measured_ms": measured["baseline_seconds"] * 1e3,
+        "predicted_ms_at_current_speed": expected,
+        "prediction_error": measured["seconds"] * 1e3 / expected - 1.0,
+    })
+    for name, seconds in measured["layers"].items():
+        latency["layers"][name]["measured_ms"] = seconds * 1e3
+    write_text(config.report_path, json.dumps(report, indent=2))
+    print(
+        f"latency on {args.target}: measured {latency['measured_ms']:.1f} ms (dense "
+        f"{latency['dense_measured_ms']:.1f} ms in the same rounds), predicted {expected:.1f} ms at this "
+        f"speed ({latency['predicted_ms']:.1f} ms when measured): {latency['prediction_error']:+.1%}",
+        file=sys.stderr,
+    )
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -174,8 +246,11 @@ def _main(argv: Sequence[str] | None) -> int:
     env = setup_distributed()
     try:
         try:
-            job = PruneJob(config, env, log=lambda msg: tqdm.write(msg, file=sys.stderr))
-            job.run()
+            job = PruneJob(config, env, log=lambda msg: tqdm.write(msg, file=sys.stderr),
+                           measure_latency=_latency_measurer(args, config))
+            report = job.run()
+            if report.get("latency") and env.is_main:
+                _check_latency(args, config, job, report)
         except (ValueError, FileNotFoundError) as err:
             raise Rt3dError(str(err).strip().splitlines()[0]) from None
     finally:

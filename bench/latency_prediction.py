@@ -1,0 +1,74 @@
+"""How well the measured latency table predicts a model pruned to a latency target.
+
+    .venv/bin/python bench/latency_prediction.py [--models c3d,r2plus1d] [--reductions 1.5,2,3]
+        [--group-shape 4x4] [--threads 2] [--rounds 7]
+
+For each full-size model (random weights; the first conv kept dense, as rt3d-prune does): measure
+its latency table on the host (``rt3d_mlir.latency.measure_table``, cached), and for each latency
+reduction let ``pruning.latency_budget.allocate`` choose per-layer keep fractions, hard-prune the
+model to them, build it and time it against the dense build in the same interleaved rounds
+(``measure_model``). Prints a markdown table: the target, the prediction (scaled by how fast the
+dense build runs now against when the table was measured: the VM drifts), the measurement, their
+difference, and the keep fractions chosen. The table's own fit (how well its parts add up to
+each uniform build) is printed per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import torch
+
+from rt3d_mlir.latency import measure_model, measure_table
+from rt3d_mlir.models import build_model
+from rt3d_mlir.pruning.hard_prune import hard_prune
+from rt3d_mlir.pruning.latency_budget import allocate
+from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, select_layers
+from rt3d_mlir.sparsity import parse_group_shape
+
+INPUT = (1, 3, 16, 112, 112)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="c3d,r2plus1d")
+    parser.add_argument("--reductions", default="1.5,2,3")
+    parser.add_argument("--group-shape", default="4x4")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    scheme = SparsityScheme("kgs", parse_group_shape(args.group_shape))
+    rows = []
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        model = build_model(name).eval()
+        pruned, _ = select_layers(model, PruningConfig(scheme=scheme, flops_reduction=2.0))
+        table = measure_table(model, INPUT, scheme, pruned, threads=args.threads, rounds=args.rounds)
+        print(f"{name}: dense {table.dense_seconds * 1e3:.1f} ms, fixed {table.fixed_seconds * 1e3:.1f} ms, "
+              f"fit error of the uniform builds {table.machine['fit_error']:.1%}", flush=True)
+        for text in args.reductions.split(","):
+            target = table.dense_seconds / float(text)
+            allocation = allocate(model, scheme, table, pruned, target)
+            candidate = copy.deepcopy(model)
+            hard_prune(candidate, scheme, {n: 1.0 / k for n, k in allocation.keeps.items()})
+            measured = measure_model(candidate, INPUT, scheme, pruned, "host", args.threads, baseline=model,
+                                     rounds=args.rounds)
+            speed = measured["baseline_seconds"] / table.dense_seconds
+            predicted = allocation.predicted_seconds * speed
+            error = measured["seconds"] / predicted - 1.0
+            keeps = " ".join(f"{k:.2f}" for k in allocation.keeps.values())
+            rows.append(
+                f"| {name} | {text}x | {target * speed * 1e3:.1f} | {predicted * 1e3:.1f} | "
+                f"{measured['seconds'] * 1e3:.1f} | {error:+.1%} | {measured['baseline_seconds'] * 1e3:.1f} | "
+                f"{keeps} |"
+            )
+            print(rows[-1], flush=True)
+    print("| model | latency reduction | target (ms) | predicted (ms) | measured (ms) | error | dense now (ms) "
+          "| keep fractions |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Latency tables measured from the compiler itself, for pruning to a latency target.
+
+``rt3d-prune --latency-target 150ms --target host`` needs each pruned layer's
+time on the target at every keep fraction it may choose. :func:`measure_table`
+gets them from the model itself: it builds the model once per keep fraction
+of a grid (every pruned layer hard-pruned to that fraction with the group
+shape, by its own weights' unit norms), loads the builds side by side, times
+each whole (interleaved rounds, ``benchmarking.interleaved_medians``) and
+each kernel (the artifact's per-kernel profile), and attributes the kernels
+to layers in model order by their dense FLOPs. What the pruned layers do not
+take of the dense build's time is fixed (layers kept dense, pads, pools, the
+glue). Each build's kernel times are scaled to its wall time (the profile's
+clock reads and the glue between kernels take time too), so its parts add up
+to its whole. The table records how well ``fixed + sum of layers`` predicts
+each uniform build (``fit_error``): not exactly, where a sparse layer changes
+what the layers kept dense around it cost. Tables are cached on disk
+(``latency.json`` in ``fileio.cache_directory()``), keyed by the layers'
+shapes, the input shape, the group shape, the grid, the target, the thread
+count, the CPU and a digest of the code generator's sources.
+
+Targets: ``host`` (times on this CPU) and ``spirv`` (GPU timestamps on the
+first Vulkan device, lavapipe here). AArch64 builds run under qemu here,
+whose times say nothing of a phone: not measured (refused in one line).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from rt3d_mlir.benchmarking import interleaved_medians
+from rt3d_mlir.compiler import compile_model
+from rt3d_mlir.errors import Rt3dError
+from rt3d_mlir.fileio import cache_directory, write_text
+from rt3d_mlir.pruning.flops import conv_flops
+from rt3d_mlir.pruning.hard_prune import hard_prune
+from rt3d_mlir.pruning.latency_budget import LatencyTable, LayerLatency
+from rt3d_mlir.pruning.schemes import SparsityScheme
+from rt3d_mlir.runtime import load
+
+DEFAULT_KEEPS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
+TARGETS = ("host", "spirv")
+CACHE_FILE = "latency.json"
+_CODE = ("codegen", "passes", "backend", "dialect")  # whose sources decide the kernels (and this file)
+
+
+class LatencyError(Rt3dError):
+    pass
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    root = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.abspath(__file__), "rb") as f:  # how the table is measured
+        digest.update(f.read())
+    for part in _CODE:
+        for directory, _, files in sorted(os.walk(os.path.join(root, part))):
+            for name in sorted(files):
+                if name.endswith((".py", ".c", ".h")):
+                    with open(os.path.join(directory, name), "rb") as f:
+                        digest.update(name.encode() + f.read())
+    return digest.hexdigest()[:16]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table_key(
+    model: nn.Module, input_shape: Sequence[int], scheme: SparsityScheme, pruned: Sequence[str],
+    target: str, threads: int, keeps: Sequence[float],
+) -> str:
+    """The cache key of a table: everything its times depend on."""
+    layers = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv3d, nn.Conv2d, nn.Linear)):
+            settings = [str(getattr(module, key, "")) for key in ("stride", "padding", "dilation", "groups")]
+            layers.append([name, list(module.weight.shape), type(module).__name__, *settings, name in pruned])
+    what = {
+        "layers": layers, "input_shape": list(input_shape), "scheme": scheme.to_dict(), "target": target,
+        "threads": threads, "keeps": list(keeps), "cpu": _cpu_name(), "code": _code_digest(),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _read_cache(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _layer_seconds(profile, layers, names: set[str]) -> dict[str, float]:
+    """Per-call seconds of the named layers. A layer is the kernels with its FLOPs, in model order
+    (summed until its dense FLOPs are accounted for: a layer may run as several kernels), and the
+    kernels without FLOPs just before them: the pads and layout changes that feed it, which a
+    sparse layer may need where a dense one does not."""
+    seconds: dict[str, float] = {}
+    entries = list(profile)
+    i = 0
+    for layer in layers:
+        want, have, spent = 2.0 * layer.dense_macs, 0.0, 0.0
+        while have < want * 0.999 and i < len(entries):
+            have += entries[i].dense_flops
+            spent += entries[i].seconds / max(entries[i].calls, 1)
+            i += 1
+        if abs(have - want) > 0.001 * want:
+            raise LatencyError(
+                f"cannot attribute the build's kernels to layer '{layer.name}' ({have:.4g} FLOPs found, "
+                f"{want:.4g} expected)"
+            )
+        if layer.name in names:
+            seconds[layer.name] = spent
+    return seconds
+
+
+def measure_table(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    scheme: SparsityScheme,
+    pruned: Sequence[str],
+    target: str = "host",
+    threads: int = 2,
+    keeps: Sequence[float] = DEFAULT_KEEPS,
+    rounds: int = 7,
+    cache: str | None = "",
+    progress: bool = True,
+) -> LatencyTable:
+    """The latency table of ``model`` (see the module's text). ``cache``: a JSON file, "" for the
+    default one, None for none."""
+    if target not in TARGETS:
+        raise LatencyError(
+            f"latency tables are measured on {' and '.join(TARGETS)}; '{target}' builds run under an "
+            "emulator here, whose times say nothing of the device"
+        )
+    grid = tuple(sorted({float(k) for k in keeps} | {1.0}))
+    if grid[0] <= 0:
+        raise LatencyError(f"keep fractions must be in (0, 1], got {grid[0]}")
+    group_shape = scheme.compiled_group_shape
+    key = table_key(model, input_shape, scheme, pruned, target, threads, grid)
+    cache_path = os.path.join(cache_directory(), CACHE_FILE) if cache == "" else cache
+    if cache_path:
+        entry = _read_cache(cache_path).get(key)
+        if entry is not None:
+            try:
+                return LatencyTable.from_json(entry)
+            except ValueError:
+                pass  # measured again below
+    model = copy.deepcopy(model).eval()
+    layers = conv_flops(model, tuple(input_shape), linear=True)
+    builds = {}
+    for keep in grid[::-1]:
+        pruned_model = copy.deepcopy(model)
+        if keep < 1.0:
+            hard_prune(pruned_model, scheme, {name: 1.0 / keep for name in pruned})
+        builds[str(keep)] = pruned_model
+    walls, profiled = _time_builds(builds, input_shape, layers, set(pruned), target, threads, group_shape,
+                                   rounds, progress)
+    per_layer = {keep: profiled[str(keep)] for keep in grid}
+    dense_seconds = walls["1.0"]
+    fixed = dense_seconds - sum(per_layer[1.0].values())
+    table_layers = {
+        name: LayerLatency(grid, tuple(per_layer[k][name] for k in grid)) for name in pruned
+    }
+    fit = max(
+        abs(fixed + sum(per_layer[k].values()) - walls[str(k)]) / walls[str(k)] for k in grid
+    )
+    table = LatencyTable(
+        target, threads, group_shape, tuple(input_shape), dense_seconds, fixed, table_layers,
+        {"cpu": _cpu_name(), "walls": {str(k): walls[str(k)] for k in grid}, "fit_error": fit},
+    )
+    if cache_path:
+        data = _read_cache(cache_path)
+        data[key] = table.to_json()
+        os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
+        write_text(cache_path, json.dumps(data, indent=1) + "\n")
+    return table
+
+
+def _time_builds(
+    models: dict[str, nn.Module], input_shape: Sequence[int], layers, names: set[str], target: str,
+    threads: int, group_shape: tuple[int, int] | None, rounds: int, progress: bool,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Build each model for ``target`` and load them side by side; (median seconds per call of each,
+    timed in interleaved rounds; per model, the named layers' seconds per call from its profile)."""
+    from tqdm import tqdm
+
+    x = torch.randn(*input_shape)
+    array = x.numpy()
+    built = {}
+    with tempfile.TemporaryDirectory(prefix="rt3d-latency-") as tmp:
+        for label, model in tqdm(models.items(), desc="latency: builds", disable=not progress):
+            path = os.path.join(tmp, f"{len(built)}.{'spv' if target == 'spirv' else 'so'}")
+            compile_model(model, x, output=path, target=target, group_shape=group_shape)
+            built[label] = load(path, threads=threads)
+        walls = interleaved_medians({k: (lambda m=m: m(array)) for k, m in built.items()}, rounds, 1)
+        per_layer: dict[str, dict[str, float]] = {}
+        for label, model in built.items():
+            model.set_profiling(True)
+            for _ in range(rounds):
+                model(array)
+            profile = model.kernel_profile()
+            # the profile's clock reads cost time of their own, and the glue between kernels some
+            # more: scale the kernels to the build's wall time, so the parts add up to the whole
+            total = sum(k.seconds / max(k.calls, 1) for k in profile)
+            scale = walls[label] / total if total > 0 else 1.0
+            per_layer[label] = {
+                name: seconds * scale for name, seconds in _layer_seconds(profile, layers, names).items()
+            }
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+    return walls, per_layer
+
+
+def measure_model(
+    model: nn.Module, input_shape: Sequence[int], scheme: SparsityScheme, pruned: Sequence[str],
+    target: str, threads: int, baseline: nn.Module | None = None, rounds: int = 7, progress: bool = True,
+) -> dict[str, object]:
+    """``model`` built for ``target``: its seconds per call, its pruned layers' seconds (as a table
+    attributes them) and, if given, the ``baseline``'s seconds in the same interleaved rounds."""
+    model = copy.deepcopy(model).eval()
+    layers = conv_flops(model, tuple(input_shape), linear=True)
+    models = {"model": model}
+    if baseline is not None:
+        models["baseline"] = copy.deepcopy(baseline).eval()
+    walls, per_layer = _time_builds(models, input_shape, layers, set(pruned), target, threads,
+                                    scheme.compiled_group_shape, rounds, progress)
+    return {"seconds": walls["model"], "baseline_seconds": walls.get("baseline"),
+            "layers": per_layer["model"]}
