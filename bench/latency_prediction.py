@@ -52,16 +52,16 @@ def main() -> None:
             allocation = allocate(model, scheme, table, pruned, target)
             candidate = copy.deepcopy(model)
             hard_prune(candidate, scheme, {n: 1.0 / k for n, k in allocation.keeps.items()})
-            measured = measure_model(candidate, INPUT, scheme, pruned, "host", args.threads, baseline=model,
-                                     rounds=args.rounds)
+            measured = measure_model(candidate, INPUT, scheme, pruned, "host", args.threads,
+                                     baseline=model, rounds=args.rounds)
             speed = measured["baseline_seconds"] / table.dense_seconds
             predicted = allocation.predicted_seconds * speed
             error = measured["seconds"] / predicted - 1.0
             keeps = " ".join(f"{k:.2f}" for k in allocation.keeps.values())
             rows.append(
                 f"| {name} | {text}x | {target * speed * 1e3:.1f} | {predicted * 1e3:.1f} | "
-                f"{measured['seconds'] * 1e3:.1f} | {error:+.1%} | {measured['baseline_seconds'] * 1e3:.1f} | "
-                f"{keeps} |"
+                f"{measured['seconds'] * 1e3:.1f} | {error:+.1%} | "
+                f"{measured['baseline_seconds'] * 1e3:.1f} | {keeps} |"
             )
             print(rows[-1], flush=True)
     print("| model | latency reduction | target (ms) | predicted (ms) | measured (ms) | error | dense now (ms) "
