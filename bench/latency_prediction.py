@@ -64,8 +64,8 @@ def main() -> None:
                 f"{measured['baseline_seconds'] * 1e3:.1f} | {keeps} |"
             )
             print(rows[-1], flush=True)
-    print("| model | latency reduction | target (ms) | predicted (ms) | measured (ms) | error | dense now (ms) "
-          "| keep fractions |")
+    print("| model | latency reduction | target (ms) | predicted (ms) | measured (ms) | error "
+          "| dense now (ms) | keep fractions |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
