@@ -15,6 +15,7 @@ import copy
 import itertools
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -218,6 +219,18 @@ def compile_in_subprocess(
 # rest before each timed candidate (see interleaved_medians): long enough for spinning threads to
 # park, short enough not to let the CPU's clocks drop (after 200 ms the detector took 3.6 ms)
 SETTLE_SECONDS = 0.01
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for reports and cache keys."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def interleaved_medians(

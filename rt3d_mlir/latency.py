@@ -29,14 +29,13 @@ import copy
 import hashlib
 import json
 import os
-import platform
 import tempfile
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from rt3d_mlir.benchmarking import interleaved_medians
+from rt3d_mlir.benchmarking import cpu_name, interleaved_medians
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import cache_directory, write_text
@@ -70,17 +69,6 @@ def _code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def table_key(
     model: nn.Module, input_shape: Sequence[int], scheme: SparsityScheme, pruned: Sequence[str],
     target: str, threads: int, keeps: Sequence[float],
@@ -93,7 +81,7 @@ def table_key(
             layers.append([name, list(module.weight.shape), type(module).__name__, *settings, name in pruned])
     what = {
         "layers": layers, "input_shape": list(input_shape), "scheme": scheme.to_dict(), "target": target,
-        "threads": threads, "keeps": list(keeps), "cpu": _cpu_name(), "code": _code_digest(),
+        "threads": threads, "keeps": list(keeps), "cpu": cpu_name(), "code": _code_digest(),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -184,7 +172,7 @@ def measure_table(
     )
     table = LatencyTable(
         target, threads, group_shape, tuple(input_shape), dense_seconds, fixed, table_layers,
-        {"cpu": _cpu_name(), "walls": {str(k): walls[str(k)] for k in grid}, "fit_error": fit},
+        {"cpu": cpu_name(), "walls": {str(k): walls[str(k)] for k in grid}, "fit_error": fit},
     )
     if cache_path:
         data = _read_cache(cache_path)

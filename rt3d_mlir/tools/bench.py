@@ -276,7 +276,7 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     meta = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()})",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({bm.cpu_name()})",
         "command": "rt3d-bench " + " ".join(sys.argv[1:] if argv is None else argv),
         "threads": args.threads,
         "repeat": args.repeat,
@@ -307,17 +307,6 @@ def _peers(text: str, bm) -> list[str]:
         if peer not in installed:
             raise Rt3dError(f"peer '{peer}' is not installed: pip install the project's [peers] extra")
     return peers
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -182,3 +182,14 @@ def test_rt3d_prune_refuses_an_unreachable_latency_before_training(tmp_path, mon
     assert not out.exists() and "epoch" not in result.stderr
     result = cli(*LATENCY_ARGS, "--latency-target", "10ms", "--flops-reduction", "2", "-o", str(out))
     assert result.returncode == 1 and "give one target" in result.stderr
+
+
+def test_a_table_is_measured_on_lavapipe_too(tmp_path):
+    """--target spirv: the kernels' times are the dispatches' GPU timestamps (lavapipe here)."""
+    torch.manual_seed(0)
+    model = build_model("c3d", width=0.125, input_size=(16, 32, 32), num_classes=4).eval()
+    table = latency.measure_table(model, (1, 3, 16, 32, 32), SCHEME, PRUNED[:2], target="spirv", threads=1,
+                                  keeps=(0.5,), rounds=2, cache=None, progress=False)
+    assert table.target == "spirv" and set(table.layers) == set(PRUNED[:2])
+    assert all(min(layer.seconds) > 0 for layer in table.layers.values())
+    assert 0 < table.fixed_seconds < table.dense_seconds
