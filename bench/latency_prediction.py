@@ -23,7 +23,7 @@ import torch
 from rt3d_mlir.latency import measure_model, measure_table
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning.hard_prune import hard_prune
-from rt3d_mlir.pruning.latency_budget import allocate
+from rt3d_mlir.pruning.latency_budget import allocate, shape_text, with_shape
 from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.sparsity import parse_group_shape
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--models", default="c3d,r2plus1d")
     parser.add_argument("--reductions", default="1.5,2,3")
     parser.add_argument("--group-shape", default="4x4")
+    parser.add_argument("--group-shapes", default="", help="other group shapes a layer may take, e.g. 16x16")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
@@ -44,20 +45,31 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(name).eval()
         pruned, _ = select_layers(model, PruningConfig(scheme=scheme, flops_reduction=2.0))
-        table = measure_table(model, INPUT, scheme, pruned, threads=args.threads, rounds=args.rounds)
+        others = [parse_group_shape(text) for text in args.group_shapes.split(",") if text.strip()]
+        table = measure_table(model, INPUT, scheme, pruned, threads=args.threads, rounds=args.rounds,
+                              group_shapes=others)
         print(f"{name}: dense {table.dense_seconds * 1e3:.1f} ms, fixed {table.fixed_seconds * 1e3:.1f} ms, "
               f"fit error of the uniform builds {table.machine['fit_error']:.1%}", flush=True)
         for text in args.reductions.split(","):
             target = table.dense_seconds / float(text)
             allocation = allocate(model, scheme, table, pruned, target)
             candidate = copy.deepcopy(model)
-            hard_prune(candidate, scheme, {n: 1.0 / k for n, k in allocation.keeps.items()})
-            measured = measure_model(candidate, INPUT, scheme, pruned, "host", args.threads,
-                                     baseline=model, rounds=args.rounds)
+            for shape in set(allocation.group_shapes.values()):
+                hard_prune(candidate, with_shape(scheme, shape), {
+                    n: 1.0 / k for n, k in allocation.keeps.items() if allocation.group_shapes[n] == shape
+                })
+            used = {s for n, s in allocation.group_shapes.items() if allocation.keeps[n] < 1}
+            # None: the compiler finds each layer's group shape
+            compiled = scheme.compiled_group_shape if used <= {scheme.group_shape} else None
+            measured = measure_model(candidate, INPUT, pruned, "host", args.threads, compiled, baseline=model,
+                                     rounds=args.rounds)
             speed = measured["baseline_seconds"] / table.dense_seconds
             predicted = allocation.predicted_seconds * speed
             error = measured["seconds"] / predicted - 1.0
-            keeps = " ".join(f"{k:.2f}" for k in allocation.keeps.values())
+            keeps = " ".join(
+                f"{k:.2f}" + (f" ({shape_text(allocation.group_shapes[n])})" if others and k < 1 else "")
+                for n, k in allocation.keeps.items()
+            )
             rows.append(
                 f"| {name} | {text}x | {target * speed * 1e3:.1f} | {predicted * 1e3:.1f} | "
                 f"{measured['seconds'] * 1e3:.1f} | {error:+.1%} | "

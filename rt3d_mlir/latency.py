@@ -41,7 +41,7 @@ from rt3d_mlir.errors import Rt3dError
 from rt3d_mlir.fileio import cache_directory, write_text
 from rt3d_mlir.pruning.flops import conv_flops
 from rt3d_mlir.pruning.hard_prune import hard_prune
-from rt3d_mlir.pruning.latency_budget import LatencyTable, LayerLatency
+from rt3d_mlir.pruning.latency_budget import LatencyTable, LayerLatency, shape_text, with_shape
 from rt3d_mlir.pruning.schemes import SparsityScheme
 from rt3d_mlir.runtime import load
 
@@ -72,7 +72,7 @@ def _code_digest() -> str:
 
 def table_key(
     model: nn.Module, input_shape: Sequence[int], scheme: SparsityScheme, pruned: Sequence[str],
-    target: str, threads: int, keeps: Sequence[float],
+    target: str, threads: int, keeps: Sequence[float], group_shapes: Sequence[tuple[int, int]] = (),
 ) -> str:
     """The cache key of a table: everything its times depend on."""
     layers = []
@@ -82,7 +82,8 @@ def table_key(
             layers.append([name, list(module.weight.shape), type(module).__name__, *settings, name in pruned])
     what = {
         "layers": layers, "input_shape": list(input_shape), "scheme": scheme.to_dict(), "target": target,
-        "threads": threads, "keeps": list(keeps), "cpu": cpu_name(), "code": _code_digest(),
+        "threads": threads, "keeps": list(keeps), "group_shapes": [list(g) for g in group_shapes],
+        "cpu": cpu_name(), "code": _code_digest(),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -133,9 +134,10 @@ def measure_table(
     rounds: int = 7,
     cache: str | None = "",
     progress: bool = True,
+    group_shapes: Sequence[tuple[int, int]] = (),
 ) -> LatencyTable:
-    """The latency table of ``model`` (see the module's text). ``cache``: a JSON file, "" for the
-    default one, None for none."""
+    """The latency table of ``model`` (see the module's text) for the scheme's group shape and any
+    other ``group_shapes``. ``cache``: a JSON file, "" for the default one, None for none."""
     if target not in TARGETS:
         raise LatencyError(
             f"latency tables are measured on {' and '.join(TARGETS)}; '{target}' builds run under an "
@@ -144,8 +146,8 @@ def measure_table(
     grid = tuple(sorted({float(k) for k in keeps} | {1.0}))
     if grid[0] <= 0:
         raise LatencyError(f"keep fractions must be in (0, 1], got {grid[0]}")
-    group_shape = scheme.compiled_group_shape
-    key = table_key(model, input_shape, scheme, pruned, target, threads, grid)
+    shapes = list(dict.fromkeys([tuple(scheme.group_shape), *(tuple(s) for s in group_shapes)]))
+    key = table_key(model, input_shape, scheme, pruned, target, threads, grid, shapes)
     cache_path = os.path.join(cache_directory(), CACHE_FILE) if cache == "" else cache
     if cache_path:
         entry = _read_cache(cache_path).get(key)
@@ -156,26 +158,33 @@ def measure_table(
                 pass  # measured again below
     model = copy.deepcopy(model).eval()
     layers = conv_flops(model, tuple(input_shape), linear=True)
-    builds = {}
-    for keep in grid[::-1]:
-        pruned_model = copy.deepcopy(model)
-        if keep < 1.0:
-            hard_prune(pruned_model, scheme, {name: 1.0 / keep for name in pruned})
-        builds[str(keep)] = pruned_model
-    walls, profiled = _time_builds(builds, input_shape, layers, set(pruned), target, threads, group_shape,
-                                   rounds, progress)
-    per_layer = {keep: profiled[str(keep)] for keep in grid}
-    dense_seconds = walls["1.0"]
-    fixed = dense_seconds - sum(per_layer[1.0].values())
-    table_layers = {
-        name: LayerLatency(grid, tuple(per_layer[k][name] for k in grid)) for name in pruned
-    }
-    fit = max(
-        abs(fixed + sum(per_layer[k].values()) - walls[str(k)]) / walls[str(k)] for k in grid
+    builds: dict[str, tuple[nn.Module, tuple[int, int] | None]] = {"dense": (model, None)}
+    for shape in shapes:
+        shaped = with_shape(scheme, shape)
+        for keep in grid[:-1][::-1]:
+            pruned_model = copy.deepcopy(model)
+            hard_prune(pruned_model, shaped, {name: 1.0 / keep for name in pruned})
+            builds[f"{shape_text(shape)}@{keep}"] = (pruned_model, shaped.compiled_group_shape)
+    walls, profiled = _time_builds(
+        builds, input_shape, layers, set(pruned), target, threads, rounds, progress
     )
+    dense_seconds = walls["dense"]
+    fixed = dense_seconds - sum(profiled["dense"].values())
+
+    def label(shape: tuple[int, int], keep: float) -> str:
+        return "dense" if keep >= 1.0 else f"{shape_text(shape)}@{keep}"
+
+    table_layers = {
+        name: {
+            shape: LayerLatency(grid, tuple(profiled[label(shape, k)][name] for k in grid))
+            for shape in shapes
+        }
+        for name in pruned
+    }
+    fit = max(abs(fixed + sum(profiled[b].values()) - walls[b]) / walls[b] for b in builds)
     table = LatencyTable(
-        target, threads, group_shape, tuple(input_shape), dense_seconds, fixed, table_layers,
-        {"cpu": cpu_name(), "walls": {str(k): walls[str(k)] for k in grid}, "fit_error": fit},
+        target, threads, tuple(scheme.group_shape), tuple(input_shape), dense_seconds, fixed, table_layers,
+        {"cpu": cpu_name(), "walls": walls, "fit_error": fit},
     )
     if cache_path:
         data = _read_cache(cache_path)
@@ -186,18 +195,20 @@ def measure_table(
 
 
 def _time_builds(
-    models: dict[str, nn.Module], input_shape: Sequence[int], layers, names: set[str], target: str,
-    threads: int, group_shape: tuple[int, int] | None, rounds: int, progress: bool,
+    models: dict[str, tuple[nn.Module, tuple[int, int] | None]], input_shape: Sequence[int], layers,
+    names: set[str], target: str, threads: int, rounds: int, progress: bool,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Build each model for ``target`` and load them side by side; (median seconds per call of each,
-    timed in interleaved rounds; per model, the named layers' seconds per call from its profile)."""
+    """Build each (model, group shape to compile with: None finds each layer's) for ``target`` and
+    load them side by side; (median seconds per call of each, timed in interleaved rounds; per
+    model, the named layers' seconds per call from its profile)."""
     from tqdm import tqdm
 
     x = torch.randn(*input_shape)
     array = x.numpy()
     built = {}
     with tempfile.TemporaryDirectory(prefix="rt3d-latency-") as tmp:
-        for label, model in tqdm(models.items(), desc="latency: builds", disable=not progress):
+        bar = tqdm(models.items(), desc="latency: builds", disable=not progress)
+        for label, (model, group_shape) in bar:
             path = os.path.join(tmp, f"{len(built)}.{'spv' if target == 'spirv' else 'so'}")
             compile_model(model, x, output=path, target=target, group_shape=group_shape)
             built[label] = load(path, threads=threads)
@@ -222,17 +233,20 @@ def _time_builds(
 
 
 def measure_model(
-    model: nn.Module, input_shape: Sequence[int], scheme: SparsityScheme, pruned: Sequence[str],
-    target: str, threads: int, baseline: nn.Module | None = None, rounds: int = 7, progress: bool = True,
+    model: nn.Module, input_shape: Sequence[int], pruned: Sequence[str], target: str, threads: int,
+    group_shape: tuple[int, int] | None, baseline: nn.Module | None = None, rounds: int = 7,
+    progress: bool = True,
 ) -> dict[str, object]:
-    """``model`` built for ``target``: its seconds per call, its pruned layers' seconds (as a table
-    attributes them) and, if given, the ``baseline``'s seconds in the same interleaved rounds."""
+    """``model`` built for ``target`` (with ``group_shape``; None: each layer's own): its seconds
+    per call, its pruned layers' seconds (as a table attributes them) and, if given, the
+    ``baseline``'s seconds in the same interleaved rounds."""
     model = copy.deepcopy(model).eval()
     layers = conv_flops(model, tuple(input_shape), linear=True)
-    models = {"model": model}
+    models: dict[str, tuple[nn.Module, tuple[int, int] | None]] = {"model": (model, group_shape)}
     if baseline is not None:
-        models["baseline"] = copy.deepcopy(baseline).eval()
-    walls, per_layer = _time_builds(models, input_shape, layers, set(pruned), target, threads,
-                                    scheme.compiled_group_shape, rounds, progress)
+        models["baseline"] = (copy.deepcopy(baseline).eval(), None)
+    walls, per_layer = _time_builds(
+        models, input_shape, layers, set(pruned), target, threads, rounds, progress
+    )
     return {"seconds": walls["model"], "baseline_seconds": walls.get("baseline"),
             "layers": per_layer["model"]}

@@ -10,8 +10,9 @@ A checkpoint is a ``torch.save``-d dict::
       "state_dict": {...},                 # weights; pruned weights are exact zeros
       "sparsity": {                        # optional
         "scheme": "kgs" | "vanilla" | "block" | "dense",
-        "group_shape": [gF, gC],           # block: [bR, bC], the block's rows and columns
-        "layers": {"features.conv2a": {"kept_fraction": 0.38}, ...},
+        "group_shape": [gF, gC],           # block: [bR, bC], the block's rows and columns; None
+                                           # when layers differ (rt3d-prune --latency-group-shapes):
+        "layers": {"features.conv2a": {"kept_fraction": 0.38, "group_shape": [8, 8]}, ...},
       },
       "input_shape": [1, 3, 16, 112, 112], # optional default for compilation
       "quantization": {                    # optional: int8 scales (rt3d_mlir.quantization)

@@ -29,7 +29,13 @@ from rt3d_mlir.models import architecture_task, build_model
 from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.flops import LayerFlops, conv_flops, flops_reduction
 from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target
-from rt3d_mlir.pruning.latency_budget import LatencyTable, allocate, check_reachable
+from rt3d_mlir.pruning.latency_budget import (
+    LatencyTable,
+    allocate,
+    check_reachable,
+    shape_text,
+    with_shape,
+)
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
 from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
@@ -392,8 +398,9 @@ class PruneJob:
     def _prune(self) -> None:
         config = self.config
         layers = self._flops(self.model)
+        shapes: dict[str, tuple[int, int]] = {}
         if self.state.latency_table is not None:
-            rates = self._latency_rates()
+            rates, shapes = self._latency_rates()
         elif config.layers is not None and all(layer.rate is not None for layer in config.layers):
             rates = {layer.module: float(layer.rate) for layer in config.layers}  # type: ignore[arg-type]
         else:
@@ -401,7 +408,12 @@ class PruneJob:
                 raise ValueError("give a whole-model FLOPs reduction or a rate for every layer")
             rates = rates_for_flops_target(layers, self.state.pruned_layers, config.flops_reduction)
         self.state.accuracy["after_reweighting"] = self._evaluate("eval before hard pruning")
-        hard_prune(self.model, config.scheme, rates)
+        for shape in dict.fromkeys([config.scheme.group_shape, *shapes.values()]):  # per group shape
+            layer_rates = {
+                name: rate for name, rate in rates.items()
+                if shapes.get(name, config.scheme.group_shape) == shape
+            }
+            hard_prune(self.model, with_shape(config.scheme, shape), layer_rates)
         self.state.rates = rates
         self.state.accuracy["after_hard_prune"] = self._evaluate("eval after hard pruning")
         reduction = flops_reduction(self._flops(self.model))
@@ -418,9 +430,9 @@ class PruneJob:
         assert self.config.latency_reduction is not None
         return table.dense_seconds / self.config.latency_reduction
 
-    def _latency_rates(self) -> dict[str, float]:
-        """Per-layer rates that meet the latency target by the measured table, chosen by the weights'
-        importance after reweighting (pruning.latency_budget)."""
+    def _latency_rates(self) -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
+        """Per-layer rates and group shapes that meet the latency target by the measured table, chosen
+        by the weights' importance after reweighting (pruning.latency_budget)."""
         config = self.config
         if self.state.latency_table is None:
             raise ValueError("a latency target needs a measured latency table")
@@ -434,11 +446,13 @@ class PruneJob:
             "table": {
                 "target": table.target, "threads": table.threads, "dense_ms": table.dense_seconds * 1e3,
                 "fixed_ms": table.fixed_seconds * 1e3, "fit_error": table.machine.get("fit_error"),
-                "keeps": list(next(iter(table.layers.values())).keeps),
+                "keeps": list(next(iter(next(iter(table.layers.values())).values())).keeps),
+                "group_shapes": [list(shape) for shape in table.group_shapes],
             },
             "layers": {
-                name: {"keep": allocation.keeps[name], "predicted_ms": allocation.layer_seconds[name] * 1e3,
-                       "dense_ms": table.layers[name].at(1.0) * 1e3,
+                name: {"keep": allocation.keeps[name], "group_shape": list(allocation.group_shapes[name]),
+                       "predicted_ms": allocation.layer_seconds[name] * 1e3,
+                       "dense_ms": table.seconds(name, None, 1.0) * 1e3,
                        "importance_lost": allocation.importance_lost[name]}
                 for name in self.state.pruned_layers
             },
@@ -446,9 +460,13 @@ class PruneJob:
         self.log(
             f"latency target {target * 1e3:.1f} ms on {table.target}: predicted "
             f"{allocation.predicted_seconds * 1e3:.1f} ms (dense {table.dense_seconds * 1e3:.1f} ms), keeps "
-            + ", ".join(f"{name} {keep:.3g}" for name, keep in allocation.keeps.items())
+            + ", ".join(
+                f"{name} {keep:.3g}" + (f" ({shape_text(allocation.group_shapes[name])})" if keep < 1 else "")
+                for name, keep in allocation.keeps.items()
+            )
         )
-        return {name: 1.0 / keep for name, keep in allocation.keeps.items()}
+        rates = {name: 1.0 / keep for name, keep in allocation.keeps.items()}
+        return rates, dict(allocation.group_shapes)
 
     def run(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
         """Run (or resume) the job; returns the report. Raises Interrupted if stopped early."""
@@ -592,6 +610,13 @@ class PruneJob:
         }
         sparsity = {**config.scheme.to_dict(), "layers": layers,
                     "flops_reduction": report["flops"]["reduction"]}
+        allocated = (self.state.latency or {}).get("layers", {})
+        chosen = {tuple(entry["group_shape"]) for entry in allocated.values() if entry["keep"] < 1.0}
+        if chosen - {config.scheme.group_shape}:  # several group shapes: the compiler finds each layer's
+            sparsity["group_shape"] = None
+            for name, entry in allocated.items():
+                if name in layers:
+                    layers[name]["group_shape"] = entry["group_shape"]
         state = state_dict_without_masks(self.model)
         fresh = build_model(config.arch, **self.model_kwargs)
         fresh.load_state_dict(state)

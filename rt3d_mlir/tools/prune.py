@@ -27,6 +27,10 @@ from rt3d_mlir.tools.cli import (
 )
 
 
+def _group_shapes(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(group_shape(part) for part in text.split(",") if part.strip())
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="rt3d-prune", description=__doc__.split("\n\n")[0])
     model = p.add_argument_group("model")
@@ -68,6 +72,9 @@ def build_parser() -> ArgumentParser:
                          help="the same, as a reduction of the dense model's measured latency, e.g. 3x")
     latency.add_argument("--target", default="host", choices=("host", "spirv"),
                          help="where the latency is measured (default: host)")
+    latency.add_argument("--latency-group-shapes", type=_group_shapes, default=(), metavar="GFxGC,...",
+                         help="group shapes a layer may take besides --group-shape, e.g. 8x8,16x16 (each "
+                         "measured; a checkpoint with several leaves each layer's to the compiler)")
     latency.add_argument("--latency-threads", type=bounded_int(1, 1024),
                          help="threads the builds run on (default: $RT3D_NUM_THREADS, else all CPUs)")
     sparsity.add_argument("--config", metavar="JSON",
@@ -190,7 +197,8 @@ def _latency_measurer(args, config):
         from rt3d_mlir.latency import measure_table
 
         return measure_table(model, input_shape, config.scheme, pruned, target=args.target,
-                             threads=args.latency_threads or default_threads())
+                             threads=args.latency_threads or default_threads(),
+                             group_shapes=args.latency_group_shapes)
 
     return measure
 
@@ -206,8 +214,10 @@ def _check_latency(args, config, job, report: dict) -> None:
     latency = report["latency"]
     pruned = list(latency["layers"])
     dense = build_model(config.arch, **job.model_kwargs)
-    measured = measure_model(job.model, job.input_shape, config.scheme, pruned, args.target,
-                             args.latency_threads or default_threads(), baseline=dense)
+    shapes = {tuple(entry["group_shape"]) for entry in latency["layers"].values() if entry["keep"] < 1.0}
+    group_shape = config.scheme.compiled_group_shape if shapes <= {config.scheme.group_shape} else None
+    measured = measure_model(job.model, job.input_shape, pruned, args.target,
+                             args.latency_threads or default_threads(), group_shape, baseline=dense)
     # the VM's speed drifts: the prediction scaled by how fast the dense build runs now
     speed = measured["baseline_seconds"] / (latency["table"]["dense_ms"] * 1e-3)
     expected = latency["predicted_ms"] * speed

@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from test_prune_job import CLI_ARGS, cli
+from test_prune_job import CLI_ARGS, cli, compile_checkpoint
 from torch import nn
 
 from rt3d_mlir import latency
@@ -38,8 +38,12 @@ class Three(nn.Module):
         self.c = nn.Conv3d(8, 8, 3)
 
 
-def _table(seconds: dict[str, tuple[float, ...]], fixed: float = 1.0) -> LatencyTable:
-    layers = {name: LayerLatency(GRID, s) for name, s in seconds.items()}
+def _table(seconds: dict[str, tuple[float, ...]], fixed: float = 1.0,
+           wide: dict[str, tuple[float, ...]] | None = None) -> LatencyTable:
+    """Times per layer for 4x4 groups (and, in ``wide``, for 8x8 groups)."""
+    layers = {name: {(4, 4): LayerLatency(GRID, s)} for name, s in seconds.items()}
+    for name, s in (wide or {}).items():
+        layers[name][(8, 8)] = LayerLatency(GRID, s)
     dense = fixed + sum(s[-1] for s in seconds.values())
     return LatencyTable("host", 2, (4, 4), (1, 8, 5, 5, 5), dense, fixed, layers)
 
@@ -63,7 +67,9 @@ def test_allocation_meets_the_target_and_prunes_where_importance_is_cheap():
     assert allocation.predicted_seconds == pytest.approx(target, rel=1e-6)
     assert allocation.keeps["b"] < allocation.keeps["a"] and allocation.keeps["b"] < allocation.keeps["c"]
     assert allocation.importance_lost["b"] < 0.01
-    assert table.predict(allocation.keeps) == pytest.approx(target, rel=1e-6)
+    choices = {name: (allocation.group_shapes[name], keep) for name, keep in allocation.keeps.items()}
+    assert table.predict(choices) == pytest.approx(target, rel=1e-6)
+    assert set(allocation.group_shapes.values()) == {(4, 4)}
     assert importance_lost(model.a.weight, SCHEME, 1.0) == 0.0
     assert 0 < importance_lost(model.a.weight, SCHEME, 0.5) < importance_lost(model.a.weight, SCHEME, 0.25)
 
@@ -75,6 +81,19 @@ def test_a_grid_point_slower_than_a_sparser_one_is_jumped_over():
     table = _table({"a": (0.5, 5.0, 4.0), "b": (3.9, 3.95, 4.0), "c": (3.9, 3.95, 4.0)})
     allocation = allocate(model, SCHEME, table, ["a", "b", "c"], 11.0)
     assert allocation.keeps["a"] < 0.5 and allocation.predicted_seconds <= 11.0 + 1e-9
+
+
+def test_a_layer_takes_the_group_shape_that_saves_more_per_importance_lost():
+    torch.manual_seed(0)
+    model = Three()
+    # 8x8 groups run b four times faster at a quarter of its weights than 4x4 groups do
+    table = _table({"a": (3.0, 3.5, 4.0), "b": (3.0, 3.5, 4.0), "c": (3.0, 3.5, 4.0)},
+                   wide={"b": (0.75, 2.0, 4.0)})
+    allocation = allocate(model, SCHEME, table, ["a", "b", "c"], 10.0)
+    assert allocation.group_shapes["b"] == (8, 8) and allocation.keeps["b"] < 1.0
+    assert allocation.group_shapes["a"] == (4, 4) and allocation.predicted_seconds <= 10.0 + 1e-9
+    with pytest.raises(ValueError, match=r"group shapes 4x4, 8x8"):
+        check_reachable(table, ["a", "b", "c"], 1.0)
 
 
 def test_an_unreachable_target_is_refused_with_the_best_prediction():
@@ -93,7 +112,7 @@ def test_table_json_round_trips_and_bad_tables_are_refused():
     table = _table({"a": (1.0, 2.0, 4.0)})
     assert LatencyTable.from_json(json.loads(json.dumps(table.to_json()))) == table
     broken = table.to_json()
-    broken["layers"]["a"]["keeps"] = [0.5, 0.25, 1.0]
+    broken["layers"]["a"]["4x4"]["keeps"] = [0.5, 0.25, 1.0]
     with pytest.raises(ValueError, match="invalid grid"):
         LatencyTable.from_json(broken)
     with pytest.raises(ValueError, match="not an rt3d latency table"):
@@ -122,9 +141,11 @@ def test_measured_table_covers_the_layers_and_is_cached(tmp_path, monkeypatch):
     table = latency.measure_table(model, shape, SCHEME, PRUNED, threads=1, keeps=(0.25, 0.5), rounds=2,
                                   cache=cache, progress=False)
     assert set(table.layers) == set(PRUNED) and table.threads == 1 and table.group_shape == (4, 4)
-    assert all(layer.keeps == (0.25, 0.5, 1.0) and min(layer.seconds) > 0 for layer in table.layers.values())
+    assert all(set(shapes) == {(4, 4)} for shapes in table.layers.values())
+    layers = [layer for shapes in table.layers.values() for layer in shapes.values()]
+    assert all(layer.keeps == (0.25, 0.5, 1.0) and min(layer.seconds) > 0 for layer in layers)
     assert 0 < table.fixed_seconds < table.dense_seconds
-    assert set(table.machine["walls"]) == {"0.25", "0.5", "1.0"} and table.machine["fit_error"] >= 0
+    assert set(table.machine["walls"]) == {"dense", "4x4@0.25", "4x4@0.5"} and table.machine["fit_error"] >= 0
 
     def no_builds(*args, **kwargs):
         raise AssertionError("the cached table was measured again")
@@ -154,7 +175,8 @@ def test_rt3d_prune_to_a_latency_reduction_reports_predicted_and_measured(
 ):
     monkeypatch.setenv("RT3D_CACHE_DIR", str(shared_cache))
     out = tmp_path / "fast.pt"
-    result = cli(*LATENCY_ARGS, "--latency-reduction", "1.3x", "--latency-threads", "1", "-o", str(out))
+    result = cli(*LATENCY_ARGS, "--latency-reduction", "1.3x", "--latency-group-shapes", "8x8",
+                 "--latency-threads", "1", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert "latency on host: measured" in result.stderr
     report = json.loads((tmp_path / "fast.json").read_text())["latency"]
@@ -171,12 +193,25 @@ def test_rt3d_prune_to_a_latency_reduction_reports_predicted_and_measured(
         if entry["name"] in layers:
             assert entry["kept_weight_fraction"] == pytest.approx(layers[entry["name"]]["keep"], abs=0.1)
     assert (shared_cache / latency.CACHE_FILE).exists()
+    assert report["table"]["group_shapes"] == [[4, 4], [8, 8]]
+    assert all(entry["group_shape"] in ([4, 4], [8, 8]) for entry in layers.values())
+    # the checkpoint compiles; with several group shapes it leaves each layer's to the compiler
+    checkpoint = torch.load(out, weights_only=True)
+    shapes = {tuple(e["group_shape"]) for e in layers.values() if e["keep"] < 1}
+    if len(shapes | {(4, 4)}) > 1:
+        assert checkpoint["sparsity"]["group_shape"] is None
+        assert all("group_shape" in entry for entry in checkpoint["sparsity"]["layers"].values())
+    else:
+        assert checkpoint["sparsity"]["group_shape"] == [4, 4]
+    compiled, x = compile_checkpoint(out, tmp_path / "fast.so")
+    assert compiled(x.numpy()).shape[0] == 1
 
 
 def test_rt3d_prune_refuses_an_unreachable_latency_before_training(tmp_path, monkeypatch, shared_cache):
     monkeypatch.setenv("RT3D_CACHE_DIR", str(shared_cache))
     out = tmp_path / "x.pt"
-    result = cli(*LATENCY_ARGS, "--latency-target", "0.001ms", "--latency-threads", "1", "-o", str(out))
+    result = cli(*LATENCY_ARGS, "--latency-target", "0.001ms", "--latency-group-shapes", "8x8",
+                 "--latency-threads", "1", "-o", str(out))
     assert result.returncode == 1
     assert "out of reach on host" in result.stderr.strip().splitlines()[-1]
     assert not out.exists() and "epoch" not in result.stderr
@@ -191,5 +226,37 @@ def test_a_table_is_measured_on_lavapipe_too(tmp_path):
     table = latency.measure_table(model, (1, 3, 16, 32, 32), SCHEME, PRUNED[:2], target="spirv", threads=1,
                                   keeps=(0.5,), rounds=2, cache=None, progress=False)
     assert table.target == "spirv" and set(table.layers) == set(PRUNED[:2])
-    assert all(min(layer.seconds) > 0 for layer in table.layers.values())
+    assert all(min(layer.seconds) > 0 for shapes in table.layers.values() for layer in shapes.values())
     assert 0 < table.fixed_seconds < table.dense_seconds
+
+
+def test_a_job_with_several_group_shapes_prunes_each_layer_in_its_own_and_compiles(tmp_path):
+    """A table (made up: no timing here) where 8x8 groups make the first pruned layer far faster:
+    the job prunes that layer in 8x8 groups and the others in 4x4; the checkpoint then names each
+    layer's shape and no global one, and compiles (the compiler finds each layer's groups)."""
+    from test_prune_job import TINY, quiet
+
+    from rt3d_mlir.pruning.job import PruneJob, PruneJobConfig
+    from rt3d_mlir.sparsity import group_shape_fits
+
+    chosen: list[str] = []
+
+    def made_up(model, input_shape, pruned):
+        chosen.extend(pruned)
+        layers = {name: {(4, 4): LayerLatency(GRID, (3.0, 3.5, 4.0))} for name in pruned}
+        layers[pruned[0]][(8, 8)] = LayerLatency(GRID, (0.5, 1.5, 4.0))
+        return LatencyTable("host", 1, (4, 4), tuple(input_shape), 1.0 + 4.0 * len(pruned), 1.0, layers)
+
+    config = PruneJobConfig(output=str(tmp_path / "mixed.pt"),
+                            **{**TINY, "flops_reduction": None, "latency_reduction": 1.15})
+    report = PruneJob(config, log=quiet, measure_latency=made_up).run()
+    layers = report["latency"]["layers"]
+    assert layers[chosen[0]]["group_shape"] == [8, 8] and layers[chosen[0]]["keep"] < 1
+    assert report["latency"]["predicted_ms"] <= report["latency"]["target_ms"] * (1 + 1e-6)
+    checkpoint = torch.load(tmp_path / "mixed.pt", weights_only=True)
+    assert checkpoint["sparsity"]["group_shape"] is None
+    assert checkpoint["sparsity"]["layers"][chosen[0]]["group_shape"] == [8, 8]
+    weight = checkpoint["state_dict"][f"{chosen[0]}.weight"]
+    assert group_shape_fits(weight.numpy(), (8, 8))  # pruned in whole 8x8 kernel groups
+    compiled, x = compile_checkpoint(tmp_path / "mixed.pt", tmp_path / "mixed.so")
+    assert compiled(x.numpy()).shape[0] == 1
