@@ -23,7 +23,7 @@ import torch
 from rt3d_mlir.latency import measure_model, measure_table
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning.hard_prune import hard_prune
-from rt3d_mlir.pruning.latency_budget import allocate, shape_text, with_shape
+from rt3d_mlir.pruning.latency_budget import allocate, compiled_group_shape, shape_text, with_shape
 from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.sparsity import parse_group_shape
 
@@ -58,9 +58,8 @@ def main() -> None:
                 hard_prune(candidate, with_shape(scheme, shape), {
                     n: 1.0 / k for n, k in allocation.keeps.items() if allocation.group_shapes[n] == shape
                 })
-            used = {s for n, s in allocation.group_shapes.items() if allocation.keeps[n] < 1}
-            # None: the compiler finds each layer's group shape
-            compiled = scheme.compiled_group_shape if used <= {scheme.group_shape} else None
+            used = [s for n, s in allocation.group_shapes.items() if allocation.keeps[n] < 1]
+            compiled = compiled_group_shape(scheme, used)
             measured = measure_model(candidate, INPUT, pruned, "host", args.threads, compiled, baseline=model,
                                      rounds=args.rounds)
             speed = measured["baseline_seconds"] / table.dense_seconds

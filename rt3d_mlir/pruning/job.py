@@ -33,6 +33,7 @@ from rt3d_mlir.pruning.latency_budget import (
     LatencyTable,
     allocate,
     check_reachable,
+    compiled_group_shape,
     shape_text,
     with_shape,
 )
@@ -611,8 +612,8 @@ class PruneJob:
         sparsity = {**config.scheme.to_dict(), "layers": layers,
                     "flops_reduction": report["flops"]["reduction"]}
         allocated = (self.state.latency or {}).get("layers", {})
-        chosen = {tuple(entry["group_shape"]) for entry in allocated.values() if entry["keep"] < 1.0}
-        if chosen - {config.scheme.group_shape}:  # several group shapes: the compiler finds each layer's
+        chosen = [tuple(entry["group_shape"]) for entry in allocated.values() if entry["keep"] < 1.0]
+        if compiled_group_shape(config.scheme, chosen) is None:  # the compiler finds each layer's
             sparsity["group_shape"] = None
             for name, entry in allocated.items():
                 if name in layers:

@@ -25,6 +25,7 @@ layer counts alike whatever its scale.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +157,12 @@ def importance_lost(weight: torch.Tensor, scheme: SparsityScheme, keep: float) -
 def with_shape(scheme: SparsityScheme, shape: tuple[int, int]) -> SparsityScheme:
     """The run's scheme (kind, unit) with another group shape."""
     return SparsityScheme(scheme.kind, shape, scheme.unit)
+
+
+def compiled_group_shape(scheme: SparsityScheme, used: Iterable[tuple[int, int]]) -> tuple[int, int] | None:
+    """The group shape to compile a model with whose pruned layers took the shapes ``used``: the
+    scheme's when they all took it, else None (the compiler finds each layer's groups)."""
+    return scheme.compiled_group_shape if set(used) <= {scheme.group_shape} else None
 
 
 def check_reachable(table: LatencyTable, pruned: list[str], target_seconds: float) -> None:

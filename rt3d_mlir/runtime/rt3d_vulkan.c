@@ -284,6 +284,29 @@ static int get_triple(problem_t *p, json_t *v, const char *what, uint32_t out[3]
   return 0;
 }
 
+/* The object's member `key` (a missing one is a problem of `where`), checked as named "where.key" */
+#define FIELD_NAME 160
+static json_t *field(problem_t *p, json_t *obj, const char *where, const char *key, char what[FIELD_NAME]) {
+  snprintf(what, FIELD_NAME, "%s.%s", where, key);
+  return get(p, obj, key, where);
+}
+
+static int field_int(problem_t *p, json_t *obj, const char *where, const char *key, long long min,
+                     long long max, long long *out) {
+  char what[FIELD_NAME];
+  return get_int(p, field(p, obj, where, key, what), what, min, max, out);
+}
+
+static int field_str(problem_t *p, json_t *obj, const char *where, const char *key, char **out) {
+  char what[FIELD_NAME];
+  return get_str(p, field(p, obj, where, key, what), what, out);
+}
+
+static int field_triple(problem_t *p, json_t *obj, const char *where, const char *key, uint32_t out[3]) {
+  char what[FIELD_NAME];
+  return get_triple(p, field(p, obj, where, key, what), what, out);
+}
+
 static void shape_text(char *out, size_t size, const int64_t *shape, int32_t rank) {
   size_t n = (size_t)snprintf(out, size, "(");
   for (int32_t i = 0; i < rank && n < size; ++i)
@@ -293,16 +316,14 @@ static void shape_text(char *out, size_t size, const int64_t *shape, int32_t ran
 
 static int parse_tensor(problem_t *p, json_t *manifest, const char *key, program_t *program,
                         uint32_t *buffer, int64_t shape[8], int32_t *rank) {
-  char what[64];
+  char what[FIELD_NAME];
   json_t *spec = get(p, manifest, key, "the manifest");
   if (!spec) return -1;
   long long id;
-  snprintf(what, sizeof what, "%s.buffer", key);
-  if (get_int(p, get(p, spec, "buffer", key), what, 0, 1LL << 62, &id)) return -1;
+  if (field_int(p, spec, key, "buffer", 0, 1LL << 62, &id)) return -1;
   if ((unsigned long long)id >= program->buffer_count)
     return bad(p, "%s.buffer %lld is not one of the %zu buffers", key, id, program->buffer_count);
-  snprintf(what, sizeof what, "%s.shape", key);
-  json_t *dims = get(p, spec, "shape", key);
+  json_t *dims = field(p, spec, key, "shape", what);
   if (get_list(p, dims, what)) return -1;
   if (json_array_size(dims) < 1 || json_array_size(dims) > 8)
     return bad_value(p, dims, "%s.shape must have 1 to 8 dimensions", key);
@@ -357,7 +378,7 @@ static void joined(char *out, size_t size, const char *const *names, size_t coun
 /* parse_manifest of rt3d_mlir/contracts/spirv_artifact.py; has_weights/weights_size: weights.bin */
 static int parse_manifest(problem_t *p, json_t *m, int has_weights, uint64_t weights_size,
                           program_t *program) {
-  char where[64], what[96], names[128];
+  char where[64], what[FIELD_NAME], names[128];
   json_t *v = get(p, m, "format", "the manifest");
   if (!v) return -1;
   if (!json_is_string(v) || strcmp(json_string_value(v), RT3D_FORMAT)) {
@@ -414,8 +435,7 @@ static int parse_manifest(problem_t *p, json_t *m, int has_weights, uint64_t wei
     json_t *spec = json_array_get(list, i);
     long long size, offset = 0;
     snprintf(where, sizeof where, "buffers[%zu]", i);
-    snprintf(what, sizeof what, "%s.bytes", where);
-    if (get_int(p, get(p, spec, "bytes", where), what, 4, 1LL << 62, &size)) return -1;
+    if (field_int(p, spec, where, "bytes", 4, 1LL << 62, &size)) return -1;
     if (size % 4) return bad(p, "%s.bytes must be a multiple of 4, got %lld", where, size);
     json_t *init = json_object_get(spec, "init");
     int kind = init ? (json_is_string(init)
@@ -431,8 +451,7 @@ static int parse_manifest(problem_t *p, json_t *m, int has_weights, uint64_t wei
       return -1;
     }
     if (kind == INIT_WEIGHTS) {
-      snprintf(what, sizeof what, "%s.offset", where);
-      if (get_int(p, get(p, spec, "offset", where), what, 0, 1LL << 62, &offset)) return -1;
+      if (field_int(p, spec, where, "offset", 0, 1LL << 62, &offset)) return -1;
       if (!has_weights)
         return bad(p, "%s is initialised from weights, but the artifact has no %s", where, RT3D_WEIGHTS);
       if ((uint64_t)offset + (uint64_t)size > weights_size)
@@ -452,21 +471,14 @@ static int parse_manifest(problem_t *p, json_t *m, int has_weights, uint64_t wei
     long long bindings;
     program->kernel_count = i + 1; /* freed with the program from here on */
     snprintf(where, sizeof where, "kernels[%zu]", i);
-    snprintf(what, sizeof what, "%s.name", where);
-    if (get_str(p, get(p, spec, "name", where), what, &k->name)) return -1;
-    snprintf(what, sizeof what, "%s.module", where);
-    if (get_str(p, get(p, spec, "module", where), what, &k->module)) return -1;
-    snprintf(what, sizeof what, "%s.entry", where);
-    if (get_str(p, get(p, spec, "entry", where), what, &k->entry)) return -1;
-    snprintf(what, sizeof what, "%s.bindings", where);
-    if (get_int(p, get(p, spec, "bindings", where), what, 1, MAX_BINDINGS, &bindings)) return -1;
+    if (field_str(p, spec, where, "name", &k->name) || field_str(p, spec, where, "module", &k->module) ||
+        field_str(p, spec, where, "entry", &k->entry) ||
+        field_int(p, spec, where, "bindings", 1, MAX_BINDINGS, &bindings))
+      return -1;
     k->bindings = (uint32_t)bindings;
-    snprintf(what, sizeof what, "%s.workgroup_size", where);
-    json_t *triple = get(p, spec, "workgroup_size", where);
-    if (!triple || get_triple(p, triple, what, k->workgroup)) return -1;
-    snprintf(what, sizeof what, "%s.groups", where);
-    triple = get(p, spec, "groups", where);
-    if (!triple || get_triple(p, triple, what, k->groups)) return -1;
+    if (field_triple(p, spec, where, "workgroup_size", k->workgroup) ||
+        field_triple(p, spec, where, "groups", k->groups))
+      return -1;
     for (size_t j = 0; j < i; ++j)
       if (!strcmp(program->kernels[j].name, k->name))
         return bad(p, "kernel name '%s' is used twice", k->name);
@@ -495,8 +507,7 @@ static int parse_manifest(problem_t *p, json_t *m, int has_weights, uint64_t wei
       return -1;
     }
     d->kernel = k;
-    snprintf(what, sizeof what, "%s.buffers", where);
-    json_t *ids = get(p, spec, "buffers", where);
+    json_t *ids = field(p, spec, where, "buffers", what);
     if (get_list(p, ids, what)) return -1;
     d->count = (uint32_t)(json_array_size(ids) < 4096 ? json_array_size(ids) : 4096);
     d->buffers = calloc(d->count + 1, sizeof *d->buffers);
@@ -515,9 +526,7 @@ static int parse_manifest(problem_t *p, json_t *m, int has_weights, uint64_t wei
     if (json_array_size(ids) != kernel->bindings)
       return bad(p, "%s binds %zu buffers, but kernel '%s' has %u bindings", where, json_array_size(ids),
                  kernel->name, kernel->bindings);
-    snprintf(what, sizeof what, "%s.groups", where);
-    json_t *triple = get(p, spec, "groups", where);
-    if (!triple || get_triple(p, triple, what, d->groups)) return -1;
+    if (field_triple(p, spec, where, "groups", d->groups)) return -1;
     if (memcmp(d->groups, kernel->groups, sizeof d->groups))
       return bad(p, "%s launches a (%u, %u, %u) grid, but kernel '%s' was built for (%u, %u, %u)", where,
                  d->groups[0], d->groups[1], d->groups[2], kernel->name, kernel->groups[0],

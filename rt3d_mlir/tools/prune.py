@@ -210,12 +210,13 @@ def _check_latency(args, config, job, report: dict) -> None:
     from rt3d_mlir.fileio import write_text
     from rt3d_mlir.latency import measure_model
     from rt3d_mlir.models import build_model
+    from rt3d_mlir.pruning.latency_budget import compiled_group_shape
 
     latency = report["latency"]
     pruned = list(latency["layers"])
     dense = build_model(config.arch, **job.model_kwargs)
-    shapes = {tuple(entry["group_shape"]) for entry in latency["layers"].values() if entry["keep"] < 1.0}
-    group_shape = config.scheme.compiled_group_shape if shapes <= {config.scheme.group_shape} else None
+    used = [tuple(entry["group_shape"]) for entry in latency["layers"].values() if entry["keep"] < 1.0]
+    group_shape = compiled_group_shape(config.scheme, used)
     measured = measure_model(job.model, job.input_shape, pruned, args.target,
                              args.latency_threads or default_threads(), group_shape, baseline=dense)
     # the VM's speed drifts: the prediction scaled by how fast the dense build runs now
