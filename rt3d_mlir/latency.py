@@ -215,21 +215,36 @@ def _time_builds(
         walls = interleaved_medians({k: (lambda m=m: m(array)) for k, m in built.items()}, rounds, 1)
         per_layer: dict[str, dict[str, float]] = {}
         for label, model in built.items():
-            model.set_profiling(True)
-            for _ in range(rounds):
-                model(array)
-            profile = model.kernel_profile()
-            # the profile's clock reads cost time of their own, and the glue between kernels some
-            # more: scale the kernels to the build's wall time, so the parts add up to the whole
-            total = sum(k.seconds / max(k.calls, 1) for k in profile)
-            scale = walls[label] / total if total > 0 else 1.0
-            per_layer[label] = {
-                name: seconds * scale for name, seconds in _layer_seconds(profile, layers, names).items()
-            }
+            per_layer[label] = _profiled_layers(model, array, walls[label], layers, names, rounds) \
+                if names else {}  # else wall times only
             close = getattr(model, "close", None)
             if close is not None:
                 close()
     return walls, per_layer
+
+
+def _profiled_layers(model, array, wall: float, layers, names: set[str], rounds: int) -> dict[str, float]:
+    """The named layers' seconds per call in ``model``'s kernel profile, scaled to its wall time."""
+    model.set_profiling(True)
+    for _ in range(rounds):
+        model(array)
+    profile = model.kernel_profile()
+    # the profile's clock reads cost time of their own, and the glue between kernels some
+    # more: scale the kernels to the build's wall time, so the parts add up to the whole
+    total = sum(k.seconds / max(k.calls, 1) for k in profile)
+    scale = wall / total if total > 0 else 1.0
+    return {name: seconds * scale for name, seconds in _layer_seconds(profile, layers, names).items()}
+
+
+def measure_builds(
+    models: dict[str, tuple[nn.Module, tuple[int, int] | None]], input_shape: Sequence[int], target: str,
+    threads: int, rounds: int = 7, progress: bool = True,
+) -> dict[str, float]:
+    """Each (model, group shape to compile with; None: each layer's own) built for ``target`` and
+    timed side by side in the same interleaved rounds: median seconds per call."""
+    models = {label: (copy.deepcopy(model).eval(), shape) for label, (model, shape) in models.items()}
+    walls, _ = _time_builds(models, input_shape, [], set(), target, threads, rounds, progress)
+    return walls
 
 
 def measure_model(

@@ -9,9 +9,10 @@ A checkpoint is a ``torch.save``-d dict::
       "kwargs": {"width": 0.25, ...},      # constructor arguments
       "state_dict": {...},                 # weights; pruned weights are exact zeros
       "sparsity": {                        # optional
-        "scheme": "kgs" | "vanilla" | "block" | "dense",
+        "scheme": "kgs" | "vanilla" | "block" | "filter" | "unstructured" | "dense",
         "group_shape": [gF, gC],           # block: [bR, bC], the block's rows and columns; None
-                                           # when layers differ (rt3d-prune --latency-group-shapes):
+                                           # when layers differ (rt3d-prune --latency-group-shapes)
+                                           # and for filter / unstructured (the compiler looks):
         "layers": {"features.conv2a": {"kept_fraction": 0.38, "group_shape": [8, 8]}, ...},
       },
       "input_shape": [1, 3, 16, 112, 112], # optional default for compilation
@@ -52,7 +53,7 @@ _MAX_PICKLE_SCAN = 64 << 20  # a model's pickle (weights are separate records) i
 
 CHECKPOINT_FORMAT = "rt3d-checkpoint"
 CHECKPOINT_VERSION = 1
-SCHEMES = ("kgs", "vanilla", "block", "dense")
+SCHEMES = ("kgs", "vanilla", "block", "filter", "unstructured", "dense")
 
 
 @dataclass

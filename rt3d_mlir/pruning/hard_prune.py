@@ -3,7 +3,8 @@
 A layer's FLOPs scale with its number of nonzero weights, so a rate ``r``
 (dense / kept FLOPs) keeps ``1/r`` of the weights: the units are taken in
 order of decreasing norm until their weight count is closest to that (block
-columns: the same number in every block, ``units.balanced_columns``). A
+columns: the same number in every block, ``units.balanced_columns``;
+unstructured: ``torch.ao.pruning``'s weight-norm sparsifier, blocks of one). A
 whole-model target becomes one keep fraction for all pruned layers, with
 skipped layers counted as dense.
 """
@@ -55,6 +56,8 @@ def unit_mask_for_rate(
 ) -> torch.Tensor:
     """Unit mask keeping the largest-norm units whose weights total closest to 1/rate."""
     norms = unit_norms(weight.detach(), scheme) if norms is None else norms
+    if scheme.kind == "unstructured":
+        return sparsifier_mask(weight, rate).reshape(norms.shape)
     balanced = balanced_columns(norms, scheme, rate)
     if balanced is not None:
         return balanced
@@ -68,6 +71,26 @@ def unit_mask_for_rate(
     keep = torch.zeros_like(flat_norms, dtype=torch.bool)
     keep[order[:count]] = True
     return keep.reshape(norms.shape)
+
+
+def sparsifier_mask(weight: torch.Tensor, rate: float) -> torch.Tensor:
+    """Unstructured magnitude pruning by ``torch.ao.pruning.WeightNormSparsifier`` (blocks of one
+    weight): the mask keeping ``1/rate`` of ``weight``. The sparsifier takes 2-D weights, so it
+    prunes the weight seen as the matrix ``[F, C x Kd x Kh x Kw]`` (the same weights: blocks of one
+    do not see the shape)."""
+    from torch.ao.pruning import WeightNormSparsifier
+
+    matrix = weight.detach().reshape(weight.shape[0], -1).float().cpu()
+    holder = nn.Module()
+    holder.layer = nn.Linear(matrix.shape[1], matrix.shape[0], bias=False)
+    with torch.no_grad():
+        holder.layer.weight.copy_(matrix)
+    sparsifier = WeightNormSparsifier(sparsity_level=1.0 - 1.0 / rate, sparse_block_shape=(1, 1),
+                                      zeros_per_block=1)
+    sparsifier.prepare(holder, [{"tensor_fqn": "layer.weight"}])
+    sparsifier.step()
+    mask = holder.layer.parametrizations.weight[0].mask  # type: ignore[union-attr,index]
+    return mask.bool().reshape(weight.shape).to(weight.device)
 
 
 def hard_prune(

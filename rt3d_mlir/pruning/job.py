@@ -38,7 +38,7 @@ from rt3d_mlir.pruning.latency_budget import (
     with_shape,
 )
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
-from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
+from rt3d_mlir.pruning.regularizer import REGULARIZERS, GroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.pruning.tasks import task_of
 from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
@@ -72,6 +72,7 @@ class PruneJobConfig:
     dense_epochs: int = 10
     reweight_epochs: int = 8
     reweight_every: int = 2
+    regularizer: str = "reweighted"  # or "group_lasso", or "none" (magnitude only; pruning.regularizer)
     penalty: float = 1e-4
     penalty_eps: float = 1e-6
     retrain_epochs: int = 8
@@ -113,6 +114,8 @@ class PruneJobConfig:
         data = asdict(self)
         for key in ("output", "work_dir", "report", "workers", "threads", *INT8_SETTINGS):
             data.pop(key)
+        if data["regularizer"] == "reweighted":
+            data.pop("regularizer")  # the runs from before the choice existed resume
         return json.loads(json.dumps(data, default=str))
 
     def int8_settings(self) -> dict[str, Any]:
@@ -193,6 +196,13 @@ class PruneJob:
                 f"'{config.arch}' trains for {wanted}, but data set '{config.data}' is one for "
                 f"{self.task.name}"
             )
+        if config.regularizer not in REGULARIZERS:
+            raise ValueError(f"unknown regularizer '{config.regularizer}' "
+                             f"(choose from {', '.join(REGULARIZERS)})")
+        if (config.latency_target is not None or config.latency_reduction is not None) \
+                and config.scheme.compiled_group_shape is None:
+            raise ValueError(f"a latency target needs a scheme the compiler has kernels for (kgs, vanilla or "
+                             f"block), not {config.scheme.kind}")
         if self.task.name != "classification" and config.distill:
             raise ValueError(f"--distill applies to classification, not to {self.task.name}")
         clip = self.train_set[0][0]
@@ -327,9 +337,10 @@ class PruneJob:
             optimizer.load_state_dict(self.state.optimizer)
             scheduler.load_state_dict(self.state.scheduler)
         penalty = None
-        if phase == "reweight":
-            penalty = ReweightedGroupPenalty(
-                self.model, self.state.pruned_layers, config.scheme, config.penalty, config.penalty_eps
+        if phase == "reweight" and config.regularizer != "none":
+            penalty = GroupPenalty(
+                self.model, self.state.pruned_layers, config.scheme, config.penalty, config.penalty_eps,
+                config.regularizer,
             )
             if self.state.penalty_factors is not None:
                 penalty.load_state_dict(self.state.penalty_factors)
@@ -584,6 +595,7 @@ class PruneJob:
             "data": config.data,
             "input_shape": list(self.input_shape),
             **config.scheme.to_dict(),
+            "regularizer": config.regularizer,
             "task": self.task.name,
             "metric": self.task.metric,  # what the accuracy figures measure
             "target_flops_reduction": config.flops_reduction,

@@ -1,7 +1,7 @@
 """Sparsity schemes as data: what a pruning unit is and which layers are pruned.
 
-A scheme names the structure (``kgs``, ``vanilla`` or ``block``), its
-shape and its pruning unit:
+A scheme names the structure (``kgs``, ``vanilla``, ``block``, ``filter`` or
+``unstructured``), its shape and its pruning unit:
 
 - ``kgs``, group shape ``(gF, gC)``: a kernel position ``(kd, kh, kw)`` of a
   group (``position``) or a spatial position ``(kh, kw)`` through the whole
@@ -14,7 +14,11 @@ shape and its pruning unit:
   columns; the unit is a ``column`` of a block (its ``bR`` weights, pruned
   together; every block keeps the same number of its columns, so every
   block of filters does the same work) or a ``row`` of a block (one
-  filter's ``bC`` weights).
+  filter's ``bC`` weights);
+- ``filter``: a whole output channel (``filter``; the usual structured
+  baseline, which leaves a narrower dense layer; no shape);
+- ``unstructured``: single weights (``weight``), chosen by magnitude with
+  ``torch.ao.pruning``'s sparsifier (the accuracy ceiling; no shape).
 
 KGS is the block scheme's column pruning with columns taken ``gC`` at a
 time: a KGS unit is the ``gC`` columns of one kernel position over a
@@ -38,8 +42,10 @@ from typing import Any
 
 from torch import nn
 
-KINDS = ("kgs", "vanilla", "block")
-UNITS = {"kgs": ("position", "spatial"), "vanilla": ("position", "spatial"), "block": ("column", "row")}
+KINDS = ("kgs", "vanilla", "block", "filter", "unstructured")
+UNITS = {"kgs": ("position", "spatial"), "vanilla": ("position", "spatial"), "block": ("column", "row"),
+         "filter": ("filter",), "unstructured": ("weight",)}
+SHAPELESS = ("filter", "unstructured")  # kinds whose units do not depend on a group shape
 PRUNABLE = (nn.Conv3d, nn.Conv2d, nn.Linear)  # the layer types a scheme applies to
 CONVS = (nn.Conv3d, nn.Conv2d)  # pruned by default; Linear layers when asked (PruningConfig.linear)
 
@@ -61,13 +67,22 @@ class SparsityScheme:
         if len(self.group_shape) != 2 or min(self.group_shape) < 1:
             raise ValueError(f"group shape must be two positive integers, got {self.group_shape}")
 
+    @property
+    def shaped(self) -> bool:
+        """Whether the units depend on ``group_shape`` (not for ``filter`` and ``unstructured``)."""
+        return self.kind not in SHAPELESS
+
     def to_dict(self) -> dict[str, Any]:
-        return {"scheme": self.kind, "group_shape": list(self.group_shape), "unit": self.unit}
+        shape = list(self.group_shape) if self.shaped else None
+        return {"scheme": self.kind, "group_shape": shape, "unit": self.unit}
 
     @property
-    def compiled_group_shape(self) -> tuple[int, int]:
+    def compiled_group_shape(self) -> tuple[int, int] | None:
         """The kernel-group shape the compiler finds this scheme's zeros in (a block scheme's pruned
-        columns are kernel groups of ``bR x 1``; as ``contracts.checkpoint`` reads a checkpoint's)."""
+        columns are kernel groups of ``bR x 1``; as ``contracts.checkpoint`` reads a checkpoint's);
+        None where the compiler has no kernels for the scheme's zeros (it looks for groups itself)."""
+        if not self.shaped:
+            return None
         return (self.group_shape[0], 1) if self.kind == "block" else self.group_shape
 
 

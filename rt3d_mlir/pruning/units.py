@@ -13,6 +13,8 @@ set of weights that are kept or removed together:
   ``bR x 1``, one (channel, position) column of ``bR`` rows -> ``[nBR, C, Kd, Kh, Kw]``
 - block ``row``: the weight as the matrix ``[F, C x Kd x Kh x Kw]`` in groups
   of ``1 x bC``, one filter's ``bC`` consecutive columns -> ``[F, nBC]``
+- ``filter``: one output channel, groups of ``1 x C`` -> ``[F, 1]``
+- ``unstructured``: one weight, groups of ``1 x 1`` -> ``[F, C, Kd, Kh, Kw]``
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ def _base_shape(weight_shape: tuple[int, ...], scheme: SparsityScheme) -> tuple[
     return shape
 
 
-def _group(scheme: SparsityScheme) -> tuple[int, int]:
+def _group(scheme: SparsityScheme, base: tuple[int, ...]) -> tuple[int, int]:
+    if scheme.kind == "filter":
+        return (1, base[1])
+    if scheme.kind == "unstructured":
+        return (1, 1)
     if scheme.kind != "block":
         return scheme.group_shape
     rows, columns = scheme.group_shape
@@ -49,7 +55,7 @@ def _group(scheme: SparsityScheme) -> tuple[int, int]:
 
 def _reduce_dims(scheme: SparsityScheme) -> tuple[int, ...]:
     # Dims of the grouped view [nGF, gF, nGC, gC, Kd, Kh, Kw] summed into one unit.
-    if scheme.kind == "vanilla":
+    if scheme.kind in ("vanilla", "filter"):
         return (1, 3, 4, 5, 6)
     if scheme.kind == "kgs" and scheme.unit == "spatial":
         return (1, 3, 4)
@@ -58,7 +64,7 @@ def _reduce_dims(scheme: SparsityScheme) -> tuple[int, ...]:
 
 def _grouped(weight: torch.Tensor, scheme: SparsityScheme) -> torch.Tensor:
     weight = weight.reshape(_base_shape(tuple(weight.shape), scheme))
-    g_f, g_c = _group(scheme)
+    g_f, g_c = _group(scheme, tuple(weight.shape))
     f, c = weight.shape[:2]
     pad_f, pad_c = (-f) % g_f, (-c) % g_c
     if pad_f or pad_c:
@@ -87,7 +93,7 @@ def expand_unit_mask(
 ) -> torch.Tensor:
     """Per-weight boolean mask (of ``weight_shape``) from a unit mask."""
     base = _base_shape(weight_shape, scheme)
-    g_f, g_c = _group(scheme)
+    g_f, g_c = _group(scheme, base)
     f, c = base[:2]
     n_gf, n_gc = math.ceil(f / g_f), math.ceil(c / g_c)
     view = (n_gf, g_f, n_gc, g_c, *base[2:])

@@ -1,7 +1,7 @@
-"""rt3d-prune: prune a 3D CNN into KGS or vanilla structured sparsity.
+"""rt3d-prune: prune a 3D CNN into KGS or vanilla structured sparsity (or block, filter, unstructured).
 
 Trains the dense model (or loads it with --dense), trains with the
-reweighted group penalty, hard-prunes to the target, and retrains with the
+reweighted group penalty (or --regularizer), hard-prunes to the target, and retrains with the
 masks fixed; with --int8, calibrates int8 scales and optionally retrains
 with int8 simulated (--qat-epochs). Checkpoints every epoch in the work directory and resumes from
 it when run again with the same settings. Runs under
@@ -53,8 +53,9 @@ def build_parser() -> ArgumentParser:
                       help="torch threads per process (default: cores / processes)")
     sparsity = p.add_argument_group("sparsity")
     sparsity.add_argument("--scheme", default="kgs",
-                          help="kgs, vanilla or block (block-based: columns of bR x bC blocks of the weight "
-                          "matrix, any layer; default: kgs)")
+                          help="kgs, vanilla, block (block-based: columns of bR x bC blocks of the weight "
+                          "matrix, any layer), filter (whole output channels) or unstructured (single "
+                          "weights by magnitude, torch.ao.pruning); default: kgs")
     sparsity.add_argument("--group-shape", type=group_shape, default=(4, 4),
                           help="kernel group GFxGC; block: block rows x columns bRxbC (default: 4x4)")
     sparsity.add_argument("--unit", default="",
@@ -86,6 +87,10 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--reweight-epochs", type=bounded_int(0, 1 << 20), default=8)
     train.add_argument("--reweight-every", type=bounded_int(1, 1 << 20), default=2,
                        help="recompute the reweighting factors every N epochs")
+    train.add_argument("--regularizer", default="reweighted", choices=("reweighted", "group-lasso", "none"),
+                       help="the penalty of the reweighting epochs: RT3D's reweighted group penalty "
+                       "(default), a plain group lasso of the same initial strength, or none (magnitude "
+                       "only)")
     train.add_argument("--penalty", type=bounded_float(0), default=1e-4, help="group penalty strength lambda")
     train.add_argument("--retrain-epochs", type=bounded_int(0, 1 << 20), default=8)
     train.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
@@ -172,7 +177,8 @@ def config_from_args(args) -> object:
         latency_target=args.latency_target, latency_reduction=args.latency_reduction,
         skip=tuple(args.skip) if args.skip else None, linear=args.prune_linear, dense_checkpoint=args.dense,
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
-        reweight_every=args.reweight_every, penalty=args.penalty,
+        reweight_every=args.reweight_every, regularizer=args.regularizer.replace("-", "_"),
+        penalty=args.penalty,
         retrain_epochs=args.retrain_epochs,
         distill=args.distill, int8=args.int8 or args.qat_epochs > 0,
         calibration_clips=args.calibration_clips, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr,

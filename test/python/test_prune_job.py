@@ -127,6 +127,31 @@ def test_vanilla_and_spatial_units(tmp_path):
     assert (masks == masks[:, :, :1]).all()  # kept (kh, kw) run through the whole depth
 
 
+def test_filter_and_unstructured_schemes_and_the_other_regularizers(tmp_path):
+    report = run_job(tmp_path, "filter", scheme=SparsityScheme("filter"), regularizer="none",
+                     retrain_epochs=1)
+    assert report["regularizer"] == "none" and report["scheme"] == "filter"
+    assert [h["penalty"] for h in report["history"] if h["phase"] == "reweight"] == [0.0, 0.0]
+    raw = torch.load(tmp_path / "filter.pt", weights_only=True)
+    assert raw["sparsity"]["scheme"] == "filter" and raw["sparsity"]["group_shape"] is None
+    weight = raw["state_dict"]["features.conv3a.weight"].flatten(1)
+    alive = weight.abs().sum(1) > 0
+    assert 0 < int(alive.sum()) < len(alive) and bool(((weight != 0) | ~alive[:, None]).all())
+    compile_checkpoint(tmp_path / "filter.pt", tmp_path / "filter.so")  # compiled as it is (dense kernels)
+    result = cli(*CLI_ARGS[:CLI_ARGS.index("--scheme")], *CLI_ARGS[CLI_ARGS.index("--flops-reduction"):],
+                 "--scheme", "unstructured", "--regularizer", "group-lasso", "--retrain-epochs", "1",
+                 "-o", str(tmp_path / "unstructured.pt"))
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "unstructured.json") as f:
+        report = json.load(f)
+    assert report["regularizer"] == "group_lasso" and report["scheme"] == "unstructured"
+    assert abs(report["flops"]["reduction"] - 2.6) / 2.6 < 0.02
+    assert all(h["penalty"] > 0 for h in report["history"] if h["phase"] == "reweight")
+    with pytest.raises(ValueError, match="a latency target needs a scheme the compiler has kernels for"):
+        run_job(tmp_path, "latency", scheme=SparsityScheme("filter"), flops_reduction=None,
+                latency_reduction=2.0)
+
+
 def test_cli_block_pruning_with_the_fc_layers_compiles(tmp_path):
     """rt3d-prune --scheme block --prune-linear: the convs and the FC layers lose whole columns of
     16 x 8 blocks (rows: filters or outputs); the checkpoint compiles, its convs' zeros recognized as

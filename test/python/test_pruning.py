@@ -14,7 +14,7 @@ from rt3d_mlir.pruning.distributed import Distributed
 from rt3d_mlir.pruning.flops import conv_flops, flops_reduction
 from rt3d_mlir.pruning.hard_prune import hard_prune, rates_for_flops_target, unit_mask_for_rate
 from rt3d_mlir.pruning.masking import MASK_BUFFER, masked_modules, state_dict_without_masks
-from rt3d_mlir.pruning.regularizer import ReweightedGroupPenalty
+from rt3d_mlir.pruning.regularizer import GroupPenalty
 from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, parse_layer_config, select_layers
 from rt3d_mlir.pruning.training import train_epoch
 from rt3d_mlir.pruning.units import expand_unit_mask, unit_norms, unit_sizes
@@ -123,7 +123,7 @@ def test_reweighted_penalty_pushes_small_units_harder():
         model[0].weight.fill_(1.0)
         model[0].weight[:, :, :, :, 1] = 0.01
     scheme = SparsityScheme("kgs", (4, 4))
-    penalty = ReweightedGroupPenalty(model, ["0"], scheme, strength=1.0)
+    penalty = GroupPenalty(model, ["0"], scheme, strength=1.0)
     penalty().backward()
     grad = model[0].weight.grad
     # Per weight, the gradient is P_u * w / ||W_u||: much larger for the small unit.
@@ -246,7 +246,7 @@ def test_block_pruning_applies_to_conv2d_and_linear_with_the_same_machinery():
     layers = conv_flops(model, shape, linear=True)
     assert [layer.name for layer in layers] == ["0", "2", "4", "7", "9"]
     assert layers[3].dense_macs == 32 * 8 * 8 * 64
-    penalty = ReweightedGroupPenalty(model, pruned, scheme, strength=1.0)
+    penalty = GroupPenalty(model, pruned, scheme, strength=1.0)
     penalty().backward()
     assert all(model.get_submodule(name).weight.grad is not None for name in pruned)
     model.zero_grad()
@@ -259,3 +259,60 @@ def test_block_pruning_applies_to_conv2d_and_linear_with_the_same_machinery():
     train_epoch(model, torch.utils.data.DataLoader(data, batch_size=4), optimizer, Distributed(), masked=True)
     for name, module in masked_modules(model):
         assert bool((module.weight[~getattr(module, MASK_BUFFER)] == 0).all()), name
+
+
+def test_group_lasso_starts_at_the_reweighted_strength_and_stays_fixed():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(4, 8, 3), nn.Conv3d(8, 8, 3))
+    scheme = SparsityScheme("kgs", (4, 4))
+    reweighted = GroupPenalty(model, ["0", "1"], scheme, strength=1e-3)
+    lasso = GroupPenalty(model, ["0", "1"], scheme, strength=1e-3, kind="group_lasso")
+    assert float(lasso().detach()) == pytest.approx(float(reweighted().detach()), rel=1e-5)
+    factors = {name: value.unique() for name, value in lasso.factors.items()}
+    assert all(len(value) == 1 for value in factors.values())  # one factor for every unit
+    assert torch.equal(factors["0"], factors["1"])
+    with torch.no_grad():
+        model[0].weight.mul_(3)
+    lasso.update_factors()
+    assert torch.equal(lasso.factors["0"].unique(), factors["0"])  # fixed after the start
+    with pytest.raises(ValueError, match="unknown group penalty 'none'"):
+        GroupPenalty(model, ["0"], scheme, 1.0, kind="none")
+
+
+def test_filter_pruning_removes_whole_output_channels():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(6, 12, 3), nn.Conv2d(4, 10, 3), nn.Linear(12, 8))
+    scheme = SparsityScheme("filter")
+    assert scheme.unit == "filter" and scheme.to_dict()["group_shape"] is None
+    assert scheme.compiled_group_shape is None  # the compiler has no filter kernels: it looks itself
+    norms = {name: model.get_submodule(name).weight.detach().flatten(1).norm(dim=1)
+             for name in ("0", "1", "2")}
+    hard_prune(model, scheme, {"0": 3.0, "1": 2.0, "2": 4.0})
+    for name, kept in (("0", 4), ("1", 5), ("2", 2)):
+        weight = model.get_submodule(name).weight.detach().flatten(1)
+        alive = weight.abs().sum(1) > 0
+        assert int(alive.sum()) == kept
+        assert torch.equal(alive, torch.isin(torch.arange(len(alive)), norms[name].topk(kept).indices))
+        assert bool(((weight != 0) | ~alive[:, None]).all())  # a kept filter keeps every weight
+
+
+def test_unstructured_pruning_is_torch_ao_magnitude_pruning():
+    from torch.ao.pruning import WeightNormSparsifier
+
+    torch.manual_seed(0)
+    weight = torch.randn(ODD_WEIGHT)
+    scheme = SparsityScheme("unstructured")
+    unit_mask = unit_mask_for_rate(weight, scheme, 4.0)
+    mask = expand_unit_mask(unit_mask, ODD_WEIGHT, scheme)
+    kept = weight[mask].abs()
+    assert float(kept.min()) >= float(weight[~mask].abs().max())  # by magnitude
+    assert int(mask.sum()) == pytest.approx(weight.numel() / 4, abs=1)
+    # the mask is the one the sparsifier itself gives the weight as a matrix
+    holder = nn.Module()
+    holder.layer = nn.Linear(weight[0].numel(), weight.shape[0], bias=False)
+    with torch.no_grad():
+        holder.layer.weight.copy_(weight.flatten(1))
+    sparsifier = WeightNormSparsifier(sparsity_level=0.75, sparse_block_shape=(1, 1), zeros_per_block=1)
+    sparsifier.prepare(holder, [{"tensor_fqn": "layer.weight"}])
+    sparsifier.step()
+    assert torch.equal(holder.layer.parametrizations.weight[0].mask.bool().reshape(ODD_WEIGHT), mask)
