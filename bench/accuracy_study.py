@@ -10,8 +10,8 @@ every conv FLOPs reduction: reweighted training (or another penalty), hard pruni
 retraining, the same epochs for every arm. Every arm of one seed starts from that seed's dense
 weights. The study is resumable at every level: a finished run's report is kept in
 ``--results`` (committed) and skipped when run again; an interrupted run resumes from its last
-epoch (its checkpoints live under ``--work``, not committed). Runs go seed by seed, so a partial
-study has whole seeds.
+epoch (its checkpoints live under ``--work``, not committed). Runs go seed by seed, and in a seed
+rate by rate (in ``--rates`` order), every arm at a rate before the next rate.
 
 Arms (``--arms``, default all):
 
@@ -279,8 +279,8 @@ def command_run(args: argparse.Namespace) -> None:
         latency_table(study, args.results, args.latency_threads, args.rounds)
     for seed in (int(text) for text in args.seeds.split(",")):
         dense = dense_model(study, args.work, args.results, seed, args.threads)
-        for arm in arms:
-            for rate in rates:
+        for rate in rates:  # every arm at the first rate first: a partial study compares them
+            for arm in arms:
                 prune_run(study, args, arm, rate, seed, dense)
 
 
