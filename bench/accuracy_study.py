@@ -29,11 +29,11 @@ Arms (``--arms``, default all):
   table predicts for ``kgs4x4`` at the same FLOPs reduction (uniform keep): the same latency,
   spent where it loses the least importance.
 
-``latency`` compiles every finished run (host, ``--threads``) and times all of them, and the
-dense models, in one interleaved run (filter: the slimmed model; unstructured: our compiler has
-no unstructured kernels, so it is its dense build). ``report`` prints the markdown table (mean
-and spread over the seeds) and writes the plots of accuracy against FLOPs reduction and against
-measured latency.
+``latency`` compiles every finished run (host, ``--latency-threads``) and times all of them, and
+the dense models, in one interleaved run (filter: the slimmed model; unstructured: the checkpoint
+as it is, which our compiler runs with dense kernels: it has no unstructured ones). ``report``
+prints the markdown table (mean and spread over the seeds) and writes the plots of accuracy
+against FLOPs reduction and against measured latency.
 """
 
 from __future__ import annotations
@@ -415,7 +415,7 @@ def _plot(points, dense_acc: list[float], dense_ms: float | None, figures: str) 
         for arm in ARMS:
             mine = sorted((p for p in points if p[0] == arm and (axis == "flops" or p[3] is not None)),
                           key=lambda p: p[1])
-            if not mine or (axis == "latency" and arm == "unstructured"):
+            if not mine:
                 continue
             xs = [p[1] if axis == "flops" else p[3] for p in mine]
             means = [100 * statistics.mean(p[2]) for p in mine]
