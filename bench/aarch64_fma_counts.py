@@ -37,9 +37,10 @@ from rt3d_mlir.ir_matchers import constant_array, ops_named
 from rt3d_mlir.models import build_model
 from rt3d_mlir.passes import run_pipeline
 from rt3d_mlir.pruning import apply_random_masks
+from rt3d_mlir.runtime.emulated import CORE_MODEL
 
-A76_GHZ = 2.84
-A76_FMLA_PER_CYCLE = 2
+A76_GHZ = CORE_MODEL["ghz"]
+A76_FMLA_PER_CYCLE = CORE_MODEL["multiply_adds_per_cycle"]
 
 
 def fmla_counts(

@@ -6,8 +6,9 @@
 Each C3D build (dense, and KGS at ``--rate`` FLOPs reduction with random
 masks for every group shape) is compiled with ``--target aarch64 --cpu
 cortex-a76`` and run by the project's AArch64 harness under
-``qemu-aarch64`` with ``bench/qemu_insn_count.c`` loaded as a TCG plugin
-(built here with the host C compiler, ``$CC`` or ``cc``). The plugin counts
+``qemu-aarch64`` with ``rt3d_mlir/runtime/qemu_insn_count.c`` loaded as a TCG
+plugin (built with the host C compiler, ``$CC`` or ``cc``, and cached:
+``runtime.emulated.counting_plugin``). The plugin counts
 every executed guest instruction, the NEON ``fmla`` among them (single
 and, with ``--precisions fp16``, half precision: 8 products each), the
 ``sdot`` of int8 builds (16 products each; the int8 scales are calibrated on
@@ -19,7 +20,8 @@ start, ``dlopen`` and file I/O cancelled out.
 The static ``fmla`` count of ``bench/aarch64_fma_counts.py`` (derived from
 the packed tables and the schedule of an fp32 build) is printed beside the
 measured one of fp32 builds: the two must agree. The Cortex-A76 column is a
-lower bound for one core at 2.84 GHz: the larger of (fmla + half fmla +
+lower bound for one core at 2.84 GHz (``runtime.emulated.modeled_seconds``,
+the model AArch64 latency tables use): the larger of (fmla + half fmla +
 sdot)/2 (two 128-bit SIMD pipes) and instructions/4 (its 4-wide decode)
 cycles.
 """
@@ -29,7 +31,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,23 +39,25 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aarch64_fma_counts import A76_FMLA_PER_CYCLE, A76_GHZ, fmla_counts
+from aarch64_fma_counts import fmla_counts
 
 from rt3d_mlir.compiler import compile_model
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.quantization import calibrate
-from rt3d_mlir.runtime.emulated import harness_path, qemu_command
-
-A76_DECODE_WIDTH = 4
-PLUGIN_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qemu_insn_count.c")
+from rt3d_mlir.runtime.emulated import (
+    counting_plugin,
+    harness_path,
+    modeled_seconds,
+    qemu_command,
+    read_counts,
+)
 
 
 def build_plugin(directory: str) -> str:
-    path = os.path.join(directory, "qemu_insn_count.so")
-    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", path, PLUGIN_SOURCE], check=True)
-    return path
+    """The counting plugin (the runtime's, built once and cached; ``directory`` is unused)."""
+    del directory
+    return counting_plugin()
 
 
 def counted_run(plugin: str, artifact: str, x_path: str, directory: str, repeat: int) -> dict[str, int]:
@@ -77,8 +80,7 @@ def counted_run(plugin: str, artifact: str, x_path: str, directory: str, repeat:
         capture_output=True,
         text=True,
     )
-    with open(counts) as f:
-        return {key: int(value) for key, value in (line.split() for line in f if line.strip())}
+    return read_counts(counts)[0]
 
 
 def per_inference(plugin: str, artifact: str, x: np.ndarray, directory: str) -> dict[str, int]:
@@ -140,8 +142,6 @@ def main() -> None:
             )
             counts = per_inference(plugin, artifact, x.numpy(), tmp)
             base = base or counts["instructions"]
-            fmla = counts["fmla"] + counts["fmla_h"] + counts["sdot"]
-            cycles = max(fmla / A76_FMLA_PER_CYCLE, counts["instructions"] / A76_DECODE_WIDTH)
             static = ratio = "-"
             if precision == "fp32":
                 conv, fc, _kept = fmla_counts(model, x, group, args.schedule)
@@ -151,7 +151,7 @@ def main() -> None:
                 f"{counts['fmla'] / 1e9:.3f} G | {static} | {ratio} | {counts['fmla_h'] / 1e9:.3f} G | "
                 f"{counts['sdot'] / 1e9:.3f} G | "
                 f"{counts['memory'] / 1e9:.3f} G | "
-                f"{base / counts['instructions']:.2f}x | {cycles / (A76_GHZ * 1e9) * 1e3:.0f} |",
+                f"{base / counts['instructions']:.2f}x | {modeled_seconds(counts) * 1e3:.0f} |",
                 flush=True,
             )
 

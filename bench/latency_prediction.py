@@ -1,7 +1,7 @@
 """How well the measured latency table predicts a model pruned to a latency target.
 
     .venv/bin/python bench/latency_prediction.py [--models c3d,r2plus1d] [--reductions 1.5,2,3]
-        [--group-shape 4x4] [--threads 2] [--rounds 7]
+        [--group-shape 4x4] [--threads 2] [--rounds 7] [--target host|aarch64]
 
 For each full-size model (random weights; the first conv kept dense, as rt3d-prune does): measure
 its latency table on the host (``rt3d_mlir.latency.measure_table``, cached), and for each latency
@@ -10,7 +10,8 @@ model to them, build it and time it against the dense build in the same interlea
 (``measure_model``). Prints a markdown table: the target, the prediction (scaled by how fast the
 dense build runs now against when the table was measured: the VM drifts), the measurement, their
 difference, and the keep fractions chosen. The table's own fit (how well its parts add up to
-each uniform build) is printed per model.
+each uniform build) is printed per model. ``--target aarch64``: the builds are counted under qemu
+on the Cortex-A76 model (``rt3d_mlir.runtime.emulated``), not timed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--group-shapes", default="", help="other group shapes a layer may take, e.g. 16x16")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--target", default="host", choices=("host", "spirv", "aarch64"))
     args = parser.parse_args()
     scheme = SparsityScheme("kgs", parse_group_shape(args.group_shape))
     rows = []
@@ -46,8 +48,8 @@ def main() -> None:
         model = build_model(name).eval()
         pruned, _ = select_layers(model, PruningConfig(scheme=scheme, flops_reduction=2.0))
         others = [parse_group_shape(text) for text in args.group_shapes.split(",") if text.strip()]
-        table = measure_table(model, INPUT, scheme, pruned, threads=args.threads, rounds=args.rounds,
-                              group_shapes=others)
+        table = measure_table(model, INPUT, scheme, pruned, target=args.target, threads=args.threads,
+                              rounds=args.rounds, group_shapes=others)
         print(f"{name}: dense {table.dense_seconds * 1e3:.1f} ms, fixed {table.fixed_seconds * 1e3:.1f} ms, "
               f"fit error of the uniform builds {table.machine['fit_error']:.1%}", flush=True)
         for text in args.reductions.split(","):
@@ -60,8 +62,8 @@ def main() -> None:
                 })
             used = [s for n, s in allocation.group_shapes.items() if allocation.keeps[n] < 1]
             compiled = compiled_group_shape(scheme, used)
-            measured = measure_model(candidate, INPUT, pruned, "host", args.threads, compiled, baseline=model,
-                                     rounds=args.rounds)
+            measured = measure_model(candidate, INPUT, pruned, args.target, args.threads, compiled,
+                                     baseline=model, rounds=args.rounds)
             speed = measured["baseline_seconds"] / table.dense_seconds
             predicted = allocation.predicted_seconds * speed
             error = measured["seconds"] / predicted - 1.0

@@ -18,9 +18,12 @@ what the layers kept dense around it cost. Tables are cached on disk
 shapes, the input shape, the group shape, the grid, the target, the thread
 count, the CPU and a digest of the code generator's sources.
 
-Targets: ``host`` (times on this CPU) and ``spirv`` (GPU timestamps on the
-first Vulkan device, lavapipe here). AArch64 builds run under qemu here,
-whose times say nothing of a phone: not measured (refused in one line).
+Targets: ``host`` (times on this CPU), ``spirv`` (GPU timestamps on the
+first Vulkan device, lavapipe here) and ``aarch64``. AArch64 builds run under
+qemu here, whose times say nothing of a phone: they are counted instead, one
+call each on one core (``runtime.emulated``: the executed instructions of
+each kernel, turned into seconds on a Cortex-A76 model, a lower bound), so an
+AArch64 table ranks layers and builds by the work their code executes.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ from rt3d_mlir.pruning.schemes import SparsityScheme
 from rt3d_mlir.runtime import load
 
 DEFAULT_KEEPS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
-TARGETS = ("host", "spirv")
+TARGETS = ("host", "spirv", "aarch64")
+COUNTED = ("aarch64",)  # targets whose builds are counted under an emulator, not timed
 CACHE_FILE = "latency.json"
 PADDING_SLACK = 1.5  # how many times its layer's dense FLOPs a layer's kernels may do
 _CODE = ("codegen", "passes", "backend", "dialect")  # whose sources decide the kernels (and this file)
@@ -139,10 +143,9 @@ def measure_table(
     """The latency table of ``model`` (see the module's text) for the scheme's group shape and any
     other ``group_shapes``. ``cache``: a JSON file, "" for the default one, None for none."""
     if target not in TARGETS:
-        raise LatencyError(
-            f"latency tables are measured on {' and '.join(TARGETS)}; '{target}' builds run under an "
-            "emulator here, whose times say nothing of the device"
-        )
+        raise LatencyError(f"latency tables are measured on {', '.join(TARGETS)}, not '{target}'")
+    if target in COUNTED:
+        threads = 1  # one core of the model
     grid = tuple(sorted({float(k) for k in keeps} | {1.0}))
     if grid[0] <= 0:
         raise LatencyError(f"keep fractions must be in (0, 1], got {grid[0]}")
@@ -184,7 +187,7 @@ def measure_table(
     fit = max(abs(fixed + sum(profiled[b].values()) - walls[b]) / walls[b] for b in builds)
     table = LatencyTable(
         target, threads, tuple(scheme.group_shape), tuple(input_shape), dense_seconds, fixed, table_layers,
-        {"cpu": cpu_name(), "walls": walls, "fit_error": fit},
+        {"cpu": _core_model() if target in COUNTED else cpu_name(), "walls": walls, "fit_error": fit},
     )
     if cache_path:
         data = _read_cache(cache_path)
@@ -212,7 +215,11 @@ def _time_builds(
             path = os.path.join(tmp, f"{len(built)}.{'spv' if target == 'spirv' else 'so'}")
             compile_model(model, x, output=path, target=target, group_shape=group_shape)
             built[label] = load(path, threads=threads)
-        walls = interleaved_medians({k: (lambda m=m: m(array)) for k, m in built.items()}, rounds, 1)
+        if target in COUNTED:  # one counted call each (runtime.emulated), modeled seconds
+            walls = {label: _counted_seconds(model, array) for label, model in built.items()}
+            rounds = 0  # the counted call's profile is the one
+        else:
+            walls = interleaved_medians({k: (lambda m=m: m(array)) for k, m in built.items()}, rounds, 1)
         per_layer: dict[str, dict[str, float]] = {}
         for label, model in built.items():
             per_layer[label] = _profiled_layers(model, array, walls[label], layers, names, rounds) \
@@ -223,11 +230,26 @@ def _time_builds(
     return walls, per_layer
 
 
-def _profiled_layers(model, array, wall: float, layers, names: set[str], rounds: int) -> dict[str, float]:
-    """The named layers' seconds per call in ``model``'s kernel profile, scaled to its wall time."""
+def _core_model() -> str:
+    from rt3d_mlir.runtime.emulated import CORE_MODEL
+
+    return f"{CORE_MODEL['cpu']} model at {CORE_MODEL['ghz']} GHz (qemu instruction counts)"
+
+
+def _counted_seconds(model, array) -> float:
+    """An emulated build's whole call, counted, in modeled seconds (``EmulatedModel.seconds``)."""
     model.set_profiling(True)
-    for _ in range(rounds):
-        model(array)
+    model(array)
+    return float(model.seconds)
+
+
+def _profiled_layers(model, array, wall: float, layers, names: set[str], rounds: int) -> dict[str, float]:
+    """The named layers' seconds per call in ``model``'s kernel profile, scaled to its wall time
+    (``rounds`` profiled calls; 0: the profile of the calls made before)."""
+    if rounds:
+        model.set_profiling(True)
+        for _ in range(rounds):
+            model(array)
     profile = model.kernel_profile()
     # the profile's clock reads cost time of their own, and the glue between kernels some
     # more: scale the kernels to the build's wall time, so the parts add up to the whole

@@ -53,7 +53,7 @@ from rt3d_mlir.dialect.attributes import (
 )
 from rt3d_mlir.errors import ToolchainError, UnsupportedModelError, describe_location
 from rt3d_mlir.fileio import atomic_output, write_text
-from rt3d_mlir.ir_matchers import int_attr, top_level_ops
+from rt3d_mlir.ir_matchers import int_attr, ops_named, top_level_ops
 from rt3d_mlir.kernel_packing import PRECISIONS
 from rt3d_mlir.passes import check_pipeline, run_pipeline
 from rt3d_mlir.sparsity import format_group_shape
@@ -355,7 +355,11 @@ def _buffer_bytes(type_: ir.Type) -> int:
 
 
 def _dispatches(module: ir.Module) -> list[Dispatch]:
-    """The kernel dispatch declarations the C glue must define."""
+    """The kernel dispatch declarations the C glue must define, in the order the model calls them
+    (profiles list kernels in that order: ``rt3d_mlir.latency`` attributes them to layers by it)."""
+    calls: dict[str, int] = {}
+    for op in ops_named(module.operation, "func.call"):
+        calls.setdefault(ir.FlatSymbolRefAttr(op.attributes["callee"]).value, len(calls))
     found = []
     for op in top_level_ops(module.operation, "func.func"):
         if KERNEL_ATTR not in op.attributes:
@@ -372,7 +376,7 @@ def _dispatches(module: ir.Module) -> list[Dispatch]:
                 bytes=sum(_buffer_bytes(t) for t in ftype.inputs),
             )
         )
-    return found
+    return sorted(found, key=lambda d: calls.get(d.name, len(calls)))  # stable: uncalled ones last
 
 
 class CpuTarget(CompileTarget):

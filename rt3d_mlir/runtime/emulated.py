@@ -5,7 +5,16 @@ Python cannot load a foreign shared object, so a small C harness
 is run under ``qemu-aarch64 -L <sysroot>``: it ``dlopen``s the artifact,
 reports its shapes, and runs ``rt3d_forward`` on an input file. An
 :class:`EmulatedModel` behaves like :class:`CompiledModel` (same call
-signature, ``threads``), only slower; kernel profiles are not available.
+signature, ``threads``), only slower. Its kernel profile is counted, not
+timed (qemu's clock says nothing of a phone's): the artifact runs once on one
+thread under qemu with a TCG plugin (``qemu_insn_count.c``, built once with
+the host C compiler and cached) that counts the executed instructions and
+marks them at every clock read, which the profiled artifact makes before and
+after each kernel. A kernel's "seconds" are then those of a core model
+(:data:`CORE_MODEL`, a Cortex-A76 at 2.84 GHz): the larger of its multiply-add
+instructions over two SIMD pipes and all its instructions over a 4-wide
+decode, in cycles. It is a lower bound that ranks builds and layers; it is not
+a phone's measured time.
 
 Environment: ``RT3D_QEMU_AARCH64`` (the emulator, default ``qemu-aarch64``
 on PATH), ``RT3D_AARCH64_SYSROOT`` (default ``/usr/aarch64-linux-gnu``),
@@ -29,6 +38,12 @@ from rt3d_mlir.processes import run_process
 from rt3d_mlir.runtime.arrays import checked_input, checked_threads
 
 HARNESS_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.c")
+PLUGIN_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qemu_insn_count.c")
+COUNTERS = ("instructions", "fmla", "fmla_h", "sdot", "memory")  # the plugin's, in its order
+# The core the counts are turned into time on: the Snapdragon 855's prime core (Cortex-A76 at
+# 2.84 GHz), with two 128-bit SIMD pipes (a multiply-add instruction each per cycle) and a 4-wide
+# decode. bench/aarch64_insn_counts.py reports its builds on the same model.
+CORE_MODEL = {"cpu": "cortex-a76", "ghz": 2.84, "multiply_adds_per_cycle": 2, "decode_width": 4}
 QEMU_PACKAGE_HINT = "Debian: apt-get install qemu-user, or run scripts/setup.sh"
 
 
@@ -76,31 +91,72 @@ def _cross_compiler() -> list[str]:
     )
 
 
-def harness_path() -> str:
-    """The AArch64 harness executable, built on first use and cached by source hash."""
-    with open(HARNESS_SOURCE, "rb") as f:
+def _cached_build(source: str, name: str, command: list[str], what: str, executable: bool,
+                  libraries: tuple[str, ...] = ()) -> str:
+    """``source`` built by ``command + [source, "-o", OUTPUT, *libraries]`` once per source hash, in
+    the cache."""
+    with open(source, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
     cache = cache_directory()
-    path = os.path.join(cache, f"harness-aarch64-{digest}")
+    path = os.path.join(cache, f"{name}-{digest}")
     if os.path.exists(path):
         return path
     os.makedirs(cache, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=".harness-", dir=cache)
+    fd, partial = tempfile.mkstemp(prefix=f".{name}-", dir=cache)
     os.close(fd)
     try:
         try:
-            result = run_process([*_cross_compiler(), "-O2", HARNESS_SOURCE, "-o", partial, "-ldl"])
+            result = run_process([*command, source, "-o", partial, *libraries])
         except OSError as err:
-            raise ArtifactError(f"building the AArch64 run harness failed: {err.strerror}") from None
+            raise ArtifactError(f"building {what} failed: {err.strerror}") from None
         if result.returncode != 0:
             message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise ArtifactError(f"building the AArch64 run harness failed: {message}")
-        os.chmod(partial, 0o755)
+            raise ArtifactError(f"building {what} failed: {message}")
+        os.chmod(partial, 0o755 if executable else 0o644)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
     return path
+
+
+def harness_path() -> str:
+    """The AArch64 harness executable, built on first use and cached by source hash."""
+    return _cached_build(HARNESS_SOURCE, "harness-aarch64", [*_cross_compiler(), "-O2"],
+                         "the AArch64 run harness", executable=True, libraries=("-ldl",))
+
+
+def counting_plugin() -> str:
+    """The instruction-counting qemu plugin (a host shared object), built on first use and cached."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        raise ArtifactError("counting AArch64 instructions needs a host C compiler for the qemu plugin "
+                            "(Debian: apt-get install gcc)")
+    return _cached_build(PLUGIN_SOURCE, "qemu_insn_count", [compiler, "-shared", "-fPIC", "-O2"],
+                         "the qemu instruction-counting plugin", executable=False)
+
+
+def read_counts(path: str) -> tuple[dict[str, int], list[list[int]]]:
+    """The plugin's output file: the whole run's counts by name, and the marks (the five counts, in
+    :data:`COUNTERS` order, at each clock read)."""
+    totals: dict[str, int] = {}
+    marks: list[list[int]] = []
+    with open(path) as f:
+        for line in f:
+            key, *values = line.split()
+            if key == "mark":
+                marks.append([int(v) for v in values])
+            elif key in COUNTERS:
+                totals[key] = int(values[0])
+    return totals, marks
+
+
+def modeled_seconds(counts: dict[str, int]) -> float:
+    """Seconds on :data:`CORE_MODEL` for these instruction counts (a lower bound)."""
+    multiply_adds = counts["fmla"] + counts["fmla_h"] + counts["sdot"]
+    cycles = max(multiply_adds / CORE_MODEL["multiply_adds_per_cycle"],
+                 counts["instructions"] / CORE_MODEL["decode_width"])
+    return cycles / (CORE_MODEL["ghz"] * 1e9)
 
 
 class EmulatedModel:
@@ -110,6 +166,10 @@ class EmulatedModel:
         self.path = os.path.abspath(os.fspath(path))
         self._command = [*qemu_command(), harness_path(), self.path]
         self._threads = 0
+        self._profiling = False
+        self._profile: list | None = None
+        self.counts: dict[str, int] | None = None  # of the last profiled call, whole
+        self.seconds: float | None = None  # of the last profiled call on CORE_MODEL
         info = self._run("info")
         fields = {}
         for line in info.splitlines():
@@ -149,7 +209,10 @@ class EmulatedModel:
         with tempfile.TemporaryDirectory(prefix="rt3d-qemu-") as tmp:
             x_path, y_path = os.path.join(tmp, "x.bin"), os.path.join(tmp, "y.bin")
             np.ascontiguousarray(x, dtype=np.float32).tofile(x_path)
-            self._run("run", x_path, y_path, str(self._threads), "1")
+            if self._profiling:
+                self._counted_call(x_path, y_path, tmp)
+            else:
+                self._run("run", x_path, y_path, str(self._threads), "1")
             y = np.fromfile(y_path, dtype=np.float32).reshape(self.output_shape)
         if out is not None:
             out[...] = y
@@ -157,10 +220,51 @@ class EmulatedModel:
         return y
 
     def set_profiling(self, on: bool) -> None:
-        raise ArtifactError("kernel profiles are not available for artifacts run under qemu")
+        """While on, a call is also counted (see the module's text; one thread, whatever
+        :attr:`threads` says) and :meth:`kernel_profile` returns the counts of the last call."""
+        self._profiling = bool(on)
+        self._profile = None
 
-    def kernel_profile(self):
-        raise ArtifactError("kernel profiles are not available for artifacts run under qemu")
+    def kernel_profile(self) -> list:
+        """The last profiled call's kernels (``KernelProfile``; seconds on :data:`CORE_MODEL`)."""
+        if not self._profiling:
+            raise ArtifactError("turn profiling on (set_profiling(True)) and call the model first")
+        return list(self._profile or [])
+
+    def _counted_call(self, x_path: str, y_path: str, tmp: str) -> None:
+        from rt3d_mlir.runtime.profile import KernelProfile
+
+        counts_path = os.path.join(tmp, "counts.txt")
+        command = [*qemu_command(), "-plugin", f"{counting_plugin()},out={counts_path}", harness_path(),
+                   self.path]
+        try:
+            result = run_process([*command, "run", x_path, y_path, "1", "1", "profile"])
+        except OSError as err:
+            raise ArtifactError(f"cannot run qemu-aarch64 for '{self.path}': {err.strerror}") from None
+        if result.returncode != 0:
+            message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+            raise ArtifactError(f"'{self.path}' under qemu-aarch64: {message}")
+        kernels = [line.split() for line in result.stdout.splitlines() if line.startswith("kernel ")]
+        _, marks = read_counts(counts_path)
+        # the harness reads the clock around the call, the artifact around each kernel (once each)
+        if any(int(kernel[2]) != 1 for kernel in kernels) or len(marks) != 2 + 2 * len(kernels):
+            raise ArtifactError(f"'{self.path}': the instruction marks do not pair with its kernels "
+                                f"({len(marks)} marks, {len(kernels)} kernels)")
+
+        def between(first: list[int], last: list[int]) -> dict[str, int]:
+            return {name: b - a for name, a, b in zip(COUNTERS, first, last, strict=True)}
+
+        self.counts = between(marks[0], marks[-1])
+        profile = []
+        glue = dict(self.counts)  # what runs between the kernels
+        for index, (_, name, calls, flops, dense, moved) in enumerate(kernels):
+            counts = between(marks[1 + 2 * index], marks[2 + 2 * index])
+            glue = {key: glue[key] - counts[key] for key in COUNTERS}
+            profile.append(KernelProfile(name, modeled_seconds(counts), int(calls), float(flops),
+                                         float(dense), float(moved)))
+        self._profile = profile
+        # each kernel's own bound (its pipes or its decode), and the glue's: they add up
+        self.seconds = sum(k.seconds for k in profile) + modeled_seconds(glue)
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,11 @@
  *       reads the float32 input (row-major, the artifact's input shape), calls
  *       rt3d_forward REPEAT times on THREADS threads (0: the artifact's
  *       default), writes the float32 output and prints "seconds <median>".
+ *   harness ARTIFACT.so run INPUT.bin OUTPUT.bin THREADS REPEAT profile
+ *       the same with the artifact's kernel profile on, then one line per
+ *       kernel call site: "kernel <name> <calls> <flops> <dense flops> <bytes>".
+ *       Profiling reads the clock before and after each kernel; under qemu
+ *       with the instruction-counting plugin those reads delimit the kernels.
  *
  * Exit status 0 on success; otherwise one line on stderr.
  */
@@ -23,6 +28,10 @@ typedef int32_t (*rank_fn)(void);
 typedef const int64_t *(*shape_fn)(void);
 typedef int32_t (*forward_fn)(const float *, float *);
 typedef int32_t (*threads_fn)(int32_t);
+typedef int32_t (*entries_fn)(void);
+typedef const char *(*name_fn)(int32_t);
+typedef int64_t (*calls_fn)(int32_t);
+typedef double (*value_fn)(int32_t);
 
 static void *need(void *lib, const char *name) {
   void *symbol = dlsym(lib, name);
@@ -78,8 +87,9 @@ int main(int argc, char **argv) {
     print_shape("output", out_shape(), out_rank());
     return 0;
   }
-  if (strcmp(argv[2], "run") != 0 || argc != 7) {
-    fprintf(stderr, "usage: harness ARTIFACT.so run INPUT OUTPUT THREADS REPEAT\n");
+  int profile = argc == 8 && strcmp(argv[7], "profile") == 0;
+  if (strcmp(argv[2], "run") != 0 || (argc != 7 && !profile)) {
+    fprintf(stderr, "usage: harness ARTIFACT.so run INPUT OUTPUT THREADS REPEAT [profile]\n");
     return 2;
   }
   forward_fn forward = (forward_fn)need(lib, "rt3d_forward");
@@ -102,6 +112,7 @@ int main(int argc, char **argv) {
   }
   fclose(f);
   if (threads > 0) set_threads(threads);
+  if (profile) ((int32_t(*)(int32_t))need(lib, "rt3d_set_profiling"))(1);
   for (int r = 0; r < repeat; ++r) {
     double start = now();
     int32_t status = forward(input, output);
@@ -119,5 +130,15 @@ int main(int argc, char **argv) {
   fclose(f);
   qsort(times, (size_t)repeat, sizeof(double), compare);
   printf("seconds %.9f\n", times[repeat / 2]);
+  if (profile) {
+    int32_t entries = ((entries_fn)need(lib, "rt3d_profile_entries"))();
+    name_fn name = (name_fn)need(lib, "rt3d_profile_name");
+    calls_fn calls = (calls_fn)need(lib, "rt3d_profile_calls");
+    value_fn flops = (value_fn)need(lib, "rt3d_profile_flops");
+    value_fn dense = (value_fn)need(lib, "rt3d_profile_dense_flops");
+    value_fn bytes = (value_fn)need(lib, "rt3d_profile_bytes");
+    for (int32_t i = 0; i < entries; ++i)
+      printf("kernel %s %lld %.17g %.17g %.17g\n", name(i), (long long)calls(i), flops(i), dense(i), bytes(i));
+  }
   return 0;
 }

@@ -71,8 +71,9 @@ def build_parser() -> ArgumentParser:
                          "from a table measured by building and timing the model (cached)")
     latency.add_argument("--latency-reduction", type=reduction, metavar="FACTOR",
                          help="the same, as a reduction of the dense model's measured latency, e.g. 3x")
-    latency.add_argument("--target", default="host", choices=("host", "spirv"),
-                         help="where the latency is measured (default: host)")
+    latency.add_argument("--target", default="host", choices=("host", "spirv", "aarch64"),
+                         help="where the latency is measured (default: host); aarch64: counted under qemu "
+                         "on one core of a Cortex-A76 model, not timed")
     latency.add_argument("--latency-group-shapes", type=_group_shapes, default=(), metavar="GFxGC,...",
                          help="group shapes a layer may take besides --group-shape, e.g. 8x8,16x16 (each "
                          "measured; a checkpoint with several leaves each layer's to the compiler)")
@@ -214,7 +215,7 @@ def _check_latency(args, config, job, report: dict) -> None:
     latencies (whole and per layer) to the report beside the predictions."""
     from rt3d_mlir.backend.tuning import default_threads
     from rt3d_mlir.fileio import write_text
-    from rt3d_mlir.latency import measure_model
+    from rt3d_mlir.latency import COUNTED, measure_model
     from rt3d_mlir.models import build_model
     from rt3d_mlir.pruning.latency_budget import compiled_group_shape
 
@@ -236,8 +237,9 @@ def _check_latency(args, config, job, report: dict) -> None:
     for name, seconds in measured["layers"].items():
         latency["layers"][name]["measured_ms"] = seconds * 1e3
     write_text(config.report_path, json.dumps(report, indent=2))
+    how = "counted (Cortex-A76 model, 1 core)" if args.target in COUNTED else "measured"
     print(
-        f"latency on {args.target}: measured {latency['measured_ms']:.1f} ms (dense "
+        f"latency on {args.target}: {how} {latency['measured_ms']:.1f} ms (dense "
         f"{latency['dense_measured_ms']:.1f} ms in the same rounds), predicted {expected:.1f} ms at this "
         f"speed ({latency['predicted_ms']:.1f} ms when measured): {latency['prediction_error']:+.1%}",
         file=sys.stderr,

@@ -13,6 +13,7 @@ from test_compile_numerics import tiny
 
 import rt3d_mlir
 from rt3d_mlir.backend.toolchain import CLANG, find_tool
+from rt3d_mlir.errors import ArtifactError
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.runtime import EmulatedModel
 from rt3d_mlir.runtime.elf import read_elf
@@ -86,8 +87,6 @@ def test_running_aarch64_without_an_emulator_says_what_to_install(c3d_aarch64, t
     result = run("rt3d-run", str(out), "--input", str(tmp_path / "x.npy"),
                  env={"RT3D_QEMU_AARCH64": str(tmp_path / "no-qemu-here")})
     assert_one_line_error(result, "needs the qemu-aarch64 emulator", "apt-get install qemu-user")
-    with pytest.raises(rt3d_mlir.Rt3dError, match="kernel profiles are not available"):
-        rt3d_mlir.load(out).set_profiling(True)
 
 
 def test_unknown_cpu_is_a_clear_error(tmp_path):
@@ -105,3 +104,32 @@ def test_qemu_plugin_counts_the_fmla_the_schedule_predicts(c3d_aarch64, tmp_path
     conv, fc, _ = bench_module("aarch64_fma_counts").fmla_counts(model, x, None)
     assert counts["fmla"] == conv + fc > 0
     assert counts["instructions"] > counts["fmla"] + counts["memory"]
+
+
+def test_kernel_profile_under_qemu_is_counted_per_kernel_in_call_order(c3d_aarch64, tmp_path):
+    """An emulated artifact's profile: each kernel's instructions (the plugin's marks at the clock reads
+    around it), in the order the model calls the kernels, as on the host; the same output."""
+    from rt3d_mlir.pruning.flops import conv_flops
+    from rt3d_mlir.runtime.emulated import modeled_seconds
+
+    model, x, out, _ = c3d_aarch64
+    emulated = EmulatedModel(out)
+    with pytest.raises(ArtifactError, match="turn profiling on"):
+        emulated.kernel_profile()
+    plain = emulated(x.numpy())
+    emulated.set_profiling(True)
+    np.testing.assert_array_equal(emulated(x.numpy()), plain)
+    profile = emulated.kernel_profile()
+    assert profile and all(k.calls == 1 and k.seconds > 0 for k in profile)
+    convs = [k.dense_flops for k in profile if k.name.startswith("rt3d_conv_kernel")]
+    assert convs == [2 * layer.dense_macs for layer in conv_flops(model, tuple(x.shape))]  # model order
+    kernels = sum(k.seconds for k in profile)
+    assert kernels < emulated.seconds < 1.05 * kernels  # and the glue between them
+    assert modeled_seconds(emulated.counts) <= emulated.seconds  # one bound for all is looser
+    host = tmp_path / "host.so"
+    rt3d_mlir.compile(model, x, output=host)
+    compiled = rt3d_mlir.load(host)
+    compiled.set_profiling(True)
+    compiled(x.numpy())
+    host_convs = [k.dense_flops for k in compiled.kernel_profile() if k.name.startswith("rt3d_conv_kernel")]
+    assert host_convs == convs

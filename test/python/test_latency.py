@@ -157,8 +157,8 @@ def test_measured_table_covers_the_layers_and_is_cached(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="measured again"):  # another thread count: another key
         latency.measure_table(model, shape, SCHEME, PRUNED, threads=2, keeps=(0.25, 0.5), rounds=2,
                               cache=cache, progress=False)
-    with pytest.raises(latency.LatencyError, match="emulator"):
-        latency.measure_table(model, shape, SCHEME, PRUNED, target="aarch64", cache=None)
+    with pytest.raises(latency.LatencyError, match="not 'riscv'"):
+        latency.measure_table(model, shape, SCHEME, PRUNED, target="riscv", cache=None)
 
 
 LATENCY_ARGS = [a for a in CLI_ARGS if a not in ("--flops-reduction", "2.6")]
@@ -228,6 +228,25 @@ def test_a_table_is_measured_on_lavapipe_too(tmp_path):
     assert table.target == "spirv" and set(table.layers) == set(PRUNED[:2])
     assert all(min(layer.seconds) > 0 for shapes in table.layers.values() for layer in shapes.values())
     assert 0 < table.fixed_seconds < table.dense_seconds
+
+
+def test_an_aarch64_table_is_counted_under_qemu(tmp_path):
+    """--target aarch64: each build runs once under qemu with the counting plugin; a layer's seconds
+    are its kernels' instructions on the Cortex-A76 model, so they follow the work: half the weights,
+    about half the time (no timing: the counts do not depend on this VM)."""
+    from rt3d_mlir.runtime.emulated import CORE_MODEL
+
+    torch.manual_seed(0)
+    model = build_model("c3d", width=0.125, input_size=(16, 32, 32), num_classes=4).eval()
+    table = latency.measure_table(model, (1, 3, 16, 32, 32), SCHEME, PRUNED[:2], target="aarch64",
+                                  threads=2, keeps=(0.25, 0.5), cache=None, progress=False)
+    assert table.target == "aarch64" and table.threads == 1 and CORE_MODEL["cpu"] in table.machine["cpu"]
+    for shapes in table.layers.values():
+        quarter, half, dense = shapes[(4, 4)].seconds
+        assert 0 < quarter < half < dense
+        assert 0.4 < half / dense < 0.65 and 0.15 < quarter / dense < 0.4
+    assert 0 < table.fixed_seconds < table.dense_seconds
+    assert table.machine["fit_error"] < 0.02  # counted parts add up to the counted whole
 
 
 def test_a_job_with_several_group_shapes_prunes_each_layer_in_its_own_and_compiles(tmp_path):

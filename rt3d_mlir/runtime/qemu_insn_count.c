@@ -2,14 +2,18 @@
  *
  * Debian's qemu-user 7.2 loads plugins (-plugin) but ships none and no
  * qemu-plugin.h, so the few entry points used here are declared below from
- * the documented plugin API (version 1). Built and used by
- * bench/aarch64_insn_counts.py:
+ * the documented plugin API (version 1). Built (with the host C compiler,
+ * cached) and run by rt3d_mlir/runtime/emulated.py:
  *
- *   cc -shared -fPIC -O2 -o qemu_insn_count.so bench/qemu_insn_count.c
+ *   cc -shared -fPIC -O2 -o qemu_insn_count.so rt3d_mlir/runtime/qemu_insn_count.c
  *   qemu-aarch64 -plugin ./qemu_insn_count.so,out=counts.txt PROGRAM ...
  *
  * At exit it writes "instructions N\nfmla N\nfmla_h N\nsdot N\nmemory N\n" to the file
- * given as out= (stderr otherwise):
+ * given as out= (stderr otherwise), then one line "mark I F H S M" per clock_gettime system call
+ * the guest made: the five counts at that call. A profiled artifact reads the clock before and
+ * after each kernel (Debian's qemu 7.2 gives an AArch64 guest no vDSO, so every read is a system
+ * call), so consecutive marks delimit each kernel's instructions.
+ * The counters:
  *   instructions: every executed guest instruction;
  *   fmla:         NEON single-precision FMLA, vector or by-element form
  *                 (4S or 2S arrangement);
@@ -50,6 +54,30 @@ __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
 static uint64_t instructions, fmla, fmla_h, sdot, memory;
 static char out_path[4096];
+
+typedef void (*syscall_cb)(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint64_t a1, uint64_t a2,
+                           uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8);
+extern void qemu_plugin_register_vcpu_syscall_cb(qemu_plugin_id_t id, syscall_cb cb);
+
+#define AARCH64_CLOCK_GETTIME 113
+#define MAX_MARKS (1 << 20)
+static uint64_t (*marks)[5];
+static size_t n_marks, marks_room;
+
+static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint64_t a1, uint64_t a2,
+                       uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8) {
+  (void)id, (void)vcpu, (void)a1, (void)a2, (void)a3, (void)a4, (void)a5, (void)a6, (void)a7, (void)a8;
+  if (num != AARCH64_CLOCK_GETTIME || n_marks >= MAX_MARKS) return;
+  if (n_marks == marks_room) {
+    size_t room = marks_room ? 2 * marks_room : 1024;
+    void *grown = realloc(marks, room * sizeof *marks);
+    if (!grown) return;
+    marks = grown;
+    marks_room = room;
+  }
+  uint64_t *mark = marks[n_marks++];
+  mark[0] = instructions, mark[1] = fmla, mark[2] = fmla_h, mark[3] = sdot, mark[4] = memory;
+}
 
 /* FMLA (vector), single precision: 0 Q 0 01110 0 0 1 Rm 110011 Rn Rd. */
 static int is_fmla_vector(uint32_t word) { return (word & 0xBFE0FC00u) == 0x0E20CC00u; }
@@ -107,6 +135,10 @@ static void write_counts(qemu_plugin_id_t id, void *userdata) {
   FILE *file = out_path[0] ? fopen(out_path, "w") : NULL;
   if (file) {
     fputs(text, file);
+    for (size_t i = 0; i < n_marks; ++i)
+      fprintf(file, "mark %llu %llu %llu %llu %llu\n", (unsigned long long)marks[i][0],
+              (unsigned long long)marks[i][1], (unsigned long long)marks[i][2],
+              (unsigned long long)marks[i][3], (unsigned long long)marks[i][4]);
     fclose(file);
   } else {
     qemu_plugin_outs(text);
@@ -126,5 +158,6 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
   }
   qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
   qemu_plugin_register_atexit_cb(id, write_counts, NULL);
+  qemu_plugin_register_vcpu_syscall_cb(id, on_syscall);
   return 0;
 }
