@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/latency_prediction.py [--models c3d,r2plus1d] [--reductions 1.5,2,3]
         [--group-shape 4x4] [--threads 2] [--rounds 7] [--target host|aarch64]
+        [--input-size 16,112,112] [--width 1.0]
 
-For each full-size model (random weights; the first conv kept dense, as rt3d-prune does): measure
+For each model (full size by default; random weights; the first conv kept dense, as rt3d-prune does): measure
 its latency table on the host (``rt3d_mlir.latency.measure_table``, cached), and for each latency
 reduction let ``pruning.latency_budget.allocate`` choose per-layer keep fractions, hard-prune the
 model to them, build it and time it against the dense build in the same interleaved rounds
@@ -28,8 +29,6 @@ from rt3d_mlir.pruning.latency_budget import allocate, compiled_group_shape, sha
 from rt3d_mlir.pruning.schemes import PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.sparsity import parse_group_shape
 
-INPUT = (1, 3, 16, 112, 112)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -40,15 +39,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--target", default="host", choices=("host", "spirv", "aarch64"))
+    parser.add_argument("--input-size", default="16,112,112", help="frames,height,width")
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     args = parser.parse_args()
+    size = [int(v) for v in args.input_size.split(",")]
+    input_shape = (1, 3, *size)
     scheme = SparsityScheme("kgs", parse_group_shape(args.group_shape))
     rows = []
     for name in args.models.split(","):
         torch.manual_seed(0)
-        model = build_model(name).eval()
+        model = build_model(name, width=args.width, input_size=size).eval()
         pruned, _ = select_layers(model, PruningConfig(scheme=scheme, flops_reduction=2.0))
         others = [parse_group_shape(text) for text in args.group_shapes.split(",") if text.strip()]
-        table = measure_table(model, INPUT, scheme, pruned, target=args.target, threads=args.threads,
+        table = measure_table(model, input_shape, scheme, pruned, target=args.target, threads=args.threads,
                               rounds=args.rounds, group_shapes=others)
         print(f"{name}: dense {table.dense_seconds * 1e3:.1f} ms, fixed {table.fixed_seconds * 1e3:.1f} ms, "
               f"fit error of the uniform builds {table.machine['fit_error']:.1%}", flush=True)
@@ -62,7 +65,7 @@ def main() -> None:
                 })
             used = [s for n, s in allocation.group_shapes.items() if allocation.keeps[n] < 1]
             compiled = compiled_group_shape(scheme, used)
-            measured = measure_model(candidate, INPUT, pruned, args.target, args.threads, compiled,
+            measured = measure_model(candidate, input_shape, pruned, args.target, args.threads, compiled,
                                      baseline=model, rounds=args.rounds)
             speed = measured["baseline_seconds"] / table.dense_seconds
             predicted = allocation.predicted_seconds * speed
