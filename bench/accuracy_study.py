@@ -11,7 +11,10 @@ retraining, the same epochs for every arm. Every arm of one seed starts from tha
 weights. The study is resumable at every level: a finished run's report is kept in
 ``--results`` (committed) and skipped when run again; an interrupted run resumes from its last
 epoch (its checkpoints live under ``--work``, not committed). Runs go seed by seed, and in a seed
-rate by rate (in ``--rates`` order), every arm at a rate before the next rate.
+rate by rate (in ``--rates`` order), every arm at a rate before the next rate. Several ``run``
+processes on the same directories share the work: each claims a run with a lock file and skips
+the runs another holds (a seed's dense model is trained by one, the others wait for it), so two
+processes of one torch thread each use this 2-core machine best.
 
 Arms (``--arms``, default all):
 
@@ -39,7 +42,9 @@ against FLOPs reduction and against measured latency.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import fcntl
 import json
 import math
 import os
@@ -47,6 +52,7 @@ import platform
 import shutil
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -90,6 +96,24 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def claimed(work: str, name: str, wait: bool) -> Iterator[bool]:
+    """An exclusive claim on a run among the study's processes (a lock on ``work/name.lock``): True
+    while held; False at once if another process holds it and not ``wait``. Processes sharing
+    ``--work`` and ``--results`` split the runs between them."""
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, name + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_name(arm: str, rate: float, seed: int) -> str:
     return f"{arm}_{rate:g}x_s{seed}"
 
@@ -110,8 +134,15 @@ def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threa
     name = f"dense_s{seed}"
     path = os.path.join(work, name + ".pt.work", DENSE_FILE)
     report_path = os.path.join(results, name + ".json")
-    if os.path.exists(path) and os.path.exists(report_path):
-        return path
+    with claimed(work, name, wait=True):  # another process training it: wait for its result
+        if os.path.exists(path) and os.path.exists(report_path):
+            return path
+        _train_dense(study, work, report_path, name, seed, threads)
+    return path
+
+
+def _train_dense(study: dict[str, Any], work: str, report_path: str, name: str, seed: int,
+                 threads: int | None) -> None:
     print(f"[dense] seed {seed}: {study['dense_epochs']} epochs", flush=True)
     config = PruneJobConfig(**{
         **_base_config(study, os.path.join(work, name + ".pt"), seed, threads),
@@ -119,7 +150,6 @@ def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threa
         "report": report_path,
     })
     _job(config)
-    return path
 
 
 def c3d_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[str], dict[str, int]]:
@@ -193,18 +223,24 @@ def _pooled_size(model: nn.Module) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def latency_table(study: dict[str, Any], results: str, threads: int, rounds: int):
+def latency_table(study: dict[str, Any], results: str, work: str, threads: int, rounds: int):
     """The host latency table of the ``latency`` arm: measured once, before any training (the
     timing needs a quiet machine), and kept in the results (every run of the study uses it)."""
-    from rt3d_mlir.data import build_dataset
-    from rt3d_mlir.latency import measure_table
-    from rt3d_mlir.models import build_model
     from rt3d_mlir.pruning.latency_budget import LatencyTable
 
     path = os.path.join(results, TABLE_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            return LatencyTable.from_json(json.load(f))
+    with claimed(work, "latency_table", wait=True):  # one process measures, the others wait
+        if os.path.exists(path):
+            with open(path) as f:
+                return LatencyTable.from_json(json.load(f))
+        return _measure_latency_table(study, path, threads, rounds)
+
+
+def _measure_latency_table(study: dict[str, Any], path: str, threads: int, rounds: int):
+    from rt3d_mlir.data import build_dataset
+    from rt3d_mlir.latency import measure_table
+    from rt3d_mlir.models import build_model
+
     clips = build_dataset(study["data"], train=False, **study["data_options"])
     input_shape = (1, *clips[0][0].shape)
     model = build_model(study["arch"], **study["model_kwargs"], num_classes=clips.num_classes,
@@ -224,6 +260,13 @@ def prune_run(study: dict[str, Any], args: argparse.Namespace, arm: str, rate: f
     report_path = os.path.join(args.results, name + ".json")
     if os.path.exists(report_path):
         return
+    with claimed(args.work, name, wait=False) as mine:
+        if mine and not os.path.exists(report_path):  # else another process runs (or ran) it
+            _prune(study, args, arm, rate, seed, dense, name, report_path)
+
+
+def _prune(study: dict[str, Any], args: argparse.Namespace, arm: str, rate: float, seed: int, dense: str,
+           name: str, report_path: str) -> None:
     spec = ARMS[arm]
     base = _base_config(study, os.path.join(args.work, name + ".pt"), seed, args.threads)
     config = dict(base, scheme=spec["scheme"], regularizer=spec.get("regularizer", "reweighted"),
@@ -240,7 +283,7 @@ def prune_run(study: dict[str, Any], args: argparse.Namespace, arm: str, rate: f
         from rt3d_mlir.pruning.flops import conv_flops
         from rt3d_mlir.pruning.hard_prune import rates_for_flops_target
 
-        table = latency_table(study, args.results, args.latency_threads, args.rounds)
+        table = latency_table(study, args.results, args.work, args.latency_threads, args.rounds)
         pruned, _ = c3d_layers(model, input_shape)
         uniform = rates_for_flops_target(conv_flops(model, input_shape), pruned, rate)
         config["latency_target"] = table.predict({n: (KGS4.group_shape, 1.0 / r) for n, r in uniform.items()})
@@ -276,7 +319,7 @@ def command_run(args: argparse.Namespace) -> None:
         raise SystemExit(f"accuracy_study: error: unknown arms {', '.join(unknown)} "
                          f"(known: {', '.join(ARMS)})")
     if "latency" in arms:
-        latency_table(study, args.results, args.latency_threads, args.rounds)
+        latency_table(study, args.results, args.work, args.latency_threads, args.rounds)
     for seed in (int(text) for text in args.seeds.split(",")):
         dense = dense_model(study, args.work, args.results, seed, args.threads)
         for rate in rates:  # every arm at the first rate first: a partial study compares them

@@ -70,6 +70,17 @@ def test_the_study_runs_resumes_times_and_reports(tmp_path):
     assert (tmp_path / "figures" / "accuracy_study_latency.png").stat().st_size > 0
 
 
+def test_processes_of_the_study_claim_runs_one_at_a_time(tmp_path):
+    module = load_study_module()
+    with module.claimed(str(tmp_path), "kgs4x4_4x_s0", wait=False) as first:
+        with module.claimed(str(tmp_path), "kgs4x4_4x_s0", wait=False) as second:
+            assert first and not second  # held: another process skips it
+        with module.claimed(str(tmp_path), "kgs4x4_8x_s0", wait=False) as other:
+            assert other
+    with module.claimed(str(tmp_path), "kgs4x4_4x_s0", wait=False) as again:
+        assert again  # released when the run ends
+
+
 def test_the_slimmed_filter_model_computes_what_the_pruned_one_does_where_channels_are_dead():
     from rt3d_mlir.models import build_model
     from rt3d_mlir.pruning.hard_prune import hard_prune
