@@ -54,12 +54,6 @@ from rt3d_mlir.runtime.emulated import (
 )
 
 
-def build_plugin(directory: str) -> str:
-    """The counting plugin (the runtime's, built once and cached; ``directory`` is unused)."""
-    del directory
-    return counting_plugin()
-
-
 def counted_run(plugin: str, artifact: str, x_path: str, directory: str, repeat: int) -> dict[str, int]:
     counts = os.path.join(directory, f"counts{repeat}.txt")
     y_path = os.path.join(directory, "y.bin")
@@ -126,7 +120,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     base = None
     with tempfile.TemporaryDirectory(prefix="rt3d-insn-") as tmp:
-        plugin = build_plugin(tmp)
+        plugin = counting_plugin()
         for (label, model, group), precision in itertools.product(builds, precisions):
             artifact = os.path.join(tmp, "model.so")
             compile_model(

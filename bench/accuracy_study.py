@@ -164,22 +164,26 @@ def filter_keep(model: nn.Module, input_shape: tuple[int, ...], rate: float) -> 
     """The fraction of filters every pruned conv keeps so that the slimmed model's conv MACs are the
     dense ones over ``rate`` (a conv's MACs scale with its kept filters times its input's)."""
     pruned, macs = c3d_layers(model, input_shape)
-    names = list(macs)
     total = sum(macs.values())
 
-    def slim_macs(keep: float) -> float:
-        out = 0.0
-        for index, name in enumerate(names):
-            own = keep if name in pruned else 1.0
-            feed = keep if index > 0 and names[index - 1] in pruned else 1.0
-            out += macs[name] * own * feed
-        return out
+    def kept(keep: float) -> float:
+        return slimmed_macs([(dense, keep if name in pruned else 1.0) for name, dense in macs.items()])
 
     low, high = 1e-3, 1.0
     for _ in range(60):
         middle = (low + high) / 2
-        low, high = (middle, high) if slim_macs(middle) < total / rate else (low, middle)
+        low, high = (middle, high) if kept(middle) < total / rate else (low, middle)
     return (low + high) / 2
+
+
+def slimmed_macs(convs: list[tuple[float, float]]) -> float:
+    """The conv MACs of a chain of convs, each given as (dense MACs, fraction of its filters kept),
+    once slimmed: a conv's MACs scale with its kept filters and with its input's."""
+    kept, feed = 0.0, 1.0
+    for dense, own in convs:
+        kept += dense * own * feed
+        feed = own
+    return kept
 
 
 def slim_c3d(model: nn.Module) -> nn.Module:
@@ -391,15 +395,9 @@ def _summary(values: list[float]) -> str:
 def slim_reduction(report: dict[str, Any]) -> float:
     """A filter run's conv FLOPs reduction once slimmed: each conv's MACs scale with its kept filters
     and its input's (the report counts each layer's own kept weights)."""
-    layers = report["layers"]
-    convs = [layer for layer in layers if len(layer["weight_shape"]) == 5]
-    dense = sum(layer["dense_macs"] for layer in convs)
-    kept, feed = 0.0, 1.0
-    for layer in convs:
-        own = layer["kept_weight_fraction"]
-        kept += layer["dense_macs"] * own * feed
-        feed = own
-    return dense / kept
+    convs = [(layer["dense_macs"], layer["kept_weight_fraction"]) for layer in report["layers"]
+             if len(layer["weight_shape"]) == 5]
+    return sum(dense for dense, _ in convs) / slimmed_macs(convs)
 
 
 def reduction_of(arm: str, report: dict[str, Any]) -> float:

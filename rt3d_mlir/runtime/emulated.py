@@ -164,7 +164,7 @@ class EmulatedModel:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         self.path = os.path.abspath(os.fspath(path))
-        self._command = [*qemu_command(), harness_path(), self.path]
+        self._harness = harness_path()
         self._threads = 0
         self._profiling = False
         self._profile: list | None = None
@@ -185,9 +185,11 @@ class EmulatedModel:
         if threads is not None:
             self.threads = threads
 
-    def _run(self, *args: str) -> str:
+    def _run(self, *args: str, plugin: str | None = None) -> str:
+        """The harness's output for ``args``, under qemu (with a TCG ``plugin``, its argument string)."""
+        loaded = ["-plugin", plugin] if plugin else []
         try:
-            result = run_process([*self._command, *args])
+            result = run_process([*qemu_command(), *loaded, self._harness, self.path, *args])
         except OSError as err:
             raise ArtifactError(f"cannot run qemu-aarch64 for '{self.path}': {err.strerror}") from None
         if result.returncode != 0:
@@ -235,16 +237,9 @@ class EmulatedModel:
         from rt3d_mlir.runtime.profile import KernelProfile
 
         counts_path = os.path.join(tmp, "counts.txt")
-        command = [*qemu_command(), "-plugin", f"{counting_plugin()},out={counts_path}", harness_path(),
-                   self.path]
-        try:
-            result = run_process([*command, "run", x_path, y_path, "1", "1", "profile"])
-        except OSError as err:
-            raise ArtifactError(f"cannot run qemu-aarch64 for '{self.path}': {err.strerror}") from None
-        if result.returncode != 0:
-            message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-            raise ArtifactError(f"'{self.path}' under qemu-aarch64: {message}")
-        kernels = [line.split() for line in result.stdout.splitlines() if line.startswith("kernel ")]
+        output = self._run("run", x_path, y_path, "1", "1", "profile",
+                           plugin=f"{counting_plugin()},out={counts_path}")
+        kernels = [line.split() for line in output.splitlines() if line.startswith("kernel ")]
         _, marks = read_counts(counts_path)
         # the harness reads the clock around the call, the artifact around each kernel (once each)
         if any(int(kernel[2]) != 1 for kernel in kernels) or len(marks) != 2 + 2 * len(kernels):

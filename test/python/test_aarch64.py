@@ -17,6 +17,7 @@ from rt3d_mlir.errors import ArtifactError
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.runtime import EmulatedModel
 from rt3d_mlir.runtime.elf import read_elf
+from rt3d_mlir.runtime.emulated import counting_plugin
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,7 @@ def test_qemu_plugin_counts_the_fmla_the_schedule_predicts(c3d_aarch64, tmp_path
     """bench/aarch64_insn_counts.py's plugin, on a tiny build: measured fmla == static count."""
     model, x, out, _ = c3d_aarch64
     counter = bench_module("aarch64_insn_counts")
-    counts = counter.per_inference(counter.build_plugin(str(tmp_path)), str(out), x.numpy(), str(tmp_path))
+    counts = counter.per_inference(counting_plugin(), str(out), x.numpy(), str(tmp_path))
     conv, fc, _ = bench_module("aarch64_fma_counts").fmla_counts(model, x, None)
     assert counts["fmla"] == conv + fc > 0
     assert counts["instructions"] > counts["fmla"] + counts["memory"]

@@ -19,6 +19,7 @@ from rt3d_mlir.kernel_packing import INT8_QUAD, int8_quads, quantized_lanes
 from rt3d_mlir.models import build_model
 from rt3d_mlir.pruning import apply_random_masks
 from rt3d_mlir.quantization import SCHEME, calibrate, quantize_weight, simulated_int8
+from rt3d_mlir.runtime.emulated import counting_plugin
 
 # the dot products the int8 kernels call, by target (AArch64: the default cortex-a76 has dotprod)
 DOTS = {"host": "llvm.x86.avx512.vpdpbusd.512", "aarch64": "llvm.aarch64.neon.sdot.v4i32.v16i8"}
@@ -151,7 +152,7 @@ def test_qemu_plugin_counts_one_sdot_per_quad_of_channels_four_filters_and_posit
     output = tmp_path / "m.aarch64"
     compile_model(model, x, output=output, target="aarch64", precision="int8", int8_scales=scales)
     counter = bench_module("aarch64_insn_counts")
-    counts = counter.per_inference(counter.build_plugin(str(tmp_path)), str(output), x.numpy(), str(tmp_path))
+    counts = counter.per_inference(counting_plugin(), str(output), x.numpy(), str(tmp_path))
     assert counts["sdot"] == expected > 0
     assert counts["fmla"] > 0  # conv1a and the FC layers
 
