@@ -16,6 +16,10 @@ processes on the same directories share the work: each claims a run with a lock 
 the runs another holds (a seed's dense model is trained by one, the others wait for it), so two
 processes of one torch thread each use this 2-core machine best.
 
+Every penalty counts per weight (``--penalty-per weight``, the default here): with RT3D's
+per-unit terms one lambda pulls a 4x4 KGS unit 64 times harder than a 16x16 one and 140 times
+harder than a vanilla 4x4 one, and the study would compare penalty strengths, not schemes.
+
 Arms (``--arms``, default all):
 
 - ``kgs4x4``, ``kgs16x16``: KGS with ``position`` units, reweighted penalty (RT3D);
@@ -91,6 +95,7 @@ def recipe(args: argparse.Namespace) -> dict[str, Any]:
         "data_options": {"classes": args.classes, "samples": args.samples, "val_samples": args.val_samples},
         "optimizer": "adamw", "schedule": "onecycle", "lr": args.lr, "retrain_lr": args.retrain_lr,
         "weight_decay": 1e-4, "batch_size": 32, "penalty": args.penalty,
+        "penalty_per": args.penalty_per,
         "dense_epochs": args.dense_epochs, "reweight_epochs": args.reweight_epochs,
         "retrain_epochs": args.retrain_epochs,
     }
@@ -124,7 +129,8 @@ def _job(config: PruneJobConfig, measure=None) -> dict[str, Any]:
 
 def _base_config(study: dict[str, Any], output: str, seed: int, threads: int | None) -> dict[str, Any]:
     keys = ("arch", "model_kwargs", "data", "data_options", "optimizer", "schedule", "lr", "retrain_lr",
-            "weight_decay", "batch_size", "penalty", "dense_epochs", "reweight_epochs", "retrain_epochs")
+            "weight_decay", "batch_size", "penalty", "penalty_per", "dense_epochs", "reweight_epochs",
+            "retrain_epochs")
     return {**{key: copy.deepcopy(study[key]) for key in keys}, "output": output, "seed": seed,
             "threads": threads, "workers": 1}
 
@@ -493,6 +499,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--retrain-lr", type=float, default=2e-4)
     parser.add_argument("--penalty", type=float, default=1e-4)
+    parser.add_argument("--penalty-per", default="weight", choices=("unit", "weight"),
+                        help="weight (default): one lambda pulls every scheme's units alike "
+                        "(pruning.regularizer)")
     parser.add_argument("--dense-epochs", type=int, default=20)
     parser.add_argument("--reweight-epochs", type=int, default=5)
     parser.add_argument("--retrain-epochs", type=int, default=5)
@@ -502,6 +511,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=31,
                         help="interleaved timing rounds (the VM stalls a call for ~13 ms now and then)")
     args = parser.parse_args()
+    # Absolute: a run's settings record its dense model's path, and a run resumes only with the
+    # same settings (from any directory, a worktree included).
+    args.results, args.work = os.path.abspath(args.results), os.path.abspath(args.work)
     {"run": command_run, "latency": command_latency, "report": command_report}[args.command](args)
 
 

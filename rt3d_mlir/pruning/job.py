@@ -38,7 +38,7 @@ from rt3d_mlir.pruning.latency_budget import (
     with_shape,
 )
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
-from rt3d_mlir.pruning.regularizer import REGULARIZERS, GroupPenalty
+from rt3d_mlir.pruning.regularizer import PENALTY_PER, REGULARIZERS, GroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.pruning.tasks import task_of
 from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
@@ -74,6 +74,7 @@ class PruneJobConfig:
     reweight_every: int = 2
     regularizer: str = "reweighted"  # or "group_lasso", or "none" (magnitude only; pruning.regularizer)
     penalty: float = 1e-4
+    penalty_per: str = "unit"  # or "weight": what one term of the penalty weighs (pruning.regularizer)
     penalty_eps: float = 1e-6
     retrain_epochs: int = 8
     distill: bool = False
@@ -116,6 +117,8 @@ class PruneJobConfig:
             data.pop(key)
         if data["regularizer"] == "reweighted":
             data.pop("regularizer")  # the runs from before the choice existed resume
+        if data["penalty_per"] == "unit":
+            data.pop("penalty_per")  # likewise
         return json.loads(json.dumps(data, default=str))
 
     def int8_settings(self) -> dict[str, Any]:
@@ -199,6 +202,9 @@ class PruneJob:
         if config.regularizer not in REGULARIZERS:
             raise ValueError(f"unknown regularizer '{config.regularizer}' "
                              f"(choose from {', '.join(REGULARIZERS)})")
+        if config.penalty_per not in PENALTY_PER:
+            raise ValueError(f"unknown penalty weighting '{config.penalty_per}' "
+                             f"(choose from {', '.join(PENALTY_PER)})")
         if (config.latency_target is not None or config.latency_reduction is not None) \
                 and config.scheme.compiled_group_shape is None:
             raise ValueError(f"a latency target needs a scheme the compiler has kernels for (kgs, vanilla or "
@@ -340,7 +346,7 @@ class PruneJob:
         if phase == "reweight" and config.regularizer != "none":
             penalty = GroupPenalty(
                 self.model, self.state.pruned_layers, config.scheme, config.penalty, config.penalty_eps,
-                config.regularizer,
+                config.regularizer, config.penalty_per,
             )
             if self.state.penalty_factors is not None:
                 penalty.load_state_dict(self.state.penalty_factors)
@@ -596,6 +602,7 @@ class PruneJob:
             "input_shape": list(self.input_shape),
             **config.scheme.to_dict(),
             "regularizer": config.regularizer,
+            "penalty_per": config.penalty_per,
             "task": self.task.name,
             "metric": self.task.metric,  # what the accuracy figures measure
             "target_flops_reduction": config.flops_reduction,

@@ -93,6 +93,10 @@ def build_parser() -> ArgumentParser:
                        "(default), a plain group lasso of the same initial strength, or none (magnitude "
                        "only)")
     train.add_argument("--penalty", type=bounded_float(0), default=1e-4, help="group penalty strength lambda")
+    train.add_argument("--penalty-per", default="unit", choices=("unit", "weight"),
+                       help="what one term of the penalty weighs: a unit (RT3D; the same lambda pulls "
+                       "small units harder) or a weight (a unit counts by its size: one lambda pulls "
+                       "every group shape and scheme alike)")
     train.add_argument("--retrain-epochs", type=bounded_int(0, 1 << 20), default=8)
     train.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
     train.add_argument("--schedule", default="cosine", choices=("cosine", "onecycle"),
@@ -179,7 +183,7 @@ def config_from_args(args) -> object:
         skip=tuple(args.skip) if args.skip else None, linear=args.prune_linear, dense_checkpoint=args.dense,
         dense_epochs=args.dense_epochs, reweight_epochs=args.reweight_epochs,
         reweight_every=args.reweight_every, regularizer=args.regularizer.replace("-", "_"),
-        penalty=args.penalty,
+        penalty=args.penalty, penalty_per=args.penalty_per,
         retrain_epochs=args.retrain_epochs,
         distill=args.distill, int8=args.int8 or args.qat_epochs > 0,
         calibration_clips=args.calibration_clips, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr,

@@ -44,6 +44,7 @@ def test_the_study_runs_resumes_times_and_reports(tmp_path):
     reports = {name: json.loads((results / name).read_text()) for name in names if name != "study.json"}
     assert reports["unstructured_4x_s0.json"]["regularizer"] == "none"
     assert reports["kgs4x4-group-lasso_4x_s0.json"]["regularizer"] == "group_lasso"
+    assert reports["kgs4x4_4x_s0.json"]["penalty_per"] == "weight"  # one lambda for every scheme
     module = load_study_module()
     assert abs(module.slim_reduction(reports["filter_4x_s0.json"]) - 4.0) < 0.4  # slimmed, as targeted
     # every arm starts from the seed's dense weights

@@ -139,12 +139,13 @@ def test_filter_and_unstructured_schemes_and_the_other_regularizers(tmp_path):
     assert 0 < int(alive.sum()) < len(alive) and bool(((weight != 0) | ~alive[:, None]).all())
     compile_checkpoint(tmp_path / "filter.pt", tmp_path / "filter.so")  # compiled as it is (dense kernels)
     result = cli(*CLI_ARGS[:CLI_ARGS.index("--scheme")], *CLI_ARGS[CLI_ARGS.index("--flops-reduction"):],
-                 "--scheme", "unstructured", "--regularizer", "group-lasso", "--retrain-epochs", "1",
-                 "-o", str(tmp_path / "unstructured.pt"))
+                 "--scheme", "unstructured", "--regularizer", "group-lasso", "--penalty-per", "weight",
+                 "--retrain-epochs", "1", "-o", str(tmp_path / "unstructured.pt"))
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "unstructured.json") as f:
         report = json.load(f)
     assert report["regularizer"] == "group_lasso" and report["scheme"] == "unstructured"
+    assert report["penalty_per"] == "weight"
     assert abs(report["flops"]["reduction"] - 2.6) / 2.6 < 0.02
     assert all(h["penalty"] > 0 for h in report["history"] if h["phase"] == "reweight")
     with pytest.raises(ValueError, match="a latency target needs a scheme the compiler has kernels for"):

@@ -279,6 +279,39 @@ def test_group_lasso_starts_at_the_reweighted_strength_and_stays_fixed():
         GroupPenalty(model, ["0"], scheme, 1.0, kind="none")
 
 
+@pytest.mark.parametrize("kind", ["reweighted", "group_lasso"])
+def test_penalty_per_weight_pulls_every_unit_size_alike(kind):
+    # Equal weights everywhere (c): per weight, each weight's gradient is the same whatever the
+    # size of its unit (edge units of 20 channels in 16-wide groups included), and the penalty
+    # starts at the same value for every scheme; per unit, small units are pulled much harder.
+    c, strength = 0.5, 1e-3
+    schemes = [SparsityScheme("kgs", (4, 4)), SparsityScheme("kgs", (16, 16)),
+               SparsityScheme("vanilla", (4, 4))]
+    grads, values = {}, {}
+    for per in ("unit", "weight"):
+        for index, scheme in enumerate(schemes):
+            model = nn.Sequential(nn.Conv3d(20, 20, 3, bias=False))
+            nn.init.constant_(model[0].weight, c)
+            penalty = GroupPenalty(model, ["0"], scheme, strength, eps=1e-12, kind=kind, per=per)
+            value = penalty()
+            value.backward()
+            grads[per, index] = model[0].weight.grad
+            values[per, index] = float(value.detach())
+    reference = values["weight", 0]
+    expected = strength / c**2 if kind == "reweighted" else None
+    for index in range(len(schemes)):
+        grad = grads["weight", index]
+        assert values["weight", index] == pytest.approx(reference, rel=1e-5)
+        assert torch.allclose(grad, torch.full_like(grad, float(grad.flatten()[0])), rtol=1e-5)
+        if expected is not None:
+            assert float(grad.flatten()[0]) == pytest.approx(expected, rel=1e-4)
+    if kind == "reweighted":  # 16 and 256 weights per unit: (256 / 16) ** 1.5 = 64 times
+        ratio = grads["unit", 0][0, 0, 0, 0, 0] / grads["unit", 1][0, 0, 0, 0, 0]
+        assert float(ratio) == pytest.approx(64, rel=1e-4)
+    with pytest.raises(ValueError, match="unknown penalty weighting 'layer'"):
+        GroupPenalty(model, ["0"], schemes[0], 1.0, per="layer")
+
+
 def test_filter_pruning_removes_whole_output_channels():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv3d(6, 12, 3), nn.Conv2d(4, 10, 3), nn.Linear(12, 8))
