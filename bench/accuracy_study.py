@@ -498,7 +498,7 @@ def main() -> None:
     parser.add_argument("--val-samples", type=int, default=512)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--retrain-lr", type=float, default=2e-4)
-    parser.add_argument("--penalty", type=float, default=1e-4)
+    parser.add_argument("--penalty", type=float, default=3e-7)
     parser.add_argument("--penalty-per", default="weight", choices=("unit", "weight"),
                         help="weight (default): one lambda pulls every scheme's units alike "
                         "(pruning.regularizer)")
