@@ -38,7 +38,7 @@ from rt3d_mlir.pruning.latency_budget import (
     with_shape,
 )
 from rt3d_mlir.pruning.masking import MASK_BUFFER, add_mask_buffers, state_dict_without_masks
-from rt3d_mlir.pruning.regularizer import PENALTY_PER, REGULARIZERS, GroupPenalty
+from rt3d_mlir.pruning.regularizer import DEFAULT_STRENGTH, PENALTY_PER, REGULARIZERS, GroupPenalty
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
 from rt3d_mlir.pruning.tasks import task_of
 from rt3d_mlir.pruning.training import Distillation, evaluate, train_epoch
@@ -73,7 +73,7 @@ class PruneJobConfig:
     reweight_epochs: int = 8
     reweight_every: int = 2
     regularizer: str = "reweighted"  # or "group_lasso", or "none" (magnitude only; pruning.regularizer)
-    penalty: float = 1e-4
+    penalty: float | None = None  # None: the default of penalty_per (regularizer.DEFAULT_STRENGTH)
     penalty_per: str = "unit"  # or "weight": what one term of the penalty weighs (pruning.regularizer)
     penalty_eps: float = 1e-6
     retrain_epochs: int = 8
@@ -104,6 +104,10 @@ class PruneJobConfig:
     @property
     def report_path(self) -> str:
         return self.report or os.path.splitext(self.output)[0] + ".json"
+
+    def __post_init__(self) -> None:
+        if self.penalty is None and self.penalty_per in DEFAULT_STRENGTH:
+            self.penalty = DEFAULT_STRENGTH[self.penalty_per]
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues.
@@ -602,6 +606,7 @@ class PruneJob:
             "input_shape": list(self.input_shape),
             **config.scheme.to_dict(),
             "regularizer": config.regularizer,
+            "penalty": config.penalty if config.regularizer != "none" else None,
             "penalty_per": config.penalty_per,
             "task": self.task.name,
             "metric": self.task.metric,  # what the accuracy figures measure

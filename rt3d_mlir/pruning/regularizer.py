@@ -34,6 +34,10 @@ from rt3d_mlir.pruning.units import unit_norms, unit_sizes, unit_squared_norms
 
 REGULARIZERS = ("reweighted", "group_lasso", "none")
 PENALTY_PER = ("unit", "weight")
+# The default lambda of each: per unit RT3D's; per weight the one the accuracy study chose on
+# its probe (bench/RESULTS.md, "The penalty per weight"; 1e-4 per weight would pull 64 times
+# harder than 1e-4 per unit does on 4x4 KGS units).
+DEFAULT_STRENGTH = {"unit": 1e-4, "weight": 3e-7}
 
 
 class GroupPenalty:

@@ -92,7 +92,8 @@ def build_parser() -> ArgumentParser:
                        help="the penalty of the reweighting epochs: RT3D's reweighted group penalty "
                        "(default), a plain group lasso of the same initial strength, or none (magnitude "
                        "only)")
-    train.add_argument("--penalty", type=bounded_float(0), default=1e-4, help="group penalty strength lambda")
+    train.add_argument("--penalty", type=bounded_float(0), default=None,
+                       help="group penalty strength lambda (default: 1e-4 per unit, 3e-7 per weight)")
     train.add_argument("--penalty-per", default="unit", choices=("unit", "weight"),
                        help="what one term of the penalty weighs: a unit (RT3D; the same lambda pulls "
                        "small units harder) or a weight (a unit counts by its size: one lambda pulls "

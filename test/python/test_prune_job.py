@@ -145,7 +145,7 @@ def test_filter_and_unstructured_schemes_and_the_other_regularizers(tmp_path):
     with open(tmp_path / "unstructured.json") as f:
         report = json.load(f)
     assert report["regularizer"] == "group_lasso" and report["scheme"] == "unstructured"
-    assert report["penalty_per"] == "weight"
+    assert report["penalty_per"] == "weight" and report["penalty"] == 3e-7  # its own default lambda
     assert abs(report["flops"]["reduction"] - 2.6) / 2.6 < 0.02
     assert all(h["penalty"] > 0 for h in report["history"] if h["phase"] == "reweight")
     with pytest.raises(ValueError, match="a latency target needs a scheme the compiler has kernels for"):
