@@ -349,8 +349,8 @@ class PruneJob:
         penalty = None
         if phase == "reweight" and config.regularizer != "none":
             penalty = GroupPenalty(
-                self.model, self.state.pruned_layers, config.scheme, config.penalty, config.penalty_eps,
-                config.regularizer, config.penalty_per,
+                self.model, self.state.pruned_layers, self._layer_schemes(), config.penalty,
+                config.penalty_eps, config.regularizer, config.penalty_per,
             )
             if self.state.penalty_factors is not None:
                 penalty.load_state_dict(self.state.penalty_factors)
@@ -417,6 +417,15 @@ class PruneJob:
         )
         return conv_flops(model, self.input_shape, linear)
 
+    def _layer_schemes(self) -> dict[str, SparsityScheme]:
+        """Each pruned layer's scheme: the job's, with the group shape a latency target chose."""
+        chosen = (self.state.latency or {}).get("layers", {})
+        return {
+            name: with_shape(self.config.scheme, tuple(chosen[name]["group_shape"])) if name in chosen
+            else self.config.scheme
+            for name in self.state.pruned_layers
+        }
+
     def _prune(self) -> None:
         config = self.config
         layers = self._flops(self.model)
@@ -454,10 +463,15 @@ class PruneJob:
 
     def _latency_rates(self) -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
         """Per-layer rates and group shapes that meet the latency target by the measured table, chosen
-        by the weights' importance after reweighting (pruning.latency_budget)."""
+        by the weights' importance (pruning.latency_budget) before the penalty epochs, so that the
+        penalty pulls each layer toward its own group shape; kept in the state and reused."""
         config = self.config
         if self.state.latency_table is None:
             raise ValueError("a latency target needs a measured latency table")
+        if self.state.latency is not None:  # planned before the penalty epochs
+            chosen = self.state.latency["layers"]
+            return ({name: 1.0 / layer["keep"] for name, layer in chosen.items()},
+                    {name: tuple(layer["group_shape"]) for name, layer in chosen.items()})
         table = LatencyTable.from_json(self.state.latency_table)
         target = self._latency_target(table)
         allocation = allocate(self.model, config.scheme, table, self.state.pruned_layers, target)
@@ -508,6 +522,9 @@ class PruneJob:
         if self.state.phase == "reweight":
             if "dense" not in self.state.accuracy:
                 self._finish_dense()
+            if self.state.latency_table is not None and self.state.latency is None:
+                self._latency_rates()  # the plan: each layer's keep and group shape
+                self._save_state()
             self._train_phase("reweight", config.reweight_epochs, config.lr, stop_after_epochs)
             self._next_phase("prune")
             self._save_state()

@@ -26,6 +26,8 @@ What one unit weighs (``per``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -45,7 +47,7 @@ class GroupPenalty:
         self,
         model: nn.Module,
         layers: list[str],
-        scheme: SparsityScheme,
+        scheme: SparsityScheme | Mapping[str, SparsityScheme],
         strength: float,
         eps: float = 1e-6,
         kind: str = "reweighted",
@@ -57,7 +59,8 @@ class GroupPenalty:
             raise ValueError(f"unknown penalty weighting '{per}' (choose from {', '.join(PENALTY_PER)})")
         self.model = model
         self.layers = list(layers)
-        self.scheme = scheme
+        # One scheme, or one per layer (a latency target's group shapes differ by layer).
+        self.schemes = {name: scheme[name] if isinstance(scheme, Mapping) else scheme for name in self.layers}
         self.strength = strength
         self.eps = eps
         self.kind = kind
@@ -65,8 +68,8 @@ class GroupPenalty:
         # Per weight: the term n * f(||W|| / sqrt(n)) is the unit-count term's ||W|| times the
         # factor n^1.5 / (||W||^2 + n eps) (reweighted) or sqrt(n) (group lasso).
         self.sizes = {
-            name: unit_sizes(tuple(model.get_submodule(name).weight.shape), scheme) if per == "weight"
-            else None for name in self.layers
+            name: unit_sizes(tuple(model.get_submodule(name).weight.shape), self.schemes[name])
+            if per == "weight" else None for name in self.layers
         }
         self.factors: dict[str, torch.Tensor] = {}
         self.update_factors()
@@ -77,7 +80,7 @@ class GroupPenalty:
             return
         with torch.no_grad():
             squared = {
-                name: unit_squared_norms(self.model.get_submodule(name).weight, self.scheme)
+                name: unit_squared_norms(self.model.get_submodule(name).weight, self.schemes[name])
                 for name in self.layers
             }
             reweighted, plain = {}, {}
@@ -102,7 +105,7 @@ class GroupPenalty:
             weight = self.model.get_submodule(name).weight
             # A tiny eps inside the sqrt keeps the gradient finite at zero.
             factors = self.factors[name].to(weight.device)
-            term = (factors * unit_norms(weight, self.scheme, eps=1e-12)).sum()
+            term = (factors * unit_norms(weight, self.schemes[name], eps=1e-12)).sum()
             total = term if total is None else total + term
         assert total is not None
         return self.strength * total

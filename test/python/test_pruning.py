@@ -312,6 +312,18 @@ def test_penalty_per_weight_pulls_every_unit_size_alike(kind):
         GroupPenalty(model, ["0"], schemes[0], 1.0, per="layer")
 
 
+def test_penalty_takes_a_scheme_per_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(16, 32, 3), nn.Conv3d(32, 32, 3))
+    small, large = SparsityScheme("kgs", (4, 4)), SparsityScheme("kgs", (16, 16))
+    both = GroupPenalty(model, ["0", "1"], {"0": small, "1": large}, 1e-3, per="weight")
+    alone = [GroupPenalty(model, ["0"], small, 1e-3, per="weight"),
+             GroupPenalty(model, ["1"], large, 1e-3, per="weight")]
+    assert float(both().detach()) == pytest.approx(sum(float(p().detach()) for p in alone), rel=1e-5)
+    assert both.factors["0"].shape == alone[0].factors["0"].shape  # 4x4 units in layer 0
+    assert both.factors["1"].shape == alone[1].factors["1"].shape  # 16x16 units in layer 1
+
+
 def test_filter_pruning_removes_whole_output_channels():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv3d(6, 12, 3), nn.Conv2d(4, 10, 3), nn.Linear(12, 8))
