@@ -64,6 +64,7 @@ from torch import nn
 
 from rt3d_mlir.contracts.checkpoint import read_checkpoint
 from rt3d_mlir.pruning.job import DENSE_FILE, PruneJob, PruneJobConfig
+from rt3d_mlir.pruning.regularizer import DEFAULT_STRENGTH, PENALTY_PER
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
 
 KGS4 = SparsityScheme("kgs", (4, 4))
@@ -498,8 +499,9 @@ def main() -> None:
     parser.add_argument("--val-samples", type=int, default=512)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--retrain-lr", type=float, default=2e-4)
-    parser.add_argument("--penalty", type=float, default=3e-7)
-    parser.add_argument("--penalty-per", default="weight", choices=("unit", "weight"),
+    parser.add_argument("--penalty", type=float, default=None,
+                        help="lambda (default: the product's default for --penalty-per)")
+    parser.add_argument("--penalty-per", default="weight", choices=PENALTY_PER,
                         help="weight (default): one lambda pulls every scheme's units alike "
                         "(pruning.regularizer)")
     parser.add_argument("--dense-epochs", type=int, default=20)
@@ -514,6 +516,8 @@ def main() -> None:
     # Absolute: a run's settings record its dense model's path, and a run resumes only with the
     # same settings (from any directory, a worktree included).
     args.results, args.work = os.path.abspath(args.results), os.path.abspath(args.work)
+    if args.penalty is None:
+        args.penalty = DEFAULT_STRENGTH[args.penalty_per]
     {"run": command_run, "latency": command_latency, "report": command_report}[args.command](args)
 
 
