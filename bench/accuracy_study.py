@@ -10,7 +10,12 @@ every conv FLOPs reduction: reweighted training (or another penalty), hard pruni
 retraining, the same epochs for every arm. Every arm of one seed starts from that seed's dense
 weights. The study is resumable at every level: a finished run's report is kept in
 ``--results`` (committed) and skipped when run again; an interrupted run resumes from its last
-epoch (its checkpoints live under ``--work``, not committed). Runs go seed by seed, and in a seed
+epoch (its checkpoints live under ``--work``, not committed). What a later session needs is
+committed in ``--results``, since a new session starts from a fresh checkout: each seed's dense
+checkpoint (``dense_s0.pt``: every arm starts from it) and each finished run's masks
+(``<run>.masks.npz``, one bit a weight: the ``latency`` step compiles the dense weights with these
+zeros, which the generated code runs exactly as fast as the retrained weights: it skips pruned
+groups whatever the kept values are). Runs go seed by seed, and in a seed
 rate by rate (in ``--rates`` order), every arm at a rate before the next rate. Several ``run``
 processes on the same directories share the work: each claims a run with a lock file and skips
 the runs another holds (a seed's dense model is trained by one, the others wait for it), so two
@@ -36,9 +41,10 @@ Arms (``--arms``, default all):
   table predicts for ``kgs4x4`` at the same FLOPs reduction (uniform keep): the same latency,
   spent where it loses the least importance.
 
-``latency`` compiles every finished run (host, ``--latency-threads``) and times all of them, and
-the dense models, in one interleaved run (filter: the slimmed model; unstructured: the checkpoint
-as it is, which our compiler runs with dense kernels: it has no unstructured ones). ``report``
+``latency`` compiles every finished run (host, ``--latency-threads``; its masks on its seed's dense
+weights) and times all of them, and the dense models, in one interleaved run (filter: the slimmed
+model; unstructured: as it is, which our compiler runs with dense kernels: it has no unstructured
+ones). ``report``
 prints the markdown table (mean and spread over the seeds) and writes the plots of accuracy
 against FLOPs reduction and against measured latency.
 """
@@ -59,10 +65,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from rt3d_mlir.contracts.checkpoint import read_checkpoint
+from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.pruning.job import DENSE_FILE, PruneJob, PruneJobConfig
 from rt3d_mlir.pruning.regularizer import DEFAULT_STRENGTH, PENALTY_PER
 from rt3d_mlir.pruning.schemes import LayerConfig, PruningConfig, SparsityScheme, select_layers
@@ -86,6 +94,7 @@ LABELS = {
 STUDY_FILE = "study.json"
 LATENCY_FILE = "latency.json"
 TABLE_FILE = "latency_table.json"
+MASKS_SUFFIX = ".masks.npz"
 
 
 def recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,14 +146,17 @@ def _base_config(study: dict[str, Any], output: str, seed: int, threads: int | N
 
 
 def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threads: int | None) -> str:
-    """The seed's dense checkpoint (trained once: a job with no pruning epochs keeps it)."""
+    """The seed's dense checkpoint, kept in the results (trained once: a job with no pruning epochs
+    keeps it)."""
     name = f"dense_s{seed}"
-    path = os.path.join(work, name + ".pt.work", DENSE_FILE)
+    path = os.path.join(results, name + ".pt")
     report_path = os.path.join(results, name + ".json")
     with claimed(work, name, wait=True):  # another process training it: wait for its result
         if os.path.exists(path) and os.path.exists(report_path):
             return path
         _train_dense(study, work, report_path, name, seed, threads)
+        with atomic_output(path) as tmp:
+            shutil.copyfile(os.path.join(work, name + ".pt.work", DENSE_FILE), tmp)
     return path
 
 
@@ -265,15 +277,53 @@ def _measure_latency_table(study: dict[str, Any], path: str, threads: int, round
     return table
 
 
+def save_masks(checkpoint_path: str, path: str) -> None:
+    """A finished run's zeros, one bit a weight (``np.packbits``), for every weight that has zeros,
+    and the group shape the compiler is told (none: it looks per layer)."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    arrays = {}
+    for key, tensor in checkpoint.state_dict.items():
+        if key.endswith(".weight") and tensor.dim() >= 2 and bool((tensor == 0).any()):
+            arrays[key] = np.packbits((tensor != 0).flatten().numpy())
+            arrays[key + ".shape"] = np.array(tensor.shape, dtype=np.int64)
+    arrays["group_shape"] = np.array(checkpoint.group_shape or (), dtype=np.int64)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def masked_model(dense: nn.Module, path: str) -> tuple[nn.Module, tuple[int, int] | None]:
+    """The dense model with a run's zeros (:func:`save_masks`), and the run's group shape."""
+    model = copy.deepcopy(dense).eval()
+    state = model.state_dict()
+    with np.load(path, allow_pickle=False) as masks:
+        for key in masks.files:
+            if key.endswith(".shape") or key == "group_shape":
+                continue
+            shape = tuple(int(n) for n in masks[key + ".shape"])
+            if key not in state or tuple(state[key].shape) != shape:
+                raise SystemExit(f"accuracy_study: error: {path}: {key} does not fit the dense model")
+            keep = np.unpackbits(masks[key], count=math.prod(shape)).reshape(shape)
+            state[key] = state[key] * torch.from_numpy(keep.astype(np.float32))
+        group_shape = tuple(int(n) for n in masks["group_shape"])
+    model.load_state_dict(state)
+    return model, (group_shape[0], group_shape[1]) if group_shape else None
+
+
 def prune_run(study: dict[str, Any], args: argparse.Namespace, arm: str, rate: float, seed: int,
               dense: str) -> None:
     name = run_name(arm, rate, seed)
     report_path = os.path.join(args.results, name + ".json")
-    if os.path.exists(report_path):
+    masks_path = os.path.join(args.results, name + MASKS_SUFFIX)
+
+    def done() -> bool:  # a run from before the masks were kept runs again to keep them
+        return os.path.exists(report_path) and os.path.exists(masks_path)
+
+    if done():
         return
     with claimed(args.work, name, wait=False) as mine:
-        if mine and not os.path.exists(report_path):  # else another process runs (or ran) it
+        if mine and not done():  # else another process runs (or ran) it
             _prune(study, args, arm, rate, seed, dense, name, report_path)
+            save_masks(os.path.join(args.work, name + ".pt"), masks_path)
 
 
 def _prune(study: dict[str, Any], args: argparse.Namespace, arm: str, rate: float, seed: int, dense: str,
@@ -364,22 +414,20 @@ def command_latency(args: argparse.Namespace) -> None:
 
     _dense, runs = _reports(args.results)
     models: dict[str, tuple[nn.Module, tuple[int, int] | None]] = {}
-    input_shape = None
+    dense_models, input_shape = {}, None
     for seed in sorted({_parse_name(name)[2] for name in runs}):
-        checkpoint = read_checkpoint(os.path.join(args.work, f"dense_s{seed}.pt.work", DENSE_FILE))
-        models[f"dense_s{seed}"] = (checkpoint.build_module().eval(), None)
+        checkpoint = read_checkpoint(os.path.join(args.results, f"dense_s{seed}.pt"))
+        dense_models[seed] = checkpoint.build_module().eval()
+        models[f"dense_s{seed}"] = (dense_models[seed], None)
         input_shape = tuple(checkpoint.input_shape or ())
     for name in sorted(runs):
-        arm, _rate, _seed = _parse_name(name)
-        path = os.path.join(args.work, name + ".pt")
+        arm, _rate, seed = _parse_name(name)
+        path = os.path.join(args.results, name + MASKS_SUFFIX)
         if not os.path.exists(path):
-            print(f"skipped {name}: no checkpoint {path}", flush=True)
+            print(f"skipped {name}: no masks {path} (run it again to keep them)", flush=True)
             continue
-        checkpoint = read_checkpoint(path)
-        model = checkpoint.build_module().eval()
-        if arm == "filter":
-            model = slim_c3d(model)
-        models[name] = (model, checkpoint.group_shape)
+        model, group_shape = masked_model(dense_models[seed], path)
+        models[name] = (slim_c3d(model) if arm == "filter" else model, group_shape)
     if input_shape is None:
         raise SystemExit("accuracy_study: error: no finished runs to time")
     seconds = measure_builds(models, input_shape, "host", args.latency_threads, args.rounds)

@@ -36,9 +36,13 @@ def test_the_study_runs_resumes_times_and_reports(tmp_path):
     result = study(tmp_path, "run", *TINY, *arms)
     assert result.returncode == 0, result.stderr[-2000:]
     results = tmp_path / "results"
-    names = sorted(p.name for p in results.iterdir())
+    names = sorted(p.name for p in results.iterdir() if p.suffix == ".json")
     assert names == ["dense_s0.json", "filter_4x_s0.json", "kgs4x4-group-lasso_4x_s0.json",
                      "kgs4x4_4x_s0.json", "study.json", "unstructured_4x_s0.json"]
+    # what a later session resumes and times from is in the results: the dense model, each run's zeros
+    kept = sorted(p.name for p in results.iterdir() if p.suffix != ".json")
+    assert kept == ["dense_s0.pt", *(n[:-5] + ".masks.npz" for n in names if n not in
+                                     ("dense_s0.json", "study.json"))]
     work = [p.name for p in (tmp_path / "work").iterdir() if p.name.endswith(".pt.work")]
     assert work == ["dense_s0.pt.work"]  # a finished run's epochs are removed
     reports = {name: json.loads((results / name).read_text()) for name in names if name != "study.json"}
@@ -51,10 +55,27 @@ def test_the_study_runs_resumes_times_and_reports(tmp_path):
     dense = reports["dense_s0.json"]["accuracy"]["dense"]
     assert {r["accuracy"]["dense"] for n, r in reports.items() if n != "dense_s0.json"} == {dense}
 
+    # the masks on the dense weights have the run's zeros, and its group shape
+    from rt3d_mlir.contracts.checkpoint import read_checkpoint
+
+    dense_model = read_checkpoint(results / "dense_s0.pt").build_module()
+    for name, group_shape in (("kgs4x4_4x_s0", (4, 4)), ("unstructured_4x_s0", None)):
+        run = read_checkpoint(tmp_path / "work" / (name + ".pt"))
+        masked, shape = module.masked_model(dense_model, str(results / (name + ".masks.npz")))
+        assert shape == group_shape == run.group_shape
+        for key, tensor in run.state_dict.items():
+            if key.endswith(".weight"):
+                assert torch.equal(masked.state_dict()[key] == 0, tensor == 0), key
+
     stamps = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
     again = study(tmp_path, "run", *TINY, *arms)
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p.name: p.stat().st_mtime_ns for p in results.iterdir()} == stamps  # nothing ran again
+    (results / "unstructured_4x_s0.masks.npz").unlink()  # a run from before the masks were kept
+    again = study(tmp_path, "run", *TINY, *arms)
+    assert again.returncode == 0, again.stderr[-2000:]
+    changed = {p.name for p in results.iterdir() if stamps.get(p.name) != p.stat().st_mtime_ns}
+    assert changed == {"unstructured_4x_s0.json", "unstructured_4x_s0.masks.npz"}  # it alone ran again
     other = study(tmp_path, "run", *TINY[:-4], "--threads", "1", "--rates", "4", "--lr", "1e-3", *arms)
     assert other.returncode != 0 and "records another recipe" in other.stderr
 
