@@ -141,8 +141,9 @@ def _base_config(study: dict[str, Any], output: str, seed: int, threads: int | N
     keys = ("arch", "model_kwargs", "data", "data_options", "optimizer", "schedule", "lr", "retrain_lr",
             "weight_decay", "batch_size", "penalty", "penalty_per", "dense_epochs", "reweight_epochs",
             "retrain_epochs")
+    # channels-last batches: the same training, 13-17 % faster for C3D on one thread (RESULTS)
     return {**{key: copy.deepcopy(study[key]) for key in keys}, "output": output, "seed": seed,
-            "threads": threads, "workers": 1}
+            "threads": threads, "workers": 1, "channels_last": True}
 
 
 def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threads: int | None) -> str:

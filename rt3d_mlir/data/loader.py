@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 
 def seed_worker(worker_id: int) -> None:
@@ -32,6 +32,7 @@ def make_loader(
     seed: int | None = None,
     drop_last: bool | None = None,
     collate: Callable[[list], Any] | None = None,
+    channels_last: bool = False,
 ) -> DataLoader:
     """A DataLoader over ``dataset`` with ``workers`` worker processes (0: load in this process).
 
@@ -47,6 +48,9 @@ def make_loader(
     randomness (temporal starts, crops) is reproducible for a fixed number of
     workers; evaluation data do not depend on the number of workers at all.
     ``collate`` batches samples whose targets are not tensors (detection boxes).
+    ``channels_last`` gives the input batches channels-last strides (``channels_last_3d`` for
+    clips), the same values: CPU convolutions, pooling and BatchNorm take them without reorders
+    (C3D trains 13-17 % faster so on one thread; R(2+1)D and X3D 5 % slower: see RESULTS).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -69,5 +73,20 @@ def make_loader(
         generator=generator,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available(),
-        collate_fn=collate,
+        collate_fn=ChannelsLast(collate) if channels_last else collate,
     )
+
+
+class ChannelsLast:
+    """A collate function whose batch inputs (the first element) come with channels-last strides
+    (a class, not a closure: worker processes may need to pickle it)."""
+
+    def __init__(self, collate: Callable[[list], Any] | None = None) -> None:
+        self.collate = collate or default_collate
+
+    def __call__(self, samples: list) -> Any:
+        inputs, *rest = self.collate(samples)
+        if isinstance(inputs, torch.Tensor) and inputs.dim() in (4, 5):
+            layout = torch.channels_last_3d if inputs.dim() == 5 else torch.channels_last
+            inputs = inputs.contiguous(memory_format=layout)
+        return (inputs, *rest)

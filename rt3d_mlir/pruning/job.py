@@ -93,6 +93,7 @@ class PruneJobConfig:
     weight_decay: float = 5e-4
     workers: int = 2
     threads: int | None = None  # torch intra-op threads per process (default: cores / processes)
+    channels_last: bool = False  # batches with channels-last strides (data.loader.make_loader)
     seed: int = 0
     work_dir: str | None = None
     report: str | None = None
@@ -117,7 +118,7 @@ class PruneJobConfig:
         quantization has started).
         """
         data = asdict(self)
-        for key in ("output", "work_dir", "report", "workers", "threads", *INT8_SETTINGS):
+        for key in ("output", "work_dir", "report", "workers", "threads", "channels_last", *INT8_SETTINGS):
             data.pop(key)
         if data["regularizer"] == "reweighted":
             data.pop("regularizer")  # the runs from before the choice existed resume
@@ -252,7 +253,8 @@ class PruneJob:
         if not train and self.task.name != "classification":
             sampler = list(range(len(dataset)))  # mAP and Dice need the whole set on every rank
         return make_loader(dataset, self.config.batch_size, train=train, workers=self.config.workers,
-                           sampler=sampler, collate=self.task.collate)
+                           sampler=sampler, collate=self.task.collate,
+                           channels_last=self.config.channels_last)
 
     def _optimizer(self, lr: float, epochs: int):
         if self.config.optimizer == "adamw":

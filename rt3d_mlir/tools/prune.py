@@ -51,6 +51,9 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--workers", type=bounded_int(0, 1024), default=2, help="data loader worker processes")
     data.add_argument("--threads", type=bounded_int(1, 4096),
                       help="torch threads per process (default: cores / processes)")
+    data.add_argument("--channels-last", action="store_true",
+                      help="feed batches with channels-last strides (faster CPU training for some "
+                      "models, C3D among them; slower for others: try both)")
     sparsity = p.add_argument_group("sparsity")
     sparsity.add_argument("--scheme", default="kgs",
                           help="kgs, vanilla, block (block-based: columns of bR x bC blocks of the weight "
@@ -191,7 +194,8 @@ def config_from_args(args) -> object:
         batch_size=args.batch_size, optimizer=args.optimizer,
         schedule=args.schedule, lr=args.lr,
         retrain_lr=args.retrain_lr, weight_decay=args.weight_decay,
-        workers=args.workers, threads=args.threads, seed=args.seed, work_dir=args.work_dir,
+        workers=args.workers, threads=args.threads, channels_last=args.channels_last, seed=args.seed,
+        work_dir=args.work_dir,
         report=args.report,
     )
     if args.restart:

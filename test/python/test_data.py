@@ -593,6 +593,26 @@ def test_loader_workers_give_the_same_evaluation_batches(ucf_root):
         assert torch.equal(serial[0][0][1], data[1][0])
 
 
+def test_channels_last_batches_hold_the_same_values():
+    data = SyntheticActions(num_samples=8, split="val")
+    plain = _batches(make_loader(data, 4, train=False, workers=0))
+    for workers in (0, 1):  # the strides survive the worker's shared memory
+        batches = _batches(make_loader(data, 4, train=False, workers=workers, channels_last=True))
+        for (a, la), (b, lb) in zip(plain, batches, strict=True):
+            assert b.is_contiguous(memory_format=torch.channels_last_3d) and not b.is_contiguous()
+            assert torch.equal(a, b) and torch.equal(la, lb)
+    # images (4-D) through a task's own collate, whose targets are no tensors
+    images = [(torch.randn(3, 8, 8), {"boxes": torch.zeros(0, 4)}) for _ in range(3)]
+
+    def collate(samples):
+        return torch.stack([image for image, _ in samples]), [target for _, target in samples]
+
+    loader = make_loader(images, 3, train=False, workers=0, collate=collate, channels_last=True)
+    (batch, targets), = list(loader)
+    assert batch.is_contiguous(memory_format=torch.channels_last) and len(targets) == 3
+    assert torch.equal(batch, torch.stack([image for image, _ in images]))
+
+
 def test_training_loader_is_seeded(ucf_root):
     data = UCF101(ucf_root, split=1, train=True, frames=4, resize=(32, 40), crop=16)
     first = _batches(make_loader(data, 4, train=True, workers=2, seed=5))
