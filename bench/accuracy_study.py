@@ -141,9 +141,10 @@ def _base_config(study: dict[str, Any], output: str, seed: int, threads: int | N
     keys = ("arch", "model_kwargs", "data", "data_options", "optimizer", "schedule", "lr", "retrain_lr",
             "weight_decay", "batch_size", "penalty", "penalty_per", "dense_epochs", "reweight_epochs",
             "retrain_epochs")
-    # channels-last batches: the same training, 13-17 % faster for C3D on one thread (RESULTS)
+    # The same training, faster (RESULTS): channels-last batches, and the clips rendered once per
+    # run in the training process instead of every epoch in a worker.
     return {**{key: copy.deepcopy(study[key]) for key in keys}, "output": output, "seed": seed,
-            "threads": threads, "workers": 1, "channels_last": True}
+            "threads": threads, "workers": 0, "channels_last": True, "cache_data": True}
 
 
 def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threads: int | None) -> str:

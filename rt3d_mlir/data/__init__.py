@@ -47,7 +47,7 @@ from rt3d_mlir.data.clips import VideoClipDataset
 from rt3d_mlir.data.detection import SyntheticDetection
 from rt3d_mlir.data.formats import CocoDetection
 from rt3d_mlir.data.hmdb51 import HMDB51
-from rt3d_mlir.data.loader import make_loader, seed_worker
+from rt3d_mlir.data.loader import InMemory, make_loader, seed_worker
 from rt3d_mlir.data.segmentation import SyntheticVolumes, VolumeSlices
 from rt3d_mlir.data.synthetic import CLASS_NAMES, MOTIONS, SyntheticActions, synthetic_splits
 from rt3d_mlir.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
@@ -191,6 +191,7 @@ __all__ = [
     "MOTIONS",
     "UCF101",
     "ClipTransform",
+    "InMemory",
     "SyntheticActions",
     "VideoClipDataset",
     "VideoDecodeError",

@@ -48,6 +48,8 @@ class SyntheticDetection(Dataset):
     index). Batch with :func:`detection_collate`.
     """
 
+    deterministic = True  # an item is a pure function of its index (data.loader.InMemory)
+
     task = "detection"
 
     def __init__(

@@ -90,3 +90,31 @@ class ChannelsLast:
             layout = torch.channels_last_3d if inputs.dim() == 5 else torch.channels_last
             inputs = inputs.contiguous(memory_format=layout)
         return (inputs, *rest)
+
+
+class InMemory(Dataset):
+    """A data set whose items are kept once loaded: for data sets whose items are pure functions of
+    their index (``deterministic = True``: the built-in ones), whose rendering then costs once per
+    job instead of once per epoch. Load it in the process that keeps it (``workers=0``): a worker's
+    copy is lost with the worker. Other attributes (``task``, ``num_classes``) are the data set's."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        if not getattr(dataset, "deterministic", False):
+            raise ValueError(f"cannot keep {type(dataset).__name__} in memory: its items are not fixed "
+                             "(random crops or flips in training, or files that may change)")
+        self.dataset = dataset
+        self._items: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        index = range(len(self))[index]  # negative indices; IndexError past the end
+        if index not in self._items:
+            self._items[index] = self.dataset[index]
+        return self._items[index]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dataset", "_items"):  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)

@@ -33,6 +33,8 @@ class SyntheticVolumes(Dataset):
     """``dataset[i]`` is ``(volume, labels)``: float32 ``[1, D, H, W]`` (about zero mean, unit
     variance) and int64 ``[D, H, W]`` with the indices of :data:`STRUCTURES`."""
 
+    deterministic = True  # an item is a pure function of its index (data.loader.InMemory)
+
     def __init__(
         self,
         num_samples: int = 256,
@@ -116,6 +118,8 @@ class SyntheticVolumes(Dataset):
 class VolumeSlices(Dataset):
     """The slices of a volume set, one item each: ``(slice [1, H, W], labels [H, W])``, slice ``i %
     D`` of volume ``i // D`` (for a 2D segmentation net; the last volume rendered is kept)."""
+
+    deterministic = True  # an item is a pure function of its index (data.loader.InMemory)
 
     task = "segmentation"
 

@@ -113,6 +113,8 @@ class SyntheticActions(Dataset):
     unit variance), and ``label = i % num_classes``, so classes are balanced.
     """
 
+    deterministic = True  # an item is a pure function of its index (data.loader.InMemory)
+
     def __init__(
         self,
         num_samples: int = 2048,

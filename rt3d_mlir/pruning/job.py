@@ -94,6 +94,7 @@ class PruneJobConfig:
     workers: int = 2
     threads: int | None = None  # torch intra-op threads per process (default: cores / processes)
     channels_last: bool = False  # batches with channels-last strides (data.loader.make_loader)
+    cache_data: bool = False  # keep the built-in sets' rendered items (data.loader.InMemory)
     seed: int = 0
     work_dir: str | None = None
     report: str | None = None
@@ -118,7 +119,8 @@ class PruneJobConfig:
         quantization has started).
         """
         data = asdict(self)
-        for key in ("output", "work_dir", "report", "workers", "threads", "channels_last", *INT8_SETTINGS):
+        for key in ("output", "work_dir", "report", "workers", "threads", "channels_last", "cache_data",
+                    *INT8_SETTINGS):
             data.pop(key)
         if data["regularizer"] == "reweighted":
             data.pop("regularizer")  # the runs from before the choice existed resume
@@ -186,7 +188,7 @@ class PruneJob:
         """``measure_latency(model, input_shape, pruned layers)``: the latency table of a latency
         target (``rt3d_mlir.latency.measure_table`` on the chosen target; the pruning layer cannot
         build or run models itself)."""
-        from rt3d_mlir.data import build_dataset
+        from rt3d_mlir.data import InMemory, build_dataset
 
         self.config = config
         self.env = env or Distributed()
@@ -197,6 +199,8 @@ class PruneJob:
         options = dict(config.data_options)
         self.train_set = build_dataset(config.data, train=True, **options)
         self.val_set = build_dataset(config.data, train=False, **options)
+        if config.cache_data:
+            self.train_set, self.val_set = InMemory(self.train_set), InMemory(self.val_set)
         self.task = task_of(self.train_set)
         wanted = architecture_task(config.arch)
         if self.task.name != wanted:
@@ -252,7 +256,8 @@ class PruneJob:
             sampler = indices
         if not train and self.task.name != "classification":
             sampler = list(range(len(dataset)))  # mAP and Dice need the whole set on every rank
-        return make_loader(dataset, self.config.batch_size, train=train, workers=self.config.workers,
+        workers = 0 if self.config.cache_data else self.config.workers  # the items live here
+        return make_loader(dataset, self.config.batch_size, train=train, workers=workers,
                            sampler=sampler, collate=self.task.collate,
                            channels_last=self.config.channels_last)
 

@@ -54,6 +54,9 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--channels-last", action="store_true",
                       help="feed batches with channels-last strides (faster CPU training for some "
                       "models, C3D among them; slower for others: try both)")
+    data.add_argument("--cache-data", action="store_true",
+                      help="render the built-in data sets once and keep them in memory (loaded in this "
+                      "process: --workers is not used)")
     sparsity = p.add_argument_group("sparsity")
     sparsity.add_argument("--scheme", default="kgs",
                           help="kgs, vanilla, block (block-based: columns of bR x bC blocks of the weight "
@@ -194,7 +197,8 @@ def config_from_args(args) -> object:
         batch_size=args.batch_size, optimizer=args.optimizer,
         schedule=args.schedule, lr=args.lr,
         retrain_lr=args.retrain_lr, weight_decay=args.weight_decay,
-        workers=args.workers, threads=args.threads, channels_last=args.channels_last, seed=args.seed,
+        workers=args.workers, threads=args.threads, channels_last=args.channels_last,
+        cache_data=args.cache_data, seed=args.seed,
         work_dir=args.work_dir,
         report=args.report,
     )

@@ -20,6 +20,7 @@ from rt3d_mlir.data import (
     MOTIONS,
     UCF101,
     ClipTransform,
+    InMemory,
     SyntheticActions,
     VideoClipDataset,
     VideoDecoder,
@@ -611,6 +612,25 @@ def test_channels_last_batches_hold_the_same_values():
     (batch, targets), = list(loader)
     assert batch.is_contiguous(memory_format=torch.channels_last) and len(targets) == 3
     assert torch.equal(batch, torch.stack([image for image, _ in images]))
+
+
+def test_in_memory_renders_each_item_once(ucf_root):
+    data = SyntheticActions(num_samples=6, split="val")
+    calls = []
+    original = data.render
+    data.render = lambda *a: calls.append(1) or original(*a)  # type: ignore[method-assign]
+    kept = InMemory(data)
+    assert len(kept) == 6 and kept.num_classes == data.num_classes and kept.classes == data.classes
+    first = _batches(make_loader(kept, 4, train=False, workers=0))
+    again = _batches(make_loader(kept, 4, train=False, workers=0))
+    assert len(calls) == 6  # rendered once, in this process
+    for (a, la), (b, lb) in zip(first, again, strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+    assert torch.equal(kept[-1][0], SyntheticActions(num_samples=6, split="val")[5][0])
+    with pytest.raises(IndexError):
+        kept[6]
+    with pytest.raises(ValueError, match="cannot keep UCF101 in memory: its items are not fixed"):
+        InMemory(UCF101(ucf_root, split=1, train=True, frames=4, resize=(32, 40), crop=16))
 
 
 def test_training_loader_is_seeded(ucf_root):
