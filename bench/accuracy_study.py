@@ -15,10 +15,11 @@ committed in ``--results``, since a new session starts from a fresh checkout: ea
 checkpoint (``dense_s0.pt``: every arm starts from it) and each finished run's masks
 (``<run>.masks.npz``, one bit a weight: the ``latency`` step compiles the dense weights with these
 zeros, which the generated code runs exactly as fast as the retrained weights: it skips pruned
-groups whatever the kept values are). Runs go seed by seed, and in a seed
-rate by rate (in ``--rates`` order), every arm at a rate before the next rate. Several ``run``
-processes on the same directories share the work: each claims a run with a lock file and skips
-the runs another holds (a seed's dense model is trained by one, the others wait for it), so two
+groups whatever the kept values are). Runs go rate by rate (in ``--rates`` order), and at a
+rate seed by seed, every arm of every seed at a rate before the next rate: a partial study
+compares them. Several ``run`` processes on the same directories share the work: each claims a
+run with a lock file and skips the runs another holds, and the runs of a seed whose dense model
+another process is training come last (waiting for it only when nothing else is left), so two
 processes of one torch thread each use this 2-core machine best.
 
 Every penalty counts per weight (``--penalty-per weight``, the default here): with RT3D's
@@ -147,19 +148,38 @@ def _base_config(study: dict[str, Any], output: str, seed: int, threads: int | N
             "threads": threads, "workers": 0, "channels_last": True, "cache_data": True}
 
 
-def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threads: int | None) -> str:
+def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threads: int | None,
+                wait: bool = True) -> str | None:
     """The seed's dense checkpoint, kept in the results (trained once: a job with no pruning epochs
-    keeps it)."""
+    keeps it); None, unless ``wait``, while another process trains it."""
     name = f"dense_s{seed}"
     path = os.path.join(results, name + ".pt")
     report_path = os.path.join(results, name + ".json")
-    with claimed(work, name, wait=True):  # another process training it: wait for its result
+    with claimed(work, name, wait=wait) as mine:
+        if not mine:
+            return None
         if os.path.exists(path) and os.path.exists(report_path):
             return path
         _train_dense(study, work, report_path, name, seed, threads)
         with atomic_output(path) as tmp:
             shutil.copyfile(os.path.join(work, name + ".pt.work", DENSE_FILE), tmp)
     return path
+
+
+def in_turn(tasks: list[tuple[float, int, str]], dense_now, dense_wait
+            ) -> Iterator[tuple[float, int, str, str]]:
+    """``(rate, seed, arm, dense checkpoint)`` in the order of ``tasks``, except that the tasks of a
+    seed whose dense model is not to be had now (``dense_now(seed)`` is None: another process
+    trains it) come last, with ``dense_wait(seed)``."""
+    deferred = []
+    for rate, seed, arm in tasks:
+        dense = dense_now(seed)
+        if dense is None:
+            deferred.append((rate, seed, arm))
+        else:
+            yield rate, seed, arm, dense
+    for rate, seed, arm in deferred:
+        yield rate, seed, arm, dense_wait(seed)
 
 
 def _train_dense(study: dict[str, Any], work: str, report_path: str, name: str, seed: int,
@@ -383,11 +403,15 @@ def command_run(args: argparse.Namespace) -> None:
                          f"(known: {', '.join(ARMS)})")
     if "latency" in arms:
         latency_table(study, args.results, args.work, args.latency_threads, args.rounds)
-    for seed in (int(text) for text in args.seeds.split(",")):
-        dense = dense_model(study, args.work, args.results, seed, args.threads)
-        for rate in rates:  # every arm at the first rate first: a partial study compares them
-            for arm in arms:
-                prune_run(study, args, arm, rate, seed, dense)
+    seeds = [int(text) for text in args.seeds.split(",")]
+    tasks = [(rate, seed, arm) for rate in rates for seed in seeds for arm in arms]
+
+    def dense(seed: int, wait: bool) -> str | None:
+        return dense_model(study, args.work, args.results, seed, args.threads, wait=wait)
+
+    for rate, seed, arm, checkpoint in in_turn(tasks, lambda seed: dense(seed, False),
+                                               lambda seed: dense(seed, True)):
+        prune_run(study, args, arm, rate, seed, checkpoint)
 
 
 def _reports(results: str) -> tuple[dict[int, dict], dict[str, dict]]:

@@ -127,3 +127,19 @@ def test_the_slimmed_filter_model_computes_what_the_pruned_one_does_where_channe
     x = torch.randn(2, 3, 16, 32, 32)
     with torch.no_grad():
         assert torch.allclose(slim(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_runs_wait_for_a_dense_model_another_process_trains_only_when_nothing_else_is_left():
+    module = load_study_module()
+    tasks = [(rate, seed, arm) for rate in (4.0, 8.0) for seed in (0, 1) for arm in ("a", "b")]
+    waited = []
+
+    def dense_wait(seed):
+        waited.append(seed)
+        return f"dense{seed}"
+
+    order = list(module.in_turn(tasks, lambda seed: None if seed == 1 else f"dense{seed}", dense_wait))
+    assert order == [(4.0, 0, "a", "dense0"), (4.0, 0, "b", "dense0"), (8.0, 0, "a", "dense0"),
+                     (8.0, 0, "b", "dense0"), (4.0, 1, "a", "dense1"), (4.0, 1, "b", "dense1"),
+                     (8.0, 1, "a", "dense1"), (8.0, 1, "b", "dense1")]
+    assert waited == [1, 1, 1, 1]
