@@ -265,6 +265,15 @@ class Toolchain:
         return self.target.name == "host" and "avx512_bf16" in self.features and not self.amx
 
     @property
+    def bf16_convert(self) -> bool:
+        """The CPU rounds f32 to bf16 itself (AVX-512 BF16 or AVX-NE-CONVERT; AArch64's BF16). Without
+        it LLVM calls ``__truncsfbf2`` for each value, which GCC 12's libgcc does not have: the
+        build rounds with integer vector operations instead (``arith-expand{include-bf16}``)."""
+        if self.target.name == "aarch64":
+            return "bf16" in self.features
+        return bool({"avx512_bf16", "avx_ne_convert"} & set(self.features))
+
+    @property
     def amx(self) -> bool:
         """The code may use AMX-BF16 tiles."""
         return self.target.name == "host" and {"amx_tile", "amx_bf16"} <= set(self.features)
@@ -491,7 +500,9 @@ class CpuBuild(Build):
             open(self.blob, "wb").close()
 
     def _lower(self, module: ir.Module) -> None:
-        run_pipeline(module, f"builtin.module({LOOPS_TO_LLVM})")
+        emulated = self.options.precision == "bf16" and not self.toolchain.bf16_convert
+        expand = "arith-expand{include-bf16=true}, " if emulated else ""
+        run_pipeline(module, f"builtin.module({expand}{LOOPS_TO_LLVM})")
         _require_llvm_dialect(module)
 
     def emit(self, module: ir.Module, output: str, step: Callable[[str], None]) -> None:
