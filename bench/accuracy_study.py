@@ -70,6 +70,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rt3d_mlir.benchmarking import cpu_name
 from rt3d_mlir.contracts.checkpoint import read_checkpoint
 from rt3d_mlir.fileio import atomic_output
 from rt3d_mlir.pruning.job import DENSE_FILE, PruneJob, PruneJobConfig
@@ -456,9 +457,16 @@ def command_latency(args: argparse.Namespace) -> None:
         models[name] = (slim_c3d(model) if arm == "filter" else model, group_shape)
     if input_shape is None:
         raise SystemExit("accuracy_study: error: no finished runs to time")
+    table_cpu = None
+    if os.path.exists(os.path.join(args.results, TABLE_FILE)):
+        with open(os.path.join(args.results, TABLE_FILE)) as f:
+            table_cpu = json.load(f)["machine"]["cpu"]
+    if table_cpu not in (None, cpu_name()):  # the latency arm planned for another CPU's speeds
+        print(f"accuracy_study: warning: the latency table was measured on {table_cpu}, this is "
+              f"{cpu_name()}: the latency arm's runs planned for the other CPU", flush=True)
     seconds = measure_builds(models, input_shape, "host", args.latency_threads, args.rounds)
     record = {"threads": args.latency_threads, "rounds": args.rounds, "date": time.strftime("%Y-%m-%d %H:%M"),
-              "cpu": platform.processor() or platform.machine(), "seconds": seconds}
+              "cpu": cpu_name(), "table_cpu": table_cpu, "seconds": seconds}
     with open(os.path.join(args.results, LATENCY_FILE), "w") as f:
         json.dump(record, f, indent=1)
     for name, value in seconds.items():
