@@ -437,6 +437,25 @@ def _shape_literal(shape: Sequence[int]) -> str:
     return "{" + ", ".join(f"{int(d)}" for d in shape) + "}"
 
 
+# f32 -> bf16, to nearest even (a NaN stays a quiet NaN). The kernels round with integer vector
+# operations where the CPU cannot (arith-expand); LLVM's instruction selection still calls this for
+# the few bf16 constants it builds from f32 ones on such a CPU (AVX2: a max pool's -inf padding),
+# and GCC 12's libgcc does not define it.
+_BF16_ROUNDING = """\
+#include <string.h>
+__attribute__((visibility("hidden"))) __bf16 __truncsfbf2(float value) {
+  uint32_t bits;
+  memcpy(&bits, &value, sizeof bits);
+  uint16_t rounded = (bits & 0x7fffffffu) > 0x7f800000u
+                         ? (uint16_t)((bits >> 16) | 0x40u)
+                         : (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  __bf16 result;
+  memcpy(&result, &rounded, sizeof result);
+  return result;
+}
+"""
+
+
 def wrapper_source(
     target: str,
     input_shape: Sequence[int],
@@ -444,9 +463,11 @@ def wrapper_source(
     dispatches: Sequence[Dispatch] = (),
     info: str = "{}",
     amx: bool = False,
+    bf16_rounding: bool = False,
 ) -> str:
     """C source of the exported entry points, the thread runtime, the kernel dispatches and the
-    info section (``info``: the JSON of :func:`info_json`); ``amx``: the kernels use AMX tiles."""
+    info section (``info``: the JSON of :func:`info_json`); ``amx``: the kernels use AMX tiles;
+    ``bf16_rounding``: the kernels hold bf16 on a CPU that cannot round to it (:data:`_BF16_ROUNDING`)."""
     dispatch_code = _profile_source(dispatches) + "".join(
         _dispatch_source(i, d) for i, d in enumerate(dispatches)
     )
@@ -467,7 +488,7 @@ def wrapper_source(
 
 __attribute__((section("{INFO_SECTION}"), used, visibility("hidden")))
 const char {INFO_SYMBOL}[] = {_c_string(info)};
-{_THREAD_RUNTIME}{amx_code}{dispatch_code}
+{_THREAD_RUNTIME}{amx_code}{_BF16_ROUNDING if bf16_rounding else ""}{dispatch_code}
 void {FORWARD_IMPL_SYMBOL}(const float *input, float *output);
 
 static const int64_t kInputShape[{len(input_shape)}] = {_shape_literal(input_shape)};

@@ -267,8 +267,8 @@ class Toolchain:
     @property
     def bf16_convert(self) -> bool:
         """The CPU rounds f32 to bf16 itself (AVX-512 BF16 or AVX-NE-CONVERT; AArch64's BF16). Without
-        it LLVM calls ``__truncsfbf2`` for each value, which GCC 12's libgcc does not have: the
-        build rounds with integer vector operations instead (``arith-expand{include-bf16}``)."""
+        it LLVM calls ``__truncsfbf2`` for each value, which GCC 12's libgcc does not have
+        (``CpuBuild.bf16_rounding``)."""
         if self.target.name == "aarch64":
             return "bf16" in self.features
         return bool({"avx512_bf16", "avx_ne_convert"} & set(self.features))
@@ -499,9 +499,14 @@ class CpuBuild(Build):
         if not self.weights:
             open(self.blob, "wb").close()
 
+    @property
+    def bf16_rounding(self) -> bool:
+        """The kernels hold bf16 on a CPU that cannot round f32 to it: they round with integer
+        vector operations, and the artifact defines ``__truncsfbf2`` (abi.py)."""
+        return self.options.precision == "bf16" and not self.toolchain.bf16_convert
+
     def _lower(self, module: ir.Module) -> None:
-        emulated = self.options.precision == "bf16" and not self.toolchain.bf16_convert
-        expand = "arith-expand{include-bf16=true}, " if emulated else ""
+        expand = "arith-expand{include-bf16=true}, " if self.bf16_rounding else ""
         run_pipeline(module, f"builtin.module({expand}{LOOPS_TO_LLVM})")
         _require_llvm_dialect(module)
 
@@ -516,7 +521,8 @@ class CpuBuild(Build):
         run_tool([toolchain.mlir_translate, "--mlir-to-llvmir", llvm_mlir, "-o", llvm_ir], "mlir-translate")
         wrapper = os.path.join(work, "abi.c")
         info = toolchain.info(self.options.precision)
-        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, info, self.amx))
+        write_text(wrapper, wrapper_source(target.name, *self.shapes, self.dispatches, info, self.amx,
+                                           self.bf16_rounding))
         assembly = os.path.join(work, "weights.S")
         write_text(assembly, weights_assembly(os.path.abspath(self.blob), self.weights))
         exports = os.path.join(work, "exports.map")

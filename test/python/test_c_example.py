@@ -85,3 +85,38 @@ def test_the_c_example_prints_the_top_class(target, tmp_path):
     bad = subprocess.run([*run, str(tmp_path / "short.f32")], capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "is not" in bad.stderr
+
+
+def test_the_artifacts_bf16_rounding_is_torchs(tmp_path):
+    """The __truncsfbf2 an artifact defines where the CPU cannot round f32 to bf16 (abi.py) rounds as
+    torch does: to nearest even, infinities kept, NaNs quiet."""
+    import ctypes
+
+    from rt3d_mlir.backend.abi import _BF16_ROUNDING
+    from rt3d_mlir.backend.cpu import require_toolchain
+    from rt3d_mlir.targets import get_target
+
+    clang = require_toolchain(get_target("host")).clang
+    source, library = tmp_path / "round.c", tmp_path / "round.so"
+    source.write_text("#include <stdint.h>\n" + _BF16_ROUNDING + """
+uint16_t round_bits(float value) {
+  __bf16 rounded = __truncsfbf2(value);
+  uint16_t bits;
+  memcpy(&bits, &rounded, sizeof bits);
+  return bits;
+}
+""")
+    subprocess.run([clang, "-O2", "-shared", "-fPIC", "-Wall", "-Werror", str(source), "-o", str(library)],
+                   check=True)
+    round_bits = ctypes.CDLL(str(library)).round_bits
+    round_bits.argtypes, round_bits.restype = [ctypes.c_float], ctypes.c_uint16
+    ties = np.array([0x3F808000, 0x3F818000, 0x3F80C000, 0x3F807FFF], np.uint32).view(np.float32)
+    values = np.concatenate([
+        np.random.default_rng(0).standard_normal(2000).astype(np.float32) * 1e3, ties,
+        np.array([0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40, 3.4028235e38], np.float32),
+    ])
+    want = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    got = np.array([round_bits(float(v)) for v in values], np.uint16)
+    assert np.array_equal(got, want)
+    nan = round_bits(float("nan"))
+    assert nan & 0x7F80 == 0x7F80 and nan & 0x7F and nan & 0x40  # a quiet NaN
