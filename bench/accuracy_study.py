@@ -167,20 +167,19 @@ def dense_model(study: dict[str, Any], work: str, results: str, seed: int, threa
     return path
 
 
-def in_turn(tasks: list[tuple[float, int, str]], dense_now, dense_wait
-            ) -> Iterator[tuple[float, int, str, str]]:
+def in_turn(tasks: list[tuple[float, int, str]], dense) -> Iterator[tuple[float, int, str, str]]:
     """``(rate, seed, arm, dense checkpoint)`` in the order of ``tasks``, except that the tasks of a
-    seed whose dense model is not to be had now (``dense_now(seed)`` is None: another process
-    trains it) come last, with ``dense_wait(seed)``."""
+    seed whose dense model is not to be had now (``dense(seed, wait=False)`` is None: another
+    process trains it) come last, waiting for it."""
     deferred = []
     for rate, seed, arm in tasks:
-        dense = dense_now(seed)
-        if dense is None:
+        checkpoint = dense(seed, wait=False)
+        if checkpoint is None:
             deferred.append((rate, seed, arm))
         else:
-            yield rate, seed, arm, dense
+            yield rate, seed, arm, checkpoint
     for rate, seed, arm in deferred:
-        yield rate, seed, arm, dense_wait(seed)
+        yield rate, seed, arm, dense(seed, wait=True)
 
 
 def _train_dense(study: dict[str, Any], work: str, report_path: str, name: str, seed: int,
@@ -410,8 +409,7 @@ def command_run(args: argparse.Namespace) -> None:
     def dense(seed: int, wait: bool) -> str | None:
         return dense_model(study, args.work, args.results, seed, args.threads, wait=wait)
 
-    for rate, seed, arm, checkpoint in in_turn(tasks, lambda seed: dense(seed, False),
-                                               lambda seed: dense(seed, True)):
+    for rate, seed, arm, checkpoint in in_turn(tasks, dense):
         prune_run(study, args, arm, rate, seed, checkpoint)
 
 

@@ -134,11 +134,12 @@ def test_runs_wait_for_a_dense_model_another_process_trains_only_when_nothing_el
     tasks = [(rate, seed, arm) for rate in (4.0, 8.0) for seed in (0, 1) for arm in ("a", "b")]
     waited = []
 
-    def dense_wait(seed):
-        waited.append(seed)
-        return f"dense{seed}"
+    def dense(seed, wait):
+        if wait:
+            waited.append(seed)
+        return None if seed == 1 and not wait else f"dense{seed}"
 
-    order = list(module.in_turn(tasks, lambda seed: None if seed == 1 else f"dense{seed}", dense_wait))
+    order = list(module.in_turn(tasks, dense))
     assert order == [(4.0, 0, "a", "dense0"), (4.0, 0, "b", "dense0"), (8.0, 0, "a", "dense0"),
                      (8.0, 0, "b", "dense0"), (4.0, 1, "a", "dense1"), (4.0, 1, "b", "dense1"),
                      (8.0, 1, "a", "dense1"), (8.0, 1, "b", "dense1")]
